@@ -1,0 +1,92 @@
+"""A small contact database that uses Flask-Zoho-Sync the way a real host app would.
+
+Run it with ``bin/demo`` (which also starts the Zoho sandbox, Redis and a worker), or on its
+own with ``flask --app demo_app run``. Every ``ZOHO_SYNC_*`` key, ``DATABASE_URL`` and
+``REDIS_URL`` is read from the environment; without them it talks to the local Zoho sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from flask import Flask, url_for
+
+from flask_zoho_sync.adapter import SQLAlchemyContactAdapter
+from flask_zoho_sync.config import settings_from_environ
+from flask_zoho_sync.extension import ZohoSync
+
+from .auth import current_user_is_admin, install_auth
+from .models import Contact, db
+
+SANDBOX_URL = os.environ.get("ZOHO_SANDBOX_URL", "http://127.0.0.1:8765")
+
+zoho_sync = ZohoSync(
+    db=db,
+    adapter=SQLAlchemyContactAdapter(Contact, contact_url="contacts.show"),
+    admin_check=current_user_is_admin,
+)
+
+
+def _instance_secret(app: Flask, name: str, make: Any) -> str:
+    """A secret kept in the instance folder, so a demo restart keeps sessions and tokens.
+
+    A real deployment sets SECRET_KEY and ZOHO_SYNC_ENCRYPTION_KEYS in its environment.
+    """
+    path = Path(app.instance_path) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(config: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=os.environ.get(
+            "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'demo.sqlite3'}"
+        ),
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # The demo's defaults point at the local Zoho sandbox; set these four to use real Zoho.
+        ZOHO_SYNC_CLIENT_ID="sandbox-client-id",
+        ZOHO_SYNC_CLIENT_SECRET="sandbox-client-secret",
+        ZOHO_SYNC_ACCOUNTS_URL=SANDBOX_URL,
+        ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=SANDBOX_URL,
+    )
+    settings_from_environ(os.environ, app.config.__setitem__)
+    app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _instance_secret(
+        app, "secret-key", lambda: secrets.token_hex(32)
+    )
+    if not app.config.get("ZOHO_SYNC_ENCRYPTION_KEYS"):
+        app.config["ZOHO_SYNC_ENCRYPTION_KEYS"] = _instance_secret(
+            app, "zoho-sync-encryption-key", lambda: Fernet.generate_key().decode()
+        )
+    if config:
+        app.config.update(config)
+
+    db.init_app(app)
+    zoho_sync.init_app(app)
+    install_auth(app)
+
+    from .views import contacts
+
+    app.register_blueprint(contacts)
+
+    from .seed import seed_command
+
+    @app.context_processor
+    def zoho_admin_link() -> dict[str, Any]:
+        def zoho_admin_url() -> str | None:
+            if "zoho_sync.overview" in app.view_functions:
+                return url_for("zoho_sync.overview")
+            return None
+
+        return {"zoho_admin_url": zoho_admin_url}
+
+    app.cli.add_command(seed_command)
+    return app

@@ -1,0 +1,101 @@
+"""A deliberately small login for the demo: one table of users, a session cookie, CSRF.
+
+A real host would use Flask-Login or its own auth; what matters for the extension is the
+``admin_check`` callable it is given (``current_user_is_admin`` here).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from .models import User, db
+
+auth = Blueprint("auth", __name__)
+
+#: Blueprints whose POSTs carry the demo's CSRF token (the extension checks its own).
+_PROTECTED_BLUEPRINTS = {"auth", "contacts"}
+
+
+def current_user() -> User | None:
+    if "user" not in g:
+        user_id = session.get("user_id")
+        g.user = db.session.get(User, user_id) if user_id else None
+    return g.user
+
+
+def current_user_is_admin() -> bool:
+    user = current_user()
+    return bool(user and user.is_admin)
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def csrf_token() -> str:
+    if "csrf_token" not in session:
+        session["csrf_token"] = secrets.token_urlsafe(32)
+    return session["csrf_token"]
+
+
+def _check_csrf() -> None:
+    if request.method != "POST" or request.blueprint not in _PROTECTED_BLUEPRINTS:
+        return
+    sent = request.form.get("csrf_token", "")
+    if not hmac.compare_digest(sent, session.get("csrf_token", "")):
+        abort(400, "The form expired or came from another site; reload the page and try again.")
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("contacts.index")
+
+
+@auth.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "POST":
+        email = request.form.get("email", "").strip().lower()
+        user = db.session.scalar(db.select(User).where(User.email == email))
+        if user and user.check_password(request.form.get("password", "")):
+            session.clear()
+            session["user_id"] = user.id
+            return redirect(_safe_next(request.args.get("next")))
+        flash("That email and password do not match an account.", "error")
+    return render_template("login.html")
+
+
+@auth.route("/logout", methods=["POST"])
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+def install_auth(app: Flask) -> None:
+    app.register_blueprint(auth)
+    app.before_request(_check_csrf)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["current_user"] = current_user

@@ -1,0 +1,197 @@
+"""``bin/demo``: the whole demo in one command, stopped with Ctrl-C.
+
+It starts the Zoho sandbox (unless real Zoho credentials are set), makes sure there is a
+Redis (the real one when it answers, otherwise an embedded one), creates the demo database
+with seed contacts, and runs an RQ worker and the demo app, then prints where to go.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+import redis
+
+from .seed import ADMIN_EMAIL, ADMIN_PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return probe.connect_ex((host, port)) != 0
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_http(url: str, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urlopen(url, timeout=1):
+                return True
+        except URLError as exc:
+            if getattr(exc, "code", None):  # an HTTP error still means it is up
+                return True
+            time.sleep(0.2)
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return True
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _start_embedded_redis() -> tuple[str, object]:
+    """An in-process Redis (fakeredis over TCP) for machines without a Redis server."""
+    import threading
+
+    from fakeredis import TcpFakeServer
+
+    port = _free_port()
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"redis://127.0.0.1:{port}/0", server
+
+
+class Launcher:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.env = dict(os.environ)
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(args, cwd=ROOT, env=self.env)
+        self.children.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        for _name, process in reversed(self.children):
+            if process.poll() is None:
+                process.terminate()
+        for _name, process in reversed(self.children):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def run(self) -> int:
+        INSTANCE.mkdir(exist_ok=True)
+        python = sys.executable
+        env = self.env
+        env.setdefault("FLASK_APP", "demo_app")
+
+        redis_url = (
+            env.get("ZOHO_SYNC_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        )
+        if _redis_answers(redis_url):
+            _say(f"Redis: using the running server at {redis_url}")
+        else:
+            redis_url, _server = _start_embedded_redis()
+            _say(f"Redis: none answered, so using an embedded one at {redis_url} (demo only)")
+        env["REDIS_URL"] = redis_url
+        env["ZOHO_SYNC_REDIS_URL"] = redis_url
+
+        if env.get("ZOHO_SYNC_CLIENT_ID"):
+            _say("Zoho: ZOHO_SYNC_CLIENT_ID is set, so the demo connects to real Zoho CRM")
+        else:
+            port = int(env.get("ZOHO_SANDBOX_PORT", "8765"))
+            sandbox_url = f"http://127.0.0.1:{port}"
+            env["ZOHO_SANDBOX_URL"] = sandbox_url
+            if _port_is_free(port):
+                self.spawn(
+                    "sandbox",
+                    [
+                        python,
+                        "-m",
+                        "flask_zoho_sync.sandbox",
+                        "--port",
+                        str(port),
+                        "--seed",
+                        "25",
+                        "--state-file",
+                        str(INSTANCE / "zoho-sandbox.json"),
+                    ],
+                )
+                if not _wait_for_http(f"{sandbox_url}/__sandbox__/stats"):
+                    _say("The Zoho sandbox did not start; see the messages above.")
+                    return 1
+                _say(f"Zoho sandbox: {sandbox_url} (seed Leads and custom fields)")
+            else:
+                _say(f"Zoho sandbox: port {port} is taken; assuming a sandbox already runs there")
+
+        subprocess.run([python, "-m", "flask", "demo-init"], cwd=ROOT, env=env, check=True)
+
+        self.spawn(
+            "worker",
+            [
+                python,
+                "-m",
+                "rq.cli",
+                "worker",
+                env.get("ZOHO_SYNC_QUEUE", "zoho-sync"),
+                "--with-scheduler",
+                "--url",
+                redis_url,
+            ],
+        )
+
+        demo_port = int(env.get("DEMO_PORT", "5000"))
+        if not _port_is_free(demo_port):
+            demo_port = _free_port()
+        self.spawn("app", [python, "-m", "flask", "run", "--port", str(demo_port)])
+        demo_url = f"http://127.0.0.1:{demo_port}"
+        if not _wait_for_http(f"{demo_url}/login"):
+            _say("The demo app did not start; see the messages above.")
+            return 1
+        print(
+            f"\n  Demo contact database: {demo_url}\n"
+            f"  Log in as {ADMIN_EMAIL} / {ADMIN_PASSWORD}\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while True:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    _say(f"The {name} process stopped (exit code {process.returncode}).")
+                    return process.returncode or 1
+            time.sleep(0.5)
+
+
+def main() -> int:
+    launcher = Launcher()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        return launcher.run()
+    except KeyboardInterrupt:
+        print()
+        _say("Stopping")
+        return 0
+    finally:
+        launcher.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""How the extension reads and writes the host's contacts and groups.
+
+The engine never touches the host's models directly: it goes through a ``ContactAdapter``.
+The default, :class:`SQLAlchemyContactAdapter`, works from a model with plain columns and a
+many-to-many groups relationship, with nothing from the host beyond naming the model. Hosts
+that keep custom fields elsewhere (an EAV table, a JSON column) subclass it and override
+``fields``, ``get_values`` and ``set_values``; everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import url_for
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+
+from .sync.coercion import HostField
+
+log = logging.getLogger(__name__)
+
+#: Column names that are never offered for mapping: keys and bookkeeping the host owns.
+_BOOKKEEPING = {"created_at", "updated_at", "modified_at", "created", "modified"}
+
+
+@dataclass(frozen=True)
+class HostGroup:
+    """A group a contact can belong to; ``key`` is stable, ``label`` is what admins read."""
+
+    key: str
+    label: str
+
+
+def _host_type(column: sa.Column[Any]) -> tuple[str, bool]:
+    """The mapping type of a column, and whether its datetimes are time-zone aware."""
+    name = column.name.lower()
+    column_type = column.type
+    if isinstance(column_type, sa.Boolean):
+        return "boolean", False
+    if isinstance(column_type, sa.DateTime):
+        return "datetime", bool(getattr(column_type, "timezone", False))
+    if isinstance(column_type, sa.Date):
+        return "date", False
+    if isinstance(column_type, sa.Integer):
+        return "integer", False
+    if isinstance(column_type, (sa.Numeric, sa.Float)):
+        return "decimal", False
+    if isinstance(column_type, sa.Enum):
+        return "choice", False
+    if isinstance(column_type, sa.JSON):
+        return "multichoice", False
+    if "email" in name:
+        return "email", False
+    if any(word in name for word in ("phone", "mobile", "fax")):
+        return "phone", False
+    if any(word in name for word in ("website", "url")):
+        return "url", False
+    return "text", False
+
+
+class ContactAdapter:
+    """The operations the sync needs on the host's contacts (see the module docstring).
+
+    Every method works on the host's session; the engine decides when to commit.
+    """
+
+    def bind(self, session_getter: Callable[[], Session]) -> None:
+        self._session_getter = session_getter
+
+    @property
+    def session(self) -> Session:
+        return self._session_getter()
+
+    # Subclasses implement the rest; the SQLAlchemy adapter below is the reference.
+    def fields(self) -> list[HostField]:
+        raise NotImplementedError
+
+    def get_values(self, contact: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set_values(self, contact: Any, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def groups(self) -> list[HostGroup]:
+        raise NotImplementedError
+
+    def get_groups(self, contact: Any) -> set[str]:
+        raise NotImplementedError
+
+    def set_groups(self, contact: Any, add: Iterable[str], remove: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def is_subscribed(self, contact: Any) -> bool | None:
+        raise NotImplementedError
+
+    def set_subscribed(self, contact: Any, subscribed: bool) -> None:
+        raise NotImplementedError
+
+    def contact_id(self, contact: Any) -> str:
+        raise NotImplementedError
+
+    def contact_url(self, contact: Any) -> str | None:
+        raise NotImplementedError
+
+    def get(self, contact_id: str) -> Any | None:
+        raise NotImplementedError
+
+    def get_many(self, contact_ids: Sequence[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def find_by_email(self, email: str) -> Any | None:
+        raise NotImplementedError
+
+    def create(self) -> Any:
+        raise NotImplementedError
+
+    def delete(self, contact: Any) -> None:
+        raise NotImplementedError
+
+    def iter_batches(
+        self, *, modified_since: datetime | None = None, batch_size: int = 500
+    ) -> Iterator[list[Any]]:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+
+class SQLAlchemyContactAdapter(ContactAdapter):
+    """Contacts from a SQLAlchemy model with plain columns and a groups relationship.
+
+    :param model: the host's contact model.
+    :param groups: the many-to-many relationship attribute to groups (``None``: no groups).
+    :param group_key: the group model's attribute that identifies a group (a unique name).
+    :param subscribed: the boolean column holding the subscription status (``None``: none).
+    :param email: the email column, used to link existing Zoho records to contacts.
+    :param modified: a column updated on every change, for "modified since last sync".
+    :param contact_url: an endpoint taking ``contact_id`` or a callable giving the contact's
+        page; outside a request (in the worker) ``url_for`` needs ``SERVER_NAME``.
+    :param exclude: columns never offered for mapping (passwords, internal flags).
+    """
+
+    def __init__(
+        self,
+        model: type[Any],
+        *,
+        groups: str | None = "groups",
+        group_key: str = "name",
+        subscribed: str | None = "subscribed",
+        email: str = "email",
+        modified: str | None = "updated_at",
+        contact_url: str | Callable[[Any], str] | None = None,
+        exclude: Iterable[str] = (),
+    ) -> None:
+        self.model = model
+        self._mapper = sa.inspect(model)
+        self._primary_key = self._mapper.primary_key[0]
+        self.groups_attribute = groups if groups and groups in self._mapper.relationships else None
+        self.group_model = (
+            self._mapper.relationships[groups].mapper.class_ if self.groups_attribute else None
+        )
+        self.group_key = group_key
+        self.subscribed_attribute = subscribed if subscribed in self._mapper.columns else None
+        self.email_attribute = email
+        self.modified_attribute = modified if modified in self._mapper.columns else None
+        self._contact_url = contact_url
+        self._excluded = set(exclude)
+
+    # -- fields -------------------------------------------------------------------------
+
+    def _mappable_columns(self) -> list[sa.Column[Any]]:
+        skipped = {self.subscribed_attribute, self.modified_attribute, *self._excluded}
+        columns = []
+        for attribute in self._mapper.column_attrs:
+            column = attribute.columns[0]
+            if column.primary_key or column.foreign_keys or attribute.key in skipped:
+                continue
+            if attribute.key in _BOOKKEEPING:
+                continue
+            columns.append(column)
+        return columns
+
+    def fields(self) -> list[HostField]:
+        described = []
+        for column in self._mappable_columns():
+            kind, aware = _host_type(column)
+            length = getattr(column.type, "length", None)
+            choices = tuple(column.type.enums) if isinstance(column.type, sa.Enum) else None
+            described.append(
+                HostField(
+                    name=column.key,
+                    type=kind,  # type: ignore[arg-type]
+                    label=(column.info.get("label") or column.key.replace("_", " ").capitalize()),
+                    max_length=length if isinstance(length, int) else None,
+                    choices=choices,
+                    datetime_aware=aware,
+                )
+            )
+        return described
+
+    def get_values(self, contact: Any) -> dict[str, Any]:
+        return {column.key: getattr(contact, column.key) for column in self._mappable_columns()}
+
+    def set_values(self, contact: Any, values: dict[str, Any]) -> None:
+        known = {column.key for column in self._mappable_columns()}
+        for name, value in values.items():
+            if name not in known:
+                raise KeyError(f"{self.model.__name__} has no mappable field {name!r}")
+            if getattr(contact, name) != value:
+                setattr(contact, name, value)
+                if isinstance(value, (list, dict)):
+                    flag_modified(contact, name)
+
+    # -- groups -------------------------------------------------------------------------
+
+    def groups(self) -> list[HostGroup]:
+        if self.group_model is None:
+            return []
+        key = getattr(self.group_model, self.group_key)
+        rows = self.session.scalars(sa.select(self.group_model).order_by(key))
+        return [
+            HostGroup(key=str(getattr(g, self.group_key)), label=str(getattr(g, self.group_key)))
+            for g in rows
+        ]
+
+    def get_groups(self, contact: Any) -> set[str]:
+        if self.groups_attribute is None:
+            return set()
+        return {
+            str(getattr(group, self.group_key)) for group in getattr(contact, self.groups_attribute)
+        }
+
+    def set_groups(self, contact: Any, add: Iterable[str], remove: Iterable[str]) -> None:
+        if self.groups_attribute is None:
+            return
+        add, remove = set(add), set(remove)
+        members = getattr(contact, self.groups_attribute)
+        for group in list(members):
+            if str(getattr(group, self.group_key)) in remove:
+                members.remove(group)
+        present = self.get_groups(contact)
+        wanted = add - present
+        if wanted:
+            key = getattr(self.group_model, self.group_key)
+            found = self.session.scalars(sa.select(self.group_model).where(key.in_(wanted))).all()
+            for group in found:
+                members.append(group)
+            missing = wanted - {str(getattr(group, self.group_key)) for group in found}
+            if missing:
+                log.warning("Zoho marks a contact as member of unknown groups %s", sorted(missing))
+
+    # -- subscription, identity, links ---------------------------------------------------
+
+    def is_subscribed(self, contact: Any) -> bool | None:
+        if self.subscribed_attribute is None:
+            return None
+        value = getattr(contact, self.subscribed_attribute)
+        return None if value is None else bool(value)
+
+    def set_subscribed(self, contact: Any, subscribed: bool) -> None:
+        if self.subscribed_attribute is not None:
+            setattr(contact, self.subscribed_attribute, subscribed)
+
+    def contact_id(self, contact: Any) -> str:
+        return str(getattr(contact, self._primary_key.key))
+
+    def contact_url(self, contact: Any) -> str | None:
+        if self._contact_url is None:
+            return None
+        if callable(self._contact_url):
+            return self._contact_url(contact)
+        return url_for(
+            self._contact_url, contact_id=getattr(contact, self._primary_key.key), _external=True
+        )
+
+    # -- finding, creating, deleting -----------------------------------------------------
+
+    def _coerce_id(self, contact_id: str) -> Any:
+        python_type = self._primary_key.type.python_type
+        return python_type(contact_id) if python_type is not str else contact_id
+
+    def get(self, contact_id: str) -> Any | None:
+        try:
+            return self.session.get(self.model, self._coerce_id(contact_id))
+        except (TypeError, ValueError):
+            return None
+
+    def get_many(self, contact_ids: Sequence[str]) -> dict[str, Any]:
+        keys = []
+        for contact_id in contact_ids:
+            try:
+                keys.append(self._coerce_id(contact_id))
+            except (TypeError, ValueError):
+                continue
+        found: dict[str, Any] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for contact in self.session.scalars(
+                sa.select(self.model).where(self._primary_key.in_(chunk))
+            ):
+                found[self.contact_id(contact)] = contact
+        return found
+
+    def find_by_email(self, email: str) -> Any | None:
+        if not email or not email.strip():
+            return None
+        column = getattr(self.model, self.email_attribute)
+        statement = (
+            sa.select(self.model)
+            .where(sa.func.lower(column) == email.strip().lower())
+            .order_by(self._primary_key)
+            .limit(1)
+        )
+        return self.session.scalars(statement).first()
+
+    def create(self) -> Any:
+        contact = self.model()
+        self.session.add(contact)
+        return contact
+
+    def delete(self, contact: Any) -> None:
+        self.session.delete(contact)
+
+    def iter_batches(
+        self, *, modified_since: datetime | None = None, batch_size: int = 500
+    ) -> Iterator[list[Any]]:
+        """Contacts in primary-key order, a batch at a time (keyset paging keeps memory flat)."""
+        last_key: Any = None
+        while True:
+            statement = sa.select(self.model).order_by(self._primary_key).limit(batch_size)
+            if last_key is not None:
+                statement = statement.where(self._primary_key > last_key)
+            if modified_since is not None and self.modified_attribute:
+                statement = statement.where(
+                    getattr(self.model, self.modified_attribute) >= modified_since
+                )
+            batch = list(self.session.scalars(statement))
+            if not batch:
+                return
+            yield batch
+            last_key = getattr(batch[-1], self._primary_key.key)
+
+    def count(self) -> int:
+        return int(self.session.scalar(sa.select(sa.func.count()).select_from(self.model)) or 0)

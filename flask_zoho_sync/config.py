@@ -1,0 +1,212 @@
+"""Every ``ZOHO_SYNC_*`` setting, its default, and the one place they are read.
+
+Settings are read once, in ``init_app`` (Flask's extension guide: config changes after that
+are not seen), and validated there so that a missing or malformed value stops the app at
+start-up with a message that names the key, instead of failing on the first sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its default and what it is for (shown in errors and docs)."""
+
+    key: str
+    default: Any
+    help: str
+    required: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ZOHO_SYNC_CLIENT_ID", None, "Client ID from the Zoho API console.", True),
+    Setting("ZOHO_SYNC_CLIENT_SECRET", None, "Client secret from the Zoho API console.", True),
+    Setting(
+        "ZOHO_SYNC_ENCRYPTION_KEYS",
+        None,
+        "Comma-separated Fernet keys, newest first; tokens are encrypted at rest with the "
+        "first. Make one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'",
+        True,
+    ),
+    Setting(
+        "ZOHO_SYNC_ACCOUNTS_URL",
+        "https://accounts.zoho.com",
+        "Accounts server the Connect button sends admins to (the sandbox's URL for the sandbox).",
+    ),
+    Setting(
+        "ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS",
+        (),
+        "Accounts servers trusted beyond Zoho's own data centres (comma-separated).",
+    ),
+    Setting(
+        "ZOHO_SYNC_REDIS_URL",
+        None,
+        f"Redis for the job queue and locks; falls back to REDIS_URL, then {DEFAULT_REDIS_URL}.",
+    ),
+    Setting("ZOHO_SYNC_QUEUE", "zoho-sync", "RQ queue the sync jobs go to."),
+    Setting(
+        "ZOHO_SYNC_PUSH_DELAY",
+        600,
+        "Seconds between a local edit and the batch push that carries it.",
+    ),
+    Setting(
+        "ZOHO_SYNC_PULL_INTERVAL",
+        86400,
+        "Seconds between scheduled pulls from Zoho when nothing else triggered one.",
+    ),
+    Setting("ZOHO_SYNC_CRON_SECRET", None, "Shared secret for POST {prefix}/cron."),
+    Setting("ZOHO_SYNC_URL_PREFIX", "/admin/zoho", "Where the admin pages mount."),
+    Setting(
+        "ZOHO_SYNC_REDIRECT_URI",
+        None,
+        "OAuth redirect URI registered in the Zoho API console; by default the callback's "
+        "external URL.",
+    ),
+    Setting(
+        "ZOHO_SYNC_TRIGGER_WORKFLOWS",
+        False,
+        "Let Zoho workflows, approvals and blueprints run on the sync's writes.",
+    ),
+    Setting("ZOHO_SYNC_HTTP_TIMEOUT", 30.0, "Seconds to wait for one Zoho answer."),
+    Setting(
+        "ZOHO_SYNC_MASS_DELETE_SHARE",
+        0.2,
+        "A run that would delete more than this share of linked contacts stops and asks.",
+    ),
+)
+
+_BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class ZohoSyncConfig:
+    """The validated settings of one app."""
+
+    client_id: str
+    client_secret: str
+    encryption_keys: tuple[str, ...]
+    accounts_url: str
+    extra_accounts_servers: tuple[str, ...]
+    redis_url: str
+    queue: str
+    push_delay: int
+    pull_interval: int
+    cron_secret: str | None
+    url_prefix: str
+    redirect_uri: str | None
+    trigger_workflows: bool
+    http_timeout: float
+    mass_delete_share: float
+
+
+def _split_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(str(part).strip() for part in value if str(part).strip())
+
+
+def _as_int(key: str, value: Any, minimum: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{key} must be a whole number of seconds, got {value!r}."
+        ) from None
+    if number < minimum:
+        raise ConfigurationError(f"{key} must be at least {minimum}, got {number}.")
+    return number
+
+
+def _as_float(key: str, value: Any, low: float, high: float | None = None) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number, got {value!r}.") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigurationError(f"{key} must be {bounds}, got {number}.")
+    return number
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigurationError(f"{key} must be true or false, got {value!r}.")
+
+
+def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
+    """Validate an app's config into a :class:`ZohoSyncConfig`, or say what is wrong."""
+
+    def get(key: str) -> Any:
+        value = config.get(key, _BY_KEY[key].default)
+        return _BY_KEY[key].default if value is None else value
+
+    missing = [s.key for s in SETTINGS if s.required and not get(s.key)]
+    if missing:
+        lines = "\n".join(f"  {key}: {_BY_KEY[key].help}" for key in missing)
+        raise ConfigurationError(
+            "Flask-Zoho-Sync is missing required settings (set them in app.config or the "
+            f"environment):\n{lines}"
+        )
+    keys = _split_list(get("ZOHO_SYNC_ENCRYPTION_KEYS"))
+    prefix = str(get("ZOHO_SYNC_URL_PREFIX")).rstrip("/")
+    if not prefix.startswith("/"):
+        raise ConfigurationError(
+            f"ZOHO_SYNC_URL_PREFIX must start with '/', got {get('ZOHO_SYNC_URL_PREFIX')!r}."
+        )
+    return ZohoSyncConfig(
+        client_id=str(get("ZOHO_SYNC_CLIENT_ID")),
+        client_secret=str(get("ZOHO_SYNC_CLIENT_SECRET")),
+        encryption_keys=keys,
+        accounts_url=str(get("ZOHO_SYNC_ACCOUNTS_URL")).rstrip("/"),
+        extra_accounts_servers=_split_list(get("ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS")),
+        redis_url=str(get("ZOHO_SYNC_REDIS_URL") or config.get("REDIS_URL") or DEFAULT_REDIS_URL),
+        queue=str(get("ZOHO_SYNC_QUEUE")),
+        push_delay=_as_int("ZOHO_SYNC_PUSH_DELAY", get("ZOHO_SYNC_PUSH_DELAY"), 0),
+        pull_interval=_as_int("ZOHO_SYNC_PULL_INTERVAL", get("ZOHO_SYNC_PULL_INTERVAL"), 60),
+        cron_secret=get("ZOHO_SYNC_CRON_SECRET") or None,
+        url_prefix=prefix,
+        redirect_uri=get("ZOHO_SYNC_REDIRECT_URI") or None,
+        trigger_workflows=_as_bool(
+            "ZOHO_SYNC_TRIGGER_WORKFLOWS", get("ZOHO_SYNC_TRIGGER_WORKFLOWS")
+        ),
+        http_timeout=_as_float("ZOHO_SYNC_HTTP_TIMEOUT", get("ZOHO_SYNC_HTTP_TIMEOUT"), 1.0),
+        mass_delete_share=_as_float(
+            "ZOHO_SYNC_MASS_DELETE_SHARE", get("ZOHO_SYNC_MASS_DELETE_SHARE"), 0.0, 1.0
+        ),
+    )
+
+
+def validate_time_zone(name: str) -> ZoneInfo:
+    """An IANA zone by name, or a message that says what a valid one looks like."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{name!r} is not a known time zone; use an IANA name such as 'Australia/Sydney' "
+            "or 'UTC'."
+        ) from None
+
+
+def settings_from_environ(environ: Mapping[str, str], into: Callable[[str, Any], None]) -> None:
+    """Copy every ``ZOHO_SYNC_*`` key present in ``environ`` (how the demo app is configured)."""
+    for setting in SETTINGS:
+        if setting.key in environ:
+            into(setting.key, environ[setting.key])

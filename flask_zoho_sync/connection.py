@@ -1,0 +1,120 @@
+"""The stored Zoho connection: tokens in the database (encrypted) and the client built on them.
+
+The Zoho client only knows a ``TokenStore`` protocol; this module is the database-backed
+implementation and the place where the extension assembles OAuth, the token manager (with a
+Redis lock so only one process refreshes at a time) and the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .crypto import TokenVault
+from .errors import NotConnectedError
+from .models import Connection
+from .zoho.auth import TokenSet
+
+
+class DatabaseTokenStore:
+    """Keeps the connection's tokens in ``zoho_sync_connection``, encrypted.
+
+    Each load and save runs in its own short transaction on the engine, never in the host's
+    session: a refreshed token must be saved even when the surrounding sync run rolls back,
+    or the next process would refresh again and eat into Zoho's ten-per-ten-minutes limit.
+    """
+
+    def __init__(self, engine_getter: Callable[[], sa.Engine], vault: TokenVault) -> None:
+        self._engine_getter = engine_getter
+        self._vault = vault
+
+    def load(self) -> TokenSet | None:
+        with Session(self._engine_getter()) as session:
+            row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
+            if row is None:
+                return None
+            return TokenSet(
+                refresh_token=self._vault.decrypt(row.refresh_token_encrypted),
+                access_token=(
+                    self._vault.decrypt(row.access_token_encrypted)
+                    if row.access_token_encrypted
+                    else None
+                ),
+                expires_at=row.expires_at or 0.0,
+                api_domain=row.api_domain,
+                accounts_server=row.accounts_server,
+                scope=row.scope,
+            )
+
+    def save(self, tokens: TokenSet) -> None:
+        with Session(self._engine_getter()) as session, session.begin():
+            row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
+            if row is None:
+                row = Connection()
+                session.add(row)
+            row.refresh_token_encrypted = self._vault.encrypt(tokens.refresh_token)
+            row.access_token_encrypted = (
+                self._vault.encrypt(tokens.access_token) if tokens.access_token else None
+            )
+            row.expires_at = tokens.expires_at
+            row.api_domain = tokens.api_domain
+            row.accounts_server = tokens.accounts_server
+            row.scope = tokens.scope
+
+
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """Who and where we are connected to, as shown to the admin."""
+
+    accounts_server: str
+    api_domain: str
+    location: str | None
+    user_email: str | None
+    user_name: str | None
+    org_id: str | None
+    org_name: str | None
+    org_time_zone: str | None
+
+
+def describe_connection(session: Session) -> ConnectedAccount | None:
+    row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
+    if row is None:
+        return None
+    return ConnectedAccount(
+        accounts_server=row.accounts_server,
+        api_domain=row.api_domain,
+        location=row.location,
+        user_email=row.zoho_user_email,
+        user_name=row.zoho_user_name,
+        org_id=row.org_id,
+        org_name=row.org_name,
+        org_time_zone=row.org_time_zone,
+    )
+
+
+def require_connection(session: Session) -> ConnectedAccount:
+    account = describe_connection(session)
+    if account is None:
+        raise NotConnectedError()
+    return account
+
+
+def store_account_details(session: Session, *, location: str | None, org: dict, user: dict) -> None:
+    """Record the org and user we connected as, after the tokens are stored."""
+    row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
+    if row is None:
+        raise NotConnectedError()
+    row.location = location
+    row.org_id = str(org.get("id")) if org.get("id") is not None else None
+    row.org_name = org.get("company_name")
+    row.org_time_zone = org.get("time_zone")
+    row.zoho_user_id = str(user.get("id")) if user.get("id") is not None else None
+    row.zoho_user_email = user.get("email")
+    row.zoho_user_name = user.get("full_name")
+
+
+def forget_connection(session: Session) -> None:
+    session.execute(sa.delete(Connection))

@@ -1,0 +1,229 @@
+"""``ZohoSync``: the Flask extension object and the per-app state it registers.
+
+Following Flask's extension guide, the extension object holds no app; everything an app
+needs lives in ``app.extensions["zoho_sync"]`` (a :class:`ZohoSyncState`), built once in
+``init_app`` from validated settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import redis
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from .adapter import ContactAdapter, SQLAlchemyContactAdapter
+from .config import ZohoSyncConfig, read_config
+from .connection import DatabaseTokenStore, store_account_details
+from .crypto import TokenVault
+from .errors import ConfigurationError
+from .models import ApiUsage, Connection, attach_tables
+from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
+from .zoho.client import ZohoClient
+from .zoho.meter import UsageMeter
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+EXTENSION_KEY = "zoho_sync"
+
+AdminCheck = Callable[[], bool]
+
+
+class ZohoSyncState:
+    """Everything one app's sync needs, assembled from its settings."""
+
+    def __init__(
+        self,
+        config: ZohoSyncConfig,
+        db: SQLAlchemy,
+        vault: TokenVault,
+        *,
+        adapter: ContactAdapter,
+        admin_check: AdminCheck | None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.vault = vault
+        self.adapter = adapter
+        self.admin_check = admin_check
+        self.meter = UsageMeter()
+        self._redis: redis.Redis | None = None
+
+    # -- infrastructure -------------------------------------------------------------------
+
+    def redis(self) -> redis.Redis:
+        """The Redis connection for locks and jobs (created on first use, not at start-up,
+        so an app without Redis still starts and serves its own pages)."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.config.redis_url)
+        return self._redis
+
+    def token_store(self) -> DatabaseTokenStore:
+        return DatabaseTokenStore(lambda: self.db.engine, self.vault)
+
+    def oauth(self, redirect_uri: str | None = None) -> ZohoOAuth:
+        return ZohoOAuth(
+            self.config.client_id,
+            self.config.client_secret,
+            redirect_uri=redirect_uri or self.config.redirect_uri,
+            accounts_url=self.config.accounts_url,
+            extra_accounts_servers=self.config.extra_accounts_servers,
+            timeout=self.config.http_timeout,
+            meter=self.meter,
+        )
+
+    def token_manager(self) -> TokenManager:
+        return TokenManager(
+            self.oauth(),
+            self.token_store(),
+            lock_factory=redis_lock_factory(self.redis()),
+        )
+
+    def client(self) -> ZohoClient:
+        """A Zoho client on the stored connection (raises on first call if there is none)."""
+        return ZohoClient(
+            self.token_manager(),
+            timeout=(5.0, self.config.http_timeout),
+            trigger=("workflow", "approval", "blueprint") if self.config.trigger_workflows else (),
+            meter=self.meter,
+        )
+
+    # -- connecting -----------------------------------------------------------------------
+
+    def connect(self, tokens: TokenSet, *, location: str | None = None) -> Connection:
+        """Store fresh tokens, then ask Zoho who and where we are.
+
+        The org and user are fetched right away because the admin pages show them and the
+        time-zone warning needs the org's zone; a token that cannot read them is reported
+        now rather than on the first sync.
+        """
+        store = self.token_store()
+        store.save(tokens)
+        client = self.client()
+        org = client.org()
+        user = client.current_user()
+        session: Session = self.db.session
+        store_account_details(session, location=location, org=org, user=user)
+        session.commit()
+        row = session.scalars(sa.select(Connection)).one()
+        self.record_usage(session)
+        return row
+
+    def connect_with_refresh_token(self, refresh_token: str, accounts_server: str) -> Connection:
+        oauth = self.oauth()
+        tokens = oauth.refresh(
+            TokenSet(
+                refresh_token=refresh_token,
+                access_token=None,
+                expires_at=0.0,
+                api_domain="",
+                accounts_server=accounts_server,
+            )
+        )
+        return self.connect(tokens)
+
+    # -- API usage ------------------------------------------------------------------------
+
+    def record_usage(self, session: Session) -> dict[str, Any]:
+        """Move the meter's counts into today's usage rows and return what was moved."""
+        snapshot = self.meter.snapshot()
+        self.meter.reset()
+        today = datetime.now(timezone.utc).date()
+        for endpoint, calls in snapshot["calls"].items():
+            credits = snapshot["credits"].get(endpoint, 0)
+            row = session.scalars(
+                sa.select(ApiUsage).where(ApiUsage.day == today, ApiUsage.endpoint == endpoint)
+            ).first()
+            if row is None:
+                session.add(ApiUsage(day=today, endpoint=endpoint, calls=calls, credits=credits))
+            else:
+                row.calls += calls
+                row.credits += credits
+        session.commit()
+        return snapshot
+
+
+class ZohoSync:
+    """Flask-Zoho-Sync. ``ZohoSync(app, db=db)`` or ``ext = ZohoSync(db=db)`` then
+    ``ext.init_app(app)``.
+
+    :param db: the host's Flask-SQLAlchemy object; the extension's tables join its metadata.
+    :param contact_model: the host's contact model, read through the default
+        :class:`~flask_zoho_sync.adapter.SQLAlchemyContactAdapter`.
+    :param adapter: a :class:`~flask_zoho_sync.adapter.ContactAdapter` instead, for hosts
+        whose contacts need custom reading and writing (custom-field tables, JSON columns).
+    :param admin_check: a callable returning True when the current user may use the admin
+        pages. Without one the pages refuse everyone.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy | None = None,
+        contact_model: type[Any] | None = None,
+        adapter: ContactAdapter | None = None,
+        admin_check: AdminCheck | None = None,
+    ) -> None:
+        self.db = db
+        self.contact_model = contact_model
+        self.adapter = adapter
+        self.admin_check = admin_check
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        db: SQLAlchemy | None = None,
+        contact_model: type[Any] | None = None,
+        adapter: ContactAdapter | None = None,
+        admin_check: AdminCheck | None = None,
+    ) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("Flask-Zoho-Sync is already registered on this app.")
+        database = db or self.db
+        if database is None:
+            raise ConfigurationError(
+                "Flask-Zoho-Sync needs the app's Flask-SQLAlchemy object: ZohoSync(app, db=db)."
+            )
+        config = read_config(app.config)
+        vault = TokenVault(config.encryption_keys)
+        adapter = adapter or self.adapter
+        model = contact_model or self.contact_model
+        if adapter is None and model is None:
+            raise ConfigurationError(
+                "Flask-Zoho-Sync needs to know the host's contacts: pass "
+                "ZohoSync(app, db=db, contact_model=Contact) or adapter=YourContactAdapter()."
+            )
+        if adapter is None:
+            adapter = SQLAlchemyContactAdapter(model)  # type: ignore[arg-type]
+        adapter.bind(lambda: database.session)
+        attach_tables(database.metadata)
+        app.extensions[EXTENSION_KEY] = ZohoSyncState(
+            config,
+            database,
+            vault,
+            adapter=adapter,
+            admin_check=admin_check or self.admin_check,
+        )
+        from .cli import zoho_sync_cli
+
+        app.cli.add_command(zoho_sync_cli)
+
+
+def get_state(app: Flask | None = None) -> ZohoSyncState:
+    """The current app's sync state, or a message saying the extension is not set up."""
+    app = app or current_app
+    try:
+        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+    except KeyError:
+        raise ConfigurationError(
+            "Flask-Zoho-Sync is not initialised on this app: call ZohoSync(app, db=db)."
+        ) from None

@@ -1,0 +1,230 @@
+"""The extension's own tables.
+
+They are declared once, on a private ``MetaData``, and copied onto the host's metadata in
+``init_app``; the host's ``db.create_all()`` and Alembic/Flask-Migrate autogenerate therefore
+see them like the host's own tables, while the classes stay importable and typed. Host
+contacts are referred to by their primary key as text and never by foreign key, so the
+extension imposes nothing on the host's schema and a host delete cannot cascade into the
+history that explains it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores instants in UTC and always hands back aware UTC datetimes.
+
+    SQLite forgets offsets and PostgreSQL converts to the session zone; comparing watermarks
+    must not depend on either, so both see naive UTC on the way in and get UTC attached on
+    the way out.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("flask_zoho_sync stores only aware datetimes; attach a time zone")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Connection(Base):
+    """The one Zoho connection of this app: where Zoho is and the (encrypted) tokens."""
+
+    __tablename__ = "zoho_sync_connection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    accounts_server: Mapped[str] = mapped_column(sa.String(255))
+    api_domain: Mapped[str] = mapped_column(sa.String(255))
+    location: Mapped[str | None] = mapped_column(sa.String(16))
+    refresh_token_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    access_token_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    expires_at: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    scope: Mapped[str | None] = mapped_column(sa.Text)
+    zoho_user_id: Mapped[str | None] = mapped_column(sa.String(32))
+    zoho_user_email: Mapped[str | None] = mapped_column(sa.String(255))
+    zoho_user_name: Mapped[str | None] = mapped_column(sa.String(255))
+    org_id: Mapped[str | None] = mapped_column(sa.String(32))
+    org_name: Mapped[str | None] = mapped_column(sa.String(255))
+    org_time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+
+
+class SyncSettings(Base):
+    """What the admin chose: module, time zone, automatic sync, conflict policy, watermarks."""
+
+    __tablename__ = "zoho_sync_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module: Mapped[str | None] = mapped_column(sa.String(16))
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    auto_sync: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    conflict_policy: Mapped[str] = mapped_column(sa.String(16), default="newest")
+    pull_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    zoho_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    zoho_fields_module: Mapped[str | None] = mapped_column(sa.String(16))
+    zoho_fields_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+
+
+class FieldMap(Base):
+    """One row of the mapping editor: a host field, group or system field and its Zoho field."""
+
+    __tablename__ = "zoho_sync_field_map"
+    __table_args__ = (sa.UniqueConstraint("kind", "host_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # field | group | system
+    host_key: Mapped[str] = mapped_column(sa.String(128))
+    zoho_field: Mapped[str] = mapped_column(sa.String(128))
+    direction: Mapped[str] = mapped_column(sa.String(16), default="both")
+    policy: Mapped[str | None] = mapped_column(sa.String(16))
+    inverted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class Link(Base):
+    """A host contact and the Zoho record it is synced with, and what both held last time."""
+
+    __tablename__ = "zoho_sync_link"
+    __table_args__ = (
+        sa.UniqueConstraint("module", "zoho_id"),
+        sa.UniqueConstraint("module", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module: Mapped[str] = mapped_column(sa.String(16))
+    contact_id: Mapped[str] = mapped_column(sa.String(64))
+    zoho_id: Mapped[str] = mapped_column(sa.String(32))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    zoho_modified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class OutboxEntry(Base):
+    """A host change waiting to reach Zoho, written in the host's own transaction."""
+
+    __tablename__ = "zoho_sync_outbox"
+    __table_args__ = (sa.Index("ix_zoho_sync_outbox_pending", "processed_at", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[str] = mapped_column(sa.String(64))
+    operation: Mapped[str] = mapped_column(sa.String(16))  # upsert | delete
+    zoho_id: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Run(Base):
+    """One sync run: what it was asked to do, how far it got, what it cost."""
+
+    __tablename__ = "zoho_sync_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # sync | push | pull
+    mode: Mapped[str] = mapped_column(sa.String(16))  # all | since_last | outbox | ids
+    dry_run: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    status: Mapped[str] = mapped_column(sa.String(16), default="running")
+    trigger: Mapped[str | None] = mapped_column(sa.String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counts: Mapped[dict[str, int]] = mapped_column(sa.JSON, default=dict)
+    calls: Mapped[int] = mapped_column(sa.Integer, default=0)
+    credits: Mapped[int] = mapped_column(sa.Integer, default=0)
+    progress_done: Mapped[int] = mapped_column(sa.Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class RecordHistory(Base):
+    """What changed on one record, which way, and why."""
+
+    __tablename__ = "zoho_sync_history"
+    __table_args__ = (
+        sa.Index("ix_zoho_sync_history_contact", "contact_id"),
+        sa.Index("ix_zoho_sync_history_zoho", "zoho_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("zoho_sync_run.id"))
+    contact_id: Mapped[str | None] = mapped_column(sa.String(64))
+    zoho_id: Mapped[str | None] = mapped_column(sa.String(32))
+    direction: Mapped[str] = mapped_column(sa.String(16))  # to_zoho | to_host
+    action: Mapped[str] = mapped_column(sa.String(16))  # create | update | delete | link | error
+    changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class Tombstone(Base):
+    """A deleted pairing, kept so that a late update cannot bring the record back."""
+
+    __tablename__ = "zoho_sync_tombstone"
+    __table_args__ = (sa.Index("ix_zoho_sync_tombstone_ids", "module", "zoho_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module: Mapped[str] = mapped_column(sa.String(16))
+    zoho_id: Mapped[str | None] = mapped_column(sa.String(32))
+    contact_id: Mapped[str | None] = mapped_column(sa.String(64))
+    deleted_on: Mapped[str] = mapped_column(sa.String(8))  # host | zoho
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class ApiUsage(Base):
+    """Zoho calls and credits per UTC day and endpoint, for the overview and the budget."""
+
+    __tablename__ = "zoho_sync_api_usage"
+    __table_args__ = (sa.UniqueConstraint("day", "endpoint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date)
+    endpoint: Mapped[str] = mapped_column(sa.String(96))
+    calls: Mapped[int] = mapped_column(sa.Integer, default=0)
+    credits: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+def attach_tables(host_metadata: sa.MetaData) -> None:
+    """Put copies of the extension's tables on the host's metadata (idempotent)."""
+    for table in Base.metadata.sorted_tables:
+        if table.name not in host_metadata.tables:
+            table.to_metadata(host_metadata)

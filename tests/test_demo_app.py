@@ -1,0 +1,130 @@
+"""The demo app: login, contact pages, CSRF, and its admin check for the extension."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from demo_app import create_app
+from demo_app.models import Contact, db
+from demo_app.seed import ADMIN_EMAIL, ADMIN_PASSWORD
+from flask_zoho_sync.extension import get_state
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch) -> Iterator[Flask]:
+    for key in ("DATABASE_URL", "ZOHO_SYNC_CLIENT_ID", "ZOHO_SYNC_ENCRYPTION_KEYS"):
+        monkeypatch.delenv(key, raising=False)
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite3'}"},
+        instance_path=str(tmp_path / "instance"),
+    )
+    result = app.test_cli_runner().invoke(args=["demo-init", "--contacts", "5"])
+    assert result.exit_code == 0, result.output
+    assert ADMIN_EMAIL in result.output
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def csrf_from(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+def logged_in(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post(
+        "/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302
+    return client
+
+
+def test_pages_need_a_login(demo: Flask) -> None:
+    response = demo.test_client().get("/")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_a_wrong_password_is_refused_with_a_message(demo: Flask) -> None:
+    client = demo.test_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    page = client.post(
+        "/login", data={"email": ADMIN_EMAIL, "password": "nope", "csrf_token": token}
+    ).get_data(as_text=True)
+    assert "do not match an account" in page
+
+
+def test_seeded_contacts_are_listed(demo: Flask) -> None:
+    page = logged_in(demo).get("/").get_data(as_text=True)
+    assert page.count("/contacts/") >= 5
+
+
+def test_add_edit_and_delete_a_contact(demo: Flask) -> None:
+    client = logged_in(demo)
+    token = csrf_from(client.get("/contacts/new").get_data(as_text=True))
+    response = client.post(
+        "/contacts/new",
+        data={
+            "csrf_token": token,
+            "first_name": "Zoë",
+            "last_name": "Ng",
+            "email": "zoe@example.org",
+            "birthday": "1990-04-30",
+            "membership_level": "Gold",
+            "subscribed": "on",
+        },
+    )
+    assert response.status_code == 302
+    contact_url = response.headers["Location"]
+    assert "Zoë Ng" in client.get(contact_url).get_data(as_text=True)
+
+    contact_id = int(contact_url.rstrip("/").rsplit("/", 1)[1])
+    client.post(
+        f"/contacts/{contact_id}/edit",
+        data={"csrf_token": token, "last_name": "Ng-Smith", "email": "zoe@example.org"},
+    )
+    with demo.app_context():
+        contact = db.session.get(Contact, contact_id)
+        assert contact.last_name == "Ng-Smith"
+        assert contact.subscribed is False  # unticked box means opted out
+    client.post(f"/contacts/{contact_id}/delete", data={"csrf_token": token})
+    with demo.app_context():
+        assert db.session.get(Contact, contact_id) is None
+
+
+def test_bad_form_values_are_explained_and_nothing_is_saved(demo: Flask) -> None:
+    client = logged_in(demo)
+    token = csrf_from(client.get("/contacts/new").get_data(as_text=True))
+    page = client.post(
+        "/contacts/new",
+        data={"csrf_token": token, "email": "not-an-email", "birthday": "30/04/1990"},
+    ).get_data(as_text=True)
+    assert "Email must look like" in page
+    assert "Birthday must be a date" in page
+    with demo.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Contact)) == 5
+
+
+def test_a_post_without_the_csrf_token_is_refused(demo: Flask) -> None:
+    client = logged_in(demo)
+    response = client.post("/contacts/new", data={"last_name": "Forged"})
+    assert response.status_code == 400
+    with demo.app_context():
+        assert db.session.scalar(db.select(Contact).where(Contact.last_name == "Forged")) is None
+
+
+def test_the_extension_is_registered_with_the_demos_admin_check(demo: Flask) -> None:
+    with demo.test_request_context():
+        state = get_state(demo)
+        assert state.admin_check is not None
+        assert state.admin_check() is False  # nobody logged in
+    assert state.config.accounts_url.startswith("http://127.0.0.1")
