@@ -21,7 +21,7 @@ _PER_TEN_RECORDS = ("POST /{module}", "PUT /{module}", "POST /{module}/upsert")
 
 #: Calls with a fixed price other than one credit.
 _FIXED_PRICES = {
-    "POST /{module}/actions/convert": 5,
+    "POST /{module}/{id}/actions/convert": 5,
     "POST /bulk/write": 500,
 }
 

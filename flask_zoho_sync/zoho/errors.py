@@ -1,0 +1,309 @@
+"""One exception tree for everything Zoho can answer with.
+
+Callers need to know what to *do*, not which JSON shape Zoho used, so the classes are
+grouped by remedy:
+
+* :class:`ZohoRetryLater`: transient (rate limit, outage, garbled reply); the job retries.
+* :class:`ZohoReconnectRequired`: the stored grant is dead; an admin must connect again.
+* :class:`ZohoSettingError`: the configuration (module, permissions, host) is wrong.
+* :class:`ZohoRequestError`: Zoho refused this request; retrying it unchanged will not help.
+* :class:`ZohoRecordError`: one record was refused (batch calls return results instead).
+
+Messages never contain tokens, secrets or record data: they name the endpoint and Zoho's
+code and message only, because they end up in logs and on admin pages.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .results import RecordResult
+
+
+class ZohoError(Exception):
+    """Root of every error the Zoho client raises."""
+
+    #: What the operator (or the job) should do about it; shown after the message.
+    advice: ClassVar[str] = "See the Zoho error code and message for details."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        details: dict[str, Any] | None = None,
+        endpoint: str | None = None,
+        advice: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.details: dict[str, Any] = dict(details or {})
+        self.endpoint = endpoint
+        if advice is not None:
+            self.advice = advice
+        #: Results of the chunks a multi-chunk write finished before this error, so a caller
+        #: can record what did reach Zoho instead of guessing.
+        self.partial_results: list[RecordResult] = []
+
+    def __str__(self) -> str:
+        context = [part for part in (self.code, self._status_text(), self.endpoint) if part]
+        where = f" ({', '.join(context)})" if context else ""
+        return f"{self.message}{where}. {self.advice}"
+
+    def _status_text(self) -> str | None:
+        return f"HTTP {self.http_status}" if self.http_status is not None else None
+
+
+# -- transient ------------------------------------------------------------------------------
+
+
+class ZohoRetryLater(ZohoError):
+    """A transient failure: the same request may well succeed later."""
+
+    advice = "This is temporary; the sync will retry later."
+
+
+class ZohoRateLimited(ZohoRetryLater):
+    """HTTP 429: Zoho's daily credits or the concurrency limit are exhausted.
+
+    Zoho sends no ``Retry-After``, and the status does not say which limit was hit.
+    """
+
+    advice = (
+        "Zoho's API credit or concurrency limit was reached; the sync will retry later. "
+        "If this keeps happening, lower the sync frequency or buy more API credits."
+    )
+
+
+class ZohoUnavailable(ZohoRetryLater):
+    """Zoho answered 5xx, or could not be reached, or took too long."""
+
+    advice = "Zoho CRM could not be reached or failed; the sync will retry later."
+
+    def __init__(self, message: str, *, maybe_applied: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: True when the request may have been carried out before the failure (a write whose
+        #: answer was lost): re-sending a create could then duplicate records.
+        self.maybe_applied = maybe_applied
+        if maybe_applied:
+            self.advice = (
+                "The request may already have been applied in Zoho, so it was not repeated; "
+                "check Zoho before retrying a create."
+            )
+
+
+class ZohoMalformedResponse(ZohoRetryLater):
+    """Zoho (or a proxy in front of it) answered with something that is not the JSON we
+    expected, typically an HTML error page during an outage."""
+
+    advice = (
+        "Zoho's reply was not in the expected format (often an outage page); "
+        "the sync will retry later."
+    )
+
+    def __init__(self, message: str, *, excerpt: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: A short, scrubbed start of the body, enough to recognise an error page.
+        self.excerpt = excerpt
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} Body began: {self.excerpt!r}" if self.excerpt else base
+
+
+class ZohoTokenThrottled(ZohoRetryLater):
+    """The token endpoint's "Access Denied": more than ten token requests in ten minutes."""
+
+    advice = (
+        "Zoho refused to issue more access tokens for now (at most 10 per 10 minutes); "
+        "wait about ten minutes. Check that several processes are not refreshing tokens."
+    )
+
+
+# -- the connection is dead -----------------------------------------------------------------
+
+
+class ZohoReconnectRequired(ZohoError):
+    """The stored OAuth grant no longer works; only a new consent can fix it."""
+
+    advice = "Reconnect Zoho CRM from the admin pages (or 'flask zoho-sync connect')."
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+class ZohoSettingError(ZohoError):
+    """The sync's configuration does not fit this Zoho account (module, permission, host)."""
+
+    advice = (
+        "Check the sync settings (module, API host) and the connected user's Zoho "
+        "profile permissions, then try again."
+    )
+
+
+class UnknownAccountsServer(ZohoSettingError):
+    """An accounts server that is neither Zoho's nor explicitly trusted.
+
+    Refused before any request, because the token request carries the client secret.
+    """
+
+    advice = (
+        "If this server is yours (for example the Zoho sandbox), add it to "
+        "ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS; otherwise ignore the request that named it."
+    )
+
+
+# -- the request or a record was refused ----------------------------------------------------
+
+
+class ZohoRequestError(ZohoError):
+    """Zoho refused the request as a whole (bad parameter, limit, conflict)."""
+
+    advice = (
+        "Zoho refused this request; retrying it unchanged will not help. "
+        "This usually points to a bug or an unusual record; see the code and details."
+    )
+
+
+class ZohoRecordError(ZohoError):
+    """Zoho refused one record; raised only by single-record helpers."""
+
+    advice = "Fix the record's data in the app or in Zoho, then sync it again."
+
+    def __init__(self, result: RecordResult, *, endpoint: str | None = None) -> None:
+        super().__init__(
+            result.message or "Zoho refused the record",
+            code=result.code,
+            details=result.details,
+            endpoint=endpoint,
+        )
+        self.result = result
+
+
+# -- mapping Zoho's error bodies ------------------------------------------------------------
+
+_RECONNECT_CODES = frozenset(
+    {"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE", "OAUTH_SCOPE_MISMATCH"}
+)
+_SETTING_CODES = frozenset(
+    {
+        "INVALID_MODULE",
+        "NO_PERMISSION",
+        "INVALID_URL_PATTERN",
+        "INVALID_HOST",
+        "AUTHORIZATION_FAILED",
+        "FEATURE_NOT_SUPPORTED",
+    }
+)
+_RATE_LIMIT_CODES = frozenset({"TOO_MANY_REQUESTS"})
+_UNAVAILABLE_CODES = frozenset({"INTERNAL_ERROR", "INTERNAL_SERVER_ERROR"})
+
+#: OAuth ``error`` values from the token endpoint (reference §1.6). All mean the grant or the
+#: client credentials are unusable; "Access Denied"/"access_denied" is the throttle.
+_OAUTH_THROTTLE = frozenset({"access denied", "access_denied"})
+_OAUTH_RECONNECT_ADVICE = {
+    "invalid_code": (
+        "The grant code is expired or already used, or the refresh token was revoked. "
+        "Reconnect Zoho CRM from the admin pages."
+    ),
+    "invalid_client": (
+        "Zoho does not recognise the client ID/secret at this accounts server: check "
+        "ZOHO_SYNC_CLIENT_ID/ZOHO_SYNC_CLIENT_SECRET and that the account's data centre is "
+        "enabled for the client (Multi-DC in the API console), then reconnect."
+    ),
+    "invalid_client_secret": (
+        "The client secret is wrong for this data centre: check ZOHO_SYNC_CLIENT_SECRET "
+        "(Multi-DC clients may have one secret per data centre), then reconnect."
+    ),
+}
+
+
+def error_from_response(status: int | None, body: Any, endpoint: str | None) -> ZohoError:
+    """Turn a Zoho error reply into the exception for its remedy.
+
+    Understands the three shapes Zoho uses (reference §1.6, §4.3, §4.5): the CRM's
+    ``{"code","details","message","status"}``, the older ``{"code": 429, "error": ...}``,
+    and the token endpoint's ``{"error": ..., "error_description": ...}``.
+    """
+    payload: dict[str, Any] = body if isinstance(body, dict) else {}
+    code, message, details = _read_error_fields(payload)
+
+    if "error" in payload and "code" not in payload:
+        oauth_error = _oauth_error(status, payload, endpoint)
+        if oauth_error is not None:
+            return oauth_error
+
+    kwargs: dict[str, Any] = {
+        "code": code,
+        "http_status": status,
+        "details": details,
+        "endpoint": endpoint,
+    }
+    text = message or (f"Zoho answered HTTP {status}" if status else "Zoho reported an error")
+
+    if status == 429 or code in _RATE_LIMIT_CODES:
+        return ZohoRateLimited(text, **kwargs)
+    if (status is not None and status >= 500) or code in _UNAVAILABLE_CODES:
+        return ZohoUnavailable(text, **kwargs)
+    if code in _RECONNECT_CODES:
+        return ZohoReconnectRequired(text, **kwargs)
+    if code in _SETTING_CODES:
+        return ZohoSettingError(text, **kwargs)
+    if code is None and status == 401:
+        return ZohoReconnectRequired(text, **kwargs)
+    if code is None and status in (403, 404):
+        return ZohoSettingError(text, **kwargs)
+    return ZohoRequestError(text, **kwargs)
+
+
+def _read_error_fields(payload: dict[str, Any]) -> tuple[str | None, str, dict[str, Any]]:
+    raw_code = payload.get("code")
+    if isinstance(raw_code, str):
+        code: str | None = raw_code
+    elif isinstance(payload.get("error"), str) and raw_code is not None:
+        # Older shape: {"code": 429, "error": "TOO_MANY_REQUESTS", "error_info": "..."}
+        code = payload["error"]
+    else:
+        code = None
+    message = payload.get("message") or payload.get("error_info") or ""
+    details = payload.get("details")
+    return code, str(message), details if isinstance(details, dict) else {}
+
+
+def _oauth_error(
+    status: int | None, payload: dict[str, Any], endpoint: str | None
+) -> ZohoError | None:
+    error = payload.get("error")
+    if not isinstance(error, str):
+        return None
+    description = payload.get("error_description")
+    message = f"Zoho's accounts server refused the token request: {error}"
+    if isinstance(description, str) and description:
+        message = f"{message} ({description})"
+    kwargs: dict[str, Any] = {"code": error, "http_status": status, "endpoint": endpoint}
+    if error.strip().lower() in _OAUTH_THROTTLE:
+        return ZohoTokenThrottled(message, **kwargs)
+    if status is not None and status >= 500:
+        return ZohoUnavailable(message, **kwargs)
+    return ZohoReconnectRequired(message, advice=_OAUTH_RECONNECT_ADVICE.get(error), **kwargs)
+
+
+# -- keeping bodies out of messages ---------------------------------------------------------
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_TOKEN_LIKE = re.compile(r"\b\d{4}\.[0-9a-f]{16,}(?:\.[0-9a-f]{16,})?\b", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+EXCERPT_LENGTH = 160
+
+
+def body_excerpt(text: str, limit: int = EXCERPT_LENGTH) -> str:
+    """A short start of a reply body for error messages, with emails and token-shaped
+    strings blanked: enough to recognise an outage page, never a record's data."""
+    excerpt = _WHITESPACE.sub(" ", text[: limit * 2]).strip()[:limit]
+    excerpt = _EMAIL.sub("<email>", excerpt)
+    return _TOKEN_LIKE.sub("<token>", excerpt)
