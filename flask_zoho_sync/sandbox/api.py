@@ -1,0 +1,388 @@
+"""`/crm/v8` records and metadata endpoints, in Zoho's wire format.
+
+Each view parses the request, takes the state lock for the data work and answers with the
+shapes in reference §2-§3. Validation and write rules live in ``records``/``query`` so the
+control API and the UI share them; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+from .fields import MODULE_IDS, MODULES
+from .guard import crm_call
+from .query import QueryError, list_deleted, list_records, parse_header_instant
+from .records import (
+    DuplicateCheckError,
+    apply_batch,
+    convert_lead,
+    delete_records,
+    is_converted,
+    render_record,
+    resolve_duplicate_check,
+)
+from .responses import batch_status, empty, json_response, zoho_error
+from .state import SandboxState
+
+MAX_RECORDS_PER_CALL = 100
+USER_TYPES = (
+    "AllUsers",
+    "ActiveUsers",
+    "DeactiveUsers",
+    "ConfirmedUsers",
+    "NotConfirmedUsers",
+    "DeletedUsers",
+    "ActiveConfirmedUsers",
+    "AdminUsers",
+    "ActiveConfirmedAdmins",
+    "CurrentUser",
+)
+
+
+def _query_error(error: QueryError) -> Response:
+    return zoho_error(error.code, error.message, error.details, error.status)
+
+
+def render_user(state: SandboxState, user: dict[str, Any]) -> dict[str, Any]:
+    """A user as `GET /users` shows it (reference §3.4); the zone is the org's."""
+    offset = state.now().astimezone(state.zone).utcoffset()
+    return {
+        "id": user["id"],
+        "first_name": user["first_name"],
+        "last_name": user["last_name"],
+        "full_name": f"{user['first_name']} {user['last_name']}",
+        "email": user["email"],
+        "role": user["role"],
+        "profile": user["profile"],
+        "status": "active",
+        "confirm": True,
+        "time_zone": state.data["org"]["time_zone"],
+        "locale": "en_US",
+        "country_locale": "en_US",
+        "language": "en_US",
+        "date_format": "MMM d, yyyy",
+        "time_format": "hh:mm a",
+        "offset": int(offset.total_seconds() * 1000) if offset is not None else 0,
+        "decimal_separator": "Period",
+        "number_separator": "Comma",
+        "zuid": f"7{user['id'][-8:]}",
+        "type__s": "paid",
+        "created_time": None,
+        "Modified_Time": None,
+        "Modified_By": None,
+    }
+
+
+def crm_blueprint(state: SandboxState) -> Blueprint:
+    bp = Blueprint("sandbox_crm", __name__, url_prefix="/crm/v8")
+
+    def _publish(module: str, operation: str, ids: list[str], affected: dict | None = None) -> None:
+        if ids and state.notifier is not None:
+            state.notifier.publish(module, operation, ids, affected or {})
+
+    # ------------------------------------------------------------------- reads
+    @bp.get("/<module>")
+    @crm_call(state, None, "READ")
+    def list_(module: str) -> Response:
+        try:
+            ims = parse_header_instant(
+                request.headers.get("If-Modified-Since"), "If-Modified-Since"
+            )
+            with state.lock:
+                result = list_records(state, module, request.args.to_dict(), ims, g.sandbox_user_id)
+        except QueryError as error:
+            return _query_error(error)
+        if result.body is None:
+            return empty(result.status)
+        return json_response(result.body, result.status)
+
+    @bp.get("/<module>/<record_id>")
+    @crm_call(state, None, "READ")
+    def get_one(module: str, record_id: str) -> Response:
+        with state.lock:
+            record = state.data["records"][module].get(record_id)
+            if record is None:
+                return zoho_error(
+                    "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1}
+                )
+            return json_response({"data": [render_record(state, module, record)]})
+
+    @bp.get("/<module>/deleted")
+    @crm_call(state, None, "READ")
+    def deleted(module: str) -> Response:
+        try:
+            ims = parse_header_instant(
+                request.headers.get("If-Modified-Since"), "If-Modified-Since"
+            )
+            with state.lock:
+                result = list_deleted(state, module, request.args.to_dict(), ims)
+        except QueryError as error:
+            return _query_error(error)
+        if result.body is None:
+            return empty(result.status)
+        return json_response(result.body)
+
+    @bp.get("/<module>/actions/count")
+    @crm_call(state, None, "READ")
+    def count(module: str) -> Response:
+        converted = (request.args.get("converted") or "false").lower()
+        with state.lock:
+            records = state.data["records"][module].values()
+            total = sum(
+                1
+                for r in records
+                if converted == "both" or is_converted(r) == (converted == "true")
+            )
+        return json_response({"count": total})
+
+    # ------------------------------------------------------------------ writes
+    def _write(module: str, action: str, record_id: str | None = None) -> Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return zoho_error(
+                "INVALID_DATA", "body is not a valid JSON", {"expected_data_type": "jsonobject"}
+            )
+        items = body.get("data")
+        if items is None:
+            return zoho_error(
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param_name": "data"},
+            )
+        if not isinstance(items, list) or not items:
+            return zoho_error(
+                "INVALID_DATA",
+                "invalid data",
+                {"api_name": "data", "expected_data_type": "jsonarray"},
+            )
+        g.sandbox_record_count = len(items)
+        if len(items) > MAX_RECORDS_PER_CALL:
+            return zoho_error(
+                "LIMIT_EXCEEDED",
+                "the number of records exceeds the limit",
+                {"limit": MAX_RECORDS_PER_CALL},
+            )
+        trigger = body.get("trigger")
+        if trigger is not None and not isinstance(trigger, list):
+            return zoho_error(
+                "INVALID_DATA",
+                "invalid data",
+                {"api_name": "trigger", "expected_data_type": "jsonarray"},
+            )
+        if record_id is not None:
+            items = [{**items[0], "id": record_id}] if isinstance(items[0], dict) else items[:1]
+        try:
+            ius = None
+            if action != "insert":
+                ius = parse_header_instant(
+                    request.headers.get("If-Unmodified-Since"), "If-Unmodified-Since"
+                )
+        except QueryError as error:
+            return _query_error(error)
+        with state.lock:
+            duplicate_check = None
+            if action == "upsert":
+                given = body.get("duplicate_check_fields")
+                if given is not None and not isinstance(given, list):
+                    return zoho_error(
+                        "INVALID_DATA",
+                        "invalid data",
+                        {"api_name": "duplicate_check_fields", "expected_data_type": "jsonarray"},
+                    )
+                try:
+                    duplicate_check = resolve_duplicate_check(state, module, given)
+                except DuplicateCheckError as error:
+                    return zoho_error(
+                        "INVALID_DATA",
+                        "invalid data",
+                        {
+                            "api_name": error.api_name,
+                            "json_path": f"$.duplicate_check_fields[{error.index}]",
+                        },
+                    )
+            outcome = apply_batch(
+                state,
+                module,
+                action,
+                items,
+                g.sandbox_user_id,
+                duplicate_check=duplicate_check,
+                if_unmodified_since=ius,
+            )
+            _publish(module, "insert", outcome.inserted)
+            _publish(module, "update", outcome.updated, outcome.affected)
+            state.save()
+        success = 200 if action == "update" else (201 if len(items) == 1 else 202)
+        return json_response({"data": outcome.results}, batch_status(outcome.results, success))
+
+    @bp.post("/<module>")
+    @crm_call(state, None, "CREATE")
+    def insert(module: str) -> Response:
+        return _write(module, "insert")
+
+    @bp.put("/<module>")
+    @crm_call(state, None, "UPDATE")
+    def update(module: str) -> Response:
+        return _write(module, "update")
+
+    @bp.put("/<module>/<record_id>")
+    @crm_call(state, None, "UPDATE")
+    def update_one(module: str, record_id: str) -> Response:
+        return _write(module, "update", record_id)
+
+    @bp.post("/<module>/upsert")
+    @crm_call(state, None, "CREATE")
+    def upsert(module: str) -> Response:
+        return _write(module, "upsert")
+
+    def _delete(module: str, ids: list[str]) -> Response:
+        g.sandbox_record_count = len(ids)
+        wf_trigger = request.args.get("wf_trigger", "true").lower()
+        if wf_trigger not in ("true", "false"):
+            return zoho_error(
+                "INVALID_DATA",
+                "invalid data",
+                {"param_name": "wf_trigger", "expected_data_type": "boolean"},
+            )
+        with state.lock:
+            results, deleted_ids = delete_records(state, module, ids, g.sandbox_user_id)
+            _publish(module, "delete", deleted_ids)
+            state.save()
+        return json_response({"data": results}, batch_status(results, 200))
+
+    @bp.delete("/<module>")
+    @crm_call(state, None, "DELETE")
+    def delete(module: str) -> Response:
+        ids = [part.strip() for part in request.args.get("ids", "").split(",") if part.strip()]
+        if not ids:
+            return zoho_error(
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param_name": "ids"},
+            )
+        if len(ids) > MAX_RECORDS_PER_CALL:
+            return zoho_error(
+                "LIMIT_EXCEEDED",
+                "the number of ids exceeds the limit",
+                {"limit": MAX_RECORDS_PER_CALL, "param_name": "ids"},
+            )
+        return _delete(module, ids)
+
+    @bp.delete("/<module>/<record_id>")
+    @crm_call(state, None, "DELETE")
+    def delete_one(module: str, record_id: str) -> Response:
+        return _delete(module, [record_id])
+
+    @bp.post("/<module>/<record_id>/actions/convert")
+    @crm_call(state, None, "CREATE")
+    def convert(module: str, record_id: str) -> Response:
+        """Convert a lead into a contact (the sandbox creates no account or deal)."""
+        if module != "Leads":
+            return zoho_error("INVALID_MODULE", "the module name given seems to be invalid")
+        g.sandbox_record_count = 1
+        with state.lock:
+            outcome = convert_lead(state, record_id, g.sandbox_user_id)
+            if outcome is None:
+                return zoho_error(
+                    "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1}
+                )
+            _publish("Leads", "update", [record_id], {record_id: ["Converted__s"]})
+            _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
+            state.save()
+        element = {
+            "code": "SUCCESS",
+            "details": outcome,
+            "message": "Successfully converted",
+            "status": "success",
+        }
+        return json_response({"data": [element]})
+
+    # ---------------------------------------------------------------- metadata
+    def _module_param() -> str | Response:
+        module = request.args.get("module")
+        if not module:
+            return zoho_error(
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param_name": "module"},
+            )
+        if module not in MODULES:
+            return zoho_error(
+                "INVALID_MODULE",
+                "the module name given seems to be invalid",
+                {"param_name": "module"},
+            )
+        return module
+
+    @bp.get("/settings/fields")
+    @crm_call(state, ("settings", "fields"), "READ")
+    def fields() -> Response:
+        module = _module_param()
+        if isinstance(module, Response):
+            return module
+        with state.lock:
+            return json_response({"fields": [s.metadata(module) for s in state.fields(module)]})
+
+    @bp.get("/settings/fields/<field_id>")
+    @crm_call(state, ("settings", "fields"), "READ")
+    def field(field_id: str) -> Response:
+        module = _module_param()
+        if isinstance(module, Response):
+            return module
+        with state.lock:
+            for spec in state.fields(module):
+                if spec.field_id == field_id:
+                    return json_response({"fields": [spec.metadata(module)]})
+        return zoho_error(
+            "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 2}
+        )
+
+    @bp.get("/settings/modules")
+    @crm_call(state, ("settings", "modules"), "READ")
+    def modules() -> Response:
+        listed = [
+            {
+                "api_name": name,
+                "module_name": name,
+                "singular_label": name[:-1],
+                "plural_label": name,
+                "id": MODULE_IDS[name],
+                "api_supported": True,
+                "generated_type": "default",
+                "visible": True,
+                "modified_time": None,
+            }
+            for name in MODULES
+        ]
+        return json_response({"modules": listed})
+
+    @bp.get("/org")
+    @crm_call(state, ("org",), "READ")
+    def org() -> Response:
+        with state.lock:
+            return json_response({"org": [dict(state.data["org"])]})
+
+    @bp.get("/users")
+    @crm_call(state, ("users",), "READ")
+    def users() -> Response:
+        kind = request.args.get("type", "AllUsers")
+        if kind not in USER_TYPES:
+            return zoho_error("INVALID_DATA", "invalid data", {"param_name": "type"})
+        with state.lock:
+            if kind == "CurrentUser":
+                chosen = [state.user(g.sandbox_user_id)]
+            elif kind in ("DeactiveUsers", "NotConfirmedUsers", "DeletedUsers"):
+                chosen = []
+            elif kind in ("AdminUsers", "ActiveConfirmedAdmins"):
+                chosen = [u for u in state.data["users"] if u["profile"]["name"] == "Administrator"]
+            else:
+                chosen = list(state.data["users"])
+            rendered = [render_user(state, u) for u in chosen if u is not None]
+        if not rendered:
+            return empty(204)
+        info = {"per_page": 200, "count": len(rendered), "page": 1, "more_records": False}
+        return json_response({"users": rendered, "info": info})
+
+    return bp

@@ -1,0 +1,436 @@
+"""The field catalogue of the sandbox's Leads and Contacts, and how values are checked.
+
+Zoho validates every write against field metadata (type, length, picklist values,
+mandatory and unique flags; reference §2.4-§2.6, §3.1). The sandbox keeps one catalogue so
+that `GET /settings/fields` describes exactly the rules the write path enforces: code that
+reads the metadata and respects it will also pass the sandbox's validation, and code that
+ignores it fails here the way it would fail against Zoho.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
+
+MODULES = ("Leads", "Contacts")
+
+#: Module ids as Zoho would show them in metadata and DUPLICATE_DATA details.
+MODULE_IDS = {"Leads": "4876876000000002175", "Contacts": "4876876000000002179"}
+
+#: data_type -> json_type, as in the Leads sample of the fields API (reference §3.1).
+JSON_TYPES = {
+    "text": "string",
+    "textarea": "string",
+    "email": "string",
+    "phone": "string",
+    "website": "string",
+    "picklist": "string",
+    "multiselectpicklist": "jsonarray",
+    "boolean": "boolean",
+    "integer": "integer",
+    "bigint": "string",
+    "double": "double",
+    "currency": "double",
+    "date": "string",
+    "datetime": "string",
+    "lookup": "jsonobject",
+    "ownerlookup": "jsonobject",
+}
+
+#: Default and maximum lengths per type (reference §3.1, "Field type limits").
+DEFAULT_LENGTHS = {
+    "text": 255,
+    "textarea": 2000,
+    "email": 100,
+    "phone": 30,
+    "website": 255,
+    "picklist": 120,
+    "multiselectpicklist": 2000,
+    "integer": 9,
+    "bigint": 18,
+    "double": 16,
+    "currency": 16,
+}
+MAX_LENGTHS = {**DEFAULT_LENGTHS, "textarea": 32000}
+
+#: Only these types may carry "Do not allow duplicate values" (Kaizen #56, reference §2.6).
+UNIQUE_CAPABLE = ("text", "email", "phone", "integer", "bigint", "website")
+
+#: Custom fields may be of these types (the ones the sync maps).
+CUSTOM_TYPES = (
+    "text",
+    "textarea",
+    "email",
+    "phone",
+    "website",
+    "integer",
+    "bigint",
+    "double",
+    "currency",
+    "boolean",
+    "date",
+    "datetime",
+    "picklist",
+    "multiselectpicklist",
+)
+
+#: System-defined duplicate-check fields of the two modules (reference §2.6).
+SYSTEM_DUPLICATE_CHECK = {"Leads": ("Email",), "Contacts": ("Email",)}
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")
+
+SALUTATIONS = ["-None-", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof."]
+LEAD_SOURCES = [
+    "-None-",
+    "Advertisement",
+    "Cold Call",
+    "Employee Referral",
+    "External Referral",
+    "Online Store",
+    "Partner",
+    "Public Relations",
+    "Sales Email Alias",
+    "Seminar Partner",
+    "Internal Seminar",
+    "Trade Show",
+    "Web Download",
+    "Web Research",
+    "Chat",
+]
+LEAD_STATUSES = [
+    "-None-",
+    "Attempted to Contact",
+    "Contact in Future",
+    "Contacted",
+    "Junk Lead",
+    "Lost Lead",
+    "Not Contacted",
+    "Pre-Qualified",
+    "Not Qualified",
+]
+INDUSTRIES = [
+    "-None-",
+    "ASP (Application Service Provider)",
+    "Data/Telecom OEM",
+    "ERP (Enterprise Resource Planning)",
+    "Government/Military",
+    "Large Enterprise",
+    "ManagementISV",
+    "MSP (Management Service Provider)",
+    "Network Equipment Enterprise",
+    "Non-management ISV",
+    "Optical Networking",
+    "Service Provider",
+    "Small/Medium Enterprise",
+    "Storage Equipment",
+    "Storage Service Provider",
+    "Systems Integrator",
+    "Wireless Industry",
+]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a module: enough to render metadata and to validate a value."""
+
+    api_name: str
+    label: str
+    data_type: str
+    length: int | None = None
+    system_mandatory: bool = False
+    custom_field: bool = False
+    writable: bool = True
+    unique: bool = False
+    pick_list_values: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def field_id(self) -> str:
+        """A stable 19-digit id, so metadata ids survive restarts and resets."""
+        return f"4876876{zlib.crc32(self.api_name.encode()) % 10**12:012d}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Persistable form (custom fields are stored in the state file)."""
+        return {
+            "api_name": self.api_name,
+            "field_label": self.label,
+            "data_type": self.data_type,
+            "length": self.length,
+            "unique": self.unique,
+            "pick_list_values": list(self.pick_list_values),
+        }
+
+    def metadata(self, module: str) -> dict[str, Any]:
+        """The element of `GET /settings/fields` for this field (reference §3.1)."""
+        meta: dict[str, Any] = {
+            "api_name": self.api_name,
+            "field_label": self.label,
+            "display_label": self.label,
+            "data_type": self.data_type,
+            "json_type": JSON_TYPES.get(self.data_type, "string"),
+            "length": self.length,
+            "system_mandatory": self.system_mandatory,
+            "custom_field": self.custom_field,
+            "read_only": False,
+            "field_read_only": not self.writable,
+            "visible": True,
+            "unique": {"case_sensitive": False} if self.unique else {},
+            "id": self.field_id,
+            "created_source": "crm" if self.custom_field else "default",
+            "operation_type": {
+                "web_create": self.writable,
+                "web_update": self.writable,
+                "api_create": self.writable,
+                "api_update": self.writable,
+            },
+            "pick_list_values": [
+                {
+                    "display_value": value,
+                    "actual_value": value,
+                    "sequence_number": index + 1,
+                    "id": f"4876876{zlib.crc32((self.api_name + value).encode()) % 10**12:012d}",
+                }
+                for index, value in enumerate(self.pick_list_values)
+            ],
+            "decimal_place": 2 if self.data_type in ("double", "currency") else None,
+            "tooltip": None,
+            "external": None,
+        }
+        if self.data_type == "lookup":
+            meta["lookup"] = {"module": {"api_name": "Accounts", "id": "4876876000000002177"}}
+        if self.data_type == "ownerlookup":
+            meta["lookup"] = {"module": {"api_name": "users"}}
+        if self.api_name == "Owner":
+            meta["field_read_only"] = True
+        meta["module"] = {"api_name": module, "id": MODULE_IDS[module]}
+        return meta
+
+
+def _f(
+    api_name: str, label: str, data_type: str, length: int | None = None, **kw: Any
+) -> FieldSpec:
+    if length is None:
+        length = DEFAULT_LENGTHS.get(data_type)
+    values = kw.pop("values", ())
+    return FieldSpec(api_name, label, data_type, length, pick_list_values=tuple(values), **kw)
+
+
+_COMMON = [
+    _f("Owner", "Lead Owner", "ownerlookup"),
+    _f("Salutation", "Salutation", "picklist", values=SALUTATIONS),
+    _f("First_Name", "First Name", "text", 40),
+    _f("Last_Name", "Last Name", "text", 80, system_mandatory=True),
+    _f("Full_Name", "Full Name", "text", 120, writable=False),
+    _f("Email", "Email", "email", 100, unique=True),
+    _f("Secondary_Email", "Secondary Email", "email", 100),
+    _f("Phone", "Phone", "phone", 30),
+    _f("Mobile", "Mobile", "phone", 30),
+    _f("Fax", "Fax", "phone", 30),
+    _f("Website", "Website", "website", 255),
+    _f("Description", "Description", "textarea", 32000),
+    _f("Email_Opt_Out", "Email Opt Out", "boolean"),
+    _f("Lead_Source", "Lead Source", "picklist", values=LEAD_SOURCES),
+    _f("Created_By", "Created By", "ownerlookup", writable=False),
+    _f("Modified_By", "Modified By", "ownerlookup", writable=False),
+    _f("Created_Time", "Created Time", "datetime", writable=False),
+    _f("Modified_Time", "Modified Time", "datetime", writable=False),
+]
+
+_LEADS_ONLY = [
+    _f("Company", "Company", "text", 200),
+    _f("Designation", "Title", "text", 100),
+    _f("Street", "Street", "text", 250),
+    _f("City", "City", "text", 100),
+    _f("State", "State", "text", 100),
+    _f("Zip_Code", "Zip Code", "text", 30),
+    _f("Country", "Country", "text", 100),
+    _f("Lead_Status", "Lead Status", "picklist", values=LEAD_STATUSES),
+    _f("Industry", "Industry", "picklist", values=INDUSTRIES),
+    _f("No_of_Employees", "No. of Employees", "integer"),
+    _f("Annual_Revenue", "Annual Revenue", "currency"),
+    _f("Converted__s", "Converted", "boolean", writable=False),
+    _f("Converted_Date_Time", "Converted Date Time", "datetime", writable=False),
+]
+
+_CONTACTS_ONLY = [
+    _f("Account_Name", "Account Name", "lookup"),
+    _f("Title", "Title", "text", 100),
+    _f("Department", "Department", "text", 100),
+    _f("Date_of_Birth", "Date of Birth", "date"),
+    _f("Mailing_Street", "Mailing Street", "text", 250),
+    _f("Mailing_City", "Mailing City", "text", 100),
+    _f("Mailing_State", "Mailing State", "text", 100),
+    _f("Mailing_Zip", "Mailing Zip", "text", 30),
+    _f("Mailing_Country", "Mailing Country", "text", 100),
+    _f("Home_Phone", "Home Phone", "phone", 30),
+    _f("Other_Phone", "Other Phone", "phone", 30),
+    _f("Assistant", "Assistant", "text", 100),
+    _f("Asst_Phone", "Asst Phone", "phone", 30),
+]
+
+
+def standard_fields(module: str) -> list[FieldSpec]:
+    """The built-in fields of a module, in the order the metadata lists them."""
+    extra = _LEADS_ONLY if module == "Leads" else _CONTACTS_ONLY
+    fields = list(_COMMON) + extra
+    if module == "Contacts":
+        fields[0] = _f("Owner", "Contact Owner", "ownerlookup")
+    return fields
+
+
+class FieldSpecError(ValueError):
+    """A custom field definition the sandbox (like Zoho's setup UI) refuses."""
+
+
+def custom_field(spec: dict[str, Any]) -> FieldSpec:
+    """Build a custom field from a control-API payload, applying Zoho's setup rules."""
+    api_name = str(spec.get("api_name") or "").strip()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,99}", api_name):
+        raise FieldSpecError("api_name must start with a letter and use letters, digits, _")
+    data_type = str(spec.get("data_type") or "text")
+    if data_type not in CUSTOM_TYPES:
+        raise FieldSpecError(f"data_type must be one of {', '.join(CUSTOM_TYPES)}")
+    length = spec.get("length")
+    if length is None:
+        length = DEFAULT_LENGTHS.get(data_type)
+    elif data_type in MAX_LENGTHS:
+        length = int(length)
+        if not 1 <= length <= MAX_LENGTHS[data_type]:
+            raise FieldSpecError(f"length must be 1..{MAX_LENGTHS[data_type]} for {data_type}")
+    else:
+        length = None
+    unique = bool(spec.get("unique", False))
+    if unique and data_type not in UNIQUE_CAPABLE:
+        raise FieldSpecError(f"a {data_type} field cannot be unique")
+    values = [str(v) for v in spec.get("pick_list_values") or []]
+    if data_type in ("picklist", "multiselectpicklist"):
+        if not values:
+            raise FieldSpecError("a picklist needs pick_list_values")
+        if data_type == "picklist" and "-None-" not in values:
+            values.insert(0, "-None-")
+    label = str(spec.get("field_label") or api_name.replace("_", " "))
+    return FieldSpec(
+        api_name,
+        label,
+        data_type,
+        length,
+        custom_field=True,
+        unique=unique,
+        pick_list_values=tuple(values),
+    )
+
+
+class ValueProblem(Exception):
+    """Why a value was refused; becomes one INVALID_DATA element (reference §2.6)."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        super().__init__("invalid data")
+        self.details = details
+
+
+def _expect(spec: FieldSpec, expected: str) -> ValueProblem:
+    return ValueProblem({"expected_data_type": expected, "api_name": spec.api_name})
+
+
+def _check_length(spec: FieldSpec, text: str) -> None:
+    if spec.length is not None and len(text) > spec.length:
+        raise ValueProblem({"maximum_length": spec.length, "api_name": spec.api_name})
+
+
+def coerce_value(spec: FieldSpec, value: Any, user_ids: set[str]) -> Any:
+    """Check a written value and return what to store (``None`` means empty).
+
+    The rules follow what Zoho documents for each type; anything Zoho would refuse raises
+    ``ValueProblem`` with the details keys Zoho uses (``expected_data_type`` or
+    ``maximum_length``) so clients can be tested against the real error shapes.
+    """
+    if value is None or value == "":
+        if spec.data_type == "boolean":
+            return False
+        if spec.data_type == "multiselectpicklist":
+            return []
+        return None
+    kind = spec.data_type
+    if kind in ("text", "textarea", "phone", "website", "email"):
+        if not isinstance(value, str):
+            raise _expect(spec, kind if kind != "textarea" else "text")
+        _check_length(spec, value)
+        if kind == "email" and not _EMAIL.match(value):
+            raise _expect(spec, "email")
+        return value
+    if kind in ("integer", "bigint"):
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _expect(spec, kind)
+        if spec.length is not None and len(str(abs(value))) > spec.length:
+            raise ValueProblem({"maximum_length": spec.length, "api_name": spec.api_name})
+        return str(value) if kind == "bigint" else value
+    if kind in ("double", "currency"):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _expect(spec, "double") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _expect(spec, "double")
+        if spec.length is not None and len(str(int(abs(value)))) > spec.length:
+            raise ValueProblem({"maximum_length": spec.length, "api_name": spec.api_name})
+        return float(value)
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _expect(spec, "boolean")
+        return value
+    if kind == "date":
+        if not isinstance(value, str) or not _DATE.match(value):
+            raise _expect(spec, "date")
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise _expect(spec, "date") from None
+        return value
+    if kind == "datetime":
+        if not isinstance(value, str) or not _DATETIME.match(value):
+            raise _expect(spec, "datetime")
+        try:
+            return store_instant(parse_datetime(value))
+        except ZohoTimeFormatError:
+            raise _expect(spec, "datetime") from None
+    if kind == "picklist":
+        if not isinstance(value, str):
+            raise _expect(spec, "picklist")
+        if value not in spec.pick_list_values:
+            raise _expect(spec, "picklist")
+        return None if value == "-None-" else value
+    if kind == "multiselectpicklist":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _expect(spec, "jsonarray")
+        if any(v not in spec.pick_list_values for v in value):
+            raise _expect(spec, "multiselectpicklist")
+        return list(dict.fromkeys(value))
+    if kind == "ownerlookup":
+        user_id = value.get("id") if isinstance(value, dict) else None
+        if str(user_id) not in user_ids:
+            raise _expect(spec, "jsonobject")
+        return str(user_id)
+    if kind == "lookup":
+        if not isinstance(value, dict) or not (value.get("id") or value.get("name")):
+            raise _expect(spec, "jsonobject")
+        return {"name": value.get("name"), "id": value.get("id")}
+    raise _expect(spec, kind)  # pragma: no cover - every catalogue type is handled above
+
+
+def store_epoch(epoch: float) -> str:
+    """The internal form of a POSIX timestamp (channel expiries are kept as timestamps)."""
+    return store_instant(datetime.fromtimestamp(epoch, timezone.utc))
+
+
+def store_instant(moment: datetime) -> str:
+    """The internal form of an instant: a UTC string that sorts like the instant."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")

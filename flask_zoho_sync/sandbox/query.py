@@ -1,0 +1,275 @@
+"""Listing records the way `GET /{module}` does, pagination walls included.
+
+Connectors have broken on exactly these rules (reference §2.1, §10): ``fields`` is
+mandatory, ``page`` stops at record 2,000, ``page_token`` is bound to the other parameters
+and expires after 24 hours, empty results are bodiless 204/304. The sandbox enforces each
+so a client that survives it survives Zoho. Page tokens are keyset cursors (last sort value
+and id), so records created while paging neither repeat nor vanish from the walk.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
+
+from .fields import store_instant
+from .records import is_converted, render_record
+from .state import SandboxState
+
+DISCRETE_LIMIT = 2000
+MAX_FIELDS = 50
+MAX_PER_PAGE = 200
+MAX_IDS = 100
+SORTABLE = ("id", "Created_Time", "Modified_Time")
+PAGE_TOKEN_TTL = timedelta(hours=24)
+
+
+@dataclass
+class QueryError(Exception):
+    """A request-level error: becomes ``{"code","details","message","status"}``."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+    status: int = 400
+
+
+@dataclass
+class ListResult:
+    """Either a body to send (200) or an empty status (204/304)."""
+
+    status: int
+    body: dict[str, Any] | None = None
+
+
+def parse_header_instant(value: str | None, header: str) -> str | None:
+    """Read an If-(Un)Modified-Since header (ISO 8601 with offset, §8) to the stored form."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return store_instant(parse_datetime(value))
+    except ZohoTimeFormatError:
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {"header_name": header, "expected_data_type": "datetime"},
+        ) from None
+
+
+def _int_param(args: dict[str, str], name: str, default: int, maximum: int | None) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError("INVALID_DATA", "invalid data", {"param_name": name}) from None
+    if value < 1 or (maximum is not None and value > maximum):
+        details: dict[str, Any] = {"param_name": name}
+        if maximum is not None:
+            details["maximum_value"] = maximum
+        raise QueryError("INVALID_DATA", "invalid data", details)
+    return value
+
+
+def _split(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def _sort_key(sort_by: str):
+    return lambda record: (record.get(sort_by) or "", record["id"])
+
+
+def list_records(
+    state: SandboxState,
+    module: str,
+    args: dict[str, str],
+    if_modified_since: str | None,
+    user_id: str,
+) -> ListResult:
+    """Answer `GET /crm/v8/{module}`; raises ``QueryError`` for request-level errors."""
+    ids = _split(args.get("ids"))
+    if len(ids) > MAX_IDS:
+        raise QueryError(
+            "LIMIT_EXCEEDED",
+            "the number of ids exceeds the limit",
+            {"limit": MAX_IDS, "param_name": "ids"},
+        )
+    fields = _split(args.get("fields"))
+    if not fields and not ids:
+        raise QueryError(
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "fields"},
+        )
+    if len(fields) > MAX_FIELDS:
+        raise QueryError(
+            "LIMIT_EXCEEDED", "fields limit exceeded", {"limit": MAX_FIELDS, "param_name": "fields"}
+        )
+    if args.get("page") and args.get("page_token"):
+        raise QueryError(
+            "AMBIGUITY_DURING_PROCESSING",
+            "page and page_token cannot be given together",
+            {"ambiguity_due_to": ["page", "page_token"]},
+        )
+    per_page = _int_param(args, "per_page", MAX_PER_PAGE, MAX_PER_PAGE)
+    sort_by = args.get("sort_by") or "id"
+    if sort_by not in SORTABLE:
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {"param_name": "sort_by", "supported_values": list(SORTABLE)},
+        )
+    sort_order = args.get("sort_order") or "desc"
+    if sort_order not in ("asc", "desc"):
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {"param_name": "sort_order", "supported_values": ["asc", "desc"]},
+        )
+    converted = (args.get("converted") or "false").lower()
+    if converted not in ("false", "true", "both"):
+        raise QueryError("INVALID_DATA", "invalid data", {"param_name": "converted"})
+    binding = {
+        "module": module,
+        "fields": ",".join(fields),
+        "ids": ",".join(ids),
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "converted": converted,
+        "If-Modified-Since": if_modified_since,
+    }
+
+    now = state.timestamp()
+    token = args.get("page_token")
+    previous_token = None
+    if token:
+        saved = state.page_tokens.get(token)
+        if saved is None or saved["user_id"] != user_id:
+            raise QueryError("INVALID_DATA", "invalid data", {"param_name": "page_token"})
+        if now >= saved["expires_at"]:
+            raise QueryError(
+                "EXPIRED_VALUE", "the given page_token has expired", {"param_name": "page_token"}
+            )
+        for key, value in binding.items():
+            if saved["binding"][key] != value:
+                raise QueryError(
+                    "TOKEN_BOUND_DATA_MISMATCH",
+                    "the parameters do not match the ones the page_token was issued for",
+                    {"param_name": key},
+                )
+        served = saved["served"]
+        if served >= state.page_token_limit:
+            raise QueryError(
+                "PAGINATION_LIMIT_EXCEEDED",
+                f"You can only get the first {state.page_token_limit} records",
+                {"limit": state.page_token_limit},
+            )
+        page = served // per_page + 1
+        previous_token = token
+    else:
+        page = _int_param(args, "page", 1, None)
+        served = (page - 1) * per_page
+        if served >= DISCRETE_LIMIT:
+            raise QueryError(
+                "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                "You can only get the first 2000 records without using page_token param",
+                {"limit": DISCRETE_LIMIT},
+            )
+
+    candidates = []
+    for record in state.data["records"][module].values():
+        if ids and record["id"] not in ids:
+            continue
+        flag = is_converted(record)
+        if (converted == "false" and flag) or (converted == "true" and not flag):
+            continue
+        if if_modified_since is not None and record["Modified_Time"] < if_modified_since:
+            continue
+        candidates.append(record)
+    candidates.sort(key=_sort_key(sort_by), reverse=sort_order == "desc")
+
+    if token:
+        cursor = tuple(state.page_tokens[token]["cursor"])
+        if sort_order == "desc":
+            remaining = [r for r in candidates if _sort_key(sort_by)(r) < cursor]
+        else:
+            remaining = [r for r in candidates if _sort_key(sort_by)(r) > cursor]
+        take = min(per_page, state.page_token_limit - served)
+    else:
+        remaining = candidates[served:]
+        take = min(per_page, DISCRETE_LIMIT - served)
+    page_records = remaining[:take]
+    if not page_records:
+        return ListResult(304 if if_modified_since is not None else 204)
+
+    more = len(remaining) > len(page_records)
+    next_token = None
+    expiry = None
+    if more:
+        next_token = secrets.token_hex(16)
+        expires_at = now + PAGE_TOKEN_TTL.total_seconds()
+        last = page_records[-1]
+        state.page_tokens[next_token] = {
+            "binding": binding,
+            "cursor": list(_sort_key(sort_by)(last)),
+            "served": served + len(page_records),
+            "expires_at": expires_at,
+            "user_id": user_id,
+        }
+        expiry = state.show(store_instant(state.now() + PAGE_TOKEN_TTL))
+    only = fields or None
+    data = [render_record(state, module, r, only) for r in page_records]
+    info = {
+        "call": False,
+        "per_page": per_page,
+        "next_page_token": next_token,
+        "count": len(data),
+        "sort_by": sort_by,
+        "page": page,
+        "previous_page_token": previous_token,
+        "page_token_expiry": expiry,
+        "sort_order": sort_order,
+        "email": False,
+        "more_records": more,
+    }
+    return ListResult(200, {"data": data, "info": info})
+
+
+def list_deleted(
+    state: SandboxState, module: str, args: dict[str, str], if_modified_since: str | None
+) -> ListResult:
+    """Answer `GET /{module}/deleted` (reference §2.8)."""
+    from .records import render_deleted
+
+    kind = args.get("type") or "all"
+    if kind not in ("all", "recycle", "permanent"):
+        raise QueryError(
+            "PATTERN_NOT_MATCHED",
+            "Please check whether the input values are correct",
+            {"param_name": "type"},
+        )
+    per_page = _int_param(args, "per_page", MAX_PER_PAGE, MAX_PER_PAGE)
+    page = _int_param(args, "page", 1, None)
+    entries = [
+        e
+        for e in state.data["deleted"][module]
+        if (kind == "all" or e["type"] == kind)
+        and (if_modified_since is None or e["deleted_time"] >= if_modified_since)
+    ]
+    entries.sort(key=lambda e: (e["deleted_time"], e["id"]), reverse=True)
+    start = (page - 1) * per_page
+    chunk = entries[start : start + per_page]
+    if not chunk:
+        return ListResult(304 if if_modified_since is not None else 204)
+    info = {
+        "per_page": per_page,
+        "count": len(chunk),
+        "page": page,
+        "more_records": len(entries) > start + len(chunk),
+    }
+    return ListResult(200, {"data": [render_deleted(state, e) for e in chunk], "info": info})

@@ -1,0 +1,423 @@
+"""Record writes and rendering: the rules Zoho applies to insert, update, upsert, delete.
+
+The API views and the "Zoho user" control endpoints both call these functions, so an edit
+made in the sandbox UI goes through the same validation, stamps ``Modified_Time`` and
+``Modified_By`` the same way and notifies the same channels as an API write. Only the
+acting user differs, which is exactly what a sync's echo suppression has to tell apart.
+All functions expect the caller to hold ``state.lock``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .fields import MODULE_IDS, SYSTEM_DUPLICATE_CHECK, FieldSpec, ValueProblem, coerce_value
+from .responses import error_body
+from .state import SandboxState
+
+#: Keys a client may send that are not fields and must not be treated as such.
+_NOT_FIELDS = {"id", "$append_values", "Tag", "Layout"}
+
+
+@dataclass
+class BatchOutcome:
+    """Per-record results in input order, plus what changed (for notifications)."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    inserted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    affected: dict[str, list[str]] = field(default_factory=dict)
+
+
+class DuplicateCheckError(ValueError):
+    """A ``duplicate_check_fields`` entry Zoho would refuse (reference §2.6)."""
+
+    def __init__(self, api_name: str, index: int) -> None:
+        super().__init__(api_name)
+        self.api_name = api_name
+        self.index = index
+
+
+# ------------------------------------------------------------------------- rendering
+def render_value(state: SandboxState, spec: FieldSpec | None, value: Any) -> Any:
+    if spec is None:
+        return value
+    if spec.data_type == "datetime":
+        return state.show(value)
+    if spec.data_type == "ownerlookup":
+        ref = state.user_ref(value)
+        return {"name": ref["name"], "id": ref["id"], "email": ref["email"]} if ref else None
+    if spec.data_type == "boolean":
+        return bool(value)
+    if spec.data_type == "multiselectpicklist":
+        return list(value or [])
+    return value
+
+
+def render_record(
+    state: SandboxState, module: str, record: dict[str, Any], only: list[str] | None = None
+) -> dict[str, Any]:
+    """A record as Zoho returns it: requested fields (all when ``only`` is None) plus id."""
+    specs = state.field_map(module)
+    names = list(specs) if only is None else [n for n in only if n in specs]
+    out: dict[str, Any] = {}
+    for name in names:
+        out[name] = render_value(state, specs[name], record.get(name))
+    if only is None and module == "Leads":
+        out["Record_Status__s"] = "Available"
+    out["id"] = record["id"]
+    return out
+
+
+def is_converted(record: dict[str, Any]) -> bool:
+    return bool(record.get("Converted__s"))
+
+
+def _user_brief(state: SandboxState, user_id: str) -> dict[str, Any] | None:
+    ref = state.user_ref(user_id)
+    return {"name": ref["name"], "id": ref["id"]} if ref else None
+
+
+def success_details(state: SandboxState, record: dict[str, Any]) -> dict[str, Any]:
+    """The ``details`` of a successful write element (reference §2.4)."""
+    return {
+        "Modified_Time": state.show(record["Modified_Time"]),
+        "Modified_By": _user_brief(state, record["Modified_By"]),
+        "Created_Time": state.show(record["Created_Time"]),
+        "id": record["id"],
+        "Created_By": _user_brief(state, record["Created_By"]),
+    }
+
+
+# --------------------------------------------------------------------- validation
+def _json_path(index: int, api_name: str) -> str:
+    return f"$.data[{index}].{api_name}"
+
+
+def _collect_values(
+    state: SandboxState, module: str, item: dict[str, Any], index: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Coerce the writable fields of one input element; unknown keys are ignored like Zoho."""
+    specs = state.field_map(module)
+    user_ids = {u["id"] for u in state.data["users"]}
+    values: dict[str, Any] = {}
+    problems: list[dict[str, Any]] = []
+    for name, raw in item.items():
+        if name in _NOT_FIELDS or name.startswith("$"):
+            continue
+        spec = specs.get(name)
+        if spec is None or not spec.writable:
+            continue  # read-only and unknown fields are silently ignored (§3.1)
+        try:
+            values[name] = coerce_value(spec, raw, user_ids)
+        except ValueProblem as problem:
+            details = {**problem.details, "json_path": _json_path(index, name)}
+            problems.append(error_body("INVALID_DATA", "invalid data", details))
+    return values, problems
+
+
+def _mandatory_problem(index: int) -> dict[str, Any]:
+    details = {"api_name": "Last_Name", "json_path": _json_path(index, "Last_Name")}
+    return error_body("MANDATORY_NOT_FOUND", "required field not found", details)
+
+
+def _comparable(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _find_by_value(
+    state: SandboxState, module: str, api_name: str, value: Any, exclude: str | None = None
+) -> list[dict[str, Any]]:
+    """Live records whose field equals ``value`` (case-insensitive, like Zoho's checks)."""
+    wanted = _comparable(value)
+    found = [
+        record
+        for record in state.data["records"][module].values()
+        if record["id"] != exclude
+        and record.get(api_name) not in (None, "")
+        and _comparable(record.get(api_name)) == wanted
+    ]
+    return sorted(found, key=lambda r: r["id"])
+
+
+def unique_custom_fields(state: SandboxState, module: str) -> list[str]:
+    return [s.api_name for s in state.fields(module) if s.custom_field and s.unique]
+
+
+def _duplicate_problem(
+    state: SandboxState,
+    module: str,
+    values: dict[str, Any],
+    index: int,
+    exclude: str | None,
+) -> dict[str, Any] | None:
+    """DUPLICATE_DATA for the first unique custom field whose value another record holds."""
+    for api_name in unique_custom_fields(state, module):
+        value = values.get(api_name)
+        if value in (None, ""):
+            continue
+        clashes = _find_by_value(state, module, api_name, value, exclude)
+        if clashes:
+            other = clashes[0]
+            details = {
+                "api_name": api_name,
+                "json_path": _json_path(index, api_name),
+                "duplicate_record": {
+                    "id": other["id"],
+                    "module": {"api_name": module, "id": MODULE_IDS[module]},
+                    "Owner": _user_brief(state, other.get("Owner") or other["Created_By"]),
+                },
+                "more_records": len(clashes) > 1,
+            }
+            return error_body("DUPLICATE_DATA", "duplicate data", details)
+    return None
+
+
+def resolve_duplicate_check(state: SandboxState, module: str, given: list[Any] | None) -> list[str]:
+    """The matching order for upsert, per the doc's table (reference §2.6)."""
+    system = list(SYSTEM_DUPLICATE_CHECK[module])
+    unique = unique_custom_fields(state, module)
+    if not given:
+        return system + unique
+    for index, name in enumerate(given):
+        if not isinstance(name, str) or name not in system + unique:
+            raise DuplicateCheckError(str(name), index)
+    ordered = list(dict.fromkeys(given))
+    return ordered + [name for name in unique if name not in ordered]
+
+
+def _combine(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(problems) == 1:
+        return problems[0]
+    errors = [{k: p[k] for k in ("code", "details", "message")} for p in problems]
+    return error_body("MULTIPLE_OR_MULTI_ERRORS", "multiple errors occurred", {"errors": errors})
+
+
+# ------------------------------------------------------------------------- writes
+def _full_name(record: dict[str, Any]) -> str:
+    parts = [record.get("First_Name"), record.get("Last_Name")]
+    return " ".join(p for p in parts if p)
+
+
+def _create(state: SandboxState, module: str, values: dict[str, Any], user_id: str) -> dict:
+    now = state.stamp()
+    record: dict[str, Any] = {
+        "id": state.new_id(),
+        "Owner": user_id,
+        "Created_By": user_id,
+        "Modified_By": user_id,
+        "Created_Time": now,
+        "Modified_Time": now,
+    }
+    for spec in state.fields(module):
+        if spec.data_type == "boolean":
+            record.setdefault(spec.api_name, False)
+    record.update(values)
+    record["Full_Name"] = _full_name(record)
+    state.data["records"][module][record["id"]] = record
+    return record
+
+
+def _update(
+    state: SandboxState, record: dict[str, Any], values: dict[str, Any], user_id: str
+) -> list[str]:
+    changed = [name for name, value in values.items() if record.get(name) != value]
+    record.update(values)
+    record["Full_Name"] = _full_name(record)
+    record["Modified_By"] = user_id
+    record["Modified_Time"] = state.stamp()
+    return changed
+
+
+def apply_batch(
+    state: SandboxState,
+    module: str,
+    action: str,
+    items: list[Any],
+    user_id: str,
+    *,
+    duplicate_check: list[str] | None = None,
+    if_unmodified_since: str | None = None,
+) -> BatchOutcome:
+    """Insert, update or upsert ``items`` one by one, in order, reporting each result.
+
+    Records are applied sequentially, so a unique value used twice in one batch fails on
+    its second use, as it would in Zoho.
+    """
+    outcome = BatchOutcome()
+    records = state.data["records"][module]
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            details = {"json_path": f"$.data[{index}]", "expected_data_type": "jsonobject"}
+            outcome.results.append(error_body("INVALID_DATA", "invalid data", details))
+            continue
+        target: dict[str, Any] | None = None
+        matched_on: str | None = None
+        if action == "update":
+            record_id = item.get("id")
+            if record_id in (None, ""):
+                details = {"api_name": "id", "json_path": _json_path(index, "id")}
+                outcome.results.append(
+                    error_body("MANDATORY_NOT_FOUND", "required field not found", details)
+                )
+                continue
+            target = records.get(str(record_id))
+            if target is None:
+                details = {"api_name": "id", "json_path": _json_path(index, "id")}
+                outcome.results.append(
+                    error_body("INVALID_DATA", "the id given seems to be invalid", details)
+                )
+                continue
+        elif action == "upsert":
+            for api_name in duplicate_check or []:
+                value = item.get(api_name)
+                if value in (None, "") or not isinstance(value, str | int):
+                    continue
+                found = _find_by_value(state, module, api_name, value)
+                if found:
+                    target, matched_on = found[0], api_name
+                    break
+        if (
+            target is not None
+            and if_unmodified_since is not None
+            and target["Modified_Time"] > if_unmodified_since
+        ):
+            outcome.results.append(
+                error_body(
+                    "ALREADY_MODIFIED",
+                    "Record updated time has already passed if-unmodified-since time",
+                    {"id": target["id"]},
+                )
+            )
+            continue
+        values, problems = _collect_values(state, module, item, index)
+        creating_without = target is None and not values.get("Last_Name")
+        emptying = target is not None and "Last_Name" in values and not values["Last_Name"]
+        if creating_without or emptying:
+            problems.insert(0, _mandatory_problem(index))
+        if not problems:
+            exclude = target["id"] if target is not None else None
+            duplicate = _duplicate_problem(state, module, values, index, exclude)
+            if duplicate:
+                problems.append(duplicate)
+        if problems:
+            outcome.results.append(_combine(problems))
+            continue
+        if target is None:
+            record = _create(state, module, values, user_id)
+            outcome.inserted.append(record["id"])
+            element = {
+                "code": "SUCCESS",
+                "details": {**success_details(state, record), "$approval_state": "approved"},
+                "message": "record added",
+                "status": "success",
+            }
+            if action == "upsert":
+                element = {
+                    "code": "SUCCESS",
+                    "duplicate_field": None,
+                    "action": "insert",
+                    **element,
+                }
+        else:
+            changed = _update(state, target, values, user_id)
+            outcome.updated.append(target["id"])
+            outcome.affected[target["id"]] = changed
+            element = {
+                "code": "SUCCESS",
+                "details": success_details(state, target),
+                "message": "record updated",
+                "status": "success",
+            }
+            if action == "upsert":
+                element = {
+                    "code": "SUCCESS",
+                    "duplicate_field": matched_on,
+                    "action": "update",
+                    **element,
+                }
+        outcome.results.append(element)
+    return outcome
+
+
+def delete_records(
+    state: SandboxState, module: str, ids: list[str], user_id: str, *, permanent: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Move records to the recycle bin (or purge them), one result per id (§2.7)."""
+    results: list[dict[str, Any]] = []
+    deleted: list[str] = []
+    records = state.data["records"][module]
+    for record_id in ids:
+        record = records.pop(record_id, None)
+        if record is None:
+            results.append(error_body("INVALID_DATA", "record not deleted", {"id": record_id}))
+            continue
+        entry = {
+            "deleted_by": user_id,
+            "id": record_id,
+            "display_name": record.get("Full_Name") or record.get("Last_Name"),
+            "type": "permanent" if permanent else "recycle",
+            "created_by": record["Created_By"],
+            "deleted_time": state.stamp(),
+            "record": record,
+        }
+        state.data["deleted"][module].append(entry)
+        deleted.append(record_id)
+        results.append(
+            {
+                "code": "SUCCESS",
+                "details": {"id": record_id},
+                "message": "record deleted",
+                "status": "success",
+            }
+        )
+    return results, deleted
+
+
+def render_deleted(state: SandboxState, entry: dict[str, Any]) -> dict[str, Any]:
+    """A `/deleted` element; permanent deletions lose who and what (reference §2.8)."""
+    permanent = entry["type"] == "permanent"
+    return {
+        "deleted_by": None if permanent else _user_brief(state, entry["deleted_by"]),
+        "id": entry["id"],
+        "display_name": None if permanent else entry["display_name"],
+        "type": entry["type"],
+        "created_by": None if permanent else _user_brief(state, entry["created_by"]),
+        "deleted_time": state.show(entry["deleted_time"]),
+    }
+
+
+#: Lead -> Contact field carry-over on conversion (Zoho's default conversion mapping).
+_CONVERSION_MAP = {
+    "Designation": "Title",
+    "Street": "Mailing_Street",
+    "City": "Mailing_City",
+    "State": "Mailing_State",
+    "Zip_Code": "Mailing_Zip",
+    "Country": "Mailing_Country",
+}
+
+
+def convert_lead(state: SandboxState, lead_id: str, user_id: str) -> dict[str, Any] | None:
+    """Convert a lead: it becomes hidden from default lists and a Contact is created."""
+    lead = state.data["records"]["Leads"].get(lead_id)
+    if lead is None or is_converted(lead):
+        return None
+    contact_specs = state.field_map("Contacts")
+    values: dict[str, Any] = {}
+    for name, value in lead.items():
+        target = _CONVERSION_MAP.get(name, name)
+        spec = contact_specs.get(target)
+        if spec is not None and spec.writable and value not in (None, "") and name != "Owner":
+            values[target] = value
+    contact = _create(state, "Contacts", values, user_id)
+    lead["Converted__s"] = True
+    lead["Converted_Date_Time"] = state.stamp()
+    lead["Modified_By"] = user_id
+    lead["Modified_Time"] = lead["Converted_Date_Time"]
+    return {
+        "Contacts": {"name": contact["Full_Name"], "id": contact["id"]},
+        "Accounts": None,
+        "Deals": None,
+    }

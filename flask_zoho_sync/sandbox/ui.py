@@ -1,0 +1,211 @@
+"""A small human UI: see the sandbox's Leads and Contacts and edit them as a Zoho user.
+
+The demo needs a way to show "someone changed this in Zoho" without real Zoho. Edits here
+go through the same write rules as the API, cost no credits, stamp the chosen user in
+``Modified_By`` and fire notifications, so the sync sees them exactly as remote edits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from .fields import MODULES, FieldSpec
+from .records import apply_batch, convert_lead, delete_records, render_record
+from .state import SALES_REP_ID, SandboxState
+
+#: Standard fields worth a form input; custom fields are always shown.
+_FORM_FIELDS = {
+    "Leads": [
+        "Salutation",
+        "First_Name",
+        "Last_Name",
+        "Email",
+        "Phone",
+        "Mobile",
+        "Company",
+        "Designation",
+        "City",
+        "Lead_Status",
+        "Lead_Source",
+        "Email_Opt_Out",
+        "Description",
+    ],
+    "Contacts": [
+        "Salutation",
+        "First_Name",
+        "Last_Name",
+        "Email",
+        "Phone",
+        "Mobile",
+        "Title",
+        "Department",
+        "Mailing_City",
+        "Date_of_Birth",
+        "Lead_Source",
+        "Email_Opt_Out",
+        "Description",
+    ],
+}
+_FORM_TYPES = {
+    "text",
+    "textarea",
+    "email",
+    "phone",
+    "website",
+    "picklist",
+    "boolean",
+    "integer",
+    "bigint",
+    "double",
+    "currency",
+    "date",
+    "datetime",
+}
+
+
+def _form_specs(state: SandboxState, module: str) -> list[FieldSpec]:
+    specs = state.field_map(module)
+    chosen = [specs[name] for name in _FORM_FIELDS[module] if name in specs]
+    chosen += [s for s in specs.values() if s.custom_field and s.data_type in _FORM_TYPES]
+    return chosen
+
+
+def _parse_form(specs: list[FieldSpec]) -> dict[str, Any]:
+    """Turn form strings into the JSON types the write path expects."""
+    booleans = set(request.form.getlist("__bool"))
+    values: dict[str, Any] = {}
+    for spec in specs:
+        if spec.api_name in booleans:
+            values[spec.api_name] = request.form.get(spec.api_name) == "true"
+            continue
+        raw = request.form.get(spec.api_name)
+        if raw is None:
+            continue
+        raw = raw.strip()
+        if raw == "":
+            values[spec.api_name] = None
+        elif spec.data_type in ("integer", "bigint") and raw.lstrip("-").isdigit():
+            values[spec.api_name] = int(raw)
+        elif spec.data_type in ("double", "currency"):
+            try:
+                values[spec.api_name] = float(raw)
+            except ValueError:
+                values[spec.api_name] = raw
+        else:
+            values[spec.api_name] = raw
+    return values
+
+
+def _describe(result: dict[str, Any]) -> str:
+    details = result.get("details") or {}
+    if result["code"] == "MULTIPLE_OR_MULTI_ERRORS":
+        return "; ".join(_describe(e) for e in details.get("errors", []))
+    parts = [result["code"], result.get("message", "")]
+    if details.get("api_name"):
+        parts.append(f"field {details['api_name']}")
+    if details.get("expected_data_type"):
+        parts.append(f"expected {details['expected_data_type']}")
+    if details.get("maximum_length"):
+        parts.append(f"max length {details['maximum_length']}")
+    return " - ".join(p for p in parts if p)
+
+
+def ui_blueprint(state: SandboxState) -> Blueprint:
+    bp = Blueprint("sandbox_ui", __name__)
+
+    def _check(module: str) -> None:
+        if module not in MODULES:
+            abort(404)
+
+    def _publish(module: str, operation: str, ids: list[str], affected: dict | None = None) -> None:
+        if ids and state.notifier is not None:
+            state.notifier.publish(module, operation, ids, affected or {})
+
+    @bp.get("/")
+    def index() -> str:
+        with state.lock:
+            modules = []
+            for module in MODULES:
+                records = sorted(
+                    state.data["records"][module].values(),
+                    key=lambda r: (r["Modified_Time"], r["id"]),
+                    reverse=True,
+                )
+                modules.append((module, [render_record(state, module, r) for r in records]))
+            org = dict(state.data["org"])
+            now = state.show_now()
+        return render_template("index.html", modules=modules, org=org, now=now, stats=state.stats())
+
+    def _form(
+        module: str, record_id: str | None, values: dict[str, Any], error: str | None, acting: str
+    ) -> str:
+        return render_template(
+            "record_form.html",
+            module=module,
+            record_id=record_id,
+            values=values,
+            error=error,
+            specs=_form_specs(state, module),
+            users=state.data["users"],
+            acting=acting,
+        )
+
+    @bp.route("/ui/<module>/new", methods=["GET", "POST"])
+    def new_record(module: str) -> Response | str:
+        _check(module)
+        if request.method == "GET":
+            return _form(module, None, {}, None, SALES_REP_ID)
+        user_id = request.form.get("__user") or SALES_REP_ID
+        values = _parse_form(_form_specs(state, module))
+        with state.lock:
+            outcome = apply_batch(state, module, "insert", [values], user_id)
+            _publish(module, "insert", outcome.inserted)
+            state.save()
+        result = outcome.results[0]
+        if result["status"] != "success":
+            return _form(module, None, request.form.to_dict(), _describe(result), user_id)
+        return redirect(url_for("sandbox_ui.index"))
+
+    @bp.route("/ui/<module>/<record_id>/edit", methods=["GET", "POST"])
+    def edit_record(module: str, record_id: str) -> Response | str:
+        _check(module)
+        with state.lock:
+            record = state.data["records"][module].get(record_id)
+            if record is None:
+                abort(404)
+            current = render_record(state, module, record)
+        if request.method == "GET":
+            return _form(module, record_id, current, None, SALES_REP_ID)
+        user_id = request.form.get("__user") or SALES_REP_ID
+        values = _parse_form(_form_specs(state, module))
+        with state.lock:
+            outcome = apply_batch(state, module, "update", [{**values, "id": record_id}], user_id)
+            _publish(module, "update", outcome.updated, outcome.affected)
+            state.save()
+        result = outcome.results[0]
+        if result["status"] != "success":
+            return _form(module, record_id, request.form.to_dict(), _describe(result), user_id)
+        return redirect(url_for("sandbox_ui.index"))
+
+    @bp.post("/ui/<module>/<record_id>/delete")
+    def delete_record(module: str, record_id: str) -> Response:
+        _check(module)
+        with state.lock:
+            _, deleted = delete_records(state, module, [record_id], SALES_REP_ID)
+            _publish(module, "delete", deleted)
+            state.save()
+        return redirect(url_for("sandbox_ui.index"))
+
+    @bp.post("/ui/Leads/<record_id>/convert")
+    def convert(record_id: str) -> Response:
+        with state.lock:
+            outcome = convert_lead(state, record_id, SALES_REP_ID)
+            if outcome is not None:
+                _publish("Leads", "update", [record_id], {record_id: ["Converted__s"]})
+                _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
+            state.save()
+        return redirect(url_for("sandbox_ui.index"))
+
+    return bp
