@@ -65,7 +65,8 @@ def _check_csrf() -> None:
     if request.method != "POST" or request.blueprint not in _PROTECTED_BLUEPRINTS:
         return
     sent = request.form.get("csrf_token", "")
-    if not hmac.compare_digest(sent, session.get("csrf_token", "")):
+    expected = session.get("csrf_token", "")
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
         abort(400, "The form expired or came from another site; reload the page and try again.")
 
 

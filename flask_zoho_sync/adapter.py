@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,6 +103,14 @@ class ContactAdapter:
 
     def contact_id(self, contact: Any) -> str:
         raise NotImplementedError
+
+    def modified_at(self, contact: Any) -> datetime | None:
+        """When the contact last changed (aware UTC), for the newest-wins conflict policy."""
+        return None
+
+    def flush(self) -> None:
+        """Make new contacts get their ids (the engine links them right after creating)."""
+        self.session.flush()
 
     def contact_url(self, contact: Any) -> str | None:
         raise NotImplementedError
@@ -268,6 +276,18 @@ class SQLAlchemyContactAdapter(ContactAdapter):
 
     def contact_id(self, contact: Any) -> str:
         return str(getattr(contact, self._primary_key.key))
+
+    def modified_at(self, contact: Any) -> datetime | None:
+        """The modification stamp as aware UTC; a naive stamp is taken to be UTC, which is
+        what ``datetime.utcnow`` and most databases' ``now()`` defaults store."""
+        if self.modified_attribute is None:
+            return None
+        value = getattr(contact, self.modified_attribute)
+        if not isinstance(value, datetime):
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
 
     def contact_url(self, contact: Any) -> str | None:
         if self._contact_url is None:

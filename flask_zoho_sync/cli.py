@@ -6,11 +6,24 @@ import json
 import sys
 
 import click
+import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from .config import validate_time_zone
 from .errors import ZohoSyncError
 from .extension import get_state
+from .ledger import Ledger
+from .models import Link
+from .preferences import (
+    MODULES,
+    SYSTEM_KINDS,
+    add_default_mappings,
+    field_maps,
+    get_settings,
+    set_field_map,
+)
 from .status import sync_status
+from .sync.context import RunReport
 from .zoho.errors import ZohoError
 
 
@@ -81,8 +94,6 @@ def status_command(as_json: bool) -> None:
 @with_appcontext
 def rotate_keys_command() -> None:
     """Re-encrypt stored tokens with the newest ZOHO_SYNC_ENCRYPTION_KEYS key."""
-    import sqlalchemy as sa
-
     from .models import Connection
 
     state = get_state()
@@ -101,3 +112,191 @@ def rotate_keys_command() -> None:
         f"Re-encrypted {len(rows)} connection(s) with the newest key; older keys may now be "
         "removed from ZOHO_SYNC_ENCRYPTION_KEYS."
     )
+
+
+def _parse_map(spec: str) -> dict[str, object]:
+    """``HOST=ZOHO``, ``group:NAME=ZOHO`` or ``system:KIND=ZOHO`` (``!ZOHO`` inverts)."""
+    if "=" not in spec:
+        raise click.BadParameter(f"{spec!r}: write it as HOST_FIELD=ZOHO_FIELD", param_hint="--map")
+    host_key, zoho_field = (part.strip() for part in spec.split("=", 1))
+    kind = "field"
+    if ":" in host_key:
+        kind, host_key = (part.strip() for part in host_key.split(":", 1))
+        if kind not in ("group", "system"):
+            raise click.BadParameter(
+                f"{spec!r}: the prefix must be group: or system:", param_hint="--map"
+            )
+    inverted = zoho_field.startswith("!")
+    zoho_field = zoho_field.lstrip("!")
+    if not host_key or not zoho_field:
+        raise click.BadParameter(f"{spec!r}: both sides must be named", param_hint="--map")
+    if kind == "system" and host_key not in SYSTEM_KINDS:
+        raise click.BadParameter(
+            f"{spec!r}: system fields are {', '.join(SYSTEM_KINDS)}", param_hint="--map"
+        )
+    return {"kind": kind, "host_key": host_key, "zoho_field": zoho_field, "inverted": inverted}
+
+
+@zoho_sync_cli.command("settings")
+@click.option("--module", type=click.Choice(MODULES), help="Sync with Leads or Contacts.")
+@click.option("--timezone", "time_zone", help="IANA zone for naive host dates and times.")
+@click.option("--auto-sync", type=click.Choice(["on", "off"]), help="Automatic sync.")
+@click.option(
+    "--conflict-policy",
+    type=click.Choice(["newest", "host_wins", "zoho_wins"]),
+    help="Who wins when both sides changed a field.",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    help="HOST_FIELD=ZOHO_FIELD, group:NAME=ZOHO_BOOLEAN or system:KIND=ZOHO_FIELD "
+    "(KIND: contact_id, contact_url, subscription; !ZOHO_FIELD inverts). Repeatable.",
+)
+@click.option("--defaults", is_flag=True, help="Add the standard field pairs of the module.")
+@click.option("--relink", is_flag=True, help="Confirm a module switch that forgets links.")
+@with_appcontext
+def settings_command(
+    module: str | None,
+    time_zone: str | None,
+    auto_sync: str | None,
+    conflict_policy: str | None,
+    maps: tuple[str, ...],
+    defaults: bool,
+    relink: bool,
+) -> None:
+    """Show or change the module, time zone, automatic sync and field mappings."""
+    state = get_state()
+    session = state.db.session
+    settings = get_settings(session)
+    try:
+        if time_zone is not None:
+            validate_time_zone(time_zone)
+            settings.time_zone = time_zone
+        if module is not None and module != settings.module:
+            ledger = Ledger(session, settings)
+            linked_elsewhere = session.scalar(
+                sa.select(sa.func.count()).select_from(Link).where(Link.module != module)
+            )
+            if linked_elsewhere and not relink:
+                raise click.UsageError(
+                    f"{linked_elsewhere} contacts are linked to {settings.module} records. "
+                    "Switching forgets those links (contacts are matched again by email on the "
+                    "next sync). Repeat with --relink to confirm."
+                )
+            settings.module = module
+            ledger.forget_links_of_other_modules()
+        if auto_sync is not None:
+            settings.auto_sync = auto_sync == "on"
+        if conflict_policy is not None:
+            settings.conflict_policy = conflict_policy
+        parsed = [_parse_map(spec) for spec in maps]
+        for row in parsed:
+            set_field_map(session, **row)  # type: ignore[arg-type]
+        if defaults:
+            if settings.module is None:
+                raise click.UsageError("Choose a module first: --module Leads or Contacts.")
+            added = add_default_mappings(session, state.adapter, settings.module)
+            click.echo(f"Added {added} standard field mappings.")
+        session.commit()
+    except (click.UsageError, click.BadParameter):
+        session.rollback()
+        raise
+    except ZohoSyncError as exc:
+        session.rollback()
+        _fail(exc)
+    click.echo(
+        f"Module: {settings.module or 'not chosen'}; time zone: {settings.time_zone}; "
+        f"automatic sync: {'on' if settings.auto_sync else 'off'}; "
+        f"conflicts: {settings.conflict_policy}"
+    )
+    for row in field_maps(session):
+        arrow = {"both": "<->", "to_zoho": "->", "to_host": "<-"}.get(row.direction, "<->")
+        label = row.host_key if row.kind == "field" else f"{row.kind}:{row.host_key}"
+        inverted = " (inverted)" if row.inverted else ""
+        click.echo(f"  {label} {arrow} {row.zoho_field}{inverted}")
+
+
+@zoho_sync_cli.command("sync")
+@click.option("--all", "everything", is_flag=True, help="All records, not only recent changes.")
+@click.option("--since-last", is_flag=True, help="Records modified since the last sync (default).")
+@click.option(
+    "--direction", type=click.Choice(["both", "push", "pull"]), default="both", show_default=True
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing anywhere.")
+@click.option("--confirm-deletes", is_flag=True, help="Allow a run that deletes many records.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@with_appcontext
+def sync_command(
+    everything: bool,
+    since_last: bool,
+    direction: str,
+    dry_run: bool,
+    confirm_deletes: bool,
+    as_json: bool,
+) -> None:
+    """Synchronise now, in this process, and print what happened (or would happen)."""
+    if everything and since_last:
+        raise click.UsageError("Choose one of --all and --since-last.")
+    state = get_state()
+    try:
+        report = state.run_sync(
+            mode="all" if everything else "since_last",
+            direction=direction,
+            dry_run=dry_run,
+            confirm_deletes=confirm_deletes,
+            trigger="cli",
+        )
+    except (ZohoError, ZohoSyncError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
+    else:
+        click.echo(describe_report(report, dry_run=dry_run))
+    if report.status in ("failed", "needs_confirmation"):
+        sys.exit(1)
+
+
+def report_as_dict(report: RunReport) -> dict[str, object]:
+    return {
+        "status": report.status,
+        "message": report.message,
+        "counts": dict(report.counts),
+        "changes": [vars(change) for change in report.changes],
+    }
+
+
+def describe_report(report: RunReport, *, dry_run: bool) -> str:
+    verb = "would" if dry_run else "did"
+    lines = [f"{'Plan' if dry_run else 'Sync'}: {report.status}"]
+    if report.message:
+        lines.append(report.message)
+    for direction, label in (("to_zoho", "Zoho"), ("to_host", "this app")):
+        parts = [
+            f"{report.counts[f'{direction}.{action}']} {word}"
+            for action, word in (
+                ("create", "created"),
+                ("update", "updated"),
+                ("link", "linked"),
+                ("delete", "deleted"),
+                ("error", "failed"),
+            )
+            if report.counts.get(f"{direction}.{action}")
+        ]
+        lines.append(f"In {label} it {verb}: {', '.join(parts) if parts else 'nothing'}")
+    lines.append(
+        f"Zoho API: {report.counts.get('calls', 0)} calls, "
+        f"{report.counts.get('credits', 0)} credits"
+    )
+    for change in report.changes:
+        if change.action == "error":
+            lines.append(
+                f"  ! contact {change.contact_id or '-'} / Zoho {change.zoho_id or '-'}: "
+                f"{change.reason}"
+            )
+        elif dry_run:
+            lines.append(
+                f"  {change.direction} {change.action} contact {change.contact_id or '(new)'} "
+                f"/ Zoho {change.zoho_id or '(new)'} {change.changes or ''}"
+            )
+    return "\n".join(lines)

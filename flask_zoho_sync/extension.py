@@ -7,7 +7,8 @@ needs lives in ``app.extensions["zoho_sync"]`` (a :class:`ZohoSyncState`), built
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,11 @@ from .config import ZohoSyncConfig, read_config
 from .connection import DatabaseTokenStore, store_account_details
 from .crypto import TokenVault
 from .errors import ConfigurationError
+from .ledger import Ledger
 from .models import ApiUsage, Connection, attach_tables
+from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
+from .sync.context import EngineOptions, ProgressCallback, RunReport
+from .sync.engine import SyncEngine
 from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
 from .zoho.client import ZohoClient
 from .zoho.meter import UsageMeter
@@ -30,6 +35,21 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 EXTENSION_KEY = "zoho_sync"
+
+#: ``session.info`` flag under which the host's writes are not captured for the push.
+CAPTURE_SUPPRESSED = "zoho_sync.capture_suppressed"
+
+
+@contextmanager
+def suppress_capture(session: Any) -> Iterator[None]:
+    """Write Zoho's changes into the host without capturing them again (no echo)."""
+    info = session.info
+    info[CAPTURE_SUPPRESSED] = info.get(CAPTURE_SUPPRESSED, 0) + 1
+    try:
+        yield
+    finally:
+        info[CAPTURE_SUPPRESSED] -= 1
+
 
 AdminCheck = Callable[[], bool]
 
@@ -126,6 +146,58 @@ class ZohoSyncState:
             )
         )
         return self.connect(tokens)
+
+    # -- syncing --------------------------------------------------------------------------
+
+    def sync_engine(
+        self,
+        *,
+        dry_run: bool = False,
+        confirm_deletes: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> SyncEngine:
+        """An engine on the stored connection, settings and mapping.
+
+        Zoho's field metadata is fetched (one call) when none is cached for the module, so
+        the first sync after choosing a module works without a visit to the mapping editor.
+        """
+        session: Session = self.db.session
+        settings = get_settings(session)
+        client = self.client()
+        if settings.module and not has_fresh_zoho_fields(settings):
+            refresh_zoho_fields(session, client, settings)
+            session.commit()
+        mapping = build_mapping(session, self.adapter)
+        return SyncEngine(
+            client=client,
+            adapter=self.adapter,
+            ledger=Ledger(session, settings),
+            mapping=mapping,
+            options=EngineOptions(
+                dry_run=dry_run,
+                confirm_deletes=confirm_deletes,
+                mass_delete_share=self.config.mass_delete_share,
+            ),
+            host_writes=lambda: suppress_capture(session),
+            on_progress=on_progress,
+        )
+
+    def run_sync(
+        self,
+        *,
+        mode: str = "since_last",
+        direction: str = "both",
+        dry_run: bool = False,
+        confirm_deletes: bool = False,
+        trigger: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunReport:
+        engine = self.sync_engine(
+            dry_run=dry_run, confirm_deletes=confirm_deletes, on_progress=on_progress
+        )
+        report = engine.sync(mode=mode, direction=direction, trigger=trigger)
+        self.record_usage(self.db.session)
+        return report
 
     # -- API usage ------------------------------------------------------------------------
 

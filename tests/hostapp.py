@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +16,10 @@ from flask_zoho_sync.extension import ZohoSync
 
 #: One key for the whole test run, so separate app instances can read each other's tokens.
 TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -55,6 +60,9 @@ def make_host_app(database_url: str, **config: Any) -> HostApp:
         phone: Mapped[str | None] = mapped_column(sa.String(30))
         company: Mapped[str | None] = mapped_column(sa.String(120))
         subscribed: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+        updated_at: Mapped[datetime] = mapped_column(
+            sa.DateTime(timezone=True), default=_now, onupdate=_now
+        )
         groups: Mapped[list[Group]] = relationship(secondary=contact_groups)
 
     app = Flask("hostapp")

@@ -181,6 +181,12 @@ def _merge_one_way(step: _KeyMerge, *, source: Any, target: Any, equal: Equal, t
         step.keep(source)
 
 
+def _is_unset_on_first_link(binding: Binding) -> Callable[[Any], bool]:
+    if binding.kind == "group":
+        return lambda value: is_blank(value) or value is False
+    return is_blank
+
+
 def _merge_both(
     step: _KeyMerge,
     host: Any,
@@ -202,10 +208,13 @@ def _merge_both(
             step.write_host(zoho)
             return
     else:
-        if is_blank(host):
+        # On a first link, "not a member" is no more a decision than a blank field is: a
+        # group ticked on either side stays ticked, so linking never drops a membership.
+        unset = _is_unset_on_first_link(step.binding)
+        if unset(host):
             step.write_host(zoho)
             return
-        if is_blank(zoho):
+        if unset(zoho):
             step.write_zoho(host)
             return
     resolution, reason = resolve_conflict(step.binding.policy, host_modified_at, zoho_modified_at)

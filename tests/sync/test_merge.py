@@ -244,6 +244,21 @@ def test_first_link_takes_values_over_blanks_on_either_side() -> None:
     assert result.conflicts == []
 
 
+@pytest.mark.parametrize(("host_member", "zoho_member"), [(True, False), (False, True)])
+def test_first_link_keeps_a_group_ticked_on_either_side(
+    host_member: bool, zoho_member: bool
+) -> None:
+    host = {"group:newsletter": host_member}
+    zoho = {"group:newsletter": zoho_member}
+    # Whichever side is newer, linking never drops a membership.
+    for host_at, zoho_at in ((EARLIER, LATER), (LATER, EARLIER)):
+        result = merge(
+            None, host, zoho, MAPPING, host_modified_at=host_at, zoho_modified_at=zoho_at
+        )
+        assert result.new_base["group:newsletter"] is True
+        assert result.conflicts == []
+
+
 def test_first_link_differences_are_conflicts_settled_by_policy() -> None:
     host = {"field:job_title": "Engineer", "field:email": "ada@example.com"}
     zoho = {"field:job_title": "CTO", "field:email": "ADA@example.com"}

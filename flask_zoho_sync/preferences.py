@@ -1,0 +1,153 @@
+"""The admin's choices as stored in the database, and the ``Mapping`` built from them.
+
+The mapping editor, the CLI and the sync runs all read the same rows through this module, so
+what the admin saw in the editor is exactly what the next run uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .adapter import ContactAdapter
+from .models import FieldMap, SyncSettings
+from .sync.mapping import (
+    ConflictPolicy,
+    FieldMapping,
+    GroupMapping,
+    Mapping,
+    SystemFieldMapping,
+    default_field_mappings,
+)
+
+MODULES = ("Leads", "Contacts")
+SYSTEM_KINDS = ("contact_id", "contact_url", "subscription")
+
+
+def get_settings(session: Session) -> SyncSettings:
+    """The single settings row, created with defaults on first use."""
+    row = session.scalars(sa.select(SyncSettings).order_by(SyncSettings.id)).first()
+    if row is None:
+        row = SyncSettings(time_zone="UTC", auto_sync=False, conflict_policy="newest")
+        session.add(row)
+        session.flush()
+    return row
+
+
+def field_maps(session: Session) -> list[FieldMap]:
+    return list(session.scalars(sa.select(FieldMap).order_by(FieldMap.kind, FieldMap.id)))
+
+
+def zone_of(settings: SyncSettings) -> ZoneInfo:
+    try:
+        return ZoneInfo(settings.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def build_mapping(session: Session, adapter: ContactAdapter) -> Mapping:
+    """The mapping the next run will use: stored rows, host fields, cached Zoho metadata."""
+    settings = get_settings(session)
+    if settings.module not in MODULES:
+        raise ValueError("No Zoho module is chosen yet: pick Leads or Contacts in the settings.")
+    fields: list[FieldMapping] = []
+    groups: list[GroupMapping] = []
+    system: list[SystemFieldMapping] = []
+    for row in field_maps(session):
+        if row.kind == "field":
+            fields.append(
+                FieldMapping(
+                    row.host_key, row.zoho_field, direction=row.direction, policy=row.policy
+                )
+            )
+        elif row.kind == "group":
+            groups.append(
+                GroupMapping(
+                    row.host_key, row.zoho_field, direction=row.direction, policy=row.policy
+                )
+            )
+        elif row.kind == "system" and row.host_key in SYSTEM_KINDS:
+            system.append(SystemFieldMapping(row.host_key, row.zoho_field, inverted=row.inverted))  # type: ignore[arg-type]
+    cached = settings.zoho_fields if settings.zoho_fields_module == settings.module else None
+    return Mapping(
+        module=settings.module,
+        zone=zone_of(settings),
+        fields=fields,
+        groups=groups,
+        system=system,
+        host_fields=adapter.fields(),
+        zoho_fields=cached or (),
+        default_policy=ConflictPolicy(settings.conflict_policy or "newest"),
+    )
+
+
+def refresh_zoho_fields(
+    session: Session, client: Any, settings: SyncSettings
+) -> list[dict[str, Any]]:
+    """Fetch the module's field metadata from Zoho and cache it on the settings row.
+
+    Cached because the mapping needs it on every run and Zoho charges a credit per call;
+    the admin refreshes it from the mapping editor after adding fields in Zoho.
+    """
+    if settings.module not in MODULES:
+        raise ValueError("No Zoho module is chosen yet: pick Leads or Contacts in the settings.")
+    fields = client.fields(settings.module)
+    settings.zoho_fields = fields
+    settings.zoho_fields_module = settings.module
+    settings.zoho_fields_fetched_at = datetime.now(timezone.utc)
+    session.flush()
+    return fields
+
+
+def has_fresh_zoho_fields(settings: SyncSettings) -> bool:
+    return bool(settings.zoho_fields) and settings.zoho_fields_module == settings.module
+
+
+def add_default_mappings(session: Session, adapter: ContactAdapter, module: str) -> int:
+    """Add the standard field pairs for ``module`` that are not mapped yet; returns how many."""
+    present = {row.host_key for row in field_maps(session) if row.kind == "field"}
+    used_zoho = {row.zoho_field for row in field_maps(session)}
+    added = 0
+    for pair in default_field_mappings(module, adapter.fields()):
+        if pair.host_field in present or pair.zoho_field in used_zoho:
+            continue
+        session.add(
+            FieldMap(
+                kind="field",
+                host_key=pair.host_field,
+                zoho_field=pair.zoho_field,
+                direction=pair.direction.value,
+            )
+        )
+        added += 1
+    session.flush()
+    return added
+
+
+def set_field_map(
+    session: Session,
+    *,
+    kind: str,
+    host_key: str,
+    zoho_field: str,
+    direction: str = "both",
+    policy: str | None = None,
+    inverted: bool = False,
+) -> FieldMap:
+    """Create or replace the mapping row of one host field, group or system field."""
+    row = session.scalars(
+        sa.select(FieldMap).where(FieldMap.kind == kind, FieldMap.host_key == host_key)
+    ).first()
+    if row is None:
+        row = FieldMap(kind=kind, host_key=host_key)
+        session.add(row)
+    row.zoho_field = zoho_field
+    row.direction = direction
+    row.policy = policy
+    row.inverted = inverted
+    session.flush()
+    return row

@@ -1,0 +1,143 @@
+"""What a sync run works with, and what it reports.
+
+The engine is handed a Zoho client, a host adapter and a ledger (the extension's own tables);
+it imports none of their implementations, so it runs the same against the sandbox, real
+Zoho or test doubles.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from flask_zoho_sync.sync.mapping import HostChanges, Mapping
+
+#: Keys of a link's snapshot that are bookkeeping, not mapped values.
+FALLBACK_KEY = "~fallback"
+
+
+class LinkRow(Protocol):
+    contact_id: str
+    zoho_id: str
+    snapshot: dict[str, Any]
+    zoho_modified_at: datetime | None
+
+
+class ContactSource(Protocol):
+    """The part of ``flask_zoho_sync.adapter.ContactAdapter`` the engine uses."""
+
+    def get_values(self, contact: Any) -> dict[str, Any]: ...
+    def set_values(self, contact: Any, values: dict[str, Any]) -> None: ...
+    def get_groups(self, contact: Any) -> set[str]: ...
+    def set_groups(self, contact: Any, add: Iterable[str], remove: Iterable[str]) -> None: ...
+    def is_subscribed(self, contact: Any) -> bool | None: ...
+    def set_subscribed(self, contact: Any, subscribed: bool) -> None: ...
+    def contact_id(self, contact: Any) -> str: ...
+    def contact_url(self, contact: Any) -> str | None: ...
+    def modified_at(self, contact: Any) -> datetime | None: ...
+    def get_many(self, contact_ids: Sequence[str]) -> dict[str, Any]: ...
+    def find_by_email(self, email: str) -> Any | None: ...
+    def create(self) -> Any: ...
+    def delete(self, contact: Any) -> None: ...
+    def flush(self) -> None: ...
+    def iter_batches(
+        self, *, modified_since: datetime | None = None, batch_size: int = 500
+    ) -> Any: ...
+    def count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Knobs of one run. Defaults are what an automatic run uses."""
+
+    dry_run: bool = False
+    #: Re-read this much before the watermark: Zoho's If-Modified-Since is to the second and
+    #: records saved in the same second as the last one seen must not be skipped.
+    overlap: timedelta = timedelta(minutes=5)
+    #: Stop before deleting more than this share of linked contacts in one run...
+    mass_delete_share: float = 0.2
+    #: ...when that is more than this many contacts (small sets are not "mass").
+    mass_delete_floor: int = 10
+    #: The admin looked at the deletions and said yes.
+    confirm_deletes: bool = False
+    #: Create host contacts for Zoho records that match none.
+    create_in_host: bool = True
+    #: How many host contacts are read at a time.
+    batch_size: int = 500
+
+
+@dataclass
+class PlannedChange:
+    """One thing a run did or (in a dry run) would do to one record."""
+
+    direction: str  # "to_zoho" | "to_host"
+    action: str  # "create" | "update" | "delete" | "link" | "error" | "conflict"
+    contact_id: str | None
+    zoho_id: str | None
+    changes: dict[str, Any] = field(default_factory=dict)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+    error_code: str | None = None
+
+
+@dataclass
+class RunReport:
+    """What a run did: counts by direction and action, the changes, and how it ended."""
+
+    status: str = "succeeded"  # succeeded | partial | failed | needs_confirmation
+    counts: Counter[str] = field(default_factory=Counter)
+    changes: list[PlannedChange] = field(default_factory=list)
+    message: str | None = None
+    pending_deletes: int = 0
+
+    def add(self, change: PlannedChange) -> None:
+        self.counts[f"{change.direction}.{change.action}"] += 1
+        self.changes.append(change)
+
+    def count(self, key: str, amount: int = 1) -> None:
+        self.counts[key] += amount
+
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+def apply_host_changes(adapter: ContactSource, contact: Any, changes: HostChanges) -> None:
+    if changes.fields:
+        adapter.set_values(contact, dict(changes.fields))
+    if changes.groups_add or changes.groups_remove:
+        adapter.set_groups(contact, changes.groups_add, changes.groups_remove)
+    if changes.subscribed is not None:
+        adapter.set_subscribed(contact, changes.subscribed)
+
+
+def host_canonical(mapping: Mapping, adapter: ContactSource, contact: Any) -> dict[str, Any]:
+    return mapping.host_to_canonical(
+        adapter.get_values(contact),
+        groups=adapter.get_groups(contact),
+        subscribed=adapter.is_subscribed(contact),
+        contact_id=adapter.contact_id(contact),
+        contact_url=adapter.contact_url(contact),
+    )
+
+
+def mapped_values(snapshot: MappingABC[str, Any] | None) -> dict[str, Any] | None:
+    """A snapshot without its bookkeeping keys (what the merge compares against)."""
+    if snapshot is None:
+        return None
+    return {key: value for key, value in snapshot.items() if not key.startswith("~")}
+
+
+def readable(mapping: Mapping, changes: MappingABC[str, Any]) -> dict[str, Any]:
+    """Changes keyed by what an admin recognises (the Zoho field) for history and plans."""
+    shown: dict[str, Any] = {}
+    for key, value in changes.items():
+        try:
+            name = f"{mapping.binding(key).host.label} ({mapping.binding(key).zoho_api_name})"
+        except KeyError:
+            name = key
+        shown[name] = value
+    return shown

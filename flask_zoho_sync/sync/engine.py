@@ -1,0 +1,179 @@
+"""A sync run: pull Zoho's changes, merge, push the host's, and record what happened.
+
+A two-way pass pulls first and pushes second. The pull's three-way merge decides every field
+both sides changed (by the per-field policy) and leaves for Zoho only what the merge gave to
+Zoho; pushing first instead would overwrite Zoho's side of a conflict before the merge could
+see it. The cost is the same: an incremental pull with nothing new is one call (a 304).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from typing import Any
+
+from flask_zoho_sync.sync.context import (
+    ContactSource,
+    EngineOptions,
+    ProgressCallback,
+    RunReport,
+)
+from flask_zoho_sync.sync.mapping import Mapping
+from flask_zoho_sync.sync.pull import PullPass
+from flask_zoho_sync.sync.push import PushPass
+from flask_zoho_sync.zoho.errors import ZohoError
+from flask_zoho_sync.zoho.timefmt import utc_now
+
+log = logging.getLogger(__name__)
+
+MODES = ("all", "since_last", "outbox")
+DIRECTIONS = ("both", "push", "pull")
+
+
+class SyncEngine:
+    """Runs one sync with the collaborators it is given.
+
+    :param client: a ``ZohoClient`` (or anything with its record methods).
+    :param adapter: the host's contacts (``flask_zoho_sync.adapter.ContactAdapter``).
+    :param ledger: the extension's bookkeeping (``flask_zoho_sync.ledger.Ledger``).
+    :param mapping: the validated mapping for the chosen module.
+    :param host_writes: a context manager factory under which the engine writes Zoho's
+        changes into the host, so that change capture does not echo them back.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        adapter: ContactSource,
+        ledger: Any,
+        mapping: Mapping,
+        options: EngineOptions | None = None,
+        host_writes: Callable[[], AbstractContextManager[Any]] | None = None,
+        on_progress: ProgressCallback | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.client = client
+        self.adapter = adapter
+        self.ledger = ledger
+        self.mapping = mapping
+        self.options = options or EngineOptions()
+        self._host_writes = host_writes or nullcontext
+        self._on_progress = on_progress
+        self.clock = clock
+        self.started_at = clock()
+        self.run: Any = None
+        #: Contacts the pull left changes for Zoho on; the push sends them in the same pass.
+        self.push_queue: dict[str, None] = {}
+        #: Host contacts linked during this run (before their link rows are flushed).
+        self.claimed: set[str] = set()
+        self._phase_base = 0
+
+    # -- the collaborators' hooks -----------------------------------------------------------
+
+    def host_writes(self) -> AbstractContextManager[Any]:
+        return self._host_writes()
+
+    def progress(self, phase: str, done: int) -> None:
+        if self.run is not None and not self.options.dry_run:
+            self.run.progress_done = self._phase_base + done
+        if self._on_progress is not None:
+            self._on_progress(self._phase_base + done, None)
+
+    def too_many_deletes(self, count: int) -> bool:
+        if self.options.confirm_deletes or count <= self.options.mass_delete_floor:
+            return False
+        linked = self.ledger.linked_count()
+        return linked > 0 and count > self.options.mass_delete_share * linked
+
+    # -- running -------------------------------------------------------------------------
+
+    def sync(
+        self, *, mode: str = "since_last", direction: str = "both", trigger: str | None = None
+    ) -> RunReport:
+        """Run a sync; never raises for Zoho trouble: the report says how it ended and why."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+        report = RunReport()
+        problems = self.mapping.problems()
+        meter_before = self._meter_totals()
+        if not self.options.dry_run:
+            self.run = self.ledger.start_run(
+                kind="sync" if direction == "both" else direction,
+                mode=mode,
+                dry_run=False,
+                trigger=trigger,
+            )
+            self.ledger.commit()
+        try:
+            if direction in ("both", "pull") and mode != "outbox":
+                PullPass(self, report).run(full=mode == "all")
+                self._phase_base = self.run.progress_done if self.run is not None else 0
+            if direction in ("both", "push") and report.status != "needs_confirmation":
+                outbox = self.ledger.pending_outbox()
+                PushPass(self, report).run(self._push_candidates(mode, outbox), outbox)
+        except ZohoError as exc:
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = str(exc)
+            log.warning("Zoho sync run stopped: %s", exc)
+        if report.status == "succeeded" and report.counts.get(
+            "to_zoho.error", 0
+        ) + report.counts.get("to_host.error", 0):
+            report.status = "partial"
+        if problems and report.message is None:
+            report.message = "Some mapping rows were skipped: " + "; ".join(problems)
+        self._finish(report, meter_before)
+        return report
+
+    def _push_candidates(self, mode: str, outbox: dict[str, list[Any]]) -> Iterator[str]:
+        """Contacts to look at, each once: the outbox, what the pull left, then by mode."""
+        seen: set[str] = set()
+        for contact_id in [*outbox, *self.push_queue]:
+            if contact_id not in seen:
+                seen.add(contact_id)
+                yield contact_id
+        if mode == "outbox":
+            return
+        if mode == "all":
+            # Linked contacts that no longer exist were deleted where capture could not see
+            # it (raw SQL, before the extension was installed): their Zoho records go too.
+            for contact_id in self.ledger.linked_contact_ids():
+                if contact_id not in seen:
+                    seen.add(contact_id)
+                    yield contact_id
+        # Never pushed before: everything counts as "modified since the last sync".
+        since = None if mode == "all" else self.ledger.settings.last_push_at
+        for batch in self.adapter.iter_batches(
+            modified_since=since, batch_size=self.options.batch_size
+        ):
+            for contact in batch:
+                contact_id = self.adapter.contact_id(contact)
+                if contact_id not in seen:
+                    seen.add(contact_id)
+                    yield contact_id
+
+    def _meter_totals(self) -> tuple[int, int]:
+        meter = getattr(self.client, "meter", None)
+        if meter is None:
+            return (0, 0)
+        snapshot = meter.snapshot()
+        return int(snapshot["total_calls"]), int(snapshot["total_credits"])
+
+    def _finish(self, report: RunReport, meter_before: tuple[int, int]) -> None:
+        calls, credits = self._meter_totals()
+        report.counts["calls"] = calls - meter_before[0]
+        report.counts["credits"] = credits - meter_before[1]
+        if self.run is None:
+            return
+        self.run.status = report.status
+        self.run.counts = dict(report.counts)
+        self.run.calls = report.counts["calls"]
+        self.run.credits = report.counts["credits"]
+        self.run.error = report.message
+        self.run.finished_at = self.clock()
+        self.ledger.commit()

@@ -1,0 +1,338 @@
+"""Zoho -> host: changed records since the watermark, then Zoho's deletions.
+
+Order matters: the pull runs before the push in a two-way pass, so a field both sides
+changed is decided by the three-way merge here and the push then only carries what the
+merge left for Zoho (see ``engine``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flask_zoho_sync.sync.coercion import CoercionError
+from flask_zoho_sync.sync.context import (
+    FALLBACK_KEY,
+    PlannedChange,
+    RunReport,
+    host_canonical,
+    mapped_values,
+    readable,
+)
+from flask_zoho_sync.sync.merge import MergeResult, diff, merge
+from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
+
+if TYPE_CHECKING:
+    from flask_zoho_sync.sync.engine import SyncEngine
+
+
+def _modified_time(record: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_datetime(record["Modified_Time"]) if record.get("Modified_Time") else None
+    except ZohoTimeFormatError:
+        return None
+
+
+def _conflicts(result: MergeResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": conflict.key,
+            "base": conflict.base,
+            "host": conflict.host,
+            "zoho": conflict.zoho,
+            "winner": conflict.resolution,
+            "reason": conflict.reason,
+        }
+        for conflict in result.conflicts
+    ]
+
+
+class PullPass:
+    """One pull: reads Zoho, merges into the host, records links and history."""
+
+    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+        self.engine = engine
+        self.report = report
+        self.mapping = engine.mapping
+        self.adapter = engine.adapter
+        self.ledger = engine.ledger
+        self.dry_run = engine.options.dry_run
+
+    # -- changed records -------------------------------------------------------------------
+
+    def run(self, *, full: bool) -> None:
+        settings = self.ledger.settings
+        watermark = settings.pull_watermark
+        since = None if full or watermark is None else watermark - self.engine.options.overlap
+        newest = watermark
+        done = 0
+        for page in self.engine.client.iter_pages(
+            self.ledger.module, self.mapping.zoho_api_names(), modified_since=since
+        ):
+            newest = self._page(page, newest)
+            done += len(page)
+            self.engine.progress("pull", done)
+            if not self.dry_run:
+                self.ledger.commit()
+        self._deletions()
+        if not self.dry_run and self.report.status != "needs_confirmation":
+            settings.pull_watermark = newest
+            settings.last_pull_at = self.engine.started_at
+            self.ledger.commit()
+
+    def _page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
+        ids = [str(record["id"]) for record in page if record.get("id")]
+        links = self.ledger.links_by_zoho(ids)
+        buried = self.ledger.buried_zoho_ids([zoho_id for zoho_id in ids if zoho_id not in links])
+        contacts = self.adapter.get_many([link.contact_id for link in links.values()])
+        for record in page:
+            if not record.get("id"):
+                continue
+            zoho_id = str(record["id"])
+            modified = _modified_time(record)
+            if modified is not None and (newest is None or modified > newest):
+                newest = modified
+            link = links.get(zoho_id)
+            if link is None and zoho_id in buried:
+                self.report.count("to_host.skipped_deleted")
+                continue
+            if (
+                link is not None
+                and link.zoho_modified_at is not None
+                and modified is not None
+                and modified < link.zoho_modified_at
+            ):
+                continue  # an older version than the one already merged (overlap window)
+            try:
+                zoho_values = self.mapping.zoho_to_canonical(record)
+            except CoercionError as exc:
+                self._error(link.contact_id if link else None, zoho_id, str(exc), "BAD_VALUE")
+                continue
+            if link is not None:
+                contact = contacts.get(link.contact_id)
+                if contact is None:
+                    continue  # deleted in the host: the push deletes the Zoho record
+                self._merge_linked(link, contact, zoho_values, modified)
+            else:
+                self._import(record, zoho_id, zoho_values, modified)
+        return newest
+
+    def _merge_linked(
+        self, link: Any, contact: Any, zoho_values: dict[str, Any], modified: datetime | None
+    ) -> None:
+        base = mapped_values(link.snapshot) or {}
+        zoho_values = self._without_our_fallbacks(link.snapshot, base, zoho_values)
+        host_values = host_canonical(self.mapping, self.adapter, contact)
+        result = merge(
+            base,
+            host_values,
+            zoho_values,
+            self.mapping,
+            host_modified_at=self.adapter.modified_at(contact),
+            zoho_modified_at=modified,
+        )
+        self._apply(link.contact_id, link.zoho_id, contact, base, result, modified, link=link)
+
+    def _import(
+        self,
+        record: dict[str, Any],
+        zoho_id: str,
+        zoho_values: dict[str, Any],
+        modified: datetime | None,
+    ) -> None:
+        """A Zoho record we have no link for: link it to the contact with the same email,
+        or create a contact for it."""
+        email = record.get("Email")
+        contact = self.adapter.find_by_email(email) if isinstance(email, str) else None
+        if contact is not None:
+            contact_id = self.adapter.contact_id(contact)
+            if self.ledger.links_by_contact([contact_id]) or contact_id in self.engine.claimed:
+                self._error(
+                    contact_id,
+                    zoho_id,
+                    f"Zoho has more than one record with the email {email!r}; this one was "
+                    "not linked. Merge the duplicates in Zoho, then synchronise again.",
+                    "DUPLICATE_IN_ZOHO",
+                )
+                return
+            self.engine.claimed.add(contact_id)
+            host_values = host_canonical(self.mapping, self.adapter, contact)
+            result = merge(
+                None,
+                host_values,
+                zoho_values,
+                self.mapping,
+                host_modified_at=self.adapter.modified_at(contact),
+                zoho_modified_at=modified,
+            )
+            self._apply(contact_id, zoho_id, contact, None, result, modified, action="link")
+            return
+        if not self.engine.options.create_in_host:
+            self.report.count("to_host.skipped_new")
+            return
+        result = merge(
+            None, {}, zoho_values, self.mapping, host_modified_at=None, zoho_modified_at=modified
+        )
+        if self.dry_run:
+            self.report.add(
+                PlannedChange(
+                    "to_host",
+                    "create",
+                    None,
+                    zoho_id,
+                    changes=readable(self.mapping, result.to_host),
+                    reason="new in Zoho",
+                )
+            )
+            return
+        with self.engine.host_writes():
+            contact = self.adapter.create()
+            self._write_host(contact, result.to_host)
+            self.adapter.flush()
+        contact_id = self.adapter.contact_id(contact)
+        self._apply(contact_id, zoho_id, contact, None, result, modified, action="create")
+
+    # -- writing the outcome ---------------------------------------------------------------
+
+    def _apply(
+        self,
+        contact_id: str,
+        zoho_id: str,
+        contact: Any,
+        base: dict[str, Any] | None,
+        result: MergeResult,
+        modified: datetime | None,
+        *,
+        link: Any = None,
+        action: str = "update",
+    ) -> None:
+        conflicts = _conflicts(result)
+        changed = diff(base or {}, {**(base or {}), **result.to_host}, self.mapping)
+        if action == "create":
+            shown = readable(self.mapping, result.to_host)
+        else:
+            shown = readable(self.mapping, {key: list(pair) for key, pair in changed.items()})
+        if self.dry_run:
+            if result.to_host or action == "link" or conflicts:
+                self.report.add(
+                    PlannedChange(
+                        "to_host", action, contact_id, zoho_id, shown, conflicts, "changed in Zoho"
+                    )
+                )
+            if result.to_zoho:
+                self.engine.push_queue[contact_id] = None
+            return
+        if result.to_host and action != "create":
+            with self.engine.host_writes():
+                self._write_host(contact, result.to_host)
+        # Keys the merge gave to Zoho keep their old base, so the push still sees them as
+        # host changes and sends them; everything else is now held by both sides.
+        snapshot = dict(result.new_base)
+        for key in result.to_zoho:
+            if base is not None and key in base:
+                snapshot[key] = base[key]
+            else:
+                snapshot.pop(key, None)
+        if link is not None and FALLBACK_KEY in (link.snapshot or {}):
+            snapshot[FALLBACK_KEY] = link.snapshot[FALLBACK_KEY]
+        self.ledger.save_link(contact_id, zoho_id, snapshot, modified, existing=link)
+        if result.to_zoho:
+            self.engine.push_queue[contact_id] = None
+        if result.to_host or action in ("link", "create") or conflicts:
+            self.ledger.record(
+                self.engine.run,
+                direction="to_host",
+                action=action,
+                contact_id=contact_id,
+                zoho_id=zoho_id,
+                changes={"fields": shown, "conflicts": conflicts},
+                reason="changed in Zoho" if action == "update" else "new in Zoho",
+            )
+            self.report.add(PlannedChange("to_host", action, contact_id, zoho_id, shown, conflicts))
+
+    def _write_host(self, contact: Any, to_host: dict[str, Any]) -> None:
+        changes = self.mapping.canonical_to_host(to_host)
+        if changes:
+            from flask_zoho_sync.sync.context import apply_host_changes
+
+            apply_host_changes(self.adapter, contact, changes)
+
+    def _without_our_fallbacks(
+        self, snapshot: dict[str, Any] | None, base: dict[str, Any], zoho: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A value the push filled in because Zoho requires it (a blank Last_Name sent as the
+        email's local part) is ours, not a Zoho edit: it must not be copied into the host."""
+        filled = (snapshot or {}).get(FALLBACK_KEY) or {}
+        if not filled:
+            return zoho
+        cleaned = dict(zoho)
+        for key, value in filled.items():
+            if key in cleaned and self.mapping.values_equal(key, cleaned[key], value):
+                cleaned[key] = base.get(key)
+        return cleaned
+
+    def _error(self, contact_id: str | None, zoho_id: str | None, reason: str, code: str) -> None:
+        change = PlannedChange(
+            "to_host", "error", contact_id, zoho_id, reason=reason, error_code=code
+        )
+        self.report.add(change)
+        if not self.dry_run:
+            self.ledger.record(
+                self.engine.run,
+                direction="to_host",
+                action="error",
+                contact_id=contact_id,
+                zoho_id=zoho_id,
+                reason=reason,
+                error_code=code,
+            )
+
+    # -- deletions ---------------------------------------------------------------------------
+
+    def _deletions(self) -> None:
+        settings = self.ledger.settings
+        watermark = settings.deleted_watermark
+        since = None if watermark is None else watermark - self.engine.options.overlap
+        deleted = list(self.engine.client.iter_deleted(self.ledger.module, modified_since=since))
+        newest = watermark
+        for entry in deleted:
+            if entry.deleted_time and (newest is None or entry.deleted_time > newest):
+                newest = entry.deleted_time
+        links = self.ledger.links_by_zoho([entry.id for entry in deleted])
+        targets = [links[entry.id] for entry in deleted if entry.id in links]
+        if targets and self.engine.too_many_deletes(len(targets)):
+            self.report.status = "needs_confirmation"
+            self.report.pending_deletes = len(targets)
+            self.report.message = (
+                f"Zoho reports {len(targets)} deleted records linked to contacts, more than "
+                f"{self.engine.options.mass_delete_share:.0%} of the "
+                f"{self.ledger.linked_count()} linked contacts. Nothing was deleted. Check "
+                "Zoho's recycle bin; if the deletions are intended, run the sync again "
+                "confirming the deletions."
+            )
+            return
+        contacts = self.adapter.get_many([link.contact_id for link in targets])
+        for link in targets:
+            contact = contacts.get(link.contact_id)
+            change = PlannedChange(
+                "to_host", "delete", link.contact_id, link.zoho_id, reason="deleted in Zoho"
+            )
+            self.report.add(change)
+            if self.dry_run:
+                continue
+            if contact is not None:
+                with self.engine.host_writes():
+                    self.adapter.delete(contact)
+            self.ledger.bury(zoho_id=link.zoho_id, contact_id=link.contact_id, deleted_on="zoho")
+            self.ledger.drop_link(link)
+            self.ledger.record(
+                self.engine.run,
+                direction="to_host",
+                action="delete",
+                contact_id=link.contact_id,
+                zoho_id=link.zoho_id,
+                reason="deleted in Zoho",
+            )
+        if not self.dry_run:
+            settings.deleted_watermark = newest
+            self.ledger.commit()

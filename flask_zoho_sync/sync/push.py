@@ -1,0 +1,363 @@
+"""Host -> Zoho: every pending host change, in as few calls as the work allows.
+
+Changes are coalesced per contact (many edits, one write), only the fields that differ from
+the last-synced snapshot are sent, updates go 100 to a call by Zoho id, creates 100 to a call
+as upserts on the duplicate-check key (so a retried create finds the record it made instead
+of making another), deletes 100 to a call. An outbox row is finished only once Zoho has
+answered for its record; one bad record fails alone, with Zoho's reason kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask_zoho_sync.sync.context import (
+    FALLBACK_KEY,
+    PlannedChange,
+    RunReport,
+    host_canonical,
+    mapped_values,
+    readable,
+)
+from flask_zoho_sync.zoho.results import RecordResult
+
+if TYPE_CHECKING:
+    from flask_zoho_sync.sync.engine import SyncEngine
+
+#: Zoho takes at most 100 records (or ids) per write call (reference §2.4-§2.7).
+BATCH = 100
+
+#: Per-record codes that mean "try again later", not "this record is bad".
+_TRANSIENT_CODES = {"RECORD_LOCKED", "ALREADY_MODIFIED", "LIMIT_EXCEEDED"}
+
+
+@dataclass
+class _Outgoing:
+    contact_id: str
+    link: Any
+    base: dict[str, Any] | None
+    changed: dict[str, Any]
+    payload: dict[str, Any]
+    entries: list[Any]
+    filled: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Deletion:
+    contact_id: str
+    zoho_id: str
+    link: Any
+    entries: list[Any]
+
+
+class PushPass:
+    """One push over a set of contacts (the outbox, everything, or what changed)."""
+
+    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+        self.engine = engine
+        self.report = report
+        self.mapping = engine.mapping
+        self.adapter = engine.adapter
+        self.ledger = engine.ledger
+        self.dry_run = engine.options.dry_run
+        self.updates: list[_Outgoing] = []
+        self.creates: list[_Outgoing] = []
+        self.deletions: list[_Deletion] = []
+        self.done = 0
+
+    def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
+        batch: list[str] = []
+        for contact_id in contact_ids:
+            batch.append(contact_id)
+            if len(batch) >= self.engine.options.batch_size:
+                self._prepare(batch, outbox)
+                batch = []
+        if batch:
+            self._prepare(batch, outbox)
+        self._send_updates(force=True)
+        self._send_creates(force=True)
+        self._send_deletions()
+        if not self.dry_run and self.report.status != "needs_confirmation":
+            self.ledger.settings.last_push_at = self.engine.started_at
+            self.ledger.commit()
+
+    # -- deciding what to send ------------------------------------------------------------
+
+    def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:
+        contacts = self.adapter.get_many(contact_ids)
+        links = self.ledger.links_by_contact(contact_ids)
+        for contact_id in contact_ids:
+            entries = outbox.get(contact_id, [])
+            contact = contacts.get(contact_id)
+            link = links.get(contact_id)
+            if contact is None:
+                self._plan_deletion(contact_id, link, entries)
+                continue
+            self._plan_write(contact_id, contact, link, entries)
+            self._send_updates()
+            self._send_creates()
+
+    def _plan_deletion(self, contact_id: str, link: Any, entries: list[Any]) -> None:
+        zoho_id = link.zoho_id if link is not None else None
+        zoho_id = zoho_id or next((entry.zoho_id for entry in entries if entry.zoho_id), None)
+        if zoho_id is None:
+            # Deleted before it ever reached Zoho: nothing to delete there.
+            if not self.dry_run:
+                self.ledger.finish_outbox(entries)
+            return
+        self.deletions.append(_Deletion(contact_id, zoho_id, link, entries))
+
+    def _plan_write(self, contact_id: str, contact: Any, link: Any, entries: list[Any]) -> None:
+        host_values = host_canonical(self.mapping, self.adapter, contact)
+        base = mapped_values(link.snapshot) if link is not None else None
+        changed: dict[str, Any] = {}
+        for key, value in host_values.items():
+            binding = self.mapping.binding(key)
+            if not binding.direction.writes_zoho:
+                continue
+            if base is None:
+                if value is not None:
+                    changed[key] = value
+            elif key not in base or not self.mapping.values_equal(key, base[key], value):
+                changed[key] = value
+        if not changed:
+            if link is not None and not self.dry_run:
+                self.ledger.finish_outbox(entries)
+            return
+        payload = self.mapping.canonical_to_zoho(changed)
+        original_last_name = payload.get("Last_Name")
+        email = self.adapter.get_values(contact).get("email")
+        payload, warnings, errors = self.mapping.prepare_outgoing(
+            payload, link is None, fallback_email=email if isinstance(email, str) else None
+        )
+        if errors:
+            self._fail(
+                contact_id, link.zoho_id if link else None, entries, "; ".join(errors), "BAD_VALUE"
+            )
+            return
+        filled: dict[str, Any] = {}
+        if "Last_Name" in payload and not original_last_name:
+            last_name_key = next(
+                (b.key for b in self.mapping.active_bindings() if b.zoho_api_name == "Last_Name"),
+                None,
+            )
+            if last_name_key:
+                filled[last_name_key] = payload["Last_Name"]
+        outgoing = _Outgoing(contact_id, link, base, changed, payload, entries, filled, warnings)
+        if link is not None:
+            outgoing.payload["id"] = link.zoho_id
+            self.updates.append(outgoing)
+        else:
+            self.creates.append(outgoing)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send_updates(self, *, force: bool = False) -> None:
+        while self.updates and (force or len(self.updates) >= BATCH):
+            chunk, self.updates = self.updates[:BATCH], self.updates[BATCH:]
+            if self.dry_run:
+                for item in chunk:
+                    self._plan(item, "update")
+                continue
+            results = self.engine.client.update(
+                self.ledger.module, [item.payload for item in chunk]
+            )
+            self._settle(chunk, results, "update")
+
+    def _send_creates(self, *, force: bool = False) -> None:
+        while self.creates and (force or len(self.creates) >= BATCH):
+            chunk, self.creates = self.creates[:BATCH], self.creates[BATCH:]
+            if self.dry_run:
+                for item in chunk:
+                    self._plan(item, "create")
+                continue
+            results = self.engine.client.upsert(
+                self.ledger.module,
+                [item.payload for item in chunk],
+                duplicate_check_fields=self.mapping.duplicate_check_fields(),
+            )
+            self._settle(chunk, results, "create")
+
+    def _plan(self, item: _Outgoing, action: str) -> None:
+        self.report.add(
+            PlannedChange(
+                "to_zoho",
+                action,
+                item.contact_id,
+                item.link.zoho_id if item.link is not None else None,
+                changes=readable(self.mapping, item.changed),
+                reason="; ".join(item.warnings) or None,
+            )
+        )
+
+    def _settle(self, chunk: list[_Outgoing], results: list[RecordResult], action: str) -> None:
+        claimed = self.ledger.links_by_zoho(
+            [result.record_id for result in results if result.ok and result.record_id]
+        )
+        for item, result in zip(chunk, results, strict=True):
+            zoho_id = result.record_id
+            if not result.ok or zoho_id is None:
+                transient = result.code in _TRANSIENT_CODES
+                reason = f"Zoho refused it: {result.code or 'error'} {result.message or ''}".strip()
+                details = result.details.get("api_name") if result.details else None
+                if details:
+                    reason += f" (field {details})"
+                self._fail(
+                    item.contact_id,
+                    item.link.zoho_id if item.link else None,
+                    item.entries,
+                    reason,
+                    result.code or "ERROR",
+                    retry=transient,
+                )
+                continue
+            other = claimed.get(zoho_id)
+            if item.link is None and other is not None and other.contact_id != item.contact_id:
+                # Zoho's upsert matched another contact's record (on Email or a unique field)
+                # and has already written this contact's values into it. Undo that on the
+                # next run by re-sending every value of the record's own contact.
+                other.snapshot = {}
+                self.ledger.requeue_contact(other.contact_id)
+                self._fail(
+                    item.contact_id,
+                    zoho_id,
+                    item.entries,
+                    f"Zoho matched this contact (by {result.duplicate_field or 'a unique field'}) "
+                    f"to record {zoho_id}, which belongs to contact {other.contact_id}; that "
+                    "record is restored on the next sync. Give the two contacts different "
+                    "values for that field, then retry this one.",
+                    "DUPLICATE_CONTACT",
+                )
+                continue
+            snapshot = dict(item.base or {})
+            snapshot.update(item.changed)
+            if item.filled:
+                snapshot[FALLBACK_KEY] = item.filled
+            elif item.link is not None and FALLBACK_KEY in (item.link.snapshot or {}):
+                kept = {
+                    key: value
+                    for key, value in item.link.snapshot[FALLBACK_KEY].items()
+                    if key not in item.changed
+                }
+                if kept:
+                    snapshot[FALLBACK_KEY] = kept
+            claimed[zoho_id] = self.ledger.save_link(
+                item.contact_id, zoho_id, snapshot, result.modified_time, existing=item.link
+            )
+            self.ledger.finish_outbox(item.entries)
+            self.ledger.resolve_errors(item.contact_id)
+            shown = readable(self.mapping, item.changed)
+            kind = "link" if action == "create" and result.action == "update" else action
+            self.ledger.record(
+                self.engine.run,
+                direction="to_zoho",
+                action=kind,
+                contact_id=item.contact_id,
+                zoho_id=zoho_id,
+                changes={"fields": shown},
+                reason="; ".join(item.warnings) or "changed in the host",
+            )
+            self.report.add(PlannedChange("to_zoho", kind, item.contact_id, zoho_id, shown))
+        self.done += len(chunk)
+        self.engine.progress("push", self.done)
+        self.ledger.commit()
+
+    def _send_deletions(self) -> None:
+        if not self.deletions:
+            return
+        if self.engine.too_many_deletes(len(self.deletions)):
+            self.report.status = "needs_confirmation"
+            self.report.pending_deletes = len(self.deletions)
+            self.report.message = (
+                f"{len(self.deletions)} contacts deleted in the app are linked to Zoho records, "
+                f"more than {self.engine.options.mass_delete_share:.0%} of the "
+                f"{self.ledger.linked_count()} linked contacts. Nothing was deleted in Zoho. "
+                "If the deletions are intended, run the sync again confirming the deletions."
+            )
+            return
+        for start in range(0, len(self.deletions), BATCH):
+            chunk = self.deletions[start : start + BATCH]
+            if self.dry_run:
+                for item in chunk:
+                    self.report.add(
+                        PlannedChange(
+                            "to_zoho",
+                            "delete",
+                            item.contact_id,
+                            item.zoho_id,
+                            reason="deleted in the host",
+                        )
+                    )
+                continue
+            results = self.engine.client.delete(
+                self.ledger.module, [item.zoho_id for item in chunk]
+            )
+            for item, result in zip(chunk, results, strict=True):
+                gone = not result.ok and result.code == "INVALID_DATA"
+                if not result.ok and not gone:
+                    self._fail(
+                        item.contact_id,
+                        item.zoho_id,
+                        item.entries,
+                        f"Zoho did not delete it: {result.code} {result.message or ''}".strip(),
+                        result.code or "ERROR",
+                        retry=result.code in _TRANSIENT_CODES,
+                    )
+                    continue
+                if item.link is not None:
+                    self.ledger.drop_link(item.link)
+                self.ledger.bury(
+                    zoho_id=item.zoho_id, contact_id=item.contact_id, deleted_on="host"
+                )
+                self.ledger.finish_outbox(item.entries)
+                self.ledger.record(
+                    self.engine.run,
+                    direction="to_zoho",
+                    action="delete",
+                    contact_id=item.contact_id,
+                    zoho_id=item.zoho_id,
+                    reason="deleted in the host"
+                    + ("; it was already gone in Zoho" if gone else ""),
+                )
+                self.report.add(
+                    PlannedChange(
+                        "to_zoho",
+                        "delete",
+                        item.contact_id,
+                        item.zoho_id,
+                        reason="deleted in the host",
+                    )
+                )
+            self.ledger.commit()
+
+    def _fail(
+        self,
+        contact_id: str,
+        zoho_id: str | None,
+        entries: list[Any],
+        reason: str,
+        code: str,
+        *,
+        retry: bool = False,
+    ) -> None:
+        self.report.add(
+            PlannedChange("to_zoho", "error", contact_id, zoho_id, reason=reason, error_code=code)
+        )
+        if self.dry_run:
+            return
+        if retry:
+            self.ledger.retry_outbox_later(entries, reason)
+        else:
+            self.ledger.finish_outbox(entries, error=reason)
+        self.ledger.record(
+            self.engine.run,
+            direction="to_zoho",
+            action="error",
+            contact_id=contact_id,
+            zoho_id=zoho_id,
+            reason=reason,
+            error_code=code,
+        )

@@ -1,0 +1,51 @@
+"""The first sync: every host contact reaches Zoho and every Zoho record reaches the host."""
+
+from __future__ import annotations
+
+from tests.engine.conftest import Synced
+
+
+def test_first_sync_exports_every_contact_in_one_upsert(synced: Synced) -> None:
+    ann = synced.add_contact(
+        first_name="Ann", last_name="Lee", email="ann@example.org", groups=["VIP"]
+    )
+    synced.add_contact(last_name="Ray", email="bob@example.org", subscribed=False)
+    report = synced.sync(mode="all")
+    assert report.status == "succeeded", report.message
+    leads = synced.leads()
+    assert leads["ann@example.org"]["First_Name"] == "Ann"
+    assert leads["ann@example.org"]["VIP"] is True
+    assert leads["ann@example.org"]["Contact_Id"] == str(ann)
+    assert leads["ann@example.org"]["Email_Opt_Out"] is False
+    assert leads["bob@example.org"]["Email_Opt_Out"] is True
+    assert synced.calls().get("POST /Leads/upsert") == 1
+    assert report.counts["to_zoho.create"] == 2
+
+
+def test_zoho_records_are_imported_and_matched_by_email(synced: Synced) -> None:
+    existing = synced.add_contact(last_name="Lee", email="Ann@Example.org")
+    synced.zoho.create_record(
+        "Leads", {"Last_Name": "Lee", "First_Name": "Ann", "Email": "ann@example.org", "VIP": True}
+    )
+    synced.zoho.create_record("Leads", {"Last_Name": "Kim", "Email": "kim@example.org"})
+    report = synced.sync(mode="all")
+    assert report.status == "succeeded", report.message
+    contacts = synced.contacts()
+    assert set(contacts) == {"ann@example.org", "kim@example.org"}
+    assert contacts["ann@example.org"]["id"] == existing
+    assert contacts["ann@example.org"]["first_name"] == "Ann"
+    assert contacts["ann@example.org"]["groups"] == {"VIP"}
+    assert len(synced.zoho.records("Leads")) == 2
+
+
+def test_a_second_sync_with_no_changes_writes_nothing(synced: Synced) -> None:
+    synced.add_contact(first_name="Ann", last_name="Lee", email="ann@example.org")
+    synced.zoho.create_record("Leads", {"Last_Name": "Kim", "Email": "kim@example.org"})
+    synced.sync(mode="all")
+    before = synced.calls()
+    report = synced.sync()
+    after = synced.calls()
+    writes = {k: after.get(k, 0) - before.get(k, 0) for k in after if not k.startswith("GET")}
+    assert not any(writes.values()), writes
+    assert report.counts.get("to_zoho.update", 0) == 0
+    assert report.counts.get("to_host.update", 0) == 0
