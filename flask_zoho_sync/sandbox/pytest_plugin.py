@@ -10,6 +10,7 @@ Heavy imports happen inside the fixtures so loading the plugin costs nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -47,3 +48,36 @@ def zoho_sandbox(zoho_sandbox_url: str) -> Iterator[SandboxHandle]:
         yield handle
     finally:
         handle.close()
+
+
+@pytest.fixture
+def zoho_sandbox_client(zoho_sandbox: SandboxHandle) -> Any:
+    """A ``ZohoClient`` already connected to the fresh sandbox.
+
+    Its backoff sleeps are shortened so tests of 429s and 5xx finish quickly; everything
+    else (token refresh, paging, metering) is the client a host app runs in production.
+    """
+    import time
+
+    from flask_zoho_sync.zoho.auth import MemoryTokenStore, TokenManager, TokenSet, ZohoOAuth
+    from flask_zoho_sync.zoho.client import ZohoClient
+
+    grant = zoho_sandbox.mint_refresh_token()
+    oauth = ZohoOAuth(
+        zoho_sandbox.client_id,
+        zoho_sandbox.client_secret,
+        accounts_url=zoho_sandbox.accounts_server,
+        extra_accounts_servers=(zoho_sandbox.accounts_server,),
+    )
+    store = MemoryTokenStore(
+        TokenSet(
+            refresh_token=grant["refresh_token"],
+            access_token=None,
+            expires_at=0.0,
+            api_domain=grant["api_domain"],
+            accounts_server=grant["accounts_server"],
+        )
+    )
+    return ZohoClient(
+        TokenManager(oauth, store), sleep=lambda seconds: time.sleep(min(seconds, 0.01))
+    )
