@@ -6,11 +6,12 @@ import json
 import sys
 
 import click
+import redis
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from .config import validate_time_zone
-from .errors import ZohoSyncError
+from .errors import ConfigurationError, ZohoSyncError
 from .extension import get_state
 from .ledger import Ledger
 from .models import Link
@@ -300,3 +301,38 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
                 f"/ Zoho {change.zoho_id or '(new)'} {change.changes or ''}"
             )
     return "\n".join(lines)
+
+
+@zoho_sync_cli.command("tick")
+@with_appcontext
+def tick_command() -> None:
+    """Schedule a due pull and re-drive a stuck outbox; prints what it did as JSON."""
+    from .jobs import tick
+
+    state = get_state()
+    try:
+        report = tick(state)
+    except (redis.RedisError, OSError) as exc:
+        _fail(
+            ConfigurationError(
+                f"Redis did not answer at {state.config.redis_url} ({exc}); start it or set "
+                "ZOHO_SYNC_REDIS_URL. Nothing was lost: pending changes stay in the outbox."
+            )
+        )
+    click.echo(json.dumps(report.as_dict(), indent=2))
+
+
+@zoho_sync_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--simple", is_flag=True, help="Run jobs in this process (no fork).")
+@with_appcontext
+def worker_command(burst: bool, simple: bool) -> None:
+    """Run an RQ worker (with its scheduler) for the sync queue of this app."""
+    from rq import SimpleWorker, Worker
+
+    from .jobs import queue_for
+
+    state = get_state()
+    worker_class = SimpleWorker if simple else Worker
+    worker = worker_class([queue_for(state)], connection=state.redis())
+    worker.work(burst=burst, with_scheduler=True)

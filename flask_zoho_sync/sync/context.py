@@ -93,6 +93,8 @@ class RunReport:
     changes: list[PlannedChange] = field(default_factory=list)
     message: str | None = None
     pending_deletes: int = 0
+    #: The Zoho error that stopped a failed run (its class says retry, reconnect or fix).
+    error: Exception | None = None
 
     def add(self, change: PlannedChange) -> None:
         self.counts[f"{change.direction}.{change.action}"] += 1

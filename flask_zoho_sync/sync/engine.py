@@ -28,6 +28,8 @@ from flask_zoho_sync.zoho.timefmt import utc_now
 
 log = logging.getLogger(__name__)
 
+#: ``all``: every record both ways; ``since_last``: what changed since the last sync on
+#: either side; ``outbox``: the captured host changes (with an incremental pull first).
 MODES = ("all", "since_last", "outbox")
 DIRECTIONS = ("both", "push", "pull")
 
@@ -110,7 +112,7 @@ class SyncEngine:
             )
             self.ledger.commit()
         try:
-            if direction in ("both", "pull") and mode != "outbox":
+            if direction in ("both", "pull"):
                 PullPass(self, report).run(full=mode == "all")
                 self._phase_base = self.run.progress_done if self.run is not None else 0
             if direction in ("both", "push") and report.status != "needs_confirmation":
@@ -120,6 +122,7 @@ class SyncEngine:
             self.ledger.rollback()
             report.status = "failed"
             report.message = str(exc)
+            report.error = exc
             log.warning("Zoho sync run stopped: %s", exc)
         if report.status == "succeeded" and report.counts.get(
             "to_zoho.error", 0
@@ -127,6 +130,25 @@ class SyncEngine:
             report.status = "partial"
         if problems and report.message is None:
             report.message = "Some mapping rows were skipped: " + "; ".join(problems)
+        self._finish(report, meter_before)
+        return report
+
+    def sync_records(self, zoho_ids: list[str], *, trigger: str | None = None) -> RunReport:
+        """Pull just these Zoho records (a notification named them), then push what the
+        merge left for Zoho. Records Zoho no longer has are looked up in its recycle bin."""
+        report = RunReport()
+        meter_before = self._meter_totals()
+        self.run = self.ledger.start_run(kind="pull", mode="ids", dry_run=False, trigger=trigger)
+        self.ledger.commit()
+        try:
+            PullPass(self, report).run_ids(zoho_ids)
+            if self.push_queue and report.status != "needs_confirmation":
+                PushPass(self, report).run(list(self.push_queue), {})
+        except ZohoError as exc:
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = str(exc)
+            report.error = exc
         self._finish(report, meter_before)
         return report
 

@@ -80,6 +80,19 @@ class PullPass:
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
 
+    def run_ids(self, zoho_ids: list[str]) -> None:
+        """Merge the named records only; the watermark is left alone, because records
+        between it and now that were not named must still be read by the next pull."""
+        wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
+        records = self.engine.client.get_records(
+            self.ledger.module, wanted, self.mapping.zoho_api_names()
+        )
+        self._page(records, None)
+        if not self.dry_run:
+            self.ledger.commit()
+        if len({str(record.get("id")) for record in records}) < len(wanted):
+            self._deletions()
+
     def _page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
         ids = [str(record["id"]) for record in page if record.get("id")]
         links = self.ledger.links_by_zoho(ids)

@@ -1,0 +1,267 @@
+"""RQ jobs and their scheduling: one debounced push, the periodic pull, notification pulls.
+
+The outbox table is the source of truth; Redis only carries wake-ups. So every step here
+may fail (Redis down at commit, a worker killed mid-run) without losing a change: the next
+``tick`` finds outbox rows older than the push delay and schedules them again, and the
+engine's runs are idempotent (creates are upserts on the contact-id key).
+
+Workers find the host app the way the ``flask`` command does, through ``FLASK_APP``, so
+``rq worker zoho-sync --with-scheduler`` works as documented; ``flask zoho-sync worker``
+does the same without the variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import redis
+import sqlalchemy as sa
+from flask import Flask, current_app, has_app_context
+from rq import Queue, Retry
+
+from .models import OutboxEntry, SyncSettings
+from .sync.context import RunReport
+from .zoho.errors import ZohoRetryLater
+
+if TYPE_CHECKING:
+    from .extension import ZohoSyncState
+
+log = logging.getLogger(__name__)
+
+#: A push job is due this long after the first edit that asked for it.
+PUSH_GRACE = 60
+#: At most one sync runs per connection; a run holds this lock (renewed by its length).
+RUN_LOCK_SECONDS = 30 * 60
+#: Notifications name records; their pull runs this soon after (ids are batched meanwhile).
+NOTIFY_DELAY = 30
+#: Transient Zoho trouble is retried by RQ at these intervals (seconds).
+RETRY_INTERVALS = [60, 300, 900, 3600]
+
+
+class SyncBusy(RuntimeError):
+    """Another sync of this connection is running; the job is retried shortly."""
+
+
+class SyncRetryLater(RuntimeError):
+    """Zoho said "later" (429, 5xx, a timeout); RQ retries the job with backoff."""
+
+
+def _key(state: ZohoSyncState, name: str) -> str:
+    return f"zoho_sync:{state.config.queue}:{name}"
+
+
+def queue_for(state: ZohoSyncState) -> Queue:
+    return Queue(state.config.queue, connection=state.redis())
+
+
+# -- scheduling (called by capture after commit, by tick, by the admin pages) --------------
+
+
+def schedule_push(state: ZohoSyncState, *, delay: int | None = None) -> str | None:
+    """Schedule one two-way pass ``ZOHO_SYNC_PUSH_DELAY`` seconds out, unless one is pending.
+
+    The gate key is set with NX, so of many commits in the window only the first enqueues;
+    the job clears the gate when it starts, so edits made during a run get a run of their
+    own. Works the same on RQ 2.12 and 3.x (no reliance on ``unique``).
+    """
+    seconds = state.config.push_delay if delay is None else delay
+    connection = state.redis()
+    if not connection.set(_key(state, "push-pending"), "1", nx=True, ex=seconds + PUSH_GRACE):
+        return None
+    due = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    job_id = f"zoho-sync-push-{int(due.timestamp())}"
+    try:
+        queue_for(state).enqueue_at(
+            due,
+            run_sync_job,
+            mode="outbox",
+            trigger="auto",
+            job_id=job_id,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+        )
+    except Exception:
+        connection.delete(_key(state, "push-pending"))
+        raise
+    return job_id
+
+
+def schedule_sync(
+    state: ZohoSyncState,
+    *,
+    mode: str = "since_last",
+    trigger: str = "admin",
+    confirm_deletes: bool = False,
+) -> str:
+    """Queue a run now (the admin's Synchronise, the scheduled pull)."""
+    job = queue_for(state).enqueue(
+        run_sync_job,
+        mode=mode,
+        trigger=trigger,
+        confirm_deletes=confirm_deletes,
+        job_id=f"zoho-sync-{trigger}-{int(time.time() * 1000)}",
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+    return str(job.id)
+
+
+def schedule_notified_pull(state: ZohoSyncState, zoho_ids: list[str]) -> str | None:
+    """Remember the ids Zoho named and pull them within a minute, in one job."""
+    connection = state.redis()
+    if zoho_ids:
+        connection.sadd(_key(state, "notified-ids"), *zoho_ids)
+        connection.expire(_key(state, "notified-ids"), 86400)
+    if not connection.set(
+        _key(state, "notify-pending"), "1", nx=True, ex=NOTIFY_DELAY + PUSH_GRACE
+    ):
+        return None
+    due = datetime.now(timezone.utc) + timedelta(seconds=NOTIFY_DELAY)
+    job_id = f"zoho-sync-notified-{int(due.timestamp())}"
+    queue_for(state).enqueue_at(
+        due,
+        run_notified_pull_job,
+        job_id=job_id,
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        result_ttl=3600,
+    )
+    return job_id
+
+
+# -- running (inside the worker) ------------------------------------------------------------
+
+
+@contextmanager
+def _app_context() -> Iterator[Flask]:
+    """The host app, found like the ``flask`` command finds it (``FLASK_APP``)."""
+    if has_app_context():
+        yield current_app._get_current_object()  # type: ignore[attr-defined]
+        return
+    from flask.cli import ScriptInfo
+
+    app = ScriptInfo().load_app()
+    with app.app_context():
+        yield app
+
+
+@contextmanager
+def run_lock(state: ZohoSyncState) -> Iterator[None]:
+    """One sync per connection at a time, across every worker; expires if a worker dies."""
+    lock = state.redis().lock(_key(state, "run-lock"), timeout=RUN_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        raise SyncBusy("another Zoho sync is running; this one will run after it")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            log.warning("the Zoho sync lock expired before the run finished")
+
+
+def _outcome(report: RunReport) -> dict[str, Any]:
+    if report.status == "failed" and isinstance(report.error, ZohoRetryLater):
+        raise SyncRetryLater(report.message or "Zoho asked us to try later")
+    return {"status": report.status, "message": report.message, "counts": dict(report.counts)}
+
+
+def _enabled(state: ZohoSyncState, trigger: str) -> bool:
+    if trigger not in ("auto", "schedule", "notify"):
+        return True
+    settings = state.db.session.scalars(sa.select(SyncSettings)).first()
+    return bool(settings and settings.auto_sync and settings.module)
+
+
+def run_sync_job(
+    mode: str = "outbox", trigger: str = "auto", confirm_deletes: bool = False
+) -> dict[str, Any]:
+    """A two-way pass (incremental pull, then push); the scheduled push and pull run this."""
+    with _app_context():
+        from .extension import get_state
+
+        state = get_state()
+        gate = {"auto": "push-pending", "schedule": "pull-pending"}.get(trigger)
+        if gate:
+            state.redis().delete(_key(state, gate))
+        if not _enabled(state, trigger):
+            return {"status": "skipped", "message": "automatic sync is off"}
+        with run_lock(state):
+            report = state.run_sync(mode=mode, trigger=trigger, confirm_deletes=confirm_deletes)
+        return _outcome(report)
+
+
+def run_notified_pull_job() -> dict[str, Any]:
+    with _app_context():
+        from .extension import get_state
+
+        state = get_state()
+        connection = state.redis()
+        connection.delete(_key(state, "notify-pending"))
+        key = _key(state, "notified-ids")
+        ids = [member.decode() for member in connection.smembers(key)]
+        if not ids or not _enabled(state, "notify"):
+            return {"status": "skipped", "ids": len(ids)}
+        with run_lock(state):
+            connection.srem(key, *ids)
+            report = state.sync_engine().sync_records(ids, trigger="notify")
+            state.record_usage(state.db.session)
+        if report.status == "failed":
+            connection.sadd(key, *ids)  # keep them for the retry
+        return _outcome(report)
+
+
+# -- the tick (cron endpoint and CLI) --------------------------------------------------------
+
+
+@dataclass
+class TickReport:
+    pull_scheduled: str | None = None
+    pull_due_at: str | None = None
+    outbox_redriven: int = 0
+    push_scheduled: str | None = None
+    auto_sync: bool = False
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> TickReport:
+    """What a scheduler calls every few minutes: a due pull, a stuck outbox, nothing else.
+
+    Safe to call as often as wanted: it schedules only what is due and not already pending.
+    """
+    moment = (now or (lambda: datetime.now(timezone.utc)))()
+    session = state.db.session
+    settings = session.scalars(sa.select(SyncSettings)).first()
+    report = TickReport(auto_sync=bool(settings and settings.auto_sync))
+    if settings is None or not settings.module:
+        report.message = "Nothing to do: no Zoho module is chosen yet."
+        return report
+    if not settings.auto_sync:
+        report.message = "Automatic sync is off; changes are kept and sent once it is on."
+        return report
+    interval = timedelta(seconds=state.config.pull_interval)
+    due = (settings.last_pull_at + interval) if settings.last_pull_at else moment
+    report.pull_due_at = due.isoformat()
+    connection = state.redis()
+    if due <= moment and connection.set(_key(state, "pull-pending"), "1", nx=True, ex=3600):
+        report.pull_scheduled = schedule_sync(state, mode="since_last", trigger="schedule")
+    stuck_before = moment - timedelta(seconds=state.config.push_delay + PUSH_GRACE)
+    stuck = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxEntry)
+        .where(OutboxEntry.processed_at.is_(None), OutboxEntry.created_at < stuck_before)
+    )
+    if stuck:
+        report.outbox_redriven = int(stuck)
+        report.push_scheduled = schedule_push(state, delay=0)
+    return report
