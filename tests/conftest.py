@@ -30,39 +30,43 @@ def redis_client() -> Iterator[redis.Redis]:
 
 
 #: PostgreSQL is the database that matters in production, so every database test runs on it
-#: as well as on SQLite. The suite creates this database if it is missing.
+#: as well as on SQLite. Each test session gets its own database (named after the process),
+#: created here and dropped at the end, so two suites on one server never collide.
 TEST_POSTGRES_URL = os.environ.get(
     "ZOHO_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/zoho_sync_test"
 )
 
 
-def _ensure_postgres_database(url: str) -> None:
+def _admin_engine(url: str):  # type: ignore[no-untyped-def]
     import sqlalchemy as sa
 
-    target = sa.engine.make_url(url)
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    return sa.create_engine(
+        sa.engine.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    import sqlalchemy as sa
+
+    target = sa.engine.make_url(TEST_POSTGRES_URL)
+    target = target.set(database=f"{target.database}_{os.getpid()}")
+    admin = _admin_engine(TEST_POSTGRES_URL)
     try:
         with admin.connect() as connection:
-            exists = connection.scalar(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                {"name": target.database},
-            )
-            if not exists:
-                connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
     except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        admin.dispose()
         pytest.fail(
             f"PostgreSQL is not answering at {target.render_as_string(hide_password=True)}: "
             f"start it (see README, 'Running the tests') or set ZOHO_SYNC_TEST_POSTGRES_URL. "
             f"({exc})"
         )
-    finally:
-        admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    _ensure_postgres_database(TEST_POSTGRES_URL)
-    return TEST_POSTGRES_URL
+    yield target.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

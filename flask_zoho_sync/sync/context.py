@@ -16,8 +16,12 @@ from typing import Any, Protocol
 
 from flask_zoho_sync.sync.mapping import HostChanges, Mapping
 
-#: Keys of a link's snapshot that are bookkeeping, not mapped values.
+#: Keys of a link's snapshot that are bookkeeping, not mapped values (they start with "~").
 FALLBACK_KEY = "~fallback"
+#: Set on a link whose Zoho record holds values that are not the contact's (Zoho's upsert
+#: matched it for another contact): the next push re-sends every value and the pull must
+#: not copy the foreign values into the host meanwhile.
+RESTORE_KEY = "~restore"
 
 
 class LinkRow(Protocol):

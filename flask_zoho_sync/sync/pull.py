@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flask_zoho_sync.sync.coercion import CoercionError
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
+    RESTORE_KEY,
     PlannedChange,
     RunReport,
     host_canonical,
@@ -134,6 +135,8 @@ class PullPass:
         self, link: Any, contact: Any, zoho_values: dict[str, Any], modified: datetime | None
     ) -> None:
         base = mapped_values(link.snapshot) or {}
+        if (link.snapshot or {}).get(RESTORE_KEY):
+            return  # Zoho holds another contact's values until the push restores ours
         zoho_values = self._without_our_fallbacks(link.snapshot, base, zoho_values)
         host_values = host_canonical(self.mapping, self.adapter, contact)
         result = merge(

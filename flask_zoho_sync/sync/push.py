@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
+    RESTORE_KEY,
     PlannedChange,
     RunReport,
     host_canonical,
@@ -113,12 +114,15 @@ class PushPass:
     def _plan_write(self, contact_id: str, contact: Any, link: Any, entries: list[Any]) -> None:
         host_values = host_canonical(self.mapping, self.adapter, contact)
         base = mapped_values(link.snapshot) if link is not None else None
+        restore = link is not None and bool((link.snapshot or {}).get(RESTORE_KEY))
         changed: dict[str, Any] = {}
         for key, value in host_values.items():
             binding = self.mapping.binding(key)
             if not binding.direction.writes_zoho:
                 continue
-            if base is None:
+            if restore:
+                changed[key] = value
+            elif base is None:
                 if value is not None:
                     changed[key] = value
             elif key not in base or not self.mapping.values_equal(key, base[key], value):
@@ -219,7 +223,7 @@ class PushPass:
                 # Zoho's upsert matched another contact's record (on Email or a unique field)
                 # and has already written this contact's values into it. Undo that on the
                 # next run by re-sending every value of the record's own contact.
-                other.snapshot = {}
+                other.snapshot = {**(other.snapshot or {}), RESTORE_KEY: True}
                 self.ledger.requeue_contact(other.contact_id)
                 self._fail(
                     item.contact_id,
