@@ -164,7 +164,7 @@ class ZohoSyncState:
         session: Session = self.db.session
         settings = get_settings(session)
         client = self.client()
-        if settings.module and not has_fresh_zoho_fields(settings):
+        if settings.module and not has_fresh_zoho_fields(settings, session):
             refresh_zoho_fields(session, client, settings)
             session.commit()
         mapping = build_mapping(session, self.adapter)

@@ -103,8 +103,15 @@ def refresh_zoho_fields(
     return fields
 
 
-def has_fresh_zoho_fields(settings: SyncSettings) -> bool:
-    return bool(settings.zoho_fields) and settings.zoho_fields_module == settings.module
+def has_fresh_zoho_fields(settings: SyncSettings, session: Session | None = None) -> bool:
+    """Whether the cached metadata is for the chosen module and knows every mapped field
+    (a field added in Zoho after the last fetch makes the next run fetch again)."""
+    if not settings.zoho_fields or settings.zoho_fields_module != settings.module:
+        return False
+    if session is None:
+        return True
+    known = {field.get("api_name") for field in settings.zoho_fields}
+    return all(row.zoho_field in known for row in field_maps(session))
 
 
 def add_default_mappings(session: Session, adapter: ContactAdapter, module: str) -> int:

@@ -56,6 +56,12 @@ def sync_status(session: Session) -> dict[str, Any]:
         },
         "module": module,
         "time_zone": settings.time_zone if settings else None,
+        "time_zone_differs": bool(
+            account
+            and settings
+            and account.org_time_zone
+            and settings.time_zone != account.org_time_zone
+        ),
         "auto_sync": bool(settings and settings.auto_sync),
         "counts": {"linked": linked or 0, "pending": pending or 0, "errors": errors or 0},
         "last_push_at": _iso(settings.last_push_at if settings else None),

@@ -59,6 +59,7 @@ def make_host_app(database_url: str, **config: Any) -> HostApp:
         email: Mapped[str | None] = mapped_column(sa.String(120))
         phone: Mapped[str | None] = mapped_column(sa.String(30))
         company: Mapped[str | None] = mapped_column(sa.String(120))
+        last_seen: Mapped[datetime | None] = mapped_column(sa.DateTime)
         subscribed: Mapped[bool] = mapped_column(sa.Boolean, default=True)
         updated_at: Mapped[datetime] = mapped_column(
             sa.DateTime(timezone=True), default=_now, onupdate=_now

@@ -28,7 +28,9 @@ def people(host, adapter):
 
 def test_fields_are_described_from_the_model_without_keys_or_system_columns(adapter) -> None:
     fields = {field.name: field for field in adapter.fields()}
-    assert set(fields) == {"first_name", "last_name", "email", "phone", "company"}
+    assert set(fields) == {"first_name", "last_name", "email", "phone", "company", "last_seen"}
+    assert fields["last_seen"].type == "datetime"
+    assert fields["last_seen"].datetime_aware is False
     assert fields["email"].type == "email"
     assert fields["phone"].type == "phone"
     assert fields["first_name"].type == "text"
