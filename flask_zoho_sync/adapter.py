@@ -108,6 +108,11 @@ class ContactAdapter:
         """When the contact last changed (aware UTC), for the newest-wins conflict policy."""
         return None
 
+    def capture_attributes(self) -> set[str]:
+        """Model attributes besides the mapped fields whose change must be captured (the
+        groups relationship, the subscription column)."""
+        return set()
+
     def flush(self) -> None:
         """Make new contacts get their ids (the engine links them right after creating)."""
         self.session.flush()
@@ -192,6 +197,9 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                 continue
             columns.append(column)
         return columns
+
+    def capture_attributes(self) -> set[str]:
+        return {name for name in (self.groups_attribute, self.subscribed_attribute) if name}
 
     def fields(self) -> list[HostField]:
         described = []

@@ -7,8 +7,10 @@ needs lives in ``app.extensions["zoho_sync"]`` (a :class:`ZohoSyncState`), built
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import logging
+import time
+import weakref
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +20,13 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from .adapter import ContactAdapter, SQLAlchemyContactAdapter
+from .capture import CaptureHandle, install_capture, suppress_capture
 from .config import ZohoSyncConfig, read_config
 from .connection import DatabaseTokenStore, store_account_details
 from .crypto import TokenVault
 from .errors import ConfigurationError
 from .ledger import Ledger
-from .models import ApiUsage, Connection, attach_tables
+from .models import ApiUsage, Connection, FieldMap, SyncSettings, attach_tables
 from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
 from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
@@ -36,20 +39,15 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = "zoho_sync"
 
-#: ``session.info`` flag under which the host's writes are not captured for the push.
-CAPTURE_SUPPRESSED = "zoho_sync.capture_suppressed"
+log = logging.getLogger(__name__)
 
+#: How long the set of watched contact attributes and the auto-sync flag are cached per
+#: process: they are read on the host's commit path, which must stay cheap.
+PREFERENCES_TTL = 5.0
 
-@contextmanager
-def suppress_capture(session: Any) -> Iterator[None]:
-    """Write Zoho's changes into the host without capturing them again (no echo)."""
-    info = session.info
-    info[CAPTURE_SUPPRESSED] = info.get(CAPTURE_SUPPRESSED, 0) + 1
-    try:
-        yield
-    finally:
-        info[CAPTURE_SUPPRESSED] -= 1
-
+#: One capture per Flask-SQLAlchemy object: several apps (an app factory, tests) may share
+#: one ``db``; the listeners look up the current app's state when they fire.
+_CAPTURES: weakref.WeakKeyDictionary[Any, CaptureHandle] = weakref.WeakKeyDictionary()
 
 AdminCheck = Callable[[], bool]
 
@@ -73,6 +71,56 @@ class ZohoSyncState:
         self.admin_check = admin_check
         self.meter = UsageMeter()
         self._redis: redis.Redis | None = None
+        self._watched: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._auto_sync: tuple[float, bool] = (0.0, False)
+
+    # -- change capture -----------------------------------------------------------------
+
+    def watched_attributes(self) -> frozenset[str]:
+        """The contact attributes whose change must reach Zoho: the mapped fields (every
+        mappable field until a mapping exists), the groups and the subscription status."""
+        stamp, cached = self._watched
+        if time.monotonic() - stamp < PREFERENCES_TTL:
+            return cached
+        with self.db.engine.connect() as connection:
+            mapped = {
+                host_key
+                for kind, host_key in connection.execute(
+                    sa.select(FieldMap.kind, FieldMap.host_key)
+                )
+                if kind == "field"
+            }
+        fields = mapped or {field.name for field in self.adapter.fields()}
+        extra = self.adapter.capture_attributes()
+        watched = frozenset(fields | extra)
+        self._watched = (time.monotonic(), watched)
+        return watched
+
+    def auto_sync_enabled(self) -> bool:
+        stamp, cached = self._auto_sync
+        if time.monotonic() - stamp < PREFERENCES_TTL:
+            return cached
+        with self.db.engine.connect() as connection:
+            enabled = bool(
+                connection.scalar(
+                    sa.select(SyncSettings.auto_sync).where(SyncSettings.module.is_not(None))
+                )
+            )
+        self._auto_sync = (time.monotonic(), enabled)
+        return enabled
+
+    def preferences_changed(self) -> None:
+        """Forget cached preferences (the mapping or automatic sync just changed here)."""
+        self._watched = (0.0, frozenset())
+        self._auto_sync = (0.0, False)
+
+    def after_host_commit(self, contact_ids: list[str]) -> None:
+        """Schedule the debounced push; capture logs and swallows a failure (Redis down):
+        the outbox row is kept and the next tick schedules it."""
+        if contact_ids and self.auto_sync_enabled():
+            from .jobs import schedule_push
+
+            schedule_push(self)
 
     # -- infrastructure -------------------------------------------------------------------
 
@@ -285,6 +333,14 @@ class ZohoSync:
             adapter=adapter,
             admin_check=admin_check or self.admin_check,
         )
+        model = getattr(adapter, "model", None)
+        if model is not None and database not in _CAPTURES:
+            _CAPTURES[database] = install_capture(
+                database.session,
+                model=model,
+                watched_attributes=lambda: get_state().watched_attributes(),
+                on_commit=lambda ids: get_state().after_host_commit(ids),
+            )
         from .cli import zoho_sync_cli
 
         app.cli.add_command(zoho_sync_cli)

@@ -225,7 +225,7 @@ def run_notified_pull_job() -> dict[str, Any]:
 class TickReport:
     pull_scheduled: str | None = None
     pull_due_at: str | None = None
-    outbox_redriven: int = 0
+    outbox_pending: int = 0
     push_scheduled: str | None = None
     auto_sync: bool = False
     message: str | None = None
@@ -255,13 +255,21 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
     connection = state.redis()
     if due <= moment and connection.set(_key(state, "pull-pending"), "1", nx=True, ex=3600):
         report.pull_scheduled = schedule_sync(state, mode="since_last", trigger="schedule")
-    stuck_before = moment - timedelta(seconds=state.config.push_delay + PUSH_GRACE)
-    stuck = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(OutboxEntry)
-        .where(OutboxEntry.processed_at.is_(None), OutboxEntry.created_at < stuck_before)
-    )
-    if stuck:
-        report.outbox_redriven = int(stuck)
-        report.push_scheduled = schedule_push(state, delay=0)
+    # Pending changes with no push pending (Redis was down at commit, a job was lost) get
+    # one now; rows that already waited longer than the delay go without further delay.
+    pending, oldest = session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxEntry.created_at)).where(
+            OutboxEntry.processed_at.is_(None)
+        )
+    ).one()
+    if pending:
+        report.outbox_pending = int(pending)
+        waited = oldest is not None and _as_utc(oldest) < moment - timedelta(
+            seconds=state.config.push_delay
+        )
+        report.push_scheduled = schedule_push(state, delay=0 if waited else None)
     return report
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -112,11 +112,14 @@ class SyncEngine:
             )
             self.ledger.commit()
         try:
-            if direction in ("both", "pull"):
+            outbox = self.ledger.pending_outbox()
+            if direction in ("both", "push"):
+                PushPass(self, report).run_deletions(outbox)
+            if direction in ("both", "pull") and report.status != "needs_confirmation":
                 PullPass(self, report).run(full=mode == "all")
                 self._phase_base = self.run.progress_done if self.run is not None else 0
             if direction in ("both", "push") and report.status != "needs_confirmation":
-                outbox = self.ledger.pending_outbox()
+                outbox = {cid: entries for cid, entries in outbox.items() if entries}
                 PushPass(self, report).run(self._push_candidates(mode, outbox), outbox)
         except ZohoError as exc:
             self.ledger.rollback()

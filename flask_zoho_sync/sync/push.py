@@ -85,6 +85,34 @@ class PushPass:
             self.ledger.settings.last_push_at = self.engine.started_at
             self.ledger.commit()
 
+    def run_deletions(self, outbox: dict[str, list[Any]]) -> None:
+        """Send the host's captured deletions before anything else in the pass.
+
+        A delete entry names the Zoho record the contact was linked to when it was deleted.
+        Handling these first matters where the host database reuses ids (SQLite does after
+        the highest row is deleted): a contact the pull creates next may get the deleted
+        one's id, and must not inherit its link.
+        """
+        links = self.ledger.links_by_contact(list(outbox))
+        for contact_id, entries in outbox.items():
+            deletes = [entry for entry in entries if entry.operation == "delete"]
+            if not deletes:
+                continue
+            link = links.get(contact_id)
+            zoho_id = next((entry.zoho_id for entry in reversed(deletes) if entry.zoho_id), None)
+            if zoho_id is None and link is not None:
+                zoho_id = link.zoho_id
+            if link is not None and link.zoho_id != zoho_id:
+                link = None
+            entries[:] = [entry for entry in entries if entry.operation != "delete"]
+            if zoho_id is None:
+                if not self.dry_run:
+                    self.ledger.finish_outbox(deletes)
+                continue
+            self.deletions.append(_Deletion(contact_id, zoho_id, link, deletes))
+        self._send_deletions()
+        self.deletions = []
+
     # -- deciding what to send ------------------------------------------------------------
 
     def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:

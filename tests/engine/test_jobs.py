@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -28,6 +29,11 @@ def auto_sync(synced: Synced, on: bool = True) -> None:
         synced.host.db.session.commit()
 
 
+def jobs_queued(synced: Synced) -> list[str]:
+    with synced.host.app.app_context():
+        return list(jobs.queue_for(synced.state).job_ids)
+
+
 def scheduled(synced: Synced) -> list[str]:
     with synced.host.app.app_context():
         return list(ScheduledJobRegistry(queue=jobs.queue_for(synced.state)).get_job_ids())
@@ -41,19 +47,21 @@ def test_many_schedule_requests_in_the_window_make_one_push_job(synced: Synced) 
     assert scheduled(synced) == [first]
 
 
-def test_the_push_job_sends_outbox_rows_in_one_upsert(synced: Synced) -> None:
+def push_now(synced: Synced) -> None:
+    """The push delay is ten minutes; these tests make it zero instead of waiting."""
+    synced.state.config = replace(synced.state.config, push_delay=0)
+
+
+def test_ten_edits_in_the_window_make_one_push_job_and_one_upsert(synced: Synced) -> None:
     auto_sync(synced)
-    synced.sync(mode="all")
+    push_now(synced)
     ids = [synced.add_contact(last_name=f"P{i}", email=f"p{i}@example.org") for i in range(10)]
-    with synced.host.app.app_context():
-        session = synced.host.db.session
-        session.add_all(OutboxEntry(contact_id=str(i), operation="upsert") for i in ids)
-        session.commit()
-        jobs.schedule_push(synced.state, delay=0)
-    before = synced.calls().get("POST /Leads/upsert", 0)
+    assert len(scheduled(synced)) + len(jobs_queued(synced)) == 1
     work(synced)
-    assert synced.calls().get("POST /Leads/upsert", 0) - before == 1
-    assert len(synced.zoho.records("Leads")) == 10
+    assert synced.calls().get("POST /Leads/upsert", 0) == 1
+    assert {lead["Email"] for lead in synced.zoho.records("Leads")} == {
+        f"p{i}@example.org" for i in range(10)
+    }
     with synced.host.app.app_context():
         pending = synced.host.db.session.scalar(
             sa.select(sa.func.count())
@@ -61,21 +69,39 @@ def test_the_push_job_sends_outbox_rows_in_one_upsert(synced: Synced) -> None:
             .where(OutboxEntry.processed_at.is_(None))
         )
     assert pending == 0
+    assert len(ids) == 10
 
 
-def test_a_job_finds_automatic_sync_off_and_leaves_the_outbox(synced: Synced) -> None:
-    contact = synced.add_contact(last_name="Kept", email="kept@example.org")
-    with synced.host.app.app_context():
-        synced.host.db.session.add(OutboxEntry(contact_id=str(contact), operation="upsert"))
-        synced.host.db.session.commit()
-        jobs.schedule_push(synced.state, delay=0)
-    work(synced)
-    assert synced.zoho.records("Leads") == []
+def test_edits_while_automatic_sync_is_off_are_kept_and_sent_later(synced: Synced) -> None:
+    push_now(synced)
+    synced.add_contact(last_name="Kept", email="kept@example.org")
+    assert scheduled(synced) == [] and jobs_queued(synced) == []
     auto_sync(synced)
+    synced.state.preferences_changed()
     with synced.host.app.app_context():
-        jobs.schedule_push(synced.state, delay=0)
+        jobs.tick(synced.state)  # the outbox row is younger than the delay: pull only
     work(synced)
     assert [lead["Email"] for lead in synced.zoho.records("Leads")] == ["kept@example.org"]
+
+
+def test_a_commit_while_redis_is_down_still_reaches_zoho_after_the_next_tick(
+    synced: Synced,
+) -> None:
+    auto_sync(synced)
+    push_now(synced)
+    good_redis = synced.state.config.redis_url
+    synced.state.config = replace(synced.state.config, redis_url="redis://127.0.0.1:1/0")
+    synced.state._redis = None
+    contact = synced.add_contact(last_name="Offline", email="offline@example.org")
+    assert contact  # the host's commit succeeded although Redis did not answer
+    synced.state.config = replace(synced.state.config, redis_url=good_redis)
+    synced.state._redis = None
+    with synced.host.app.app_context():
+        report = jobs.tick(synced.state)
+    assert report.outbox_pending == 1
+    assert report.push_scheduled is not None
+    work(synced)
+    assert "offline@example.org" in synced.leads()
 
 
 def test_tick_schedules_a_due_pull_once(synced: Synced) -> None:
@@ -95,28 +121,6 @@ def test_tick_waits_for_the_pull_interval(synced: Synced) -> None:
         assert report.pull_scheduled is None
         later = datetime.now(timezone.utc) + timedelta(days=1, minutes=1)
         assert jobs.tick(synced.state, now=lambda: later).pull_scheduled is not None
-
-
-def test_tick_redrives_an_outbox_that_redis_never_heard_of(synced: Synced) -> None:
-    """A commit while Redis was down leaves a row and no job: the tick finds it."""
-    auto_sync(synced)
-    synced.sync(mode="all")
-    contact = synced.add_contact(last_name="Late", email="late@example.org")
-    with synced.host.app.app_context():
-        session = synced.host.db.session
-        session.add(
-            OutboxEntry(
-                contact_id=str(contact),
-                operation="upsert",
-                created_at=datetime.now(timezone.utc) - timedelta(hours=1),
-            )
-        )
-        session.commit()
-        report = jobs.tick(synced.state)
-    assert report.outbox_redriven == 1
-    assert report.push_scheduled is not None
-    work(synced)
-    assert "late@example.org" in synced.leads()
 
 
 def test_a_second_sync_waits_while_one_runs(synced: Synced) -> None:
