@@ -8,13 +8,52 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-#: The suite uses its own Redis database so a developer's data in db 0 is never touched.
-TEST_REDIS_URL = os.environ.get("ZOHO_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: Tests empty their Redis database, so each test session claims one of databases 4-15 for
+#: itself (a key holding its pid, set with NX and an expiry): a developer's data in db 0 is
+#: never touched and two suites on one server never empty each other's. The variable
+#: ZOHO_SYNC_TEST_REDIS_URL names a database to use instead.
+_CLAIM_KEY = "zoho_sync_test:claimed_by"
+_CLAIM_SECONDS = 7200
+
+
+def _claim_redis_database() -> str:
+    explicit = os.environ.get("ZOHO_SYNC_TEST_REDIS_URL")
+    if explicit:
+        return explicit
+    base = "redis://127.0.0.1:6379"
+    for number in range(15, 3, -1):
+        connection = redis.Redis.from_url(f"{base}/{number}", socket_connect_timeout=2)
+        try:
+            if connection.set(_CLAIM_KEY, os.getpid(), nx=True, ex=_CLAIM_SECONDS):
+                return f"{base}/{number}"
+        except redis.RedisError:
+            return f"{base}/15"  # Redis is down: the redis_client fixture says so clearly
+        finally:
+            connection.close()
+    return f"{base}/15"
+
+
+TEST_REDIS_URL = _claim_redis_database()
+
+
+def _reclaim(connection: redis.Redis) -> None:
+    if "ZOHO_SYNC_TEST_REDIS_URL" not in os.environ:
+        connection.set(_CLAIM_KEY, os.getpid(), ex=_CLAIM_SECONDS)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    try:
+        connection = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+        if connection.get(_CLAIM_KEY) == str(os.getpid()).encode():
+            connection.flushdb()
+        connection.close()
+    except redis.RedisError:
+        pass
 
 
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
-    """A connection to the real Redis, on an emptied test database."""
+    """A connection to the real Redis, on this session's emptied test database."""
     connection = redis.Redis.from_url(TEST_REDIS_URL)
     try:
         connection.ping()
@@ -24,8 +63,10 @@ def redis_client() -> Iterator[redis.Redis]:
             f"tests') or point ZOHO_SYNC_TEST_REDIS_URL at one. ({exc})"
         )
     connection.flushdb()
+    _reclaim(connection)
     yield connection
     connection.flushdb()
+    _reclaim(connection)
     connection.close()
 
 

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from flask_zoho_sync.zoho.auth import TokenSet
 
 from flask_zoho_sync.errors import ConfigurationError, EncryptionKeyError
 from flask_zoho_sync.extension import ZohoSync, get_state
 from flask_zoho_sync.models import Connection
+from flask_zoho_sync.zoho.auth import TokenSet
 from tests.hostapp import TEST_ENCRYPTION_KEY, make_host_app
 
 EXTENSION_TABLES = {
