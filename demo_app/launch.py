@@ -142,6 +142,12 @@ class Launcher:
             else:
                 _say(f"Zoho sandbox: port {port} is taken; assuming a sandbox already runs there")
 
+        demo_port = int(env.get("DEMO_PORT", "5000"))
+        if not _port_is_free(demo_port):
+            demo_port = _free_port()
+        # Contact URLs sent to Zoho point back at the demo's contact pages.
+        env.setdefault("ZOHO_SYNC_BASE_URL", f"http://127.0.0.1:{demo_port}")
+
         subprocess.run([python, "-m", "flask", "demo-init"], cwd=ROOT, env=env, check=True)
 
         self.spawn(
@@ -158,9 +164,6 @@ class Launcher:
             ],
         )
 
-        demo_port = int(env.get("DEMO_PORT", "5000"))
-        if not _port_is_free(demo_port):
-            demo_port = _free_port()
         self.spawn("app", [python, "-m", "flask", "run", "--port", str(demo_port)])
         demo_url = f"http://127.0.0.1:{demo_port}"
         if not _wait_for_http(f"{demo_url}/login"):

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -183,6 +184,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         self.modified_attribute = modified if modified in self._mapper.columns else None
         self._contact_url = contact_url
         self._excluded = set(exclude)
+        self._warned_about_base_url = False
 
     # -- fields -------------------------------------------------------------------------
 
@@ -298,13 +300,31 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         return value.astimezone(timezone.utc)
 
     def contact_url(self, contact: Any) -> str | None:
+        """The contact's page. Syncs run in the worker, outside any request, so an endpoint
+        is built against ``ZOHO_SYNC_BASE_URL`` (or Flask's ``SERVER_NAME``)."""
         if self._contact_url is None:
             return None
         if callable(self._contact_url):
             return self._contact_url(contact)
-        return url_for(
-            self._contact_url, contact_id=getattr(contact, self._primary_key.key), _external=True
+        values = {"contact_id": getattr(contact, self._primary_key.key)}
+        if has_request_context() or current_app.config.get("SERVER_NAME"):
+            return url_for(self._contact_url, **values, _external=True)
+        from .extension import get_state
+
+        base = get_state().config.base_url
+        if not base:
+            if not self._warned_about_base_url:
+                log.warning(
+                    "Contact URLs need ZOHO_SYNC_BASE_URL (the app's public address, e.g. "
+                    "https://crm.example.com) when syncing outside a request; none are sent."
+                )
+                self._warned_about_base_url = True
+            return None
+        parts = urlsplit(str(base))
+        urls = current_app.url_map.bind(
+            parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme or "https"
         )
+        return urls.build(self._contact_url, values, force_external=True)
 
     # -- finding, creating, deleting -----------------------------------------------------
 

@@ -75,7 +75,7 @@ def status_command(as_json: bool) -> None:
     if connection:
         click.echo(
             f"Connected: {connection['org'] or '?'} as {connection['user'] or '?'} "
-            f"(data centre {connection['data_centre'] or '?'}, {connection['api_domain']})"
+            f"(data centre {connection['data_centre'] or 'custom'}, {connection['api_domain']})"
         )
     else:
         click.echo("Not connected to Zoho CRM.")

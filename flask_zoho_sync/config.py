@@ -67,6 +67,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ZOHO_SYNC_CRON_SECRET", None, "Shared secret for POST {prefix}/cron."),
     Setting("ZOHO_SYNC_URL_PREFIX", "/admin/zoho", "Where the admin pages mount."),
     Setting(
+        "ZOHO_SYNC_BASE_URL",
+        None,
+        "The app's public address (https://crm.example.com), for Contact URLs built in the "
+        "worker, outside a request.",
+    ),
+    Setting(
         "ZOHO_SYNC_REDIRECT_URI",
         None,
         "OAuth redirect URI registered in the Zoho API console; by default the callback's "
@@ -103,6 +109,7 @@ class ZohoSyncConfig:
     pull_interval: int
     cron_secret: str | None
     url_prefix: str
+    base_url: str | None
     redirect_uri: str | None
     trigger_workflows: bool
     http_timeout: float
@@ -183,6 +190,7 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         pull_interval=_as_int("ZOHO_SYNC_PULL_INTERVAL", get("ZOHO_SYNC_PULL_INTERVAL"), 60),
         cron_secret=get("ZOHO_SYNC_CRON_SECRET") or None,
         url_prefix=prefix,
+        base_url=str(get("ZOHO_SYNC_BASE_URL")).rstrip("/") if get("ZOHO_SYNC_BASE_URL") else None,
         redirect_uri=get("ZOHO_SYNC_REDIRECT_URI") or None,
         trigger_workflows=_as_bool(
             "ZOHO_SYNC_TRIGGER_WORKFLOWS", get("ZOHO_SYNC_TRIGGER_WORKFLOWS")

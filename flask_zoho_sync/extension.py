@@ -32,6 +32,7 @@ from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
 from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
 from .zoho.client import ZohoClient
+from .zoho.datacentres import data_centre_for
 from .zoho.meter import UsageMeter
 
 if TYPE_CHECKING:
@@ -193,7 +194,8 @@ class ZohoSyncState:
                 accounts_server=accounts_server,
             )
         )
-        return self.connect(tokens)
+        centre = data_centre_for(tokens.accounts_server)
+        return self.connect(tokens, location=centre.location if centre else None)
 
     # -- syncing --------------------------------------------------------------------------
 

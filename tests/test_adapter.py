@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -107,3 +108,17 @@ def test_contact_url_comes_from_a_callable(host) -> None:
     contact = host.Contact(id=5)
     assert adapter.contact_url(contact) == "https://x/c/5"
     assert SQLAlchemyContactAdapter(host.Contact).contact_url(contact) is None
+
+
+def test_contact_url_outside_a_request_is_built_on_the_base_url(host) -> None:
+    """The worker has no request: the link back to the contact uses ZOHO_SYNC_BASE_URL."""
+    host.app.add_url_rule("/people/<int:contact_id>", "people.show", lambda contact_id: "")
+    adapter = SQLAlchemyContactAdapter(host.Contact, contact_url="people.show")
+    contact = host.Contact(id=7)
+    with host.app.app_context():
+        state = get_state()
+        assert adapter.contact_url(contact) is None  # no base URL: none sent, and logged
+        state.config = replace(state.config, base_url="https://crm.example.com/app")
+        assert adapter.contact_url(contact) == "https://crm.example.com/app/people/7"
+    with host.app.test_request_context("/", base_url="http://localhost:5000"):
+        assert adapter.contact_url(contact) == "http://localhost:5000/people/7"

@@ -127,6 +127,14 @@ class SyncEngine:
             report.message = str(exc)
             report.error = exc
             log.warning("Zoho sync run stopped: %s", exc)
+        except Exception as exc:
+            # A bug or a host-side failure (database gone, adapter error) must still end the
+            # run as failed with its reason, never leave it "running" forever.
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = f"The sync stopped on an unexpected error: {type(exc).__name__}: {exc}"
+            report.error = exc
+            log.exception("Zoho sync run stopped on an unexpected error")
         if report.status == "succeeded" and report.counts.get(
             "to_zoho.error", 0
         ) + report.counts.get("to_host.error", 0):
