@@ -45,6 +45,7 @@ def _instance_secret(app: Flask, name: str, make: Any) -> str:
 
 
 def create_app(config: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    instance_path = instance_path or os.environ.get("DEMO_INSTANCE_PATH")
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(

@@ -23,7 +23,8 @@ import redis
 from .seed import ADMIN_EMAIL, ADMIN_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+#: Where the demo keeps its database, secrets and the sandbox's state (DEMO_INSTANCE_PATH).
+INSTANCE = Path(os.environ.get("DEMO_INSTANCE_PATH", ROOT / "instance"))
 
 
 def _say(message: str) -> None:
@@ -147,6 +148,9 @@ class Launcher:
             demo_port = _free_port()
         # Contact URLs sent to Zoho point back at the demo's contact pages.
         env.setdefault("ZOHO_SYNC_BASE_URL", f"http://127.0.0.1:{demo_port}")
+        # Shorter than the product's defaults (600 s and a day) so changes can be watched.
+        env.setdefault("ZOHO_SYNC_PUSH_DELAY", "30")
+        env.setdefault("ZOHO_SYNC_PULL_INTERVAL", "120")
 
         subprocess.run([python, "-m", "flask", "demo-init"], cwd=ROOT, env=env, check=True)
 
@@ -169,6 +173,7 @@ class Launcher:
         if not _wait_for_http(f"{demo_url}/login"):
             _say("The demo app did not start; see the messages above.")
             return 1
+        self.spawn("scheduler", [python, "-m", "demo_app.launch", "--ticker"])
         print(
             f"\n  Demo contact database: {demo_url}\n"
             f"  Log in as {ADMIN_EMAIL} / {ADMIN_PASSWORD}\n"
@@ -183,7 +188,31 @@ class Launcher:
             time.sleep(0.5)
 
 
+def tick_forever(every: float = 30.0) -> int:
+    """Stands in for the cron job a deployment would have: ``flask zoho-sync tick``."""
+    from flask_zoho_sync.extension import get_state
+    from flask_zoho_sync.jobs import tick
+
+    from . import create_app
+
+    app = create_app()
+    while True:
+        with app.app_context():
+            try:
+                report = tick(get_state())
+                if report.pull_scheduled or report.push_scheduled:
+                    _say(f"tick: {report.as_dict()}")
+            except Exception as exc:  # keep ticking; the next one may succeed
+                _say(f"tick failed: {exc}")
+        time.sleep(every)
+
+
 def main() -> int:
+    if "--ticker" in sys.argv:
+        try:
+            return tick_forever()
+        except KeyboardInterrupt:
+            return 0
     launcher = Launcher()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

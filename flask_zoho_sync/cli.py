@@ -336,3 +336,37 @@ def worker_command(burst: bool, simple: bool) -> None:
     worker_class = SimpleWorker if simple else Worker
     worker = worker_class([queue_for(state)], connection=state.redis())
     worker.work(burst=burst, with_scheduler=True)
+
+
+@zoho_sync_cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--org-timezone", default=None, help="The sandbox org's time zone (IANA name).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed Leads to create.")
+@click.option("--state-file", default=None, help="Keep the sandbox's data in this JSON file.")
+def sandbox_command(
+    host: str, port: int, org_timezone: str | None, seed: int, state_file: str | None
+) -> None:
+    """Run the local Zoho CRM sandbox in the foreground (Ctrl-C stops it).
+
+    It uses this app's ZOHO_SYNC_CLIENT_ID and ZOHO_SYNC_CLIENT_SECRET when they are set,
+    so the app can connect to it without further configuration.
+    """
+    from flask import current_app
+
+    from .sandbox.server import run_sandbox
+    from .sandbox.state import DEFAULT_TIMEZONE
+
+    config = current_app.config
+    if org_timezone is not None:
+        validate_time_zone(org_timezone)
+    run_sandbox(
+        host,
+        port,
+        org_timezone or DEFAULT_TIMEZONE,
+        seed,
+        state_file,
+        client_id=config.get("ZOHO_SYNC_CLIENT_ID"),
+        client_secret=config.get("ZOHO_SYNC_CLIENT_SECRET"),
+        echo=lambda line: click.echo(line),
+    )

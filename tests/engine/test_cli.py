@@ -1,0 +1,93 @@
+"""The command line a new operator uses: settings, sync, status, tick and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.engine.conftest import Synced
+
+
+def invoke(synced: Synced, *args: str):  # type: ignore[no-untyped-def]
+    return synced.host.app.test_cli_runner().invoke(args=["zoho-sync", *args])
+
+
+def test_settings_refuse_a_bad_time_zone_and_keep_the_old_one(synced: Synced) -> None:
+    result = invoke(synced, "settings", "--timezone", "Mars/Base")
+    assert result.exit_code == 1
+    assert "IANA" in result.output
+    assert "Australia/Sydney" in invoke(synced, "settings").output
+
+
+def test_settings_refuse_a_malformed_mapping(synced: Synced) -> None:
+    result = invoke(synced, "settings", "--map", "phone")
+    assert result.exit_code == 2
+    assert "HOST_FIELD=ZOHO_FIELD" in result.output
+
+
+def test_switching_module_with_links_needs_relink(synced: Synced) -> None:
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    synced.sync(mode="all")
+    refused = invoke(synced, "settings", "--module", "Contacts")
+    assert refused.exit_code == 2
+    assert "--relink" in refused.output
+    accepted = invoke(synced, "settings", "--module", "Contacts", "--relink")
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads(invoke(synced, "status", "--json").output)["counts"]["linked"] == 0
+
+
+def test_sync_dry_run_prints_a_plan_and_changes_nothing(synced: Synced) -> None:
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    result = invoke(synced, "sync", "--all", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Plan: succeeded" in result.output
+    assert "In Zoho it would: 1 created" in result.output
+    assert synced.zoho.records("Leads") == []
+
+
+def test_sync_prints_what_it_did_and_status_counts_it(synced: Synced) -> None:
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    result = invoke(synced, "sync", "--all")
+    assert "In Zoho it did: 1 created" in result.output
+    status = json.loads(invoke(synced, "status", "--json").output)
+    assert status["counts"] == {"linked": 1, "pending": 0, "errors": 0}
+    assert status["api_today"]["calls"] >= 3
+
+
+def test_tick_reports_as_json(synced: Synced) -> None:
+    result = invoke(synced, "tick")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["auto_sync"] is False
+
+
+def test_the_sandbox_command_serves_until_interrupted(tmp_path) -> None:
+    env = {**os.environ, "FLASK_APP": "demo_app", "DEMO_INSTANCE_PATH": str(tmp_path)}
+    env = {k: v for k, v in env.items() if k not in ("ZOHO_SYNC_CLIENT_ID",)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "zoho-sync", "sandbox", "--port", "0", "--seed", "3"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        url = line.strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://127.0.0.1:"), line
+        for _ in range(50):
+            try:
+                records = requests.get(f"{url}/__sandbox__/records/Leads", timeout=2).json()
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert len(records["data"]) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        process.stdout.close()  # type: ignore[union-attr]
