@@ -344,8 +344,10 @@ class ZohoSync:
                 on_commit=lambda ids: get_state().after_host_commit(ids),
             )
         from .cli import zoho_sync_cli
+        from .web import register_admin
 
         app.cli.add_command(zoho_sync_cli)
+        register_admin(app, app.extensions[EXTENSION_KEY])
 
 
 def get_state(app: Flask | None = None) -> ZohoSyncState:

@@ -26,8 +26,9 @@ from flask import Flask, current_app, has_app_context
 from rq import Queue, Retry
 
 from .models import OutboxEntry, SyncSettings
+from .notifications import ensure_channel
 from .sync.context import RunReport
-from .zoho.errors import ZohoRetryLater
+from .zoho.errors import ZohoError, ZohoRetryLater
 
 if TYPE_CHECKING:
     from .extension import ZohoSyncState
@@ -227,6 +228,7 @@ class TickReport:
     pull_due_at: str | None = None
     outbox_pending: int = 0
     push_scheduled: str | None = None
+    notifications: str = "off"
     auto_sync: bool = False
     message: str | None = None
 
@@ -262,6 +264,11 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
             OutboxEntry.processed_at.is_(None)
         )
     ).one()
+    try:
+        report.notifications = ensure_channel(state, session, settings, now=moment)
+    except ZohoError as exc:
+        # Notifications only speed things up; the scheduled pull still runs without them.
+        report.notifications = f"failed: {exc.message}"
     if pending:
         report.outbox_pending = int(pending)
         waited = oldest is not None and _as_utc(oldest) < moment - timedelta(

@@ -100,6 +100,11 @@ class SyncSettings(Base):
     zoho_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
     zoho_fields_module: Mapped[str | None] = mapped_column(sa.String(16))
     zoho_fields_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The Zoho notification channel that tells us of changes between pulls.
+    notify_channel_id: Mapped[str | None] = mapped_column(sa.String(32))
+    notify_token_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    notify_module: Mapped[str | None] = mapped_column(sa.String(16))
+    notify_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
 
 

@@ -1,0 +1,116 @@
+"""Zoho notification channels: Zoho tells us which records changed, so edits made in Zoho
+arrive within a minute instead of at the next scheduled pull.
+
+Notifications are hints: they carry ids, not data, and Zoho documents no delivery
+guarantee (reference §5). The pull stays the source of truth; a notification only makes
+the next pull of the named records happen sooner. Channels live at most a week, so the tick
+renews ours two days before it expires.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from .models import SyncSettings
+from .zoho.timefmt import format_datetime
+
+if TYPE_CHECKING:
+    from .extension import ZohoSyncState
+
+#: Zoho caps channel_expiry at a week; ask for a little less so clocks never disagree.
+CHANNEL_LIFETIME = timedelta(days=7) - timedelta(minutes=5)
+RENEW_BEFORE = timedelta(days=2)
+
+
+def notify_url(state: ZohoSyncState) -> str | None:
+    """Where Zoho must POST: needs the app's public address (ZOHO_SYNC_BASE_URL)."""
+    if not state.config.base_url:
+        return None
+    return f"{state.config.base_url}{state.config.url_prefix}/notify"
+
+
+def ensure_channel(
+    state: ZohoSyncState, session: Session, settings: SyncSettings, *, now: datetime | None = None
+) -> str:
+    """Subscribe or renew the channel when needed; says what it did ("off", "ok", "renewed")."""
+    url = notify_url(state)
+    if url is None or not settings.module:
+        return "off"
+    moment = now or datetime.now(timezone.utc)
+    current = (
+        settings.notify_channel_id
+        and settings.notify_module == settings.module
+        and settings.notify_expires_at is not None
+        and settings.notify_expires_at - moment > RENEW_BEFORE
+    )
+    if current:
+        return "ok"
+    channel_id = settings.notify_channel_id or str(secrets.randbelow(9 * 10**15) + 10**15)
+    token = secrets.token_urlsafe(30)[:40]  # Zoho allows at most 50 characters
+    expires = moment + CHANNEL_LIFETIME
+    state.client().watch(
+        [
+            {
+                "channel_id": channel_id,
+                "events": [f"{settings.module}.all"],
+                "notify_url": url,
+                "token": token,
+                "channel_expiry": format_datetime(expires),
+                "notify_on_related_action": False,
+                "return_affected_field_values": False,
+            }
+        ]
+    )
+    settings.notify_channel_id = channel_id
+    settings.notify_token_encrypted = state.vault.encrypt(token)
+    settings.notify_module = settings.module
+    settings.notify_expires_at = expires
+    session.commit()
+    return "renewed"
+
+
+@dataclass(frozen=True)
+class Notification:
+    module: str
+    ids: list[str]
+    operation: str
+
+
+class NotificationRefused(ValueError):
+    """The payload is not from our channel, or is not a notification at all."""
+
+
+def verify_notification(
+    state: ZohoSyncState, settings: SyncSettings | None, payload: Any
+) -> Notification:
+    """Check a POSTed payload against our channel's id and token (constant time)."""
+    if not isinstance(payload, dict):
+        raise NotificationRefused("the body is not a JSON object")
+    if settings is None or not settings.notify_channel_id or not settings.notify_token_encrypted:
+        raise NotificationRefused("no notification channel is registered")
+    channel_ok = hmac.compare_digest(
+        str(payload.get("channel_id", "")).encode(), settings.notify_channel_id.encode()
+    )
+    expected = state.vault.decrypt(settings.notify_token_encrypted)
+    token_ok = hmac.compare_digest(str(payload.get("token", "")).encode(), expected.encode())
+    if not (channel_ok and token_ok):
+        raise NotificationRefused("unknown channel or wrong token")
+    ids = payload.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, (str, int)) for i in ids):
+        raise NotificationRefused("ids must be a list of record ids")
+    module = str(payload.get("module") or "")
+    if module != settings.module:
+        raise NotificationRefused(
+            f"notification for {module!r}, but the sync uses {settings.module}"
+        )
+    return Notification(
+        module=module,
+        ids=[str(record_id) for record_id in ids][:1000],
+        operation=str(payload.get("operation") or ""),
+    )

@@ -1,0 +1,131 @@
+"""Connecting to Zoho (OAuth consent and callback) and disconnecting.
+
+The callback URL is public by nature, so everything it receives is distrusted: the ``state``
+must be the one this session started (compared in constant time, usable once), and the
+``accounts-server`` Zoho names must be one of Zoho's or one the operator listed, because the
+code exchange sends the client secret there. ``ZohoOAuth.exchange_code`` enforces the latter
+before any request; this module turns every refusal into a page that says what to do.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import current_app, flash, redirect, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from ..connection import describe_connection, forget_connection
+from ..extension import get_state
+from ..zoho.errors import ZohoError
+from ._htmx import hx_redirect
+from .blueprint import bp
+from .rendering import render_refusal, render_zoho_error
+
+_STATE_KEY = "_zoho_sync_oauth_state"
+
+
+def redirect_uri() -> str:
+    """The callback URL registered in the Zoho API console (configured, or our own)."""
+    return get_state().config.redirect_uri or url_for("zoho_sync.oauth_callback", _external=True)
+
+
+@bp.post("/connect")
+def connect() -> ResponseReturnValue:
+    """Send the admin to Zoho's consent page with a fresh one-time ``state``."""
+    state = get_state()
+    oauth_state = secrets.token_urlsafe(32)
+    session[_STATE_KEY] = oauth_state
+    try:
+        url = state.oauth(redirect_uri()).authorization_url(oauth_state)
+    except ZohoError as exc:  # ZOHO_SYNC_ACCOUNTS_URL itself is not trusted
+        session.pop(_STATE_KEY, None)
+        return render_zoho_error(exc)
+    return hx_redirect(url)
+
+
+def _refuse_callback(title: str, message: str) -> ResponseReturnValue:
+    return render_refusal(
+        "zoho_sync/error.html", 400, title=title, message=message, action="connect"
+    )
+
+
+@bp.get("/oauth/callback")
+def oauth_callback() -> ResponseReturnValue:
+    """Zoho sends the admin back here with a grant code (or an error)."""
+    expected = session.pop(_STATE_KEY, None)  # one-time, whatever happens next
+    error = request.args.get("error")
+    if error:
+        message = (
+            "You declined access in Zoho, so nothing was connected."
+            if error == "access_denied"
+            else f"Zoho answered the consent with the error {error!r}; nothing was connected."
+        )
+        return _refuse_callback("Zoho did not grant access", message)
+    sent = request.args.get("state", "")
+    if (
+        not isinstance(expected, str)
+        or not sent
+        or not hmac.compare_digest(sent.encode(), expected.encode())
+    ):
+        return _refuse_callback(
+            "This sign-in is not one we started",
+            "The answer from Zoho did not carry the state this browser session started "
+            "(it may have expired, been used already, or come from another browser). "
+            "Nothing was stored; start again with Connect.",
+        )
+    code = request.args.get("code")
+    if not code:
+        return _refuse_callback(
+            "Zoho sent no grant code", "Nothing was stored; start again with Connect."
+        )
+    state = get_state()
+    accounts_server = request.args.get("accounts-server") or state.config.accounts_url
+    oauth = state.oauth(redirect_uri())
+    try:
+        tokens = oauth.exchange_code(code, accounts_server, redirect_uri=redirect_uri())
+        connection = state.connect(tokens, location=request.args.get("location"))
+    except ZohoError as exc:
+        current_app.logger.warning("Zoho connection failed: %s", exc)
+        return render_zoho_error(exc)
+    finally:
+        state.record_usage(state.db.session)
+    who = connection.zoho_user_email or connection.zoho_user_name or "your Zoho user"
+    org = connection.org_name or "your Zoho organisation"
+    flash(f"Connected to {org} as {who}. Now choose what to sync.", "zs-success")
+    return redirect(url_for("zoho_sync.settings"))
+
+
+@bp.post("/disconnect")
+def disconnect() -> ResponseReturnValue:
+    """Revoke the refresh token at Zoho, then forget the connection whatever Zoho said.
+
+    A failed revoke must not keep the admin connected against their wish; it is reported
+    so they can revoke the grant in Zoho's "Connected apps" themselves.
+    """
+    state = get_state()
+    db_session = state.db.session
+    tokens = state.token_store().load() if describe_connection(db_session) else None
+    if tokens is None:
+        flash("Zoho CRM was not connected.", "zs-info")
+        return hx_redirect(url_for("zoho_sync.overview"))
+    try:
+        revoked = state.oauth().revoke(tokens)
+    except ZohoError as exc:
+        current_app.logger.warning("Revoking the Zoho token failed: %s", exc)
+        flash(
+            "Disconnected here, but Zoho could not be told to revoke the access "
+            f"({exc.message}). Remove the app under Connected apps in your Zoho account.",
+            "zs-warning",
+        )
+    else:
+        flash(
+            "Disconnected from Zoho CRM; the access was revoked at Zoho."
+            if revoked
+            else "Disconnected from Zoho CRM (Zoho already considered the access revoked).",
+            "zs-success",
+        )
+    forget_connection(db_session)
+    db_session.commit()
+    state.record_usage(db_session)
+    return hx_redirect(url_for("zoho_sync.overview"))

@@ -1,0 +1,83 @@
+"""Endpoints machines call: the scheduler's tick and Zoho's notifications.
+
+Neither has an admin session, so both are ``public`` and authenticate themselves: the cron
+endpoint with the shared secret in ``X-Zoho-Sync-Secret`` (compared in constant time), the
+notify endpoint with the channel id and token we gave Zoho. Both answer JSON, never a page,
+and a refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import redis
+import sqlalchemy as sa
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ..extension import get_state
+from ..jobs import schedule_notified_pull, tick
+from ..models import SyncSettings
+from ..notifications import NotificationRefused, verify_notification
+from .blueprint import bp
+from .security import public
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Zoho-Sync-Secret"
+#: Zoho's notification bodies are small; anything larger is not one.
+MAX_NOTIFICATION_BYTES = 256 * 1024
+
+
+def _error(status: int, message: str) -> ResponseReturnValue:
+    return jsonify({"ok": False, "error": message}), status
+
+
+@bp.post("/cron")
+@public
+def cron() -> ResponseReturnValue:
+    """What ``flask zoho-sync tick`` does, for platform schedulers that call URLs."""
+    state = get_state()
+    expected = state.config.cron_secret
+    if not expected:
+        return _error(
+            403,
+            "The cron endpoint is disabled: set ZOHO_SYNC_CRON_SECRET and send it in the "
+            f"{SECRET_HEADER} header (or run 'flask zoho-sync tick' from cron instead).",
+        )
+    sent = request.headers.get(SECRET_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), expected.encode()):
+        return _error(403, f"Wrong or missing {SECRET_HEADER} header.")
+    try:
+        report = tick(state)
+    except (redis.RedisError, OSError) as exc:
+        return _error(
+            503,
+            f"Redis did not answer ({type(exc).__name__}); nothing was lost, pending changes "
+            "stay in the outbox. Check ZOHO_SYNC_REDIS_URL and call again.",
+        )
+    return jsonify({"ok": True, **report.as_dict()})
+
+
+@bp.post("/notify")
+@public
+def notify() -> ResponseReturnValue:
+    """Zoho says records changed: pull just those, within a minute."""
+    if (request.content_length or 0) > MAX_NOTIFICATION_BYTES:
+        return _error(413, "That is too large to be a Zoho notification.")
+    payload = request.get_json(silent=True)
+    state = get_state()
+    settings = state.db.session.scalars(sa.select(SyncSettings)).first()
+    try:
+        notification = verify_notification(state, settings, payload)
+    except NotificationRefused as exc:
+        log.warning("Refused a Zoho notification: %s", exc)
+        return _error(403 if payload is not None else 400, str(exc))
+    try:
+        job = schedule_notified_pull(state, notification.ids)
+    except (redis.RedisError, OSError) as exc:
+        # Zoho does not promise to retry; the scheduled pull will still find the change.
+        log.warning("Could not schedule the pull Zoho asked for: %s", exc)
+        return _error(503, "Could not schedule the pull now; the next scheduled pull gets it.")
+    return jsonify({"ok": True, "ids": len(notification.ids), "job": job})

@@ -1,0 +1,179 @@
+"""The mapping editor's pages and actions.
+
+With htmx each action answers with the section it changed (plus the problems summary,
+swapped out of band), so the admin keeps their place; without JavaScript each action
+redirects back to the page, or re-renders it with the refusal next to the form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from ..extension import get_state
+from ..models import FieldMap
+from ..preferences import add_default_mappings, refresh_zoho_fields
+from ..zoho.errors import ZohoError
+from ._htmx import is_htmx
+from .blueprint import bp, notify_preferences_changed
+from .mapping_editor import (
+    DIRECTION_LABELS,
+    KINDS,
+    POLICY_LABELS,
+    SYSTEM_HELP,
+    SYSTEM_LABELS,
+    Editor,
+    Kind,
+    Refused,
+    add_row,
+    change_row,
+    load_editor,
+)
+from .rendering import render_zoho_error
+
+SECTION_IDS = {"field": "zs-map-fields", "system": "zs-map-system", "group": "zs-map-groups"}
+
+
+def _editor() -> Editor:
+    state = get_state()
+    return load_editor(state.db.session, state.adapter)
+
+
+def _context(editor: Editor) -> dict[str, Any]:
+    return {
+        "editor": editor,
+        "directions": DIRECTION_LABELS,
+        "policies": POLICY_LABELS,
+        "system_labels": SYSTEM_LABELS,
+        "system_help": SYSTEM_HELP,
+        "section_ids": SECTION_IDS,
+    }
+
+
+def _answer(kind: Kind, message: tuple[str, str], refused: bool) -> ResponseReturnValue:
+    """The section after an edit (htmx), or the page (refused, no JS), or a redirect."""
+    if not refused:
+        notify_preferences_changed()
+    editor = _editor()
+    editor.messages[kind] = message
+    if is_htmx():
+        return render_template("zoho_sync/_mapping_section.html", kind=kind, **_context(editor))
+    if refused:
+        return render_template("zoho_sync/mapping.html", **_context(editor)), 400
+    flash(message[1], f"zs-{message[0]}")
+    return redirect(url_for("zoho_sync.mapping") + "#" + SECTION_IDS[kind])
+
+
+def _kind(value: str) -> Kind:
+    if value not in KINDS:
+        abort(404)
+    return value  # type: ignore[return-value]
+
+
+def _outcome(verb: str, warnings: list[str]) -> tuple[str, str]:
+    if warnings:
+        return ("warning", f"{verb}, with a warning: {'; '.join(warnings)}")
+    return ("success", f"{verb}.")
+
+
+@bp.get("/mapping")
+def mapping() -> ResponseReturnValue:
+    editor = _editor()
+    if is_htmx() and request.headers.get("HX-Target") == "zs-mapping":
+        return render_template("zoho_sync/_mapping_body.html", **_context(editor))
+    return render_template("zoho_sync/mapping.html", **_context(editor))
+
+
+@bp.post("/mapping/<kind>/add")
+def mapping_add(kind: str) -> ResponseReturnValue:
+    section = _kind(kind)
+    session = get_state().db.session
+    try:
+        warnings = add_row(session, _editor(), section, request.form)
+    except Refused as refusal:
+        session.rollback()
+        return _answer(section, ("error", f"Not added: {refusal}"), refused=True)
+    return _answer(section, _outcome("Added", warnings), refused=False)
+
+
+def _stored_row(row_id: int) -> FieldMap:
+    row = get_state().db.session.get(FieldMap, row_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.post("/mapping/rows/<int:row_id>")
+def mapping_change(row_id: int) -> ResponseReturnValue:
+    session = get_state().db.session
+    row = _stored_row(row_id)
+    kind = _kind(row.kind)
+    try:
+        warnings = change_row(session, _editor(), row, request.form)
+    except Refused as refusal:
+        session.rollback()
+        return _answer(kind, ("error", f"Not changed: {refusal}"), refused=True)
+    return _answer(kind, _outcome("Changed", warnings), refused=False)
+
+
+@bp.post("/mapping/rows/<int:row_id>/remove")
+def mapping_remove(row_id: int) -> ResponseReturnValue:
+    session = get_state().db.session
+    row = _stored_row(row_id)
+    kind = _kind(row.kind)
+    session.delete(row)
+    session.commit()
+    return _answer(kind, ("success", "Removed."), refused=False)
+
+
+def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnValue:
+    """The whole editor after a page-wide action (defaults, refresh)."""
+    if is_htmx():
+        editor = _editor()
+        editor.messages["page"] = (level, message)
+        return render_template("zoho_sync/_mapping_body.html", **_context(editor))
+    if status >= 400:
+        editor = _editor()
+        editor.messages["page"] = (level, message)
+        return render_template("zoho_sync/mapping.html", **_context(editor)), status
+    flash(message, f"zs-{level}")
+    return redirect(url_for("zoho_sync.mapping"))
+
+
+@bp.post("/mapping/defaults")
+def mapping_defaults() -> ResponseReturnValue:
+    """Add the module's standard pairs that are not mapped yet (existing rows are kept)."""
+    state = get_state()
+    session = state.db.session
+    editor = _editor()
+    if editor.module is None:
+        return _answer_page("error", "Choose Leads or Contacts in the settings first.", 400)
+    added = add_default_mappings(session, state.adapter, editor.module)
+    session.commit()
+    notify_preferences_changed()
+    if not added:
+        return _answer_page("info", "Every standard field this site has is mapped already.")
+    return _answer_page("success", f"Added {added} standard field pairs. Check them below.")
+
+
+@bp.post("/mapping/refresh")
+def mapping_refresh() -> ResponseReturnValue:
+    """Fetch the module's fields from Zoho (one API call) and cache them for the editor."""
+    state = get_state()
+    session = state.db.session
+    editor = _editor()
+    if editor.module is None:
+        return _answer_page("error", "Choose Leads or Contacts in the settings first.", 400)
+    if editor.account is None:
+        return _answer_page("error", "Connect Zoho CRM first: the fields come from Zoho.", 400)
+    try:
+        fields = refresh_zoho_fields(session, state.client(), editor.settings)
+        session.commit()
+    except ZohoError as exc:
+        session.rollback()
+        return render_zoho_error(exc)
+    finally:
+        state.record_usage(session)
+    return _answer_page("success", f"Loaded {len(fields)} {editor.module} fields from Zoho.")

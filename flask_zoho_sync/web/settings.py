@@ -1,0 +1,179 @@
+"""The settings page: module, time zone, automatic sync and the default conflict policy.
+
+Nothing is saved unless the whole form is valid, so a typo in one field never leaves the
+sync half-configured. Switching module forgets the links to the other module's records
+(the ids mean nothing in the new module), which is why it needs an explicit confirmation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from zoneinfo import available_timezones
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
+from ..connection import ConnectedAccount, describe_connection
+from ..extension import get_state
+from ..ledger import Ledger
+from ..models import Link, SyncSettings
+from ..preferences import MODULES, get_settings
+from ..sync.mapping import ConflictPolicy
+from ._htmx import is_htmx
+from .blueprint import bp, notify_preferences_changed
+
+DEFAULT_TIME_ZONE = "UTC"
+POLICY_LABELS = {
+    ConflictPolicy.NEWEST.value: "The newest change wins",
+    ConflictPolicy.HOST_WINS.value: "This site wins",
+    ConflictPolicy.ZOHO_WINS.value: "Zoho wins",
+}
+
+
+@cache
+def time_zones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+@dataclass
+class SettingsForm:
+    """What the form shows: stored values on GET, the submitted ones after a refusal."""
+
+    module: str | None
+    time_zone: str
+    auto_sync: bool
+    conflict_policy: str
+    errors: dict[str, str] = field(default_factory=dict)
+    #: Links to other modules' records, by module, when a switch awaits confirmation.
+    relink: dict[str, int] = field(default_factory=dict)
+    zone_suggested: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: SyncSettings, account: ConnectedAccount | None
+    ) -> SettingsForm:
+        form = cls(
+            module=settings.module,
+            time_zone=settings.time_zone or DEFAULT_TIME_ZONE,
+            auto_sync=bool(settings.auto_sync),
+            conflict_policy=settings.conflict_policy or ConflictPolicy.NEWEST.value,
+        )
+        # "Still the default": never saved from this form (no module yet) and UTC. Then the
+        # org's zone is the better guess, but it is only suggested until the admin saves.
+        org_zone = account.org_time_zone if account else None
+        if (
+            org_zone in time_zones()
+            and settings.module is None
+            and form.time_zone == DEFAULT_TIME_ZONE
+            and org_zone != DEFAULT_TIME_ZONE
+        ):
+            form.time_zone = org_zone  # type: ignore[assignment]
+            form.zone_suggested = True
+        return form
+
+    @classmethod
+    def from_request(cls) -> SettingsForm:
+        form = cls(
+            module=request.form.get("module") or None,
+            time_zone=request.form.get("time_zone", "").strip(),
+            auto_sync=request.form.get("auto_sync") in ("on", "true", "1"),
+            conflict_policy=request.form.get("conflict_policy", ""),
+        )
+        if form.module not in MODULES:
+            form.errors["module"] = "Choose Leads or Contacts."
+        if form.time_zone not in time_zones():
+            form.errors["time_zone"] = (
+                f"{form.time_zone!r} is not a known time zone; pick one from the list "
+                "(an IANA name such as Australia/Sydney)."
+            )
+        if form.conflict_policy not in POLICY_LABELS:
+            form.errors["conflict_policy"] = "Choose who wins when both sides changed a field."
+        return form
+
+
+def links_elsewhere(session: Session, module: str) -> dict[str, int]:
+    """How many contacts are linked to records of modules other than ``module``."""
+    rows = session.execute(
+        sa.select(Link.module, sa.func.count())
+        .where(Link.module != module)
+        .group_by(Link.module)
+        .order_by(Link.module)
+    ).all()
+    return {name: int(count) for name, count in rows}
+
+
+def switch_module(session: Session, settings: SyncSettings, module: str) -> int:
+    """Point the sync at ``module``; returns how many links were forgotten.
+
+    The watermarks and last-run stamps belong to the old module: kept, the first pull would
+    skip every record of the new module not modified since, and the first push every contact
+    not edited since. Cleared, the next sync is a full one, which matches again by email.
+    """
+    settings.module = module
+    forgotten = Ledger(session, settings).forget_links_of_other_modules()
+    settings.pull_watermark = None
+    settings.deleted_watermark = None
+    settings.last_pull_at = None
+    settings.last_push_at = None
+    return forgotten
+
+
+def _render(
+    form: SettingsForm,
+    account: ConnectedAccount | None,
+    status: int,
+    notice: str | None = None,
+) -> ResponseReturnValue:
+    context = {
+        "form": form,
+        "notice": notice,
+        "account": account,
+        "modules": MODULES,
+        "time_zones": time_zones(),
+        "policies": POLICY_LABELS,
+    }
+    if is_htmx():
+        # htmx swaps only 2xx answers in place; the message is in the fragment itself.
+        return render_template("zoho_sync/_settings_form.html", **context)
+    return render_template("zoho_sync/settings.html", **context), status
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings() -> ResponseReturnValue:
+    state = get_state()
+    session = state.db.session
+    account = describe_connection(session)
+    stored = get_settings(session)
+    if request.method == "GET":
+        return _render(SettingsForm.from_settings(stored, account), account, 200)
+
+    form = SettingsForm.from_request()
+    if form.errors:
+        session.rollback()
+        return _render(form, account, 400)
+    assert form.module is not None
+    forgotten = 0
+    if form.module != stored.module:
+        elsewhere = links_elsewhere(session, form.module)
+        if elsewhere and request.form.get("confirm_relink") != "yes":
+            form.relink = elsewhere
+            session.rollback()
+            return _render(form, account, 409)
+        forgotten = switch_module(session, stored, form.module)
+    stored.time_zone = form.time_zone
+    stored.auto_sync = form.auto_sync
+    stored.conflict_policy = form.conflict_policy
+    session.commit()
+    notify_preferences_changed()
+    message = "Settings saved."
+    if forgotten:
+        message += (
+            f" {forgotten} links were forgotten; contacts are matched by email on the next sync."
+        )
+    if is_htmx():
+        return _render(SettingsForm.from_settings(stored, account), account, 200, notice=message)
+    flash(message, "zs-success")
+    return redirect(url_for("zoho_sync.settings"))

@@ -1,0 +1,109 @@
+"""The cron endpoint, Zoho notification channels, and a notification pulling just its ids."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+import requests
+from rq import SimpleWorker
+from werkzeug.serving import make_server
+
+from flask_zoho_sync import jobs
+from flask_zoho_sync.preferences import get_settings
+from tests.engine.conftest import Synced
+
+
+def auto_sync(synced: Synced) -> None:
+    with synced.host.app.app_context():
+        get_settings(synced.host.db.session).auto_sync = True
+        synced.host.db.session.commit()
+    synced.state.preferences_changed()
+
+
+def post(synced: Synced, path: str, **kwargs):  # type: ignore[no-untyped-def]
+    return synced.host.app.test_client().post(f"/admin/zoho{path}", **kwargs)
+
+
+def test_cron_is_off_until_a_secret_is_configured(synced: Synced) -> None:
+    response = post(synced, "/cron")
+    assert response.status_code == 403
+    assert "ZOHO_SYNC_CRON_SECRET" in response.get_json()["error"]
+
+
+def test_cron_refuses_a_wrong_secret_and_schedules_nothing(synced: Synced) -> None:
+    auto_sync(synced)
+    synced.state.config = replace(synced.state.config, cron_secret="right-secret")
+    response = post(synced, "/cron", headers={"X-Zoho-Sync-Secret": "wrong"})
+    assert response.status_code == 403
+    with synced.host.app.app_context():
+        assert jobs.queue_for(synced.state).count == 0
+
+
+def test_cron_with_the_secret_ticks_and_reports_json(synced: Synced) -> None:
+    auto_sync(synced)
+    synced.state.config = replace(synced.state.config, cron_secret="right-secret")
+    response = post(synced, "/cron", headers={"X-Zoho-Sync-Secret": "right-secret"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["ok"] is True and body["pull_scheduled"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [("not json", 400), ({"channel_id": "1", "token": "guess", "ids": ["1"]}, 403)],
+)
+def test_notify_refuses_what_is_not_our_channel(synced: Synced, body: object, status: int) -> None:
+    kwargs = {"json": body} if isinstance(body, dict) else {"data": body}
+    response = post(synced, "/notify", **kwargs)
+    assert response.status_code == status
+    with synced.host.app.app_context():
+        assert jobs.queue_for(synced.state).count == 0
+
+
+@pytest.fixture
+def served(synced: Synced) -> Iterator[str]:
+    """The host app on a real port, so the sandbox can POST notifications to it."""
+    server = make_server("127.0.0.1", 0, synced.host.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    synced.state.config = replace(synced.state.config, base_url=url)
+    yield url
+    server.shutdown()
+    thread.join(5)
+
+
+def test_a_zoho_edit_is_pulled_by_id_soon_after_zoho_notifies(
+    synced: Synced, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "NOTIFY_DELAY", 0)
+    auto_sync(synced)
+    synced.add_contact(first_name="Ann", last_name="Lee", email="ann@example.org")
+    synced.sync(mode="all")
+    with synced.host.app.app_context():
+        report = jobs.tick(synced.state)
+    assert report.notifications == "renewed"
+    [channel] = requests.get(f"{synced.zoho.url}/__sandbox__/channels", timeout=5).json()[
+        "channels"
+    ]
+    assert channel["notify_url"] == f"{served}/admin/zoho/notify"
+    assert channel["events"] == ["Leads.all"]
+    with synced.host.app.app_context():
+        assert jobs.tick(synced.state).notifications == "ok"  # not renewed again
+
+    zoho_id = synced.leads()["ann@example.org"]["id"]
+    before = synced.calls()
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    deliveries = synced.zoho.notifications(wait=5)
+    assert deliveries and deliveries[-1]["status_code"] == 200, deliveries
+    with synced.host.app.app_context():
+        SimpleWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
+            burst=True, with_scheduler=True
+        )
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+    after = synced.calls()
+    assert after.get("GET /Leads", 0) - before.get("GET /Leads", 0) == 1  # the ids, nothing else
+    assert after.get("GET /Leads/deleted", 0) == before.get("GET /Leads/deleted", 0)
