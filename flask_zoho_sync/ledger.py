@@ -51,21 +51,19 @@ class Ledger:
     # -- links ---------------------------------------------------------------------------
 
     def links_by_contact(self, contact_ids: Sequence[str]) -> dict[str, Link]:
-        found: dict[str, Link] = {}
-        for chunk in _chunks(list(contact_ids)):
-            rows = self.session.scalars(
-                sa.select(Link).where(Link.module == self.module, Link.contact_id.in_(chunk))
-            )
-            found.update({row.contact_id: row for row in rows})
-        return found
+        return self._links_keyed_by("contact_id", contact_ids)
 
     def links_by_zoho(self, zoho_ids: Sequence[str]) -> dict[str, Link]:
+        return self._links_keyed_by("zoho_id", zoho_ids)
+
+    def _links_keyed_by(self, column: str, values: Sequence[str]) -> dict[str, Link]:
+        key = getattr(Link, column)
         found: dict[str, Link] = {}
-        for chunk in _chunks(list(zoho_ids)):
+        for chunk in _chunks(list(values)):
             rows = self.session.scalars(
-                sa.select(Link).where(Link.module == self.module, Link.zoho_id.in_(chunk))
+                sa.select(Link).where(Link.module == self.module, key.in_(chunk))
             )
-            found.update({row.zoho_id: row for row in rows})
+            found.update({getattr(row, column): row for row in rows})
         return found
 
     def linked_contact_ids(self) -> list[str]:

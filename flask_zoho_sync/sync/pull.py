@@ -138,15 +138,7 @@ class PullPass:
         if (link.snapshot or {}).get(RESTORE_KEY):
             return  # Zoho holds another contact's values until the push restores ours
         zoho_values = self._without_our_fallbacks(link.snapshot, base, zoho_values)
-        host_values = host_canonical(self.mapping, self.adapter, contact)
-        result = merge(
-            base,
-            host_values,
-            zoho_values,
-            self.mapping,
-            host_modified_at=self.adapter.modified_at(contact),
-            zoho_modified_at=modified,
-        )
+        result = self._merge_with(contact, base, zoho_values, modified)
         self._apply(link.contact_id, link.zoho_id, contact, base, result, modified, link=link)
 
     def _import(
@@ -172,15 +164,7 @@ class PullPass:
                 )
                 return
             self.engine.claimed.add(contact_id)
-            host_values = host_canonical(self.mapping, self.adapter, contact)
-            result = merge(
-                None,
-                host_values,
-                zoho_values,
-                self.mapping,
-                host_modified_at=self.adapter.modified_at(contact),
-                zoho_modified_at=modified,
-            )
+            result = self._merge_with(contact, None, zoho_values, modified)
             self._apply(contact_id, zoho_id, contact, None, result, modified, action="link")
             return
         if not self.engine.options.create_in_host:
@@ -207,6 +191,22 @@ class PullPass:
             self.adapter.flush()
         contact_id = self.adapter.contact_id(contact)
         self._apply(contact_id, zoho_id, contact, None, result, modified, action="create")
+
+    def _merge_with(
+        self,
+        contact: Any,
+        base: dict[str, Any] | None,
+        zoho_values: dict[str, Any],
+        modified: datetime | None,
+    ) -> MergeResult:
+        return merge(
+            base,
+            host_canonical(self.mapping, self.adapter, contact),
+            zoho_values,
+            self.mapping,
+            host_modified_at=self.adapter.modified_at(contact),
+            zoho_modified_at=modified,
+        )
 
     # -- writing the outcome ---------------------------------------------------------------
 

@@ -188,30 +188,30 @@ class PushPass:
     # -- sending --------------------------------------------------------------------------
 
     def _send_updates(self, *, force: bool = False) -> None:
-        while self.updates and (force or len(self.updates) >= BATCH):
-            chunk, self.updates = self.updates[:BATCH], self.updates[BATCH:]
-            if self.dry_run:
-                for item in chunk:
-                    self._plan(item, "update")
-                continue
-            results = self.engine.client.update(
-                self.ledger.module, [item.payload for item in chunk]
-            )
-            self._settle(chunk, results, "update")
+        self.updates = self._send(self.updates, "update", force=force)
 
     def _send_creates(self, *, force: bool = False) -> None:
-        while self.creates and (force or len(self.creates) >= BATCH):
-            chunk, self.creates = self.creates[:BATCH], self.creates[BATCH:]
+        self.creates = self._send(self.creates, "create", force=force)
+
+    def _send(self, waiting: list[_Outgoing], action: str, *, force: bool) -> list[_Outgoing]:
+        """Send full batches of 100 (and, with ``force``, the rest); return what waits."""
+        while waiting and (force or len(waiting) >= BATCH):
+            chunk, waiting = waiting[:BATCH], waiting[BATCH:]
             if self.dry_run:
                 for item in chunk:
-                    self._plan(item, "create")
+                    self._plan(item, action)
                 continue
-            results = self.engine.client.upsert(
-                self.ledger.module,
-                [item.payload for item in chunk],
-                duplicate_check_fields=self.mapping.duplicate_check_fields(),
-            )
-            self._settle(chunk, results, "create")
+            payloads = [item.payload for item in chunk]
+            if action == "update":
+                results = self.engine.client.update(self.ledger.module, payloads)
+            else:
+                results = self.engine.client.upsert(
+                    self.ledger.module,
+                    payloads,
+                    duplicate_check_fields=self.mapping.duplicate_check_fields(),
+                )
+            self._settle(chunk, results, action)
+        return waiting
 
     def _plan(self, item: _Outgoing, action: str) -> None:
         self.report.add(
