@@ -13,6 +13,7 @@ does the same without the variable.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -146,9 +147,16 @@ def _app_context() -> Iterator[Flask]:
     if has_app_context():
         yield current_app._get_current_object()  # type: ignore[attr-defined]
         return
-    from flask.cli import ScriptInfo
+    from flask.cli import NoAppException, ScriptInfo
 
-    app = ScriptInfo().load_app()
+    try:
+        app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP")).load_app()
+    except NoAppException as exc:
+        raise RuntimeError(
+            "The Zoho sync worker cannot find the Flask app: set FLASK_APP for the worker "
+            "(FLASK_APP=myapp rq worker zoho-sync --with-scheduler) or run it with "
+            "'flask --app myapp zoho-sync worker'."
+        ) from exc
     with app.app_context():
         yield app
 

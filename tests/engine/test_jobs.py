@@ -139,3 +139,21 @@ def test_tick_with_automatic_sync_off_schedules_nothing(synced: Synced) -> None:
     assert report.pull_scheduled is None
     assert "off" in report.message
     assert scheduled(synced) == []
+
+
+def test_a_worker_outside_the_app_finds_it_through_flask_app(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rq worker`` runs jobs with no app context: the job loads the app as flask does."""
+    monkeypatch.setenv("FLASK_APP", "demo_app")
+    monkeypatch.setenv("DEMO_INSTANCE_PATH", str(tmp_path))
+    with jobs._app_context() as app:
+        assert app.name == "demo_app"
+        assert "zoho_sync" in app.extensions
+
+
+def test_a_worker_without_flask_app_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLASK_APP", raising=False)
+    monkeypatch.chdir("/")
+    with pytest.raises(RuntimeError, match="set FLASK_APP"), jobs._app_context():
+        pass
