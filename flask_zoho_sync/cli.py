@@ -13,7 +13,6 @@ from flask.cli import with_appcontext
 from .config import validate_time_zone
 from .errors import ConfigurationError, ZohoSyncError
 from .extension import get_state
-from .ledger import Ledger
 from .models import Link
 from .preferences import (
     MODULES,
@@ -22,6 +21,7 @@ from .preferences import (
     field_maps,
     get_settings,
     set_field_map,
+    switch_module,
 )
 from .status import sync_status
 from .sync.context import RunReport
@@ -175,7 +175,6 @@ def settings_command(
             validate_time_zone(time_zone)
             settings.time_zone = time_zone
         if module is not None and module != settings.module:
-            ledger = Ledger(session, settings)
             linked_elsewhere = session.scalar(
                 sa.select(sa.func.count()).select_from(Link).where(Link.module != module)
             )
@@ -185,8 +184,7 @@ def settings_command(
                     "Switching forgets those links (contacts are matched again by email on the "
                     "next sync). Repeat with --relink to confirm."
                 )
-            settings.module = module
-            ledger.forget_links_of_other_modules()
+            switch_module(session, settings, module)
         if auto_sync is not None:
             settings.auto_sync = auto_sync == "on"
         if conflict_policy is not None:
@@ -200,6 +198,7 @@ def settings_command(
             added = add_default_mappings(session, state.adapter, settings.module)
             click.echo(f"Added {added} standard field mappings.")
         session.commit()
+        state.preferences_changed()
     except (click.UsageError, click.BadParameter):
         session.rollback()
         raise

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .adapter import ContactAdapter
+from .ledger import Ledger
 from .models import FieldMap, SyncSettings
 from .sync.mapping import (
     ConflictPolicy,
@@ -158,3 +159,19 @@ def set_field_map(
     row.inverted = inverted
     session.flush()
     return row
+
+
+def switch_module(session: Session, settings: SyncSettings, module: str) -> int:
+    """Point the sync at ``module``; returns how many links were forgotten.
+
+    The watermarks and last-run stamps belong to the old module: kept, the first pull would
+    skip every record of the new module not modified since, and the first push every contact
+    not edited since. Cleared, the next sync is a full one, which matches again by email.
+    """
+    settings.module = module
+    forgotten = Ledger(session, settings).forget_links_of_other_modules()
+    settings.pull_watermark = None
+    settings.deleted_watermark = None
+    settings.last_pull_at = None
+    settings.last_push_at = None
+    return forgotten

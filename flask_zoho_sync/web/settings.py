@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 
 from ..connection import ConnectedAccount, describe_connection
 from ..extension import get_state
-from ..ledger import Ledger
 from ..models import Link, SyncSettings
-from ..preferences import MODULES, get_settings
+from ..preferences import MODULES, get_settings, switch_module
 from ..sync.mapping import ConflictPolicy
 from ._htmx import is_htmx
 from .blueprint import bp, notify_preferences_changed
@@ -103,22 +102,6 @@ def links_elsewhere(session: Session, module: str) -> dict[str, int]:
         .order_by(Link.module)
     ).all()
     return {name: int(count) for name, count in rows}
-
-
-def switch_module(session: Session, settings: SyncSettings, module: str) -> int:
-    """Point the sync at ``module``; returns how many links were forgotten.
-
-    The watermarks and last-run stamps belong to the old module: kept, the first pull would
-    skip every record of the new module not modified since, and the first push every contact
-    not edited since. Cleared, the next sync is a full one, which matches again by email.
-    """
-    settings.module = module
-    forgotten = Ledger(session, settings).forget_links_of_other_modules()
-    settings.pull_watermark = None
-    settings.deleted_watermark = None
-    settings.last_pull_at = None
-    settings.last_push_at = None
-    return forgotten
 
 
 def _render(

@@ -39,7 +39,10 @@ def test_switching_module_with_links_needs_relink(synced: Synced) -> None:
     assert "--relink" in refused.output
     accepted = invoke(synced, "settings", "--module", "Contacts", "--relink")
     assert accepted.exit_code == 0, accepted.output
-    assert json.loads(invoke(synced, "status", "--json").output)["counts"]["linked"] == 0
+    status = json.loads(invoke(synced, "status", "--json").output)
+    assert status["counts"]["linked"] == 0
+    # The old module's watermarks would make the first pull skip the new module's records.
+    assert status["last_pull_at"] is None and status["last_push_at"] is None
 
 
 def test_sync_dry_run_prints_a_plan_and_changes_nothing(synced: Synced) -> None:
