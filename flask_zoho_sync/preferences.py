@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from .adapter import ContactAdapter
 from .ledger import Ledger
 from .models import FieldMap, SyncSettings
+from .sync.coercion import Direction, ZohoField, check_pair
 from .sync.mapping import (
     ConflictPolicy,
     FieldMapping,
@@ -115,25 +116,64 @@ def has_fresh_zoho_fields(settings: SyncSettings, session: Session | None = None
     return all(row.zoho_field in known for row in field_maps(session))
 
 
+def _name_key(name: str) -> str:
+    return "".join(character for character in name.lower() if character.isalnum())
+
+
+#: Zoho fields that, when they exist, are the natural home of a system value.
+_SYSTEM_FIELD_NAMES = {
+    "contact_id": ("contactid", "hostcontactid", "externalcontactid"),
+    "contact_url": ("contacturl", "hostcontacturl", "profileurl"),
+}
+
+
 def add_default_mappings(session: Session, adapter: ContactAdapter, module: str) -> int:
-    """Add the standard field pairs for ``module`` that are not mapped yet; returns how many."""
-    present = {row.host_key for row in field_maps(session) if row.kind == "field"}
-    used_zoho = {row.zoho_field for row in field_maps(session)}
-    added = 0
-    for pair in default_field_mappings(module, adapter.fields()):
-        if pair.host_field in present or pair.zoho_field in used_zoho:
-            continue
-        session.add(
-            FieldMap(
-                kind="field",
-                host_key=pair.host_field,
-                zoho_field=pair.zoho_field,
-                direction=pair.direction.value,
-            )
-        )
-        added += 1
+    """Map what can be mapped without asking; returns how many rows were added.
+
+    The standard fields of ``module`` first; then, when Zoho's field metadata is cached,
+    custom fields whose name matches a host field (``birthday`` and ``Birthday``) and can
+    round-trip, groups to checkboxes of the same name, Contact Id and Contact URL to fields
+    named for them, and Subscription Status to ``Email_Opt_Out`` (inverted). Nothing already
+    mapped is changed, and no Zoho field is used twice.
+    """
+    rows = field_maps(session)
+    mapped = {(row.kind, row.host_key) for row in rows}
+    used_zoho = {row.zoho_field for row in rows}
+    proposals: list[FieldMap] = []
+
+    def propose(kind: str, host_key: str, zoho_field: str, **extra: Any) -> None:
+        if (kind, host_key) in mapped or zoho_field in used_zoho:
+            return
+        proposals.append(FieldMap(kind=kind, host_key=host_key, zoho_field=zoho_field, **extra))
+        mapped.add((kind, host_key))
+        used_zoho.add(zoho_field)
+
+    host_fields = adapter.fields()
+    for pair in default_field_mappings(module, host_fields):
+        propose("field", pair.host_field, pair.zoho_field, direction=pair.direction.value)
+    settings = get_settings(session)
+    if has_fresh_zoho_fields(settings):
+        zoho_fields = [ZohoField.from_metadata(meta) for meta in settings.zoho_fields or ()]
+        custom = {_name_key(field.api_name): field for field in zoho_fields if field.custom}
+        for host in host_fields:
+            match = custom.get(_name_key(host.name))
+            if match and match.writable and check_pair(host, match, Direction.BOTH).ok:
+                propose("field", host.name, match.api_name, direction="both")
+        for group in adapter.groups():
+            match = custom.get(_name_key(group.key))
+            if match and match.data_type == "boolean" and match.writable:
+                propose("group", group.key, match.api_name, direction="both")
+        for kind, names in _SYSTEM_FIELD_NAMES.items():
+            match = next((custom[name] for name in names if name in custom), None)
+            if match and match.writable:
+                propose("system", kind, match.api_name, direction="to_zoho")
+        if any(field.api_name == "Email_Opt_Out" for field in zoho_fields) and getattr(
+            adapter, "subscribed_attribute", None
+        ):
+            propose("system", "subscription", "Email_Opt_Out", direction="both", inverted=True)
+    session.add_all(proposals)
     session.flush()
-    return added
+    return len(proposals)
 
 
 def set_field_map(

@@ -144,7 +144,7 @@ def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnV
 
 @bp.post("/mapping/defaults")
 def mapping_defaults() -> ResponseReturnValue:
-    """Add the module's standard pairs that are not mapped yet (existing rows are kept)."""
+    """Map the module's standard fields and whatever matches by name (existing rows are kept)."""
     state = get_state()
     session = state.db.session
     editor = _editor()
@@ -154,8 +154,14 @@ def mapping_defaults() -> ResponseReturnValue:
     session.commit()
     notify_preferences_changed()
     if not added:
-        return _answer_page("info", "Every standard field this site has is mapped already.")
-    return _answer_page("success", f"Added {added} standard field pairs. Check them below.")
+        return _answer_page(
+            "info", "Every standard field and every match by name is mapped already."
+        )
+    return _answer_page(
+        "success",
+        f"Added {added} mappings: the standard fields and the fields, groups and system "
+        "fields whose names match. Check them below.",
+    )
 
 
 @bp.post("/mapping/refresh")
