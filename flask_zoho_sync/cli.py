@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from .config import validate_time_zone
+from .connection import describe_connection
 from .errors import ConfigurationError, ZohoSyncError
 from .extension import get_state
 from .models import Link
@@ -20,6 +21,8 @@ from .preferences import (
     add_default_mappings,
     field_maps,
     get_settings,
+    has_fresh_zoho_fields,
+    refresh_zoho_fields,
     set_field_map,
     switch_module,
 )
@@ -195,14 +198,17 @@ def settings_command(
         if defaults:
             if settings.module is None:
                 raise click.UsageError("Choose a module first: --module Leads or Contacts.")
+            if describe_connection(session) and not has_fresh_zoho_fields(settings):
+                # Matching custom fields by name needs Zoho's field list (one call).
+                refresh_zoho_fields(session, state.client(), settings)
             added = add_default_mappings(session, state.adapter, settings.module)
-            click.echo(f"Added {added} standard field mappings.")
+            click.echo(f"Added {added} mappings (standard fields and matches by name).")
         session.commit()
         state.preferences_changed()
     except (click.UsageError, click.BadParameter):
         session.rollback()
         raise
-    except ZohoSyncError as exc:
+    except (ZohoSyncError, ZohoError) as exc:
         session.rollback()
         _fail(exc)
     click.echo(
