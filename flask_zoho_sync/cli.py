@@ -268,6 +268,9 @@ def report_as_dict(report: RunReport) -> dict[str, object]:
         "status": report.status,
         "message": report.message,
         "counts": dict(report.counts),
+        "estimate": None
+        if report.estimate is None
+        else {"calls": report.estimate[0], "credits": report.estimate[1]},
         "changes": [vars(change) for change in report.changes],
     }
 
@@ -294,6 +297,11 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
         f"Zoho API: {report.counts.get('calls', 0)} calls, "
         f"{report.counts.get('credits', 0)} credits"
     )
+    if report.estimate is not None:
+        lines.append(
+            f"A real run would cost about {report.estimate[0]} calls "
+            f"({report.estimate[1]} credits)."
+        )
     for change in report.changes:
         if change.action == "error":
             lines.append(

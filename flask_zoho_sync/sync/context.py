@@ -99,6 +99,8 @@ class RunReport:
     pending_deletes: int = 0
     #: The Zoho error that stopped a failed run (its class says retry, reconnect or fix).
     error: Exception | None = None
+    #: A dry run's estimate of what the real run would cost: (calls, credits).
+    estimate: tuple[int, int] | None = None
 
     def add(self, change: PlannedChange) -> None:
         self.counts[f"{change.direction}.{change.action}"] += 1

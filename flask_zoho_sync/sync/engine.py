@@ -9,6 +9,7 @@ see it. The cost is the same: an incremental pull with nothing new is one call (
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -32,6 +33,26 @@ log = logging.getLogger(__name__)
 #: either side; ``outbox``: the captured host changes (with an incremental pull first).
 MODES = ("all", "since_last", "outbox")
 DIRECTIONS = ("both", "push", "pull")
+
+
+def estimate_cost(plan: RunReport, *, extra_updates: int = 0) -> tuple[int, int]:
+    """What the real run would cost in Zoho calls and credits, from a dry run's plan.
+
+    The reads the plan made are the reads the run makes; the writes are priced as the push
+    sends them (100 records a call; a write costs a credit per ten records).
+    """
+    calls, credits = plan.counts.get("calls", 0), plan.counts.get("credits", 0)
+    updates = plan.counts.get("to_zoho.update", 0) + extra_updates
+    creates = plan.counts.get("to_zoho.create", 0) + plan.counts.get("to_zoho.link", 0)
+    deletes = plan.counts.get("to_zoho.delete", 0)
+    for records, per_ten in ((updates, True), (creates, True), (deletes, False)):
+        batches = math.ceil(records / 100)
+        calls += batches
+        credits += sum(
+            max(1, math.ceil(min(100, records - start) / 10)) if per_ten else 1
+            for start in range(0, records, 100)
+        )
+    return calls, credits
 
 
 class SyncEngine:
@@ -142,6 +163,15 @@ class SyncEngine:
         if problems and report.message is None:
             report.message = "Some mapping rows were skipped: " + "; ".join(problems)
         self._finish(report, meter_before)
+        if self.options.dry_run:
+            # Contacts the run creates from Zoho records get their Contact Id / URL written
+            # back to Zoho by the same run: one update each, which the plan does not list.
+            writes_back = any(
+                binding.kind == "system" and binding.direction.writes_zoho
+                for binding in self.mapping.active_bindings()
+            )
+            followups = report.counts.get("to_host.create", 0) if writes_back else 0
+            report.estimate = estimate_cost(report, extra_updates=followups)
         return report
 
     def sync_records(self, zoho_ids: list[str], *, trigger: str | None = None) -> RunReport:

@@ -46,12 +46,21 @@ def test_switching_module_with_links_needs_relink(synced: Synced) -> None:
 
 
 def test_sync_dry_run_prints_a_plan_and_changes_nothing(synced: Synced) -> None:
-    synced.add_contact(last_name="Lee", email="ann@example.org")
+    for index in range(150):
+        synced.add_contact(last_name=f"L{index}", email=f"e{index}@example.org")
+    synced.zoho.generate_records("Leads", 30)
     result = invoke(synced, "sync", "--all", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "Plan: succeeded" in result.output
-    assert "In Zoho it would: 1 created" in result.output
-    assert synced.zoho.records("Leads") == []
+    assert "In Zoho it would: 150 created" in result.output
+    assert "In this app it would: 30 created" in result.output
+    assert len(synced.zoho.records("Leads")) == 30
+    # Reads (1 listing, 1 deleted), 2 upserts of 100 and 50, 1 update writing the Contact
+    # Id back to the 30 imported records: what the real run then costs, to the credit.
+    planned = json.loads(invoke(synced, "sync", "--all", "--dry-run", "--json").output)
+    real = json.loads(invoke(synced, "sync", "--all", "--json").output)
+    assert planned["estimate"] == {"calls": 5, "credits": 20}
+    assert (real["counts"]["calls"], real["counts"]["credits"]) == (5, 20)
 
 
 def test_sync_prints_what_it_did_and_status_counts_it(synced: Synced) -> None:
