@@ -68,14 +68,10 @@ def _redis_answers(url: str) -> bool:
 
 def _start_embedded_redis() -> tuple[str, object]:
     """An in-process Redis (fakeredis over TCP) for machines without a Redis server."""
-    import threading
-
-    from fakeredis import TcpFakeServer
+    from .embedded_redis import start_embedded_redis
 
     port = _free_port()
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"redis://127.0.0.1:{port}/0", server
+    return f"redis://127.0.0.1:{port}/0", start_embedded_redis(port)
 
 
 class Launcher:
@@ -107,10 +103,12 @@ class Launcher:
         redis_url = (
             env.get("ZOHO_SYNC_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         )
+        worker_options: list[str] = []
         if _redis_answers(redis_url):
             _say(f"Redis: using the running server at {redis_url}")
         else:
             redis_url, _server = _start_embedded_redis()
+            worker_options = ["--worker-class", "demo_app.embedded_redis.EmbeddedRedisWorker"]
             _say(f"Redis: none answered, so using an embedded one at {redis_url} (demo only)")
         env["REDIS_URL"] = redis_url
         env["ZOHO_SYNC_REDIS_URL"] = redis_url
@@ -165,6 +163,7 @@ class Launcher:
                 "--with-scheduler",
                 "--url",
                 redis_url,
+                *worker_options,
             ],
         )
 

@@ -12,6 +12,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_demo_starts_serves_its_admin_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis", ["running", "absent"])
+def test_the_demo_starts_serves_its_admin_and_stops_on_ctrl_c(tmp_path: Path, redis: str) -> None:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -35,6 +37,8 @@ def test_the_demo_starts_serves_its_admin_and_stops_on_ctrl_c(tmp_path: Path) ->
         ZOHO_SANDBOX_PORT=str(free_port()),
         PYTHONUNBUFFERED="1",
     )
+    if redis == "absent":  # nothing listens on port 1: the demo must bring its own
+        env["REDIS_URL"] = "redis://127.0.0.1:1/0"
     process = subprocess.Popen(
         [sys.executable, "-m", "demo_app.launch"],
         cwd=ROOT,
@@ -56,7 +60,9 @@ def test_the_demo_starts_serves_its_admin_and_stops_on_ctrl_c(tmp_path: Path) ->
             match = re.search(r"Demo contact database: (http://\S+)", line)
             url = match.group(1) if match else None
         assert url, "the demo never printed its URL:\n" + "".join(output)
-        assert any("Redis:" in line for line in output), "the demo must say which Redis it uses"
+        said = next((line for line in output if "Redis:" in line), "")
+        expected = "embedded" if redis == "absent" else "running server"
+        assert expected in said, "the demo must say which Redis it uses:\n" + "".join(output)
 
         browser = requests.Session()
         login = browser.get(f"{url}/login", timeout=10).text
