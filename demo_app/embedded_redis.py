@@ -25,5 +25,9 @@ def start_embedded_redis(port: int) -> Any:
     from fakeredis import TcpFakeServer
 
     server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    # A client's connection thread (the worker's pub/sub) must not keep the demo from
+    # exiting after Ctrl-C: connection threads die with the process.
+    server.daemon_threads = True
+    server.block_on_close = False
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

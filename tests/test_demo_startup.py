@@ -86,3 +86,6 @@ def test_the_demo_starts_serves_its_admin_and_stops_on_ctrl_c(tmp_path: Path, re
             if process.stdout:
                 process.stdout.close()
     assert process.returncode == 0, "".join(output[-20:])
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # Ctrl-C stopped everything it started
+        os.killpg(process.pid, 0)
