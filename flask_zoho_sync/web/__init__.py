@@ -27,7 +27,15 @@ def _wire_blueprint() -> None:
     global _wired
     if _wired:
         return
-    from . import connect, hooks, mapping, overview, settings  # noqa: F401  (routes register on import)
+    from . import (  # noqa: F401  (routes register on import)
+        connect,
+        history_page,
+        hooks,
+        mapping,
+        overview,
+        settings,
+        sync_page,
+    )
     from .rendering import template_helpers
     from .security import guard
 

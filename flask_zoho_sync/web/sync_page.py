@@ -1,0 +1,141 @@
+"""Synchronise: a dry-run plan first, then the run itself, with live progress.
+
+The plan runs in the request: it only reads Zoho (the reads the run will make anyway) and
+writes nothing on either side, so an admin sees what will happen, and what it will cost in
+Zoho credits, before anything happens. The run goes to the worker like any other job; the
+page polls the run's row until it ends. When Redis cannot take the job, the admin may run
+it in the request instead (fine for small databases) rather than meet an error page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import redis
+import sqlalchemy as sa
+from flask import render_template, request, session
+from flask.typing import ResponseReturnValue
+
+from ..extension import get_state
+from ..jobs import schedule_sync
+from ..models import FieldMap, Run
+from ..status import sync_status
+from ..sync.context import RunReport
+from ..zoho.errors import ZohoError
+from ._htmx import STOP_POLLING, is_htmx
+from .blueprint import bp
+from .rendering import render_zoho_error
+
+MODES = {"since_last": "Modified since the last sync", "all": "All records"}
+#: The session remembers when this admin asked for a run, to find that run's row.
+_ASKED_AT = "_zoho_sync_run_asked_at"
+
+
+def _mode() -> str:
+    mode = request.form.get("mode", "since_last")
+    return mode if mode in MODES else "since_last"
+
+
+def _ready() -> str | None:
+    """Why a sync cannot run yet (the page then points at the missing step)."""
+    state = get_state()
+    status = sync_status(state.db.session)
+    if not status["connected"]:
+        return "connect"
+    if not status["module"]:
+        return "settings"
+    mapped = state.db.session.scalar(sa.select(sa.func.count()).select_from(FieldMap))
+    return None if mapped else "mapping"
+
+
+def _latest_run(since: datetime | None = None) -> Run | None:
+    statement = sa.select(Run).where(Run.dry_run.is_(False)).order_by(Run.id.desc()).limit(1)
+    if since is not None:
+        statement = statement.where(Run.started_at >= since)
+    return get_state().db.session.scalars(statement).first()
+
+
+def _page(template: str = "zoho_sync/sync.html", status: int = 200, **context: object):
+    context.setdefault("modes", MODES)
+    context.setdefault("missing", _ready())
+    context.setdefault("latest", _latest_run())
+    if is_htmx() and template == "zoho_sync/sync.html":
+        template = "zoho_sync/_sync_panel.html"
+    return render_template(template, **context), status
+
+
+@bp.get("/sync")
+def synchronise() -> ResponseReturnValue:
+    return _page(mode="since_last")
+
+
+@bp.post("/sync/plan")
+def sync_plan() -> ResponseReturnValue:
+    if _ready():
+        return _page(mode=_mode(), status=409)
+    state = get_state()
+    try:
+        plan = state.run_sync(mode=_mode(), dry_run=True, trigger="admin-plan")
+    except ZohoError as exc:
+        return render_zoho_error(exc)
+    return _page(mode=_mode(), plan=plan, plan_rows=_rows(plan))
+
+
+@bp.post("/sync/run")
+def sync_run() -> ResponseReturnValue:
+    if _ready():
+        return _page(mode=_mode(), status=409)
+    state = get_state()
+    confirm = request.form.get("confirm_deletes") == "1"
+    asked_at = datetime.now(timezone.utc) - timedelta(seconds=2)
+    try:
+        job_id = schedule_sync(state, mode=_mode(), trigger="admin", confirm_deletes=confirm)
+    except (redis.RedisError, OSError):
+        return _page(mode=_mode(), redis_down=True, confirm=confirm, status=503)
+    session[_ASKED_AT] = asked_at.isoformat()
+    return _page(mode=_mode(), queued=job_id, asked_at=asked_at)
+
+
+@bp.post("/sync/run-now")
+def sync_run_now() -> ResponseReturnValue:
+    """Run in this request: the way out when no worker or Redis is available."""
+    if _ready():
+        return _page(mode=_mode(), status=409)
+    state = get_state()
+    confirm = request.form.get("confirm_deletes") == "1"
+    report = state.run_sync(mode=_mode(), trigger="admin-now", confirm_deletes=confirm)
+    return _page(mode=_mode(), result=report, result_run=_latest_run())
+
+
+@bp.get("/sync/progress")
+def sync_progress() -> ResponseReturnValue:
+    """The progress fragment the page polls; 286 stops the polling once the run ended."""
+    asked = session.get(_ASKED_AT)
+    since = datetime.fromisoformat(asked) if isinstance(asked, str) else None
+    run = _latest_run(since)
+    body = render_template("zoho_sync/_sync_progress.html", run=run)
+    if run is not None and run.status != "running":
+        return body, STOP_POLLING
+    return body
+
+
+def _rows(plan: RunReport) -> list[dict[str, object]]:
+    """The plan's changes, grouped for the page: errors first, then by direction."""
+    order = {"error": 0, "delete": 1, "create": 2, "link": 3, "update": 4}
+    rows = [vars(change) for change in plan.changes]
+    return sorted(rows, key=lambda row: (order.get(str(row["action"]), 9), str(row["direction"])))
+
+
+@bp.app_template_filter("zs_counts")
+def counts_line(counts: dict[str, int], direction: str) -> str:
+    words = (
+        ("create", "created"),
+        ("update", "updated"),
+        ("link", "linked"),
+        ("delete", "deleted"),
+        ("error", "failed"),
+    )
+    parts = [
+        f"{counts[f'{direction}.{a}']} {w}" for a, w in words if counts.get(f"{direction}.{a}")
+    ]
+    return ", ".join(parts) or "nothing"

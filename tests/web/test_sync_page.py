@@ -1,0 +1,120 @@
+"""The Synchronise page: a plan that changes nothing, a queued run with live progress, the
+mass-delete confirmation, and a way to run when Redis is down."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rq import SimpleWorker
+
+from flask_zoho_sync import jobs
+from flask_zoho_sync.models import Run
+from flask_zoho_sync.preferences import add_default_mappings, get_settings
+from tests.web.conftest import Admin
+
+
+@pytest.fixture
+def ready(connected_admin: Admin) -> Admin:
+    """Connected, Leads chosen, standard fields mapped, two contacts waiting."""
+    host = connected_admin.host
+    with host.app.app_context():
+        session = host.db.session
+        get_settings(session).module = "Leads"
+        add_default_mappings(session, connected_admin.state.adapter, "Leads")
+        session.add_all(
+            [
+                host.Contact(first_name="Ann", last_name="Lee", email="ann@example.org"),
+                host.Contact(
+                    first_name="<script>x</script>", last_name="Ray", email="bo@example.org"
+                ),
+            ]
+        )
+        session.commit()
+    return connected_admin
+
+
+def run_worker(admin: Admin) -> None:
+    with admin.host.app.app_context():
+        SimpleWorker([jobs.queue_for(admin.state)], connection=admin.state.redis()).work(
+            burst=True, with_scheduler=True
+        )
+
+
+def test_the_page_says_what_is_missing_before_a_sync_can_run(admin: Admin) -> None:
+    text = admin.get("/sync").get_data(as_text=True)
+    assert "Not ready to synchronise" in text
+    assert "not connected" in text
+
+
+def test_a_plan_shows_the_changes_and_writes_nothing(ready: Admin, zoho_sandbox: Any) -> None:
+    response = ready.post("/sync/plan", {"mode": "all"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "In Zoho</dt><dd>2 created" in text
+    assert "about 3 calls" in text  # the listing, the deleted check, one upsert
+    assert "&lt;script&gt;x&lt;/script&gt;" in text and "<script>x</script>" not in text
+    assert zoho_sandbox.records("Leads") == []
+    calls = zoho_sandbox.stats()["calls"]
+    assert not [key for key in calls if not key.startswith(("GET", "POST /oauth"))]
+    with ready.host.app.app_context():
+        assert ready.state.db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+
+
+def test_run_queues_a_job_and_the_progress_ends_with_the_result(
+    ready: Admin, zoho_sandbox: Any
+) -> None:
+    response = ready.post("/sync/run", {"mode": "all"})
+    assert response.status_code == 200
+    assert "waiting for the worker" in response.get_data(as_text=True)
+    waiting = ready.get("/sync/progress")
+    assert waiting.status_code == 200  # keeps polling
+    run_worker(ready)
+    finished = ready.get("/sync/progress")
+    assert finished.status_code == 286  # htmx stops polling
+    text = finished.get_data(as_text=True)
+    assert "Succeeded" in text and "2 created" in text
+    assert len(zoho_sandbox.records("Leads")) == 2
+
+
+def test_a_mass_delete_asks_for_confirmation_then_runs(ready: Admin, zoho_sandbox: Any) -> None:
+    host = ready.host
+    with host.app.app_context():
+        session = host.db.session
+        session.add_all(
+            host.Contact(last_name=f"P{i}", email=f"p{i}@example.org") for i in range(20)
+        )
+        session.commit()
+        ready.state.run_sync(mode="all")
+    for lead in zoho_sandbox.records("Leads")[:15]:
+        zoho_sandbox.delete_record("Leads", lead["id"])
+    plan = ready.post("/sync/plan", {"mode": "since_last"}).get_data(as_text=True)
+    assert "Nothing was deleted" in plan
+    assert "Confirm deletions and run" in plan
+    ready.post("/sync/run", {"mode": "since_last", "confirm_deletes": "1"})
+    run_worker(ready)
+    with host.app.app_context():
+        remaining = host.db.session.scalar(sa.select(sa.func.count()).select_from(host.Contact))
+    assert remaining == 22 - 15
+
+
+def test_with_redis_down_the_page_offers_to_run_in_the_request(
+    ready: Admin, zoho_sandbox: Any
+) -> None:
+    state = ready.state
+    state.config = replace(state.config, redis_url="redis://127.0.0.1:1/0")
+    state._redis = None
+    response = ready.post("/sync/run", {"mode": "all"})
+    assert response.status_code == 503
+    assert "did not answer" in response.get_data(as_text=True)
+    now = ready.post("/sync/run-now", {"mode": "all"})
+    assert "Succeeded" in now.get_data(as_text=True)
+    assert len(zoho_sandbox.records("Leads")) == 2
+
+
+def test_sync_posts_need_the_csrf_token(ready: Admin, zoho_sandbox: Any) -> None:
+    response = ready.client.post("/admin/zoho/sync/run-now", data={"mode": "all"})
+    assert response.status_code == 400
+    assert zoho_sandbox.records("Leads") == []
