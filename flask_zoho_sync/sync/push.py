@@ -53,6 +53,11 @@ class _Deletion:
     link: Any
     entries: list[Any]
 
+    def planned(self) -> PlannedChange:
+        return PlannedChange(
+            "to_zoho", "delete", self.contact_id, self.zoho_id, reason="deleted in the host"
+        )
+
 
 class PushPass:
     """One push over a set of contacts (the outbox, everything, or what changed)."""
@@ -314,15 +319,7 @@ class PushPass:
             chunk = self.deletions[start : start + BATCH]
             if self.dry_run:
                 for item in chunk:
-                    self.report.add(
-                        PlannedChange(
-                            "to_zoho",
-                            "delete",
-                            item.contact_id,
-                            item.zoho_id,
-                            reason="deleted in the host",
-                        )
-                    )
+                    self.report.add(item.planned())
                 continue
             results = self.engine.client.delete(
                 self.ledger.module, [item.zoho_id for item in chunk]
@@ -354,15 +351,7 @@ class PushPass:
                     reason="deleted in the host"
                     + ("; it was already gone in Zoho" if gone else ""),
                 )
-                self.report.add(
-                    PlannedChange(
-                        "to_zoho",
-                        "delete",
-                        item.contact_id,
-                        item.zoho_id,
-                        reason="deleted in the host",
-                    )
-                )
+                self.report.add(item.planned())
             self.ledger.commit()
 
     def _fail(
