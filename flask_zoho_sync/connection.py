@@ -77,6 +77,7 @@ class ConnectedAccount:
     org_id: str | None
     org_name: str | None
     org_time_zone: str | None
+    org_domain: str | None = None
 
 
 def describe_connection(session: Session) -> ConnectedAccount | None:
@@ -92,6 +93,7 @@ def describe_connection(session: Session) -> ConnectedAccount | None:
         org_id=row.org_id,
         org_name=row.org_name,
         org_time_zone=row.org_time_zone,
+        org_domain=row.org_domain,
     )
 
 
@@ -110,6 +112,7 @@ def store_account_details(session: Session, *, location: str | None, org: dict, 
     row.location = location
     row.org_id = str(org.get("id")) if org.get("id") is not None else None
     row.org_name = org.get("company_name")
+    row.org_domain = org.get("domain_name")
     row.org_time_zone = org.get("time_zone")
     row.zoho_user_id = str(user.get("id")) if user.get("id") is not None else None
     row.zoho_user_email = user.get("email")

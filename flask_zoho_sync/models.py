@@ -78,6 +78,8 @@ class Connection(Base):
     zoho_user_name: Mapped[str | None] = mapped_column(sa.String(255))
     org_id: Mapped[str | None] = mapped_column(sa.String(32))
     org_name: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The org's ``domain_name`` ("org4876876"), part of its records' web addresses.
+    org_domain: Mapped[str | None] = mapped_column(sa.String(64))
     org_time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from ..connection import ConnectedAccount, describe_connection
 from ..extension import get_state
 from ..jobs import schedule_push
 from ..ledger import Ledger
@@ -22,6 +23,24 @@ from ..preferences import get_settings
 from .blueprint import bp
 
 PAGE_SIZE = 50
+
+
+def zoho_record_url(
+    account: ConnectedAccount | None, module: str | None, zoho_id: str | None
+) -> str | None:
+    """Where the record opens in Zoho's web UI (the sandbox's own page for the sandbox).
+
+    Zoho's CRM UI lives at ``crm.zoho.{tld}`` beside the API's ``www.zohoapis.{tld}``, with
+    the org's domain name in the path.
+    """
+    if account is None or not module or not zoho_id:
+        return None
+    api = account.api_domain.rstrip("/")
+    if "://www.zohoapis." in api:
+        if not account.org_domain:
+            return None
+        return f"{api.replace('://www.zohoapis.', '://crm.zoho.')}/crm/{account.org_domain}/tab/{module}/{zoho_id}"
+    return f"{api}/ui/{module}/{zoho_id}/edit"
 
 
 def _contact_link(contact_id: str | None) -> str | None:
@@ -51,7 +70,12 @@ def history() -> ResponseReturnValue:
         .limit(200)
     ).all()
     links = {row.contact_id: _contact_link(row.contact_id) for row in failures}
-    return render_template("zoho_sync/history.html", runs=runs, failures=failures, links=links)
+    account = describe_connection(session)
+    module = get_settings(session).module
+    zoho_links = {row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in failures}
+    return render_template(
+        "zoho_sync/history.html", runs=runs, failures=failures, links=links, zoho_links=zoho_links
+    )
 
 
 @bp.get("/history/runs/<int:run_id>")

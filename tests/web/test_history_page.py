@@ -84,3 +84,31 @@ def test_an_empty_history_says_so(admin: Admin) -> None:
 def test_retry_without_the_token_is_refused(failed: Admin) -> None:
     response = failed.client.post("/admin/zoho/history/errors/1/retry")
     assert response.status_code == 400
+
+
+def test_zoho_record_links_point_at_zoho_or_at_the_sandbox() -> None:
+    from flask_zoho_sync.connection import ConnectedAccount
+    from flask_zoho_sync.web.history_page import zoho_record_url
+
+    def account(api_domain: str) -> ConnectedAccount:
+        return ConnectedAccount(
+            "https://accounts.zoho.eu",
+            api_domain,
+            "eu",
+            None,
+            None,
+            "1",
+            "Acme",
+            None,
+            "org4876876",
+        )
+
+    assert (
+        zoho_record_url(account("https://www.zohoapis.eu"), "Leads", "123")
+        == "https://crm.zoho.eu/crm/org4876876/tab/Leads/123"
+    )
+    assert (
+        zoho_record_url(account("http://127.0.0.1:8765"), "Contacts", "9")
+        == "http://127.0.0.1:8765/ui/Contacts/9/edit"
+    )
+    assert zoho_record_url(None, "Leads", "1") is None
