@@ -53,12 +53,15 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
             "DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'demo.sqlite3'}"
         ),
         REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        # The demo's defaults point at the local Zoho sandbox; set these four to use real Zoho.
-        ZOHO_SYNC_CLIENT_ID="sandbox-client-id",
-        ZOHO_SYNC_CLIENT_SECRET="sandbox-client-secret",
-        ZOHO_SYNC_ACCOUNTS_URL=SANDBOX_URL,
-        ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=SANDBOX_URL,
     )
+    if not os.environ.get("ZOHO_SYNC_CLIENT_ID"):
+        # Without a Zoho API client of your own, the demo talks to the local sandbox.
+        app.config.update(
+            ZOHO_SYNC_CLIENT_ID="sandbox-client-id",
+            ZOHO_SYNC_CLIENT_SECRET="sandbox-client-secret",
+            ZOHO_SYNC_ACCOUNTS_URL=SANDBOX_URL,
+            ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=SANDBOX_URL,
+        )
     settings_from_environ(os.environ, app.config.__setitem__)
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _instance_secret(
         app, "secret-key", lambda: secrets.token_hex(32)

@@ -13,6 +13,7 @@ from demo_app import create_app
 from demo_app.models import Contact, db
 from demo_app.seed import ADMIN_EMAIL, ADMIN_PASSWORD
 from flask_zoho_sync.extension import get_state
+from tests.hostapp import TEST_ENCRYPTION_KEY
 
 
 @pytest.fixture
@@ -128,3 +129,17 @@ def test_the_extension_is_registered_with_the_demos_admin_check(demo: Flask) -> 
         assert state.admin_check is not None
         assert state.admin_check() is False  # nobody logged in
     assert state.config.accounts_url.startswith("http://127.0.0.1")
+
+
+def test_with_a_zoho_client_of_its_own_the_demo_targets_real_zoho(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ZOHO_SYNC_CLIENT_ID", "1000.REAL")
+    monkeypatch.setenv("ZOHO_SYNC_CLIENT_SECRET", "real-secret")
+    monkeypatch.setenv("ZOHO_SYNC_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'real.sqlite3'}"},
+        instance_path=str(tmp_path / "instance"),
+    )
+    config = get_state(app).config
+    assert config.client_id == "1000.REAL"
+    assert config.accounts_url == "https://accounts.zoho.com"
+    assert config.extra_accounts_servers == ()
