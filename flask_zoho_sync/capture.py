@@ -66,9 +66,7 @@ Cost
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -78,7 +76,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import (
     LoaderCallableStatus,
@@ -93,7 +90,7 @@ from sqlalchemy.orm.attributes import get_history, instance_state
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.state import InstanceState
 
-from .models import Link, OutboxEntry
+from .models import Link, OutboxBatch, OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -154,80 +151,23 @@ def default_link_lookup(connection: Connection, contact_ids: list[str]) -> dict[
     return found
 
 
-_OUTBOX_COLUMNS = ["contact_id", "operation", "zoho_id", "created_at", "attempts"]
-
-
-def _rows_statement(dialect: sa.Dialect) -> sa.Insert | None:
-    """One INSERT ... SELECT taking every row of a flush as a single parameter, where the
-    database can unpack it (PostgreSQL arrays, SQLite's JSON). ``None``: use executemany.
-
-    Writing 1,000 rows with executemany took about 7 ms on SQLite and 18 ms on PostgreSQL,
-    mostly per-row parameter handling in Python; these forms took about 2.5 and 5 ms. The
-    outbox write is the largest part of capture's cost, so this is where the budget is won.
-    """
-    table = _outbox_table()
-    created_at = sa.bindparam("created_at", type_=table.c.created_at.type)
-    selected: sa.Select[Any]
-    if dialect.name == "postgresql":
-        text_array = postgresql.ARRAY(sa.String())
-        rows = (
-            sa.func.unnest(
-                sa.cast(sa.bindparam("ids"), text_array),
-                sa.cast(sa.bindparam("operations"), text_array),
-                sa.cast(sa.bindparam("zoho_ids"), text_array),
-            )
-            .table_valued("contact_id", "operation", "zoho_id", with_ordinality="position")
-            .render_derived()
-        )
-        selected = sa.select(
-            rows.c.contact_id, rows.c.operation, rows.c.zoho_id, created_at, sa.literal(0)
-        ).order_by(rows.c.position)
-    elif dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38, 0):
-        rows = sa.func.json_each(sa.bindparam("rows", type_=sa.Text())).table_valued("value", "key")
-        selected = sa.select(
-            sa.func.json_extract(rows.c.value, "$[0]"),
-            sa.func.json_extract(rows.c.value, "$[1]"),
-            sa.func.json_extract(rows.c.value, "$[2]"),
-            created_at,
-            sa.literal(0),
-        ).order_by(rows.c.key)
-    else:
-        return None
-    return sa.insert(table).from_select(_OUTBOX_COLUMNS, selected)
-
-
 def _write_rows(connection: Connection, changes: Frame, link_lookup: LinkLookup) -> None:
-    """Insert a flush's rows in one statement; deletes carry the linked Zoho id."""
+    """Write a flush's changes as one batch row; deletes carry the linked Zoho id.
+
+    One small INSERT per flush whatever its size: writing a row per contact was the largest
+    part of capture's cost on the host's commit. The worker expands batches into per-contact
+    outbox rows (``Ledger.pending_outbox``).
+    """
     deleted = [contact_id for contact_id, operation in changes.items() if operation == DELETE]
     zoho_ids = link_lookup(connection, deleted) if deleted else {}
-    now = datetime.now(timezone.utc)
-    dialect = connection.dialect
-    statement = _STATEMENTS.get(dialect.name, _NOT_BUILT)
-    if statement is _NOT_BUILT:
-        statement = _STATEMENTS[dialect.name] = _rows_statement(dialect)
-    ids = list(changes)
-    operations = list(changes.values())
-    links = [zoho_ids.get(c) if op == DELETE else None for c, op in changes.items()]
-    if statement is None:
-        connection.execute(
-            sa.insert(_outbox_table()),
-            [
-                dict(zip(_OUTBOX_COLUMNS, (c, op, z, now, 0), strict=True))
-                for c, op, z in zip(ids, operations, links, strict=True)
-            ],
-        )
-    elif dialect.name == "postgresql":
-        connection.execute(
-            statement, {"ids": ids, "operations": operations, "zoho_ids": links, "created_at": now}
-        )
-    else:
-        rows = json.dumps(list(zip(ids, operations, links, strict=True)))
-        connection.execute(statement, {"rows": rows, "created_at": now})
-
-
-_NOT_BUILT: Any = object()
-#: The single-statement INSERT per dialect name (built on first use; None: executemany).
-_STATEMENTS: dict[str, sa.Insert | None] = {}
+    entries = [
+        [contact_id, operation, zoho_ids.get(contact_id) if operation == DELETE else None]
+        for contact_id, operation in changes.items()
+    ]
+    connection.execute(
+        sa.insert(OutboxBatch.__table__),
+        {"created_at": datetime.now(timezone.utc), "entries": entries},
+    )
 
 
 def _chunks(values: list[Any]) -> Iterator[list[Any]]:

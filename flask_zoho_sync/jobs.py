@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 from rq import Queue, Retry
 
-from .models import OutboxEntry, SyncSettings
+from .ledger import pending_outbox_summary
+from .models import SyncSettings
 from .notifications import ensure_channel
 from .sync.context import RunReport
 from .zoho.errors import ZohoError, ZohoRetryLater
@@ -267,11 +268,8 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
         report.pull_scheduled = schedule_sync(state, mode="since_last", trigger="schedule")
     # Pending changes with no push pending (Redis was down at commit, a job was lost) get
     # one now; rows that already waited longer than the delay go without further delay.
-    pending, oldest = session.execute(
-        sa.select(sa.func.count(), sa.func.min(OutboxEntry.created_at)).where(
-            OutboxEntry.processed_at.is_(None)
-        )
-    ).one()
+    waiting, oldest = pending_outbox_summary(session)
+    pending = len(waiting)
     try:
         report.notifications = ensure_channel(state, session, settings, now=moment)
     except ZohoError as exc:

@@ -14,7 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .models import Link, OutboxEntry, RecordHistory, Run, SyncSettings, Tombstone
+from .models import (
+    Link,
+    OutboxBatch,
+    OutboxEntry,
+    RecordHistory,
+    Run,
+    SyncSettings,
+    Tombstone,
+)
 
 #: Large ``IN (...)`` lists are split so neither SQLite's nor PostgreSQL's limits are met.
 _CHUNK = 500
@@ -22,6 +30,24 @@ _CHUNK = 500
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def pending_outbox_summary(session: Session) -> tuple[set[str], datetime | None]:
+    """The contacts with changes waiting for Zoho, and since when: what status pages and the
+    tick need, read without expanding batches (that is the worker's job)."""
+    contacts = set(
+        session.scalars(sa.select(OutboxEntry.contact_id).where(OutboxEntry.processed_at.is_(None)))
+    )
+    oldest = session.scalar(
+        sa.select(sa.func.min(OutboxEntry.created_at)).where(OutboxEntry.processed_at.is_(None))
+    )
+    for created_at, entries in session.execute(
+        sa.select(OutboxBatch.created_at, OutboxBatch.entries)
+    ):
+        contacts.update(str(entry[0]) for entry in entries or ())
+        if oldest is None or (created_at is not None and created_at < oldest):
+            oldest = created_at
+    return contacts, oldest
 
 
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -131,8 +157,37 @@ class Ledger:
 
     # -- outbox ----------------------------------------------------------------------------
 
+    def expand_outbox_batches(self) -> int:
+        """Turn captured batches into per-contact outbox rows (in capture order).
+
+        Capture writes one row per flush to keep the host's commit cheap; retries, errors
+        and history are per contact, so the worker expands them here, in its own
+        transaction, before it reads the outbox. Returns how many rows were made.
+        """
+        batches = self.session.scalars(sa.select(OutboxBatch).order_by(OutboxBatch.id)).all()
+        rows = [
+            {
+                "contact_id": str(contact_id),
+                "operation": str(operation),
+                "zoho_id": zoho_id,
+                "created_at": batch.created_at,
+                "attempts": 0,
+            }
+            for batch in batches
+            for contact_id, operation, zoho_id in batch.entries or ()
+        ]
+        if rows:
+            self.session.execute(sa.insert(OutboxEntry), rows)
+        if batches:
+            self.session.execute(
+                sa.delete(OutboxBatch).where(OutboxBatch.id.in_([batch.id for batch in batches]))
+            )
+            self.session.flush()
+        return len(rows)
+
     def pending_outbox(self) -> dict[str, list[OutboxEntry]]:
         """Pending host changes grouped by contact, oldest first."""
+        self.expand_outbox_batches()
         grouped: dict[str, list[OutboxEntry]] = {}
         rows = self.session.scalars(
             sa.select(OutboxEntry)

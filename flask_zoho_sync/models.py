@@ -160,6 +160,22 @@ class OutboxEntry(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class OutboxBatch(Base):
+    """One flush's captured changes, as written on the host's commit path.
+
+    A single small row per flush keeps capture's cost off the host's commit (a row per
+    contact made a 1,000-contact commit about 15% slower); the worker expands it into
+    per-contact :class:`OutboxEntry` rows before a push reads the outbox. ``entries`` holds
+    ``[contact_id, operation, zoho_id]`` triples in the order they were captured.
+    """
+
+    __tablename__ = "zoho_sync_outbox_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    entries: Mapped[list[list[str | None]]] = mapped_column(sa.JSON)
+
+
 class Run(Base):
     """One sync run: what it was asked to do, how far it got, what it cost."""
 

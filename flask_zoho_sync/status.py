@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .connection import describe_connection
-from .models import ApiUsage, Link, OutboxEntry, RecordHistory, SyncSettings
+from .ledger import pending_outbox_summary
+from .models import ApiUsage, Link, RecordHistory, SyncSettings
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -24,11 +25,7 @@ def sync_status(session: Session) -> dict[str, Any]:
     linked = session.scalar(
         sa.select(sa.func.count()).select_from(Link).where(Link.module == module)
     )
-    pending = session.scalar(
-        sa.select(sa.func.count(sa.distinct(OutboxEntry.contact_id))).where(
-            OutboxEntry.processed_at.is_(None)
-        )
-    )
+    pending = len(pending_outbox_summary(session)[0])
     errors = session.scalar(
         sa.select(sa.func.count())
         .select_from(RecordHistory)

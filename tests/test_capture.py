@@ -21,7 +21,7 @@ from flask_zoho_sync.capture import (
     suppress_capture,
 )
 from flask_zoho_sync.extension import _CAPTURES, get_state
-from flask_zoho_sync.models import Link, OutboxEntry
+from flask_zoho_sync.models import Link, OutboxBatch, OutboxEntry
 
 
 @dataclass
@@ -62,13 +62,17 @@ def capture(host) -> Iterator[Capture]:
 
 
 def outbox(host) -> list[tuple[str, str, str | None]]:
-    """Committed outbox rows, read on a connection of its own (so uncommitted ones hide)."""
-    table = OutboxEntry.__table__
+    """Committed outbox changes, read on a connection of its own (so uncommitted ones hide):
+    per-contact rows, then the batches capture writes, entry by entry, in capture order."""
+    table, batches = OutboxEntry.__table__, OutboxBatch.__table__
     with host.db.engine.connect() as connection:
         rows = connection.execute(
             sa.select(table.c.contact_id, table.c.operation, table.c.zoho_id).order_by(table.c.id)
         )
-        return [tuple(row) for row in rows]
+        found = [tuple(row) for row in rows]
+        for (entries,) in connection.execute(sa.select(batches.c.entries).order_by(batches.c.id)):
+            found.extend(tuple(entry) for entry in entries)
+        return found
 
 
 def add_contact(host, **values: Any) -> Any:
@@ -80,6 +84,7 @@ def add_contact(host, **values: Any) -> Any:
 
 def clear_outbox(host) -> None:
     host.db.session.execute(sa.delete(OutboxEntry))
+    host.db.session.execute(sa.delete(OutboxBatch))
     host.db.session.commit()
 
 
@@ -499,3 +504,46 @@ def test_removed_capture_captures_nothing_and_can_be_installed_again(host, captu
 def test_installing_twice_on_one_session_is_refused(host, capture) -> None:
     with pytest.raises(RuntimeError, match="already installed"):
         install_capture(host.db.session, model=host.Contact, watched_attributes=lambda: frozenset())
+
+
+def test_a_commit_writes_one_small_row_however_many_contacts_changed(host, capture) -> None:
+    """The host's commit pays for one INSERT; the worker pays for the per-contact rows."""
+    host.db.session.add_all(host.Contact(last_name=f"L{i}") for i in range(300))
+    host.db.session.commit()
+    with host.db.engine.connect() as connection:
+        batches = connection.scalar(sa.select(sa.func.count()).select_from(OutboxBatch))
+        rows = connection.scalar(sa.select(sa.func.count()).select_from(OutboxEntry))
+    assert (batches, rows) == (1, 0)
+    assert len(outbox(host)) == 300
+
+
+def test_the_worker_expands_batches_in_capture_order_with_deleted_zoho_ids(
+    host, capture, ann
+) -> None:
+    from flask_zoho_sync.ledger import Ledger, pending_outbox_summary
+    from flask_zoho_sync.preferences import get_settings
+    from flask_zoho_sync.status import sync_status
+
+    host.db.session.add(Link(module="Leads", contact_id=str(ann.id), zoho_id="5725767000000524157"))
+    host.db.session.commit()
+    bob = add_contact(host, last_name="Ray")
+    ann.company = "Harbour Bakery"
+    host.db.session.commit()
+    host.db.session.delete(ann)
+    host.db.session.commit()
+    session = host.db.session
+    assert sync_status(session)["counts"]["pending"] == 2
+    waiting, oldest = pending_outbox_summary(session)
+    assert waiting == {str(ann.id), str(bob.id)} and oldest is not None
+    grouped = Ledger(session, get_settings(session)).pending_outbox()
+    session.commit()
+    assert [(e.operation, e.zoho_id) for e in grouped[str(ann.id)]] == [
+        ("upsert", None),
+        ("delete", "5725767000000524157"),
+    ]
+    assert [e.operation for e in grouped[str(bob.id)]] == ["upsert"]
+    with host.db.engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(OutboxBatch)) == 0
+    # Expanding again finds nothing new: no change is counted twice.
+    again = Ledger(session, get_settings(session)).pending_outbox()
+    assert sum(len(entries) for entries in again.values()) == 3
