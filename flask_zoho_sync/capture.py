@@ -59,9 +59,9 @@ Coalescing
 
 Cost
     Per flush: one pass over ``session.dirty`` in each of ``before_flush`` and
-    ``after_flush``, a SELECT only when old values are unknown, and one INSERT statement for
-    all of the flush's rows (PostgreSQL unpacks arrays, SQLite a JSON document; other
-    databases get an executemany). ``bench/bench_capture.py`` measures it.
+    ``after_flush``, a SELECT only when old values are unknown, and one small INSERT of a
+    batch row holding the flush's changes; the worker expands batches into per-contact rows
+    (``Ledger.pending_outbox``). ``bench/bench_capture.py`` measures it.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ from sqlalchemy.orm.attributes import get_history, instance_state
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.state import InstanceState
 
-from .models import Link, OutboxBatch, OutboxEntry
+from .models import Link, OutboxBatch
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,6 @@ _HANDLES: weakref.WeakKeyDictionary[type, CaptureHandle] = weakref.WeakKeyDictio
 
 #: A transaction level's captured contacts: contact id -> the last operation written.
 Frame = dict[str, str]
-
-
-def _outbox_table() -> sa.Table:
-    return OutboxEntry.__table__  # type: ignore[return-value]
 
 
 def _link_table() -> sa.Table:
