@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import redis
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..connection import ConnectedAccount, describe_connection
@@ -57,12 +57,46 @@ def _contact_link(contact_id: str | None) -> str | None:
         return None
 
 
+def _page_number() -> int:
+    """The ``?page=`` asked for; anything odd (``0``, ``-3``, ``abc``) means the first."""
+    page = request.args.get("page", 1, type=int) or 1
+    return max(page, 1)
+
+
+@bp.app_template_filter("zs_duration")
+def duration(run: Run) -> str:
+    """How long a run took, as an admin reads it (``4 s``, ``2 min 5 s``, ``1 h 3 min``).
+
+    A run still going (or one a crashed worker left "running") has no end, so it shows
+    "—" rather than a time that keeps growing.
+    """
+    if run.started_at is None or run.finished_at is None:
+        return "—"
+    start, end = run.started_at, run.finished_at
+    if (start.tzinfo is None) != (end.tzinfo is None):  # SQLite drops the zone
+        start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    seconds = max(int((end - start).total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 @bp.get("/history")
 def history() -> ResponseReturnValue:
     session = get_state().db.session
+    page = _page_number()
+    # One row more than a page tells whether an older page exists, without a COUNT(*).
     runs = session.scalars(
-        sa.select(Run).where(Run.dry_run.is_(False)).order_by(Run.id.desc()).limit(PAGE_SIZE)
+        sa.select(Run)
+        .where(Run.dry_run.is_(False))
+        .order_by(Run.id.desc())
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE + 1)
     ).all()
+    older = len(runs) > PAGE_SIZE
+    runs = runs[:PAGE_SIZE]
     failures = session.scalars(
         sa.select(RecordHistory)
         .where(RecordHistory.action == "error", RecordHistory.resolved_at.is_(None))
@@ -74,7 +108,13 @@ def history() -> ResponseReturnValue:
     module = get_settings(session).module
     zoho_links = {row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in failures}
     return render_template(
-        "zoho_sync/history.html", runs=runs, failures=failures, links=links, zoho_links=zoho_links
+        "zoho_sync/history.html",
+        runs=runs,
+        page=page,
+        older=older,
+        failures=failures,
+        links=links,
+        zoho_links=zoho_links,
     )
 
 
@@ -90,6 +130,9 @@ def history_run(run_id: int) -> ResponseReturnValue:
     return render_template("zoho_sync/history_run.html", run=run, changes=changes)
 
 
+# Registered last, so url_for() keeps building the plural form; the singular one is the
+# path the issue named and still answers.
+@bp.get("/history/contact/<contact_id>")
 @bp.get("/history/contacts/<contact_id>")
 def history_contact(contact_id: str) -> ResponseReturnValue:
     session = get_state().db.session

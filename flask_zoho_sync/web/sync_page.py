@@ -24,7 +24,7 @@ from ..sync.context import RunReport
 from ..zoho.errors import ZohoError
 from ._htmx import STOP_POLLING, is_htmx
 from .blueprint import bp
-from .rendering import render_zoho_error
+from .rendering import ZohoProblem, describe_zoho_error, render_zoho_error
 
 MODES = {"since_last": "Modified since the last sync", "all": "All records"}
 #: The session remembers when this admin asked for a run, to find that run's row.
@@ -61,6 +61,10 @@ def _page(template: str = "zoho_sync/sync.html", status: int = 200, **context: o
     context.setdefault("latest", _latest_run())
     if is_htmx() and template == "zoho_sync/sync.html":
         template = "zoho_sync/_sync_panel.html"
+        # _head.html routes htmx's 4xx/5xx answers to the alert box, keeping only their
+        # #zs-error-message part; the panel has none, so "Redis did not answer, run it
+        # now?" would vanish. The panel explains itself, so it is swapped in as a 200.
+        status = 200
     return render_template(template, **context), status
 
 
@@ -76,9 +80,9 @@ def sync_plan() -> ResponseReturnValue:
     state = get_state()
     try:
         plan = state.run_sync(mode=_mode(), dry_run=True, trigger="admin-plan")
-    except ZohoError as exc:
+    except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
         return render_zoho_error(exc)
-    return _page(mode=_mode(), plan=plan, plan_rows=_rows(plan))
+    return _page(mode=_mode(), plan=plan, plan_rows=_rows(plan), problem=_problem(plan))
 
 
 @bp.post("/sync/run")
@@ -103,8 +107,32 @@ def sync_run_now() -> ResponseReturnValue:
         return _page(mode=_mode(), status=409)
     state = get_state()
     confirm = request.form.get("confirm_deletes") == "1"
-    report = state.run_sync(mode=_mode(), trigger="admin-now", confirm_deletes=confirm)
-    return _page(mode=_mode(), result=report, result_run=_latest_run())
+    try:
+        report = state.run_sync(mode=_mode(), trigger="admin-now", confirm_deletes=confirm)
+    except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
+        return render_zoho_error(exc)
+    return _page(mode=_mode(), result=report, result_run=_latest_run(), problem=_problem(report))
+
+
+def _problem(report: RunReport) -> ZohoProblem | None:
+    """What the admin should do about a plan or run that Zoho stopped.
+
+    The engine never raises for Zoho trouble: it ends the report as failed and keeps the
+    exception. Sorting that exception by remedy (reconnect, settings, try later) is what
+    turns "failed" into a next step, and keeps a failed plan from posing as "nothing to
+    change" with a Run button under it.
+    """
+    if report.status != "failed":
+        return None
+    if isinstance(report.error, ZohoError):
+        return describe_zoho_error(report.error)
+    return ZohoProblem(
+        "The sync stopped",
+        f"{report.message or 'It stopped without saying why.'} Nothing more was changed; "
+        "check the application's log, then try again.",
+        500,
+        "retry",
+    )
 
 
 @bp.get("/sync/progress")

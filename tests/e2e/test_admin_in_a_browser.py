@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     )
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -116,7 +118,11 @@ def click(driver: Any, xpath: str) -> None:
 
 
 def wait_text(driver: Any, text: str, seconds: float = 15) -> None:
-    WebDriverWait(driver, seconds).until(lambda d: text in d.find_element(By.TAG_NAME, "body").text)
+    # A navigation or an htmx swap can replace <body> between finding it and reading it:
+    # that is "not there yet", so keep waiting rather than fail.
+    WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: text in d.find_element(By.TAG_NAME, "body").text
+    )
 
 
 def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
@@ -158,12 +164,20 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
         wait_text(browser, f"({zoho_field})")
     shot(browser, "3-mapping")
 
-    # Synchronise: run, watch the progress bar until the worker has finished the job.
+    # Synchronise: preview first (a dry run, swapped in by htmx), open the per-record diff.
     browser.get(f"{base}/sync")
     click(browser, "//input[@name='mode' and @value='all']")
-    click(browser, "//button[normalize-space()='Run without preview']")
+    click(browser, "//button[normalize-space()='Preview the changes']")
+    wait_text(browser, "Plan: All records")
+    click(browser, "//details/summary")
+    wait_text(browser, "Badge")
+    shot(browser, "4-plan")
+    assert zoho_sandbox.records("Leads") == []  # the plan wrote nothing
+
+    # Then run it, and watch the progress bar until the worker has finished the job.
+    click(browser, "//button[normalize-space()='Run this sync']")
     wait_text(browser, "waiting for the worker")
-    shot(browser, "4-queued")
+    shot(browser, "5-queued")
     # The worker runs here (RQ's signal handling needs the main thread) while the browser,
     # a process of its own, keeps polling the progress fragment.
     from rq import SimpleWorker
@@ -176,13 +190,26 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
             burst=True, with_scheduler=True
         )
     wait_text(browser, "Some records failed", seconds=30)
-    shot(browser, "5-finished")
+    shot(browser, "6-finished")
 
     # History: the failed record, with Zoho's reason, and a retry.
     browser.get(f"{base}/history")
     wait_text(browser, "Records that failed")
     assert "Badge" in browser.find_element(By.TAG_NAME, "body").text
-    shot(browser, "6-history")
+    shot(browser, "7-history")
     click(browser, "//button[normalize-space()='Retry']")
     wait_text(browser, "will be sent to Zoho again")
-    shot(browser, "7-retried")
+    shot(browser, "8-retried")
+
+    # Redis gone: htmx must swap in the offer to run in the request, and that run works.
+    state = get_state(host.app)
+    state.config = replace(state.config, redis_url="redis://127.0.0.1:1/0")
+    state._redis = None
+    browser.get(f"{base}/sync")
+    click(browser, "//button[normalize-space()='Run without preview']")
+    wait_text(browser, "The job queue did not answer")
+    shot(browser, "9-redis-down")
+    click(browser, "//button[normalize-space()='Run now in this request']")
+    wait_text(browser, "Result", seconds=30)
+    assert "finished" in browser.find_element(By.ID, "zs-sync").text
+    shot(browser, "10-ran-in-request")
