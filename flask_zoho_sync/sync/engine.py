@@ -92,6 +92,9 @@ class SyncEngine:
         self.push_queue: dict[str, None] = {}
         #: Host contacts linked during this run (before their link rows are flushed).
         self.claimed: set[str] = set()
+        #: In a dry run, what the pull's merge would send to Zoho per contact: the push
+        #: plans exactly that for them, because the host was not actually updated.
+        self.planned_to_zoho: dict[str, dict[str, Any]] = {}
         self._phase_base = 0
 
     # -- the collaborators' hooks -----------------------------------------------------------
@@ -156,6 +159,10 @@ class SyncEngine:
             report.message = f"The sync stopped on an unexpected error: {type(exc).__name__}: {exc}"
             report.error = exc
             log.exception("Zoho sync run stopped on an unexpected error")
+        if self.options.dry_run:
+            # Reading the outbox may have tidied it (captured batches expanded into rows);
+            # a plan leaves the database exactly as it found it.
+            self.ledger.rollback()
         if report.status == "succeeded" and report.counts.get(
             "to_zoho.error", 0
         ) + report.counts.get("to_host.error", 0):

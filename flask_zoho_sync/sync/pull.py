@@ -235,6 +235,7 @@ class PullPass:
                         "to_host", action, contact_id, zoho_id, shown, conflicts, "changed in Zoho"
                     )
                 )
+            self.engine.planned_to_zoho[contact_id] = dict(result.to_zoho)
             if result.to_zoho:
                 self.engine.push_queue[contact_id] = None
             return

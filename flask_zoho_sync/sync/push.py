@@ -149,6 +149,12 @@ class PushPass:
         base = mapped_values(link.snapshot) if link is not None else None
         restore = link is not None and bool((link.snapshot or {}).get(RESTORE_KEY))
         changed: dict[str, Any] = {}
+        planned = self.engine.planned_to_zoho.get(contact_id) if self.dry_run else None
+        if planned is not None:
+            # The pull already decided this contact in the plan (its merge ran, but the host
+            # was not written): plan what that merge gives to Zoho, nothing more.
+            host_values = {}
+            changed = dict(planned)
         for key, value in host_values.items():
             binding = self.mapping.binding(key)
             if not binding.direction.writes_zoho:

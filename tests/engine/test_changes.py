@@ -182,3 +182,40 @@ def test_a_dry_run_writes_nothing_on_either_side(synced: Synced) -> None:
     real = synced.sync()
     assert real.status == "succeeded"
     assert synced.zoho.record("Leads", zoho_id)["Phone"] == "222"
+
+
+def test_a_plan_of_a_conflict_matches_what_the_run_then_does(synced: Synced) -> None:
+    contact_id, zoho_id = linked_pair(synced, phone="111")
+    synced.edit_contact(contact_id, phone="host-edit")
+    synced.zoho.advance_clock(120)  # Zoho's edit is the newer one: Zoho wins
+    synced.zoho.update_record("Leads", zoho_id, {"Phone": "zoho-edit"})
+    plan = synced.sync(dry_run=True)
+    planned = {(c.direction, c.action) for c in plan.changes}
+    assert ("to_host", "update") in planned
+    assert ("to_zoho", "update") not in planned  # the losing host value is not sent
+    real = synced.sync()
+    assert {(c.direction, c.action) for c in real.changes} == planned
+    assert synced.zoho.record("Leads", zoho_id)["Phone"] == "zoho-edit"
+
+
+def test_a_plan_leaves_the_database_as_it_found_it(synced: Synced) -> None:
+    contact_id, _ = linked_pair(synced, phone="111")
+    synced.edit_contact(contact_id, phone="222")  # captured: waits in the outbox
+
+    def tables() -> dict[str, int]:
+        with synced.host.app.app_context():
+            session = synced.host.db.session
+            return {
+                name: session.scalar(sa.text(f"SELECT count(*) FROM {name}"))
+                for name in (
+                    "zoho_sync_outbox",
+                    "zoho_sync_outbox_batch",
+                    "zoho_sync_link",
+                    "zoho_sync_run",
+                    "zoho_sync_history",
+                )
+            }
+
+    before = tables()
+    synced.sync(dry_run=True)
+    assert tables() == before
