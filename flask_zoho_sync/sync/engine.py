@@ -136,7 +136,15 @@ class SyncEngine:
             )
             self.ledger.commit()
         try:
+            # Refresh the Zoho token, if due, before this run writes anything: the refresh
+            # is saved on a connection of its own, which SQLite would make wait for this
+            # session's write lock.
+            tokens = getattr(self.client, "tokens", None)
+            if tokens is not None:
+                tokens.current()
             outbox = self.ledger.pending_outbox()
+            if not self.options.dry_run:
+                self.ledger.commit()
             if direction in ("both", "push"):
                 PushPass(self, report).run_deletions(outbox)
             if direction in ("both", "pull") and report.status != "needs_confirmation":
