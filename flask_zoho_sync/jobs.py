@@ -268,8 +268,8 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
         report.pull_scheduled = schedule_sync(state, mode="since_last", trigger="schedule")
     # Pending changes with no push pending (Redis was down at commit, a job was lost) get
     # one now; rows that already waited longer than the delay go without further delay.
-    waiting, oldest = pending_outbox_summary(session)
-    pending = len(waiting)
+    # Batches capture wrote and per-contact rows alike: a worker expands the former.
+    pending, oldest = pending_outbox_summary(session)
     try:
         report.notifications = ensure_channel(state, session, settings, now=moment)
     except ZohoError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -32,25 +32,66 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def pending_outbox_summary(session: Session) -> tuple[set[str], datetime | None]:
-    """The contacts with changes waiting for Zoho, and since when: what status pages and the
-    tick need, read without expanding batches (that is the worker's job)."""
-    contacts = set(
-        session.scalars(sa.select(OutboxEntry.contact_id).where(OutboxEntry.processed_at.is_(None)))
+class PendingSummary(NamedTuple):
+    """How many contacts have changes waiting for Zoho, and since when."""
+
+    contacts: int
+    oldest: datetime | None
+
+
+def _batched_contact_ids(dialect: sa.Dialect) -> sa.Select[Any] | None:
+    """``SELECT`` of every contact id listed in a batch, one per row, where the database can
+    unpack a JSON list (SQLite's ``json_each``, PostgreSQL's ``json_array_elements_text``);
+    ``None`` elsewhere. Counting in the database keeps a long backlog (automatic sync off
+    for a month) from being loaded into Python for every status page."""
+    if dialect.name == "sqlite":
+        function = sa.func.json_each
+    elif dialect.name == "postgresql":
+        function = sa.func.json_array_elements_text
+    else:
+        return None
+    elements = function(OutboxBatch.contact_ids).table_valued("value")
+    return (
+        sa.select(elements.c.value.label("contact_id"))
+        .select_from(OutboxBatch)
+        .join(elements, sa.true())
     )
-    oldest = session.scalar(
+
+
+def pending_outbox_summary(session: Session) -> PendingSummary:
+    """The contacts with changes waiting for Zoho, and since when, for status and the tick.
+
+    Changes wait in two forms: batches capture wrote and no worker has expanded yet, and
+    per-contact rows not yet processed. Both count, a contact once, without expanding
+    anything (that is the worker's job, in its own transaction).
+    """
+    entries = sa.select(OutboxEntry.contact_id.label("contact_id")).where(
+        OutboxEntry.processed_at.is_(None)
+    )
+    oldest_entry = session.scalar(
         sa.select(sa.func.min(OutboxEntry.created_at)).where(OutboxEntry.processed_at.is_(None))
     )
-    for created_at, entries in session.execute(
-        sa.select(OutboxBatch.created_at, OutboxBatch.entries)
-    ):
-        contacts.update(str(entry[0]) for entry in entries or ())
-        if oldest is None or (created_at is not None and created_at < oldest):
-            oldest = created_at
-    return contacts, oldest
+    oldest_batch = session.scalar(sa.select(sa.func.min(OutboxBatch.created_at)))
+    oldest = min((m for m in (oldest_entry, oldest_batch) if m is not None), default=None)
+    if oldest_batch is None:
+        count = session.scalar(
+            sa.select(sa.func.count(sa.distinct(OutboxEntry.contact_id))).where(
+                OutboxEntry.processed_at.is_(None)
+            )
+        )
+        return PendingSummary(int(count or 0), oldest)
+    batched = _batched_contact_ids(session.connection().dialect)
+    if batched is not None:
+        either = sa.union(entries, batched).subquery()  # UNION, not UNION ALL: distinct ids
+        count = session.scalar(sa.select(sa.func.count()).select_from(either))
+        return PendingSummary(int(count or 0), oldest)
+    contacts = set(session.scalars(entries))
+    for ids in session.scalars(sa.select(OutboxBatch.contact_ids)):
+        contacts.update(ids or ())
+    return PendingSummary(len(contacts), oldest)
 
 
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
 
@@ -158,35 +199,73 @@ class Ledger:
     # -- outbox ----------------------------------------------------------------------------
 
     def expand_outbox_batches(self) -> int:
-        """Turn captured batches into per-contact outbox rows (in capture order).
+        """Turn captured batches into per-contact outbox rows; returns how many were made.
 
-        Capture writes one row per flush to keep the host's commit cheap; retries, errors
-        and history are per contact, so the worker expands them here, in its own
-        transaction, before it reads the outbox. Returns how many rows were made.
+        Capture writes one row per flush and operation to keep the host's commit cheap;
+        retries, errors and history are per contact, so the worker expands them here, in
+        its own transaction, before it reads the outbox. The rows keep their batch's
+        ``created_at`` and are inserted in batch order, so a contact's last operation gets
+        the highest id and stays last.
+
+        The batches are claimed and removed by one ``DELETE ... RETURNING`` (a subquery
+        ``FOR UPDATE SKIP LOCKED`` on PostgreSQL): a second worker expanding at the same
+        time gets only batches the first did not take, never the same ones again, and does
+        not wait for the first to commit. SQLite admits one writer at a time: the second
+        waits for the first to commit, or is refused ("database is locked", and its run is
+        retried), and then finds the batches gone. A rollback of the worker's transaction
+        puts the batches back.
         """
-        batches = self.session.scalars(sa.select(OutboxBatch).order_by(OutboxBatch.id)).all()
+        session = self.session
+        # Look before writing: on SQLite even a DELETE that matches nothing takes the
+        # database's write lock until the worker commits, and hosts' writes would wait.
+        if session.scalar(sa.select(OutboxBatch.id).limit(1)) is None:
+            return 0
+        claimed = sa.select(OutboxBatch.id).with_for_update(skip_locked=True)
+        columns = (
+            OutboxBatch.id,
+            OutboxBatch.created_at,
+            OutboxBatch.operation,
+            OutboxBatch.contact_ids,
+            OutboxBatch.zoho_ids,
+        )
+        if session.connection().dialect.delete_returning:
+            batches = session.execute(
+                sa.delete(OutboxBatch)
+                .where(OutboxBatch.id.in_(claimed.scalar_subquery()))
+                .returning(*columns)
+                .execution_options(synchronize_session=False)
+            ).all()
+        else:  # MySQL and SQLite before 3.35: lock the rows, then delete them
+            batches = session.execute(
+                sa.select(*columns).order_by(OutboxBatch.id).with_for_update(skip_locked=True)
+            ).all()
+            for chunk in _chunks([batch.id for batch in batches]):
+                session.execute(
+                    sa.delete(OutboxBatch)
+                    .where(OutboxBatch.id.in_(chunk))
+                    .execution_options(synchronize_session=False)
+                )
         rows = [
             {
                 "contact_id": str(contact_id),
-                "operation": str(operation),
-                "zoho_id": zoho_id,
+                "operation": batch.operation,
+                "zoho_id": (batch.zoho_ids or {}).get(contact_id),
                 "created_at": batch.created_at,
                 "attempts": 0,
             }
-            for batch in batches
-            for contact_id, operation, zoho_id in batch.entries or ()
+            for batch in sorted(batches, key=lambda batch: batch.id)
+            for contact_id in batch.contact_ids or ()
         ]
         if rows:
-            self.session.execute(sa.insert(OutboxEntry), rows)
-        if batches:
-            self.session.execute(
-                sa.delete(OutboxBatch).where(OutboxBatch.id.in_([batch.id for batch in batches]))
-            )
-            self.session.flush()
+            session.execute(sa.insert(OutboxEntry), rows)
         return len(rows)
 
     def pending_outbox(self) -> dict[str, list[OutboxEntry]]:
-        """Pending host changes grouped by contact, oldest first."""
+        """Pending host changes grouped by contact, oldest first.
+
+        Batches capture wrote since the last call are expanded first, in this transaction:
+        the caller commits them with its first commit, or a rollback puts them back.
+        """
         self.expand_outbox_batches()
         grouped: dict[str, list[OutboxEntry]] = {}
         rows = self.session.scalars(

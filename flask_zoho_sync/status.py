@@ -25,7 +25,8 @@ def sync_status(session: Session) -> dict[str, Any]:
     linked = session.scalar(
         sa.select(sa.func.count()).select_from(Link).where(Link.module == module)
     )
-    pending = len(pending_outbox_summary(session)[0])
+    # Distinct contacts, whether still in a capture batch or already expanded by a worker.
+    pending = pending_outbox_summary(session).contacts
     errors = session.scalar(
         sa.select(sa.func.count())
         .select_from(RecordHistory)
