@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 
 import click
 import redis
@@ -14,6 +15,7 @@ from .config import validate_time_zone
 from .connection import describe_connection
 from .errors import ConfigurationError, ZohoSyncError
 from .extension import get_state
+from .jobs import SyncBusy, exclusive_run
 from .models import Link
 from .preferences import (
     MODULES,
@@ -245,14 +247,18 @@ def sync_command(
     if everything and since_last:
         raise click.UsageError("Choose one of --all and --since-last.")
     state = get_state()
+    guard = nullcontext() if dry_run else exclusive_run(state)
     try:
-        report = state.run_sync(
-            mode="all" if everything else "since_last",
-            direction=direction,
-            dry_run=dry_run,
-            confirm_deletes=confirm_deletes,
-            trigger="cli",
-        )
+        with guard:
+            report = state.run_sync(
+                mode="all" if everything else "since_last",
+                direction=direction,
+                dry_run=dry_run,
+                confirm_deletes=confirm_deletes,
+                trigger="cli",
+            )
+    except SyncBusy as exc:
+        _fail(ZohoSyncError(f"{exc}. Wait for it to finish, then run this command again."))
     except (ZohoError, ZohoSyncError, ValueError) as exc:
         _fail(exc)
     if as_json:

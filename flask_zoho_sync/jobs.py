@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 from rq import Queue, Retry
 
-from .ledger import pending_outbox_summary
+from .ledger import close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
 from .notifications import ensure_channel
 from .sync.context import RunReport
@@ -39,8 +40,10 @@ log = logging.getLogger(__name__)
 
 #: A push job is due this long after the first edit that asked for it.
 PUSH_GRACE = 60
-#: At most one sync runs per connection; a run holds this lock (renewed by its length).
-RUN_LOCK_SECONDS = 30 * 60
+#: At most one sync runs per connection. A run holds a lock that expires this long after
+#: its last renewal; a thread renews it every third of that while the run lives, so a killed
+#: worker blocks the next run for at most this long, however long a healthy run takes.
+RUN_LOCK_SECONDS = 90
 #: Notifications name records; their pull runs this soon after (ids are batched meanwhile).
 NOTIFY_DELAY = 30
 #: Transient Zoho trouble is retried by RQ at these intervals (seconds).
@@ -144,37 +147,96 @@ def schedule_notified_pull(state: ZohoSyncState, zoho_ids: list[str]) -> str | N
 
 @contextmanager
 def _app_context() -> Iterator[Flask]:
-    """The host app, found like the ``flask`` command finds it (``FLASK_APP``)."""
+    """The host app, found like the ``flask`` command finds it (``FLASK_APP``).
+
+    Each job runs in an app context, and so a database session, of its own: a worker lives
+    for days, and a job that lost its database connection must not hand a broken session
+    to the next one.
+    """
     if has_app_context():
-        yield current_app._get_current_object()  # type: ignore[attr-defined]
-        return
-    from flask.cli import NoAppException, ScriptInfo
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+    else:
+        from flask.cli import NoAppException, ScriptInfo
+
+        try:
+            app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP")).load_app()
+        except NoAppException as exc:
+            raise RuntimeError(
+                "The Zoho sync worker cannot find the Flask app: set FLASK_APP for the worker "
+                "(FLASK_APP=myapp rq worker zoho-sync --with-scheduler) or run it with "
+                "'flask --app myapp zoho-sync worker'."
+            ) from exc
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            _discard_session()
+
+
+def _discard_session() -> None:
+    from .extension import get_state
 
     try:
-        app = ScriptInfo(app_import_path=os.environ.get("FLASK_APP")).load_app()
-    except NoAppException as exc:
-        raise RuntimeError(
-            "The Zoho sync worker cannot find the Flask app: set FLASK_APP for the worker "
-            "(FLASK_APP=myapp rq worker zoho-sync --with-scheduler) or run it with "
-            "'flask --app myapp zoho-sync worker'."
-        ) from exc
-    with app.app_context():
-        yield app
+        get_state().db.session.remove()
+    except Exception as exc:  # the database is gone; the next job starts afresh anyway
+        log.warning("could not close the sync job's database session: %s", exc)
 
 
 @contextmanager
 def run_lock(state: ZohoSyncState) -> Iterator[None]:
-    """One sync per connection at a time, across every worker; expires if a worker dies."""
-    lock = state.redis().lock(_key(state, "run-lock"), timeout=RUN_LOCK_SECONDS, blocking=False)
+    """One sync per connection at a time, across every worker; expires if a worker dies.
+
+    A fixed expiry long enough for the longest run would keep a dead worker's lock for that
+    long; a short expiry with a heartbeat frees it within ``RUN_LOCK_SECONDS``. Once held,
+    runs that an earlier worker left "running" are closed as interrupted: no other run can
+    be going on, and their unfinished work is still in the outbox for this one.
+    """
+    seconds = RUN_LOCK_SECONDS
+    # thread_local=False: the heartbeat thread renews the token the run's thread acquired.
+    lock = state.redis().lock(
+        _key(state, "run-lock"), timeout=seconds, blocking=False, thread_local=False
+    )
     if not lock.acquire():
         raise SyncBusy("another Zoho sync is running; this one will run after it")
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(seconds / 3):
+            try:
+                lock.reacquire()
+            except (redis.RedisError, OSError) as exc:
+                # The run goes on: its writes are idempotent, and the outbox is the truth.
+                log.warning("could not renew the Zoho sync lock: %s", exc)
+
+    heartbeat = threading.Thread(target=renew, name="zoho-sync-run-lock", daemon=True)
+    heartbeat.start()
     try:
+        close_interrupted_runs(state.db.session)
         yield
     finally:
+        stop.set()
+        heartbeat.join(timeout=5)
         try:
             lock.release()
-        except redis.exceptions.LockError:
-            log.warning("the Zoho sync lock expired before the run finished")
+        except (redis.RedisError, OSError):
+            log.warning("the Zoho sync lock had expired or Redis was gone when the run ended")
+
+
+@contextmanager
+def exclusive_run(state: ZohoSyncState) -> Iterator[None]:
+    """The run lock for runs outside the worker (CLI, the admin's "run now").
+
+    Those exist for when Redis or the worker is down, so a Redis that does not answer means
+    running unlocked (no worker can be running either: it needs Redis to get jobs); a held
+    lock still means another run is going on, and ``SyncBusy`` says so.
+    """
+    try:
+        state.redis().ping()
+    except (redis.RedisError, OSError):
+        yield
+        return
+    with run_lock(state):
+        yield
 
 
 def _outcome(report: RunReport) -> dict[str, Any]:

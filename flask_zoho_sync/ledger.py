@@ -58,6 +58,31 @@ def _batched_contact_ids(dialect: sa.Dialect) -> sa.Select[Any] | None:
     )
 
 
+#: What an interrupted run's History row says happened to it.
+INTERRUPTED_REASON = (
+    "The worker stopped before this run finished (it was killed or restarted, or lost its "
+    "database or Redis). Changes it had not sent stayed queued and went with a later run."
+)
+
+
+def close_interrupted_runs(session: Session) -> int:
+    """Close runs a dead worker left "running", so History never shows a run forever going.
+
+    Only the holder of the run lock calls this: with the lock held, no run can be going on.
+    """
+    closed = session.execute(
+        sa.update(Run)
+        .where(Run.status == "running", Run.dry_run.is_(False))
+        .values(
+            status="interrupted",
+            finished_at=datetime.now(timezone.utc),
+            error=INTERRUPTED_REASON,
+        )
+    ).rowcount
+    session.commit()
+    return int(closed or 0)
+
+
 def pending_outbox_summary(session: Session) -> PendingSummary:
     """The contacts with changes waiting for Zoho, and since when, for status and the tick.
 

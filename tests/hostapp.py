@@ -31,7 +31,9 @@ class HostApp:
     extension: ZohoSync
 
 
-def make_host_app(database_url: str, **config: Any) -> HostApp:
+def make_host_app(database_url: str, *, fresh_tables: bool = True, **config: Any) -> HostApp:
+    """``fresh_tables=False`` joins a database another process set up (a worker's app)."""
+
     class Base(DeclarativeBase):
         pass
 
@@ -77,7 +79,8 @@ def make_host_app(database_url: str, **config: Any) -> HostApp:
     app.config.update(config)
     db.init_app(app)
     extension = ZohoSync(app, db=db, contact_model=Contact)
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
+    if fresh_tables:
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
     return HostApp(app=app, db=db, Contact=Contact, Group=Group, extension=extension)

@@ -17,7 +17,7 @@ from flask import render_template, request, session
 from flask.typing import ResponseReturnValue
 
 from ..extension import get_state
-from ..jobs import schedule_sync
+from ..jobs import SyncBusy, exclusive_run, schedule_sync
 from ..models import FieldMap, Run
 from ..status import sync_status
 from ..sync.context import RunReport
@@ -108,9 +108,20 @@ def sync_run_now() -> ResponseReturnValue:
     state = get_state()
     confirm = request.form.get("confirm_deletes") == "1"
     try:
-        report = state.run_sync(mode=_mode(), trigger="admin-now", confirm_deletes=confirm)
+        with exclusive_run(state):
+            report = state.run_sync(mode=_mode(), trigger="admin-now", confirm_deletes=confirm)
     except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
         return render_zoho_error(exc)
+    except SyncBusy:
+        busy = ZohoProblem(
+            "Another sync is running",
+            "A worker is synchronising right now, and two runs at once could send the same "
+            "change twice. Wait for it to finish (its progress shows under History), then try "
+            "again.",
+            409,
+            "retry",
+        )
+        return _page(mode=_mode(), problem=busy, status=409)
     return _page(mode=_mode(), result=report, result_run=_latest_run(), problem=_problem(report))
 
 

@@ -86,9 +86,12 @@ class Synced:
         return group
 
 
-@pytest.fixture
-def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) -> Iterator[Synced]:
-    """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out."""
+def connect_synced(database_url: str, zoho_sandbox: SandboxHandle) -> Synced:
+    """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out.
+
+    A function as well as the ``synced`` fixture: fault tests build a fresh pair many times
+    in one test (one per kill point).
+    """
     zoho_sandbox.add_custom_field(
         "Leads",
         api_name="Contact_Id",
@@ -126,8 +129,20 @@ def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) ->
             inverted=True,
         )
         session.commit()
-    yield Synced(host=host, zoho=zoho_sandbox)
+    return Synced(host=host, zoho=zoho_sandbox)
+
+
+def dispose_synced(synced: Synced) -> None:
+    host = synced.host
     with host.app.app_context():
         host.db.session.remove()
         host.db.drop_all()
         host.db.engine.dispose()
+
+
+@pytest.fixture
+def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) -> Iterator[Synced]:
+    """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out."""
+    built = connect_synced(database_url, zoho_sandbox)
+    yield built
+    dispose_synced(built)

@@ -103,3 +103,17 @@ def test_the_sandbox_command_serves_until_interrupted(tmp_path) -> None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
         process.stdout.close()  # type: ignore[union-attr]
+
+
+def test_sync_waits_its_turn_while_a_worker_runs_one(synced: Synced) -> None:
+    from flask_zoho_sync import jobs
+
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    with synced.host.app.app_context(), jobs.run_lock(synced.state):
+        refused = invoke(synced, "sync")
+    assert refused.exit_code == 1
+    assert "another Zoho sync is running" in refused.output
+    assert "Traceback" not in refused.output
+    assert synced.leads() == {}
+    assert invoke(synced, "sync").exit_code == 0
+    assert list(synced.leads()) == ["ann@example.org"]

@@ -157,3 +157,33 @@ def test_a_worker_without_flask_app_says_how_to_set_it(monkeypatch: pytest.Monke
     monkeypatch.chdir("/")
     with pytest.raises(RuntimeError, match="set FLASK_APP"), jobs._app_context():
         pass
+
+
+def test_a_run_a_dead_worker_left_running_is_closed_as_interrupted(synced: Synced) -> None:
+    from flask_zoho_sync.models import Run
+
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        session.add(Run(kind="sync", mode="outbox", status="running", trigger="auto"))
+        session.commit()
+    auto_sync(synced)
+    with synced.host.app.app_context():
+        assert jobs.run_sync_job(mode="outbox", trigger="auto")["status"] == "succeeded"
+        runs = synced.host.db.session.scalars(sa.select(Run).order_by(Run.id)).all()
+    assert [run.status for run in runs] == ["interrupted", "succeeded"]
+    assert "worker stopped before this run finished" in runs[0].error
+    assert runs[0].finished_at is not None
+
+
+def test_the_run_lock_outlives_its_expiry_while_the_run_lives(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(jobs, "RUN_LOCK_SECONDS", 0.6)
+    with synced.host.app.app_context(), jobs.run_lock(synced.state):
+        time.sleep(1.5)  # two and a half lifetimes: only the heartbeat keeps it
+        with pytest.raises(jobs.SyncBusy), jobs.run_lock(synced.state):
+            pass
+    with synced.host.app.app_context(), jobs.run_lock(synced.state):
+        pass  # released at the end of the run

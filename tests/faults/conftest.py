@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.conftest import synced  # noqa: F401 - the engine tests' host+Zoho pair
 from tests.faults.report import REPORT, ScenarioResult
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "fault-report.json"

@@ -118,3 +118,14 @@ def test_sync_posts_need_the_csrf_token(ready: Admin, zoho_sandbox: Any) -> None
     response = ready.client.post("/admin/zoho/sync/run-now", data={"mode": "all"})
     assert response.status_code == 400
     assert zoho_sandbox.records("Leads") == []
+
+
+def test_run_now_while_a_worker_runs_says_to_wait_and_sends_nothing(
+    ready: Admin, zoho_sandbox: Any
+) -> None:
+    with ready.host.app.app_context(), jobs.run_lock(ready.state):
+        response = ready.post("/sync/run-now", {"mode": "all"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "Another sync is running" in page
+    assert zoho_sandbox.records("Leads") == []
