@@ -89,6 +89,12 @@ SETTINGS: tuple[Setting, ...] = (
         0.2,
         "A run that would delete more than this share of linked contacts stops and asks.",
     ),
+    Setting(
+        "ZOHO_SYNC_DAILY_CREDIT_BUDGET",
+        0,
+        "Zoho API credits the sync may spend in any 24 hours (0: no limit of our own). A run "
+        "that reaches it pauses and resumes when the window frees credits.",
+    ),
 )
 
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
@@ -114,6 +120,7 @@ class ZohoSyncConfig:
     trigger_workflows: bool
     http_timeout: float
     mass_delete_share: float
+    daily_credit_budget: int
 
 
 def _split_list(value: Any) -> tuple[str, ...]:
@@ -124,12 +131,12 @@ def _split_list(value: Any) -> tuple[str, ...]:
     return tuple(str(part).strip() for part in value if str(part).strip())
 
 
-def _as_int(key: str, value: Any, minimum: int) -> int:
+def _as_int(key: str, value: Any, minimum: int, unit: str = "seconds") -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise ConfigurationError(
-            f"{key} must be a whole number of seconds, got {value!r}."
+            f"{key} must be a whole number of {unit}, got {value!r}."
         ) from None
     if number < minimum:
         raise ConfigurationError(f"{key} must be at least {minimum}, got {number}.")
@@ -198,6 +205,9 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         http_timeout=_as_float("ZOHO_SYNC_HTTP_TIMEOUT", get("ZOHO_SYNC_HTTP_TIMEOUT"), 1.0),
         mass_delete_share=_as_float(
             "ZOHO_SYNC_MASS_DELETE_SHARE", get("ZOHO_SYNC_MASS_DELETE_SHARE"), 0.0, 1.0
+        ),
+        daily_credit_budget=_as_int(
+            "ZOHO_SYNC_DAILY_CREDIT_BUDGET", get("ZOHO_SYNC_DAILY_CREDIT_BUDGET"), 0, "credits"
         ),
     )
 

@@ -25,13 +25,14 @@ from .config import ZohoSyncConfig, read_config
 from .connection import DatabaseTokenStore, store_account_details
 from .crypto import TokenVault
 from .errors import ConfigurationError
-from .ledger import Ledger
+from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
 from .models import ApiUsage, Connection, FieldMap, SyncSettings, attach_tables
 from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
 from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
 from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
 from .zoho.client import ZohoClient
+from .zoho.credits import CreditBudget
 from .zoho.datacentres import data_centre_for
 from .zoho.meter import UsageMeter
 
@@ -153,14 +154,29 @@ class ZohoSyncState:
             lock_factory=redis_lock_factory(self.redis()),
         )
 
-    def client(self) -> ZohoClient:
+    def client(self, *, budget: CreditBudget | None = None) -> ZohoClient:
         """A Zoho client on the stored connection (raises on first call if there is none)."""
         return ZohoClient(
             self.token_manager(),
             timeout=(5.0, self.config.http_timeout),
             trigger=("workflow", "approval", "blueprint") if self.config.trigger_workflows else (),
             meter=self.meter,
+            budget=budget,
         )
+
+    def credit_budget(self) -> CreditBudget | None:
+        """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET (None: no limit).
+
+        Zoho's window is a rolling 24 hours, so is this one: the credits of the runs that
+        started in the last day count, and the oldest of them frees its credits first.
+        """
+        limit = self.config.daily_credit_budget
+        if not limit:
+            return None
+        now = datetime.now(timezone.utc)
+        spent, oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
+        # With no earlier spending in the window, this run's own credits free up first.
+        return CreditBudget(limit, spent, (oldest or now) + CREDIT_WINDOW)
 
     # -- connecting -----------------------------------------------------------------------
 
@@ -213,7 +229,7 @@ class ZohoSyncState:
         """
         session: Session = self.db.session
         settings = get_settings(session)
-        client = self.client()
+        client = self.client(budget=self.credit_budget())
         if settings.module and not has_fresh_zoho_fields(settings, session):
             refresh_zoho_fields(session, client, settings)
             session.commit()

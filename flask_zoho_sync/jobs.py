@@ -78,6 +78,8 @@ def schedule_push(state: ZohoSyncState, *, delay: int | None = None) -> str | No
     """
     seconds = state.config.push_delay if delay is None else delay
     connection = state.redis()
+    if connection.exists(_key(state, "paused-until")):
+        return None  # the paused run's resume job sends these changes too
     if not connection.set(_key(state, "push-pending"), "1", nx=True, ex=seconds + PUSH_GRACE):
         return None
     due = datetime.now(timezone.utc) + timedelta(seconds=seconds)
@@ -239,10 +241,45 @@ def exclusive_run(state: ZohoSyncState) -> Iterator[None]:
         yield
 
 
-def _outcome(report: RunReport) -> dict[str, Any]:
+def _outcome(
+    state: ZohoSyncState, report: RunReport, *, mode: str, trigger: str
+) -> dict[str, Any]:
     if report.status == "failed" and isinstance(report.error, ZohoRetryLater):
         raise SyncRetryLater(report.message or "Zoho asked us to try later")
-    return {"status": report.status, "message": report.message, "counts": dict(report.counts)}
+    outcome = {"status": report.status, "message": report.message, "counts": dict(report.counts)}
+    if report.status == "paused":
+        outcome["resumes_at"] = schedule_resume(state, report, mode=mode, trigger=trigger)
+    return outcome
+
+
+def schedule_resume(state: ZohoSyncState, report: RunReport, *, mode: str, trigger: str) -> str:
+    """Run the paused work again once the budget's window frees credits.
+
+    Until then the tick schedules nothing (each attempt would only pause again), and says so.
+    """
+    resumes_at = getattr(report.error, "resumes_at", None)
+    now = datetime.now(timezone.utc)
+    if resumes_at is None or resumes_at <= now:
+        resumes_at = now + timedelta(hours=1)
+    connection = state.redis()
+    connection.set(_key(state, "paused-until"), resumes_at.isoformat())
+    connection.expireat(_key(state, "paused-until"), resumes_at)
+    queue_for(state).enqueue_at(
+        resumes_at,
+        run_sync_job,
+        mode="since_last" if mode == "ids" else mode,
+        trigger=trigger,
+        job_id=f"zoho-sync-resume-{int(resumes_at.timestamp())}",
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+    return resumes_at.isoformat()
+
+
+def paused_until(state: ZohoSyncState) -> str | None:
+    value = state.redis().get(_key(state, "paused-until"))
+    return value.decode() if value else None
 
 
 def _enabled(state: ZohoSyncState, trigger: str) -> bool:
@@ -267,7 +304,7 @@ def run_sync_job(
             return {"status": "skipped", "message": "automatic sync is off"}
         with run_lock(state):
             report = state.run_sync(mode=mode, trigger=trigger, confirm_deletes=confirm_deletes)
-        return _outcome(report)
+        return _outcome(state, report, mode=mode, trigger=trigger)
 
 
 def run_notified_pull_job() -> dict[str, Any]:
@@ -285,9 +322,9 @@ def run_notified_pull_job() -> dict[str, Any]:
             connection.srem(key, *ids)
             report = state.sync_engine().sync_records(ids, trigger="notify")
             state.record_usage(state.db.session)
-        if report.status == "failed":
+        if report.status in ("failed", "paused"):
             connection.sadd(key, *ids)  # keep them for the retry
-        return _outcome(report)
+        return _outcome(state, report, mode="ids", trigger="notify")
 
 
 # -- the tick (cron endpoint and CLI) --------------------------------------------------------
@@ -321,6 +358,14 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
         return report
     if not settings.auto_sync:
         report.message = "Automatic sync is off; changes are kept and sent once it is on."
+        return report
+    paused = paused_until(state)
+    if paused:
+        report.message = (
+            f"Paused until {paused}: the sync's daily credit budget is spent. It resumes "
+            "by itself; pending changes are kept."
+        )
+        report.outbox_pending = int(pending_outbox_summary(session)[0])
         return report
     interval = timedelta(seconds=state.config.pull_interval)
     due = (settings.last_pull_at + interval) if settings.last_pull_at else moment

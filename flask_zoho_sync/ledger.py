@@ -8,7 +8,7 @@ it is, and a change of storage touches one module.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -56,6 +56,22 @@ def _batched_contact_ids(dialect: sa.Dialect) -> sa.Select[Any] | None:
         .select_from(OutboxBatch)
         .join(elements, sa.true())
     )
+
+
+#: Zoho rations credits per rolling 24 hours; the host's own budget uses the same window.
+CREDIT_WINDOW = timedelta(hours=24)
+
+
+def credits_spent_since(session: Session, since: datetime) -> tuple[int, datetime | None]:
+    """Credits the sync's runs spent since ``since``, and when the oldest of them started."""
+    spent, oldest = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(Run.credits), 0), sa.func.min(Run.started_at)).where(
+            Run.started_at >= since, Run.credits > 0
+        )
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return int(spent or 0), oldest
 
 
 #: What an interrupted run's History row says happened to it.

@@ -24,7 +24,7 @@ from flask_zoho_sync.sync.context import (
 from flask_zoho_sync.sync.mapping import Mapping
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.push import PushPass
-from flask_zoho_sync.zoho.errors import ZohoError
+from flask_zoho_sync.zoho.errors import ZohoBudgetExhausted, ZohoError
 from flask_zoho_sync.zoho.timefmt import utc_now
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,18 @@ def estimate_cost(plan: RunReport, *, extra_updates: int = 0) -> tuple[int, int]
             for start in range(0, records, 100)
         )
     return calls, credits
+
+
+def _paused_message(exc: ZohoBudgetExhausted) -> str:
+    when = (
+        f"about {exc.resumes_at.strftime('%Y-%m-%d %H:%M')} UTC"
+        if exc.resumes_at is not None
+        else "when the 24-hour window frees credits"
+    )
+    return (
+        f"Paused: {exc.message}. Everything not yet sent stays queued; the sync resumes "
+        f"{when}. Raise ZOHO_SYNC_DAILY_CREDIT_BUDGET to let it spend more."
+    )
 
 
 class SyncEngine:
@@ -153,6 +165,14 @@ class SyncEngine:
             if direction in ("both", "push") and report.status != "needs_confirmation":
                 outbox = {cid: entries for cid, entries in outbox.items() if entries}
                 PushPass(self, report).run(self._push_candidates(mode, outbox), outbox)
+        except ZohoBudgetExhausted as exc:
+            # What was sent is committed batch by batch; the rest stays queued for the
+            # resumed run, which picks up where this one stopped.
+            self.ledger.rollback()
+            report.status = "paused"
+            report.message = _paused_message(exc)
+            report.error = exc
+            log.info("Zoho sync run paused: %s", exc)
         except ZohoError as exc:
             self.ledger.rollback()
             report.status = "failed"
@@ -200,6 +220,11 @@ class SyncEngine:
             PullPass(self, report).run_ids(zoho_ids)
             if self.push_queue and report.status != "needs_confirmation":
                 PushPass(self, report).run(list(self.push_queue), {})
+        except ZohoBudgetExhausted as exc:
+            self.ledger.rollback()
+            report.status = "paused"
+            report.message = _paused_message(exc)
+            report.error = exc
         except ZohoError as exc:
             self.ledger.rollback()
             report.status = "failed"

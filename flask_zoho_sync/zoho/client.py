@@ -29,7 +29,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from .auth import TokenManager, TokenSet
-from .credits import endpoint_key
+from .credits import CreditBudget, endpoint_key
 from .errors import (
     ZohoError,
     ZohoMalformedResponse,
@@ -90,8 +90,11 @@ class ZohoClient:
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
         meter: UsageMeter | None = None,
+        budget: CreditBudget | None = None,
     ) -> None:
         self.tokens = tokens
+        #: The host's own daily ceiling; every call is priced against it before it is sent.
+        self.budget = budget
         self.api_version = api_version
         self.timeout = timeout
         self.max_retries = max_retries
@@ -491,6 +494,8 @@ class ZohoClient:
         """One HTTP exchange, metered and logged whether or not an answer arrives."""
         if not tokens.api_domain:
             raise ZohoReconnectRequired("The stored Zoho connection has no API domain")
+        if self.budget is not None:
+            self.budget.reserve(method, full_path, records)
         started = time.monotonic()
         status: int | None = None
         credits_remaining: int | None = None

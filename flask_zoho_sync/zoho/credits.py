@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from datetime import datetime
+
+from .errors import ZohoBudgetExhausted
 
 #: Paths are normalised to a template so per-module and per-id calls aggregate sensibly.
 _ID_SEGMENT = re.compile(r"/\d{6,}(?=/|$)")
@@ -61,3 +65,44 @@ def estimate_credits(method: str, path: str, record_count: int = 0) -> int:
     if template in _PER_TEN_RECORDS:
         return max(1, math.ceil(record_count / 10))
     return 1
+
+
+class CreditBudget:
+    """A ceiling of the host's own under Zoho's daily credits, checked before every call.
+
+    Zoho's limit is shared by every integration of the org (the sales team's phone system,
+    their mail plug-in); a first sync of a large contact base could spend all of it and
+    stop those for the day. The budget is checked *before* a call, with that call's price,
+    so a run never goes over it, not even by one batch.
+
+    :param limit: credits the sync may spend in any 24 hours.
+    :param spent: credits the sync already spent in the current 24 hours.
+    :param frees_at: when the oldest of those credits leave the window (None: unknown).
+    """
+
+    def __init__(self, limit: int, spent: int = 0, frees_at: datetime | None = None) -> None:
+        if limit <= 0:
+            raise ValueError("a credit budget needs a positive limit")
+        self.limit = limit
+        self.spent = spent
+        self.frees_at = frees_at
+        self._lock = threading.Lock()
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.spent)
+
+    def reserve(self, method: str, path: str, record_count: int = 0) -> None:
+        """Count one call against the budget, or refuse it before it is sent."""
+        price = estimate_credits(method, path, record_count)
+        if price == 0:
+            return
+        with self._lock:
+            if self.spent + price > self.limit:
+                raise ZohoBudgetExhausted(
+                    f"The sync's daily budget of {self.limit} Zoho credits is spent "
+                    f"({self.spent} used in the last 24 hours; the next call costs {price})",
+                    endpoint=endpoint_key(method, path),
+                    resumes_at=self.frees_at,
+                )
+            self.spent += price

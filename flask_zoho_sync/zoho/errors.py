@@ -4,6 +4,7 @@ Callers need to know what to *do*, not which JSON shape Zoho used, so the classe
 grouped by remedy:
 
 * :class:`ZohoRetryLater`: transient (rate limit, outage, garbled reply); the job retries.
+* :class:`ZohoBudgetExhausted`: the host's own daily credit budget is spent; the run pauses.
 * :class:`ZohoReconnectRequired`: the stored grant is dead; an admin must connect again.
 * :class:`ZohoSettingError`: the configuration (module, permissions, host) is wrong.
 * :class:`ZohoRequestError`: Zoho refused this request; retrying it unchanged will not help.
@@ -16,6 +17,7 @@ code and message only, because they end up in logs and on admin pages.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -123,6 +125,24 @@ class ZohoTokenThrottled(ZohoRetryLater):
         "Zoho refused to issue more access tokens for now (at most 10 per 10 minutes); "
         "wait about ten minutes. Check that several processes are not refreshing tokens."
     )
+
+
+class ZohoBudgetExhausted(ZohoError):
+    """The next call would spend more than the daily budget the host set for the sync.
+
+    Not a "retry later" error: retrying in a minute would find the budget as spent as now.
+    The run pauses instead, and resumes when the rolling window frees credits.
+    """
+
+    advice = (
+        "The sync pauses and resumes by itself when the 24-hour window frees credits; raise "
+        "ZOHO_SYNC_DAILY_CREDIT_BUDGET to let it spend more."
+    )
+
+    def __init__(self, message: str, *, resumes_at: datetime | None = None, **kwargs: Any):
+        super().__init__(message, code="BUDGET_EXHAUSTED", **kwargs)
+        #: When enough credits leave the window for the sync to go on (None: unknown).
+        self.resumes_at = resumes_at
 
 
 # -- the connection is dead -----------------------------------------------------------------
