@@ -82,7 +82,13 @@ def sync_plan() -> ResponseReturnValue:
         plan = state.run_sync(mode=_mode(), dry_run=True, trigger="admin-plan")
     except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
         return render_zoho_error(exc)
-    return _page(mode=_mode(), plan=plan, plan_rows=_rows(plan), problem=_problem(plan))
+    return _page(
+        mode=_mode(),
+        plan=plan,
+        plan_rows=_rows(plan),
+        problem=_problem(plan),
+        budget=state.credit_budget(),
+    )
 
 
 @bp.post("/sync/run")
@@ -133,6 +139,8 @@ def _problem(report: RunReport) -> ZohoProblem | None:
     turns "failed" into a next step, and keeps a failed plan from posing as "nothing to
     change" with a Run button under it.
     """
+    if report.status == "paused":
+        return ZohoProblem("The sync's daily credit budget is spent", report.message or "", 429)
     if report.status != "failed":
         return None
     if isinstance(report.error, ZohoError):

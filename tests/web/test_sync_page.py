@@ -129,3 +129,41 @@ def test_run_now_while_a_worker_runs_says_to_wait_and_sends_nothing(
     assert response.status_code == 409
     assert "Another sync is running" in page
     assert zoho_sandbox.records("Leads") == []
+
+
+def test_the_plan_shows_the_daily_budget_and_warns_when_the_run_would_pause(
+    ready: Admin, zoho_sandbox: Any
+) -> None:
+    import re
+    from datetime import datetime, timezone
+
+    state = ready.state
+    state.config = replace(state.config, daily_credit_budget=1000)
+    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "1000 of 1000 credits left" in page
+    assert "will pause" not in page
+    cost = int(re.search(r"about \d+ calls \((\d+) credits\)", page).group(1))
+    # Earlier runs today spent all but what the plan's own reads need: the plan still
+    # works, and it warns that the run (its reads plus its writes) would not fit.
+    with ready.host.app.app_context():
+        session = ready.host.db.session
+        session.add(
+            Run(
+                kind="sync",
+                mode="all",
+                status="succeeded",
+                credits=1000 - (cost - 1),
+                started_at=datetime.now(timezone.utc),
+            )
+        )
+        session.commit()
+    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert f"{cost - 1} of 1000 credits left" in page
+    assert "the run will pause when they are spent" in page
+    # With nothing left even the plan's reads do not fit: it says so instead of "nothing".
+    state.config = replace(state.config, daily_credit_budget=1000 - (cost - 1))
+    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "daily credit budget is spent" in page
+    assert "resumes" in page
+    state.config = replace(state.config, daily_credit_budget=0)
+    assert "Daily budget" not in ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
