@@ -89,6 +89,13 @@ class Synced:
 @pytest.fixture
 def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) -> Iterator[Synced]:
     """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out."""
+    yield from connected_host(database_url, zoho_sandbox)
+
+
+def connected_host(
+    database_url: str, zoho_sandbox: SandboxHandle, **config: Any
+) -> Iterator[Synced]:
+    """The ``synced`` set-up as a generator, so other suites can add host ``config``."""
     zoho_sandbox.add_custom_field(
         "Leads",
         api_name="Contact_Id",
@@ -105,6 +112,7 @@ def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) ->
         ZOHO_SYNC_CLIENT_SECRET=zoho_sandbox.client_secret,
         ZOHO_SYNC_ACCOUNTS_URL=zoho_sandbox.accounts_server,
         ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=zoho_sandbox.accounts_server,
+        **config,
     )
     with host.app.app_context():
         state = get_state()
