@@ -203,6 +203,9 @@ class SandboxState:
         self.daily_credits = daily_credits
         self.concurrency_limit = concurrency_limit
         self.page_token_limit = page_token_limit
+        #: What ``reset`` restores: limits a test changed through ``/faults`` must not leak
+        #: into the next test on the same sandbox.
+        self._configured_limits = (token_ttl, daily_credits, concurrency_limit)
         self.seed_count = seed
         self.location = location
         self.state_file = Path(state_file) if state_file else None
@@ -265,6 +268,7 @@ class SandboxState:
                 for key in ("refresh_tokens", "access_tokens"):
                     self.data[key] = old[key]
             self.page_tokens.clear()
+            self.token_ttl, self.daily_credits, self.concurrency_limit = self._configured_limits
             fault_seed = self.faults.seed
             self.faults = Faults()
             self.faults.seed = fault_seed

@@ -208,7 +208,8 @@ def test_token_revoked_mid_run(world: World, fault_scenario: ScenarioResult) -> 
 def test_daily_credit_limit_reached_mid_run(world: World, fault_scenario: ScenarioResult) -> None:
     _seeded(world)
     zoho = world.synced.zoho
-    hook = _once(lambda: zoho.faults(consume_credits=10**7))
+    limit = zoho.stats()["credits_limit"]
+    hook = _once(lambda: zoho.faults(consume_credits=limit))
     reports = _under_fault(world, 2, "credit or concurrency limit", on_progress=hook)
     assert [r.status for r in reports] == ["failed", "failed"]
     zoho.faults(daily_credits=10**9)  # the next day, or more credits bought

@@ -179,23 +179,35 @@ class World:
         return {"first_name": first, "last_name": last, "phone": phone, "vip": vip}
 
     def add_host(self, count: int, *, vip_every: int = 3) -> list[str]:
-        emails = []
-        for _ in range(count):
-            self.serial += 1
-            email = f"host{self.serial}@example.org"
-            values = self._values(
-                f"H{self.serial}", "Host", f"+1 555 {self.serial:04d}", self.serial % vip_every == 0
-            )
-            self.host_ids[email] = self.synced.add_contact(
-                email=email,
-                first_name=values["first_name"],
-                last_name=values["last_name"],
-                phone=values["phone"],
-                groups=["VIP"] if values["vip"] else [],
-            )
-            self.expected[email] = values
-            emails.append(email)
-        return emails
+        """``count`` new host contacts, committed together (as an import would)."""
+        host = self.synced.host
+        made = []
+        with host.app.app_context():
+            session = host.db.session
+            vip = session.scalar(host.db.select(host.Group).where(host.Group.name == "VIP"))
+            for _ in range(count):
+                self.serial += 1
+                email = f"host{self.serial}@example.org"
+                values = self._values(
+                    f"H{self.serial}",
+                    "Host",
+                    f"+1 555 {self.serial:04d}",
+                    self.serial % vip_every == 0,
+                )
+                contact = host.Contact(
+                    email=email,
+                    first_name=values["first_name"],
+                    last_name=values["last_name"],
+                    phone=values["phone"],
+                )
+                contact.groups = [vip] if values["vip"] else []
+                session.add(contact)
+                self.expected[email] = values
+                made.append((email, contact))
+            session.commit()
+            for email, contact in made:
+                self.host_ids[email] = contact.id
+        return [email for email, _ in made]
 
     def add_zoho(self, count: int) -> list[str]:
         emails = []

@@ -215,3 +215,12 @@ def test_new_fault_queues_reject_bad_shapes(sandbox: SandboxHandle) -> None:
     shown = sandbox.faults(fail_records=[{"positions": [1]}], page_token_ttl=5)
     assert shown["fail_records"] == [{"positions": [1]}] and shown["page_token_ttl"] == 5
     assert sandbox.faults(clear=True)["fail_records"] == []
+
+
+def test_reset_restores_the_limits_a_test_changed(sandbox: SandboxHandle) -> None:
+    configured = sandbox.faults()
+    sandbox.faults(daily_credits=3, token_ttl=5, concurrency_limit=1)
+    sandbox.reset()
+    after = sandbox.faults()
+    for key in ("daily_credits", "token_ttl", "concurrency_limit"):
+        assert after[key] == configured[key], key
