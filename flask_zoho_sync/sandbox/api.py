@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from .fields import MODULE_IDS, MODULES
-from .guard import crm_call
+from .guard import crm_call, take_record_failures
 from .query import QueryError, list_deleted, list_records, parse_header_instant
 from .records import (
     DuplicateCheckError,
@@ -210,6 +210,7 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
                 g.sandbox_user_id,
                 duplicate_check=duplicate_check,
                 if_unmodified_since=ius,
+                refuse=take_record_failures(state),
             )
             _publish(module, "insert", outcome.inserted)
             _publish(module, "update", outcome.updated, outcome.affected)
@@ -247,7 +248,9 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
                 {"param_name": "wf_trigger", "expected_data_type": "boolean"},
             )
         with state.lock:
-            results, deleted_ids = delete_records(state, module, ids, g.sandbox_user_id)
+            results, deleted_ids = delete_records(
+                state, module, ids, g.sandbox_user_id, refuse=take_record_failures(state)
+            )
             _publish(module, "delete", deleted_ids)
             state.save()
         return json_response({"data": results}, batch_status(results, 200))

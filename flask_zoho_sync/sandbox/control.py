@@ -22,6 +22,14 @@ from .records import apply_batch, convert_lead, delete_records, render_deleted, 
 from .responses import json_response
 from .state import DEFAULT_SCOPES, SALES_REP_ID, Faults, SandboxState
 
+#: The scripted fault queues ``/faults`` accepts, with the shape of one entry.
+_SCRIPTED_QUEUES = {
+    "fail_next": "{status, body?, content_type?, headers?, path_contains?, method?}",
+    "delay_next": "{delay_ms, when?: before|after, path_contains?, method?}",
+    "garble_next": "{keep?, path_contains?, method?}",
+    "fail_records": "{positions: [int] | 'all', code?, message?, path_contains?, method?}",
+}
+
 
 def _bad(message: str, status: int = 400) -> Response:
     return json_response({"error": message}, status)
@@ -131,10 +139,16 @@ def control_blueprint(state: SandboxState) -> Blueprint:
                 if "seed" in body:
                     current.seed = int(body["seed"])
                     current.rng.seed(current.seed)
-                if "fail_next" in body:
-                    if not isinstance(body["fail_next"], list):
-                        return _bad("fail_next must be a list of {status, body?, ...}")
-                    current.fail_next = [dict(item) for item in body["fail_next"]]
+                for key, shape in _SCRIPTED_QUEUES.items():
+                    if key not in body:
+                        continue
+                    items = body[key]
+                    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                        return _bad(f"{key} must be a list of {shape}")
+                    setattr(current, key, [dict(item) for item in items])
+                if "page_token_ttl" in body:
+                    value = body["page_token_ttl"]
+                    current.page_token_ttl = None if value is None else max(0.0, float(value))
                 if "token_ttl" in body:
                     state.token_ttl = int(body["token_ttl"])
                 if "daily_credits" in body:

@@ -65,16 +65,28 @@ def _fault_response(spec: dict[str, Any]) -> Response:
     return response
 
 
-def _take_scripted_fault(state: SandboxState) -> dict[str, Any] | None:
+def take_matching(state: SandboxState, queue: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Pop the first scripted spec of ``queue`` whose ``path_contains`` and ``method`` fit
+    the current request: each spec acts on exactly one request."""
     target = request.full_path
     with state.lock:
-        for index, spec in enumerate(state.faults.fail_next):
+        for index, spec in enumerate(queue):
             if spec.get("path_contains") and spec["path_contains"] not in target:
                 continue
-            if spec.get("method") and spec["method"].upper() != request.method:
+            if spec.get("method") and str(spec["method"]).upper() != request.method:
                 continue
-            return state.faults.fail_next.pop(index)
+            return queue.pop(index)
     return None
+
+
+def take_record_failures(state: SandboxState) -> dict[str, Any] | None:
+    """The ``fail_records`` spec for this write call, if one matches (called by the write
+    views only, so a read never uses one up)."""
+    return take_matching(state, state.faults.fail_records)
+
+
+def _pause(spec: dict[str, Any]) -> None:
+    time.sleep(max(0, float(spec.get("delay_ms", 0))) / 1000)
 
 
 def install_guard(app: Flask, state: SandboxState) -> None:
@@ -94,7 +106,14 @@ def install_guard(app: Flask, state: SandboxState) -> None:
         latency = state.faults.latency_ms
         if latency:
             time.sleep(latency / 1000)
-        scripted = _take_scripted_fault(state)
+        delayed = take_matching(state, state.faults.delay_next)
+        if delayed is not None:
+            if delayed.get("when", "before") == "after":
+                g.sandbox_delay_after = delayed
+            else:
+                _pause(delayed)
+        g.sandbox_garble = take_matching(state, state.faults.garble_next)
+        scripted = take_matching(state, state.faults.fail_next)
         if scripted is not None:
             return _fault_response(scripted)
         if kind != "crm":
@@ -128,6 +147,14 @@ def install_guard(app: Flask, state: SandboxState) -> None:
             used = state.credits_used()
             if used * 2 >= limit:
                 response.headers["X-API-CREDITS-REMAINING"] = str(max(0, limit - used))
+        garble = g.pop("sandbox_garble", None)
+        if garble is not None:
+            data = response.get_data()
+            keep = garble.get("keep")
+            response.set_data(data[: int(keep) if keep is not None else len(data) // 2])
+        delayed = g.pop("sandbox_delay_after", None)
+        if delayed is not None:
+            _pause(delayed)  # the work is done; only the answer is late
         return response
 
     @app.teardown_request

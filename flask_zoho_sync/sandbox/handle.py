@@ -72,9 +72,9 @@ class SandboxHandle:
         self._call("POST", "/reset", options)
 
     def faults(self, **settings: Any) -> dict[str, Any]:
-        """Set faults: latency_ms, rate_429, rate_5xx, seed, fail_next, token_ttl,
-        daily_credits, concurrency_limit, expire_access_tokens, revoke_all_tokens,
-        consume_credits, clear."""
+        """Set faults: latency_ms, rate_429, rate_5xx, seed, fail_next, delay_next,
+        garble_next, fail_records, page_token_ttl, token_ttl, daily_credits,
+        concurrency_limit, expire_access_tokens, revoke_all_tokens, consume_credits, clear."""
         return self._call("POST", "/faults", settings)
 
     # --------------------------------------------------------------------- clock

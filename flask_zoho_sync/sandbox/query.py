@@ -212,7 +212,9 @@ def list_records(
     expiry = None
     if more:
         next_token = secrets.token_hex(16)
-        expires_at = now + PAGE_TOKEN_TTL.total_seconds()
+        ttl = state.faults.page_token_ttl
+        lifetime = PAGE_TOKEN_TTL if ttl is None else timedelta(seconds=ttl)
+        expires_at = now + lifetime.total_seconds()
         last = page_records[-1]
         state.page_tokens[next_token] = {
             "binding": binding,
@@ -221,7 +223,7 @@ def list_records(
             "expires_at": expires_at,
             "user_id": user_id,
         }
-        expiry = state.show(store_instant(state.now() + PAGE_TOKEN_TTL))
+        expiry = state.show(store_instant(state.now() + lifetime))
     only = fields or None
     data = [render_record(state, module, r, only) for r in page_records]
     info = {

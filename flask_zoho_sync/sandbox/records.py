@@ -194,6 +194,28 @@ def _combine(problems: list[dict[str, Any]]) -> dict[str, Any]:
     return error_body("MULTIPLE_OR_MULTI_ERRORS", "multiple errors occurred", {"errors": errors})
 
 
+# ------------------------------------------------------------------ scripted refusals
+def scripted_refusal(spec: dict[str, Any] | None, index: int, count: int) -> dict[str, Any] | None:
+    """The error element a ``fail_records`` fault puts at ``index`` of a ``count``-record
+    batch, or None if that position is left alone.
+
+    Positions may be negative (``-1`` is the last record) so one spec fits any batch size.
+    """
+    if spec is None:
+        return None
+    positions = spec.get("positions", "all")
+    if positions != "all":
+        wanted = {int(p) % count for p in positions if -count <= int(p) < count}
+        if index not in wanted:
+            return None
+    details = spec.get("details")
+    return error_body(
+        str(spec.get("code") or "INVALID_DATA"),
+        str(spec.get("message") or "the record was refused (scripted fault)"),
+        dict(details) if isinstance(details, dict) else {"json_path": f"$.data[{index}]"},
+    )
+
+
 # ------------------------------------------------------------------------- writes
 def _full_name(record: dict[str, Any]) -> str:
     parts = [record.get("First_Name"), record.get("Last_Name")]
@@ -239,15 +261,21 @@ def apply_batch(
     *,
     duplicate_check: list[str] | None = None,
     if_unmodified_since: str | None = None,
+    refuse: dict[str, Any] | None = None,
 ) -> BatchOutcome:
     """Insert, update or upsert ``items`` one by one, in order, reporting each result.
 
     Records are applied sequentially, so a unique value used twice in one batch fails on
-    its second use, as it would in Zoho.
+    its second use, as it would in Zoho. ``refuse`` is a ``fail_records`` fault: the
+    records at its positions are refused and left untouched.
     """
     outcome = BatchOutcome()
     records = state.data["records"][module]
     for index, item in enumerate(items):
+        refusal = scripted_refusal(refuse, index, len(items))
+        if refusal is not None:
+            outcome.results.append(refusal)
+            continue
         if not isinstance(item, dict):
             details = {"json_path": f"$.data[{index}]", "expected_data_type": "jsonobject"}
             outcome.results.append(error_body("INVALID_DATA", "invalid data", details))
@@ -342,13 +370,23 @@ def apply_batch(
 
 
 def delete_records(
-    state: SandboxState, module: str, ids: list[str], user_id: str, *, permanent: bool = False
+    state: SandboxState,
+    module: str,
+    ids: list[str],
+    user_id: str,
+    *,
+    permanent: bool = False,
+    refuse: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Move records to the recycle bin (or purge them), one result per id (§2.7)."""
     results: list[dict[str, Any]] = []
     deleted: list[str] = []
     records = state.data["records"][module]
-    for record_id in ids:
+    for index, record_id in enumerate(ids):
+        refusal = scripted_refusal(refuse, index, len(ids))
+        if refusal is not None:
+            results.append(refusal)
+            continue
         record = records.pop(record_id, None)
         if record is None:
             results.append(error_body("INVALID_DATA", "record not deleted", {"id": record_id}))

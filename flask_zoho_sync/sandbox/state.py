@@ -139,6 +139,20 @@ class Faults:
         self.rate_5xx = 0.0
         self.seed = 0
         self.fail_next: list[dict[str, Any]] = []
+        #: Requests answered late: ``{delay_ms, when: "before"|"after", path_contains?,
+        #: method?}``. "after" does the work first, so a client that times out has lost the
+        #: answer to a request Zoho carried out.
+        self.delay_next: list[dict[str, Any]] = []
+        #: Requests carried out whose answer then arrives cut short (``{path_contains?,
+        #: method?, keep?}``: the first ``keep`` bytes, default half), as when a proxy drops
+        #: the connection mid-reply.
+        self.garble_next: list[dict[str, Any]] = []
+        #: Writes whose records at given positions are refused: ``{positions: [int] | "all",
+        #: code?, message?, details?, path_contains?, method?}``, one spec per matching batch.
+        self.fail_records: list[dict[str, Any]] = []
+        #: Seconds a new page_token stays valid (None: Zoho's 24 hours); 0 expires every
+        #: token before its next page is asked for.
+        self.page_token_ttl: float | None = None
         self.rng = random.Random(0)
 
     def as_json(self) -> dict[str, Any]:
@@ -148,6 +162,10 @@ class Faults:
             "rate_5xx": self.rate_5xx,
             "seed": self.seed,
             "fail_next": copy.deepcopy(self.fail_next),
+            "delay_next": copy.deepcopy(self.delay_next),
+            "garble_next": copy.deepcopy(self.garble_next),
+            "fail_records": copy.deepcopy(self.fail_records),
+            "page_token_ttl": self.page_token_ttl,
         }
 
 
@@ -185,6 +203,9 @@ class SandboxState:
         self.daily_credits = daily_credits
         self.concurrency_limit = concurrency_limit
         self.page_token_limit = page_token_limit
+        #: What ``reset`` restores: limits a test changed through ``/faults`` must not leak
+        #: into the next test on the same sandbox.
+        self._configured_limits = (token_ttl, daily_credits, concurrency_limit)
         self.seed_count = seed
         self.location = location
         self.state_file = Path(state_file) if state_file else None
@@ -247,6 +268,7 @@ class SandboxState:
                 for key in ("refresh_tokens", "access_tokens"):
                     self.data[key] = old[key]
             self.page_tokens.clear()
+            self.token_ttl, self.daily_credits, self.concurrency_limit = self._configured_limits
             fault_seed = self.faults.seed
             self.faults = Faults()
             self.faults.seed = fault_seed

@@ -16,6 +16,7 @@ from flask_zoho_sync.sync.context import (
     RESTORE_KEY,
     PlannedChange,
     RunReport,
+    apply_host_changes,
     host_canonical,
     mapped_values,
     readable,
@@ -122,13 +123,18 @@ class PullPass:
             except CoercionError as exc:
                 self._error(link.contact_id if link else None, zoho_id, str(exc), "BAD_VALUE")
                 continue
-            if link is not None:
-                contact = contacts.get(link.contact_id)
-                if contact is None:
-                    continue  # deleted in the host: the push deletes the Zoho record
-                self._merge_linked(link, contact, zoho_values, modified)
-            else:
-                self._import(record, zoho_id, zoho_values, modified)
+            try:
+                if link is not None:
+                    contact = contacts.get(link.contact_id)
+                    if contact is None:
+                        continue  # deleted in the host: the push deletes the Zoho record
+                    self._merge_linked(link, contact, zoho_values, modified)
+                else:
+                    self._import(record, zoho_id, zoho_values, modified)
+            except CoercionError as exc:
+                # A value the host column cannot hold (a phone longer than the column): this
+                # record fails alone with the reason; nothing of it was written.
+                self._error(link.contact_id if link else None, zoho_id, str(exc), "BAD_VALUE")
         return newest
 
     def _merge_linked(
@@ -185,9 +191,11 @@ class PullPass:
                 )
             )
             return
+        # Converted before the contact exists, so a value the host cannot hold creates nothing.
+        changes = self.mapping.canonical_to_host(result.to_host)
         with self.engine.host_writes():
             contact = self.adapter.create()
-            self._write_host(contact, result.to_host)
+            apply_host_changes(self.adapter, contact, changes)
             self.adapter.flush()
         contact_id = self.adapter.contact_id(contact)
         self._apply(contact_id, zoho_id, contact, None, result, modified, action="create")
@@ -270,8 +278,6 @@ class PullPass:
     def _write_host(self, contact: Any, to_host: dict[str, Any]) -> None:
         changes = self.mapping.canonical_to_host(to_host)
         if changes:
-            from flask_zoho_sync.sync.context import apply_host_changes
-
             apply_host_changes(self.adapter, contact, changes)
 
     def _without_our_fallbacks(

@@ -612,9 +612,23 @@ def _read_reply(
         return error_from_response(status, body, endpoint)
     if parse_failure is not None:
         return parse_failure
-    if status < 300 or (per_record_errors and _has_element_array(body)):
+    if per_record_errors and _has_element_array(body):
+        return _Reply(status, body, response.headers)
+    if status < 300 and not _is_error_body(body):
         return _Reply(status, body, response.headers)
     return error_from_response(status, body, endpoint)
+
+
+def _is_error_body(body: Any) -> bool:
+    """Zoho's request-level error shape, whatever the HTTP status: a 200 carrying
+    ``{"status": "error", "code": ...}`` (seen from Zoho and from proxies during incidents) is
+    an error to retry or report, not an empty answer."""
+    return (
+        isinstance(body, dict)
+        and body.get("status") == "error"
+        and isinstance(body.get("code"), str)
+        and not _has_element_array(body)
+    )
 
 
 def _maybe_applied(failure: ZohoError) -> ZohoUnavailable:

@@ -221,6 +221,10 @@ _SETTING_CODES = frozenset(
     }
 )
 _RATE_LIMIT_CODES = frozenset({"TOO_MANY_REQUESTS"})
+_EXPIRED_PAGE_TOKEN_ADVICE = (
+    "The listing took longer than its page_token lives (Zoho keeps them 24 hours); nothing "
+    "is lost: the next sync starts the listing again from the last completed pull."
+)
 _UNAVAILABLE_CODES = frozenset({"INTERNAL_ERROR", "INTERNAL_SERVER_ERROR"})
 
 #: OAuth ``error`` values from the token endpoint (reference §1.6). All mean the grant or the
@@ -268,6 +272,8 @@ def error_from_response(status: int | None, body: Any, endpoint: str | None) -> 
 
     if status == 429 or code in _RATE_LIMIT_CODES:
         return ZohoRateLimited(text, **kwargs)
+    if code == "EXPIRED_VALUE" and details.get("param_name") == "page_token":
+        return ZohoRetryLater(text, advice=_EXPIRED_PAGE_TOKEN_ADVICE, **kwargs)
     if (status is not None and status >= 500) or code in _UNAVAILABLE_CODES:
         return ZohoUnavailable(text, **kwargs)
     if code in _RECONNECT_CODES:

@@ -86,11 +86,11 @@ class Synced:
         return group
 
 
-def connect_synced(database_url: str, zoho_sandbox: SandboxHandle) -> Synced:
+def connect_synced(database_url: str, zoho_sandbox: SandboxHandle, **config: Any) -> Synced:
     """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out.
 
     A function as well as the ``synced`` fixture: fault tests build a fresh pair many times
-    in one test (one per kill point).
+    in one test (one per kill point), some with host ``config`` of their own.
     """
     zoho_sandbox.add_custom_field(
         "Leads",
@@ -108,6 +108,7 @@ def connect_synced(database_url: str, zoho_sandbox: SandboxHandle) -> Synced:
         ZOHO_SYNC_CLIENT_SECRET=zoho_sandbox.client_secret,
         ZOHO_SYNC_ACCOUNTS_URL=zoho_sandbox.accounts_server,
         ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=zoho_sandbox.accounts_server,
+        **config,
     )
     with host.app.app_context():
         state = get_state()
@@ -144,5 +145,14 @@ def dispose_synced(synced: Synced) -> None:
 def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) -> Iterator[Synced]:
     """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out."""
     built = connect_synced(database_url, zoho_sandbox)
+    yield built
+    dispose_synced(built)
+
+
+def connected_host(
+    database_url: str, zoho_sandbox: SandboxHandle, **config: Any
+) -> Iterator[Synced]:
+    """The ``synced`` set-up as a generator, so other suites can add host ``config``."""
+    built = connect_synced(database_url, zoho_sandbox, **config)
     yield built
     dispose_synced(built)

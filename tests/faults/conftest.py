@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.engine.conftest import synced  # noqa: F401 - the engine tests' host+Zoho pair
+from flask_zoho_sync.sandbox.handle import SandboxHandle
+from flask_zoho_sync.zoho.client import ZohoClient
+from tests.engine.conftest import (
+    connected_host,
+    synced,  # noqa: F401 - the engine tests' host+Zoho pair
+)
 from tests.faults.report import REPORT, ScenarioResult
+from tests.faults.world import World
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "fault-report.json"
 
@@ -49,3 +56,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
     REPORT.write_json(ARTIFACT)
     terminalreporter.write_line(f"(written to {ARTIFACT.relative_to(ARTIFACT.parents[1])})")
+
+
+# -- a host connected to the sandbox, for the Zoho-side fault scenarios ----------------------
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the client's retry policy (how many, what) but not its waits: a 429 storm
+    would otherwise spend most of the suite's time asleep."""
+    monkeypatch.setattr(ZohoClient, "_backoff", lambda self, attempt: 0.002 * (attempt + 1))
+
+
+@pytest.fixture
+def world(
+    database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle, quick_retries: None
+) -> Iterator[World]:
+    """The engine tests' ``synced`` host, with a 1-second read timeout so a late answer is a
+    timeout here, wrapped in a :class:`World` that knows what both sides should hold."""
+    for synced in connected_host(database_url, zoho_sandbox, ZOHO_SYNC_HTTP_TIMEOUT=1.0):
+        yield World(synced)

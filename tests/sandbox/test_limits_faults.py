@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+import requests
+
 from flask_zoho_sync.sandbox import SandboxHandle
+from flask_zoho_sync.sandbox.handle import SandboxControlError
 from flask_zoho_sync.zoho.credits import estimate_credits
 
 from .conftest import Api
@@ -124,3 +129,98 @@ def test_clock_advance_and_set(sandbox: SandboxHandle) -> None:
     fixed = sandbox.set_clock("2026-07-01T12:00:00+00:00")
     assert fixed.isoformat().startswith("2026-07-01T05:00:")  # shown in the org zone (PDT)
     assert fixed.utcoffset().total_seconds() == -7 * 3600
+
+
+def test_fail_records_refuses_the_given_positions_and_applies_the_rest(
+    sandbox: SandboxHandle, api: Api
+) -> None:
+    sandbox.faults(fail_records=[{"positions": [0, 2, -1], "code": "RECORD_LOCKED"}])
+    response = api.post("/Leads", json={"data": [{"Last_Name": f"N{n}"} for n in range(5)]})
+    assert response.status_code == 207
+    verdicts = [element["status"] for element in response.json()["data"]]
+    assert verdicts == ["error", "success", "error", "success", "error"]
+    assert response.json()["data"][0]["code"] == "RECORD_LOCKED"
+    assert sorted(r["Last_Name"] for r in sandbox.records("Leads")) == ["N1", "N3"]
+    # The spec was used up by that one batch.
+    assert api.post("/Leads", json={"data": [{"Last_Name": "N9"}]}).status_code == 201
+
+
+def test_fail_records_all_and_on_deletes(sandbox: SandboxHandle, api: Api) -> None:
+    ids = [
+        element["details"]["id"]
+        for element in api.insert("Leads", *({"Last_Name": f"N{n}"} for n in range(3)))
+    ]
+    sandbox.faults(fail_records=[{"positions": "all", "method": "DELETE"}])
+    assert api.get("/Leads", params={"fields": "Last_Name"}).status_code == 200  # a read
+    refused = api.delete("/Leads", params={"ids": ",".join(ids)})
+    assert refused.status_code == 400
+    assert {e["code"] for e in refused.json()["data"]} == {"INVALID_DATA"}
+    assert len(sandbox.records("Leads")) == 3
+    assert api.delete("/Leads", params={"ids": ",".join(ids)}).status_code == 200
+    assert sandbox.records("Leads") == []
+
+
+def test_delay_after_does_the_work_then_answers_late(sandbox: SandboxHandle, api: Api) -> None:
+    sandbox.faults(delay_next=[{"delay_ms": 1500, "when": "after", "method": "POST"}])
+    with pytest.raises(requests.ReadTimeout):
+        api.session.post(
+            f"{api.base}/crm/v8/Leads",
+            json={"data": [{"Last_Name": "Late"}]},
+            headers={"Authorization": f"Zoho-oauthtoken {api.token}"},
+            timeout=0.5,
+        )
+    # The answer was lost, but the create happened.
+    assert [r["Last_Name"] for r in sandbox.records("Leads")] == ["Late"]
+
+
+def test_delay_before_holds_the_request(sandbox: SandboxHandle, api: Api) -> None:
+    sandbox.faults(delay_next=[{"delay_ms": 300, "path_contains": "/org"}])
+    started = time.monotonic()
+    assert api.get("/org").status_code == 200
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert api.get("/org").status_code == 200
+    assert time.monotonic() - started < 0.3
+
+
+def test_garble_next_cuts_a_successful_answer_short(sandbox: SandboxHandle, api: Api) -> None:
+    sandbox.faults(garble_next=[{"method": "POST", "keep": 10}])
+    response = api.post("/Leads", json={"data": [{"Last_Name": "Cut"}]})
+    assert response.status_code == 201
+    assert len(response.content) == 10
+    with pytest.raises(ValueError):
+        response.json()
+    assert [r["Last_Name"] for r in sandbox.records("Leads")] == ["Cut"]
+
+
+def test_page_token_ttl_expires_tokens_mid_walk(sandbox: SandboxHandle, api: Api) -> None:
+    sandbox.generate_records("Leads", 5)
+    sandbox.faults(page_token_ttl=0)
+    params = {"fields": "Last_Name", "per_page": "2", "sort_by": "id", "sort_order": "asc"}
+    first = api.get("/Leads", params=params).json()
+    token = first["info"]["next_page_token"]
+    assert token
+    expired = api.get("/Leads", params={**params, "page_token": token})
+    assert expired.status_code == 400
+    assert expired.json()["code"] == "EXPIRED_VALUE"
+    sandbox.faults(clear=True)
+    fresh = api.get("/Leads", params=params).json()["info"]["next_page_token"]
+    assert api.get("/Leads", params={**params, "page_token": fresh}).status_code == 200
+
+
+def test_new_fault_queues_reject_bad_shapes(sandbox: SandboxHandle) -> None:
+    for key in ("delay_next", "garble_next", "fail_records"):
+        with pytest.raises(SandboxControlError, match=key):
+            sandbox.faults(**{key: {"positions": [1]}})
+    shown = sandbox.faults(fail_records=[{"positions": [1]}], page_token_ttl=5)
+    assert shown["fail_records"] == [{"positions": [1]}] and shown["page_token_ttl"] == 5
+    assert sandbox.faults(clear=True)["fail_records"] == []
+
+
+def test_reset_restores_the_limits_a_test_changed(sandbox: SandboxHandle) -> None:
+    configured = sandbox.faults()
+    sandbox.faults(daily_credits=3, token_ttl=5, concurrency_limit=1)
+    sandbox.reset()
+    after = sandbox.faults()
+    for key in ("daily_credits", "token_ttl", "concurrency_limit"):
+        assert after[key] == configured[key], key

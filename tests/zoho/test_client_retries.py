@@ -12,6 +12,7 @@ from flask_zoho_sync.zoho.errors import (
     ZohoMalformedResponse,
     ZohoRateLimited,
     ZohoReconnectRequired,
+    ZohoRetryLater,
     ZohoUnavailable,
 )
 
@@ -219,3 +220,50 @@ def test_json_of_an_unexpected_shape_is_malformed(
 
     with pytest.raises(ZohoMalformedResponse):
         client.org()
+
+
+def test_a_200_carrying_an_error_body_is_retried_like_the_error_it_is(
+    client: ZohoClient, rsps: responses.RequestsMock, sleeps: RecordedSleeps
+) -> None:
+    rsps.get(f"{CRM}/org", status=200, json=INTERNAL)
+    rsps.get(f"{CRM}/org", json=ORG)
+
+    assert client.org()["id"] == "1"
+    assert len(sleeps) == 1
+
+
+def test_a_200_error_body_to_a_create_is_not_repeated(
+    client: ZohoClient, rsps: responses.RequestsMock
+) -> None:
+    rsps.post(f"{CRM}/Leads", status=200, json=INTERNAL)
+
+    with pytest.raises(ZohoUnavailable) as caught:
+        client.insert("Leads", [{"Last_Name": "Once"}])
+
+    assert caught.value.maybe_applied
+    assert len(rsps.calls) == 1
+
+
+def test_an_expired_page_token_stops_the_listing_as_retry_later(
+    client: ZohoClient, rsps: responses.RequestsMock
+) -> None:
+    page = {"id": "1", "Modified_Time": "2026-01-01T00:00:00+00:00"}
+    rsps.get(
+        f"{CRM}/Leads",
+        json={"data": [page], "info": {"more_records": True, "next_page_token": "t1"}},
+    )
+    rsps.get(
+        f"{CRM}/Leads",
+        status=400,
+        json={
+            "code": "EXPIRED_VALUE",
+            "details": {"param_name": "page_token"},
+            "message": "the given page_token has expired",
+            "status": "error",
+        },
+    )
+
+    with pytest.raises(ZohoRetryLater) as caught:
+        list(client.iter_records("Leads", ["Email"]))
+
+    assert "page_token" in str(caught.value) and "next sync" in str(caught.value)

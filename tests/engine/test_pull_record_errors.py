@@ -1,0 +1,38 @@
+"""A Zoho value the host column cannot hold fails that record alone, never the run."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from flask_zoho_sync.models import RecordHistory
+from tests.engine.conftest import Synced
+
+
+def test_a_phone_too_long_for_the_host_fails_its_record_not_the_run(synced: Synced) -> None:
+    good = synced.zoho.create_record("Leads", {"Last_Name": "Good", "Email": "good@example.org"})
+    odd = synced.zoho.create_record("Leads", {"Last_Name": "Long", "Email": "long@example.org"})
+    listed = [
+        synced.zoho.record("Leads", good["id"]),
+        {**synced.zoho.record("Leads", odd["id"]), "Phone": "+1 555 0100 extension 1234567890"},
+    ]
+    synced.zoho.faults(
+        fail_next=[
+            {
+                "status": 200,
+                "body": {"data": listed, "info": {"more_records": False}},
+                "method": "GET",
+                "path_contains": "/Leads?",
+            }
+        ]
+    )
+
+    report = synced.sync()
+
+    assert report.status == "partial", report.message
+    assert set(synced.contacts()) == {"good@example.org"}  # nothing half-created
+    with synced.host.app.app_context():
+        errors = synced.host.db.session.scalars(
+            sa.select(RecordHistory).where(RecordHistory.action == "error")
+        ).all()
+        assert [(e.zoho_id, e.error_code) for e in errors] == [(odd["id"], "BAD_VALUE")]
+        assert "longer than the 30 characters phone holds" in (errors[0].reason or "")
