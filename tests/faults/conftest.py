@@ -74,5 +74,5 @@ def world(
 ) -> Iterator[World]:
     """The engine tests' ``synced`` host, with a 1-second read timeout so a late answer is a
     timeout here, wrapped in a :class:`World` that knows what both sides should hold."""
-    for synced in connected_host(database_url, zoho_sandbox, ZOHO_SYNC_HTTP_TIMEOUT=1.0):
-        yield World(synced)
+    for host in connected_host(database_url, zoho_sandbox, ZOHO_SYNC_HTTP_TIMEOUT=1.0):
+        yield World(host)
