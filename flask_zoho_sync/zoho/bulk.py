@@ -221,8 +221,9 @@ class BulkClient:
         if isinstance(fields, str):
             raise ValueError("fields must be a list of field API names, not one string")
         query: dict[str, Any] = {"module": {"api_name": module}}
-        if fields:
-            query["fields"] = list(dict.fromkeys(fields))
+        wanted = [name for name in dict.fromkeys(fields) if name != "id"]  # always exported
+        if wanted:
+            query["fields"] = wanted
         if criteria is not None:
             query["criteria"] = dict(criteria)
         if page_token is not None:

@@ -87,7 +87,18 @@ class Synced:
 
 
 @pytest.fixture
-def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) -> Iterator[Synced]:
+def synced_config() -> dict[str, Any]:
+    """Extra host-app config for ``synced``; a test module overrides it to change settings."""
+    return {}
+
+
+@pytest.fixture
+def synced(
+    database_url: str,
+    redis_client: Any,
+    zoho_sandbox: SandboxHandle,
+    synced_config: dict[str, Any],
+) -> Iterator[Synced]:
     """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out."""
     zoho_sandbox.add_custom_field(
         "Leads",
@@ -105,6 +116,7 @@ def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) ->
         ZOHO_SYNC_CLIENT_SECRET=zoho_sandbox.client_secret,
         ZOHO_SYNC_ACCOUNTS_URL=zoho_sandbox.accounts_server,
         ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=zoho_sandbox.accounts_server,
+        **synced_config,
     )
     with host.app.app_context():
         state = get_state()
