@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import tempfile
 import time
@@ -318,7 +319,8 @@ class BulkClient:
         ``fields`` are the CSV columns (API names, ``id`` allowed); ``find_by`` is mandatory
         for update and upsert and must be ``id`` or a unique field. Results come in input
         order, job by job; ``on_job_created(job_id, rows)`` lets a caller note a job as soon
-        as it exists, since a job is never created twice.
+        as it exists, since a job is never created twice. Arguments are checked here; the
+        uploads and jobs happen as the results are iterated.
         """
         if operation not in ("insert", "update", "upsert"):
             raise ValueError("operation must be insert, update or upsert")
@@ -331,22 +333,10 @@ class BulkClient:
             raise ValueError("find_by is required for update and upsert (id or a unique field)")
         if find_by is not None and find_by not in columns:
             raise ValueError(f"find_by {find_by!r} must be one of the fields written")
-        batch: list[Mapping[str, Any]] = []
-        offset = 0
-        for record in records:
-            batch.append(record)
-            if len(batch) == WRITE_MAX_RECORDS:
-                yield from self._write_job(
-                    module, operation, batch, columns, find_by, field_formats,
-                    ignore_empty, offset, on_job_created,
-                )  # fmt: skip
-                offset += len(batch)
-                batch = []
-        if batch:
-            yield from self._write_job(
-                module, operation, batch, columns, find_by, field_formats,
-                ignore_empty, offset, on_job_created,
-            )  # fmt: skip
+        return self._write_jobs(
+            module, operation, iter(records), columns, find_by, field_formats,
+            ignore_empty, on_job_created,
+        )  # fmt: skip
 
     def upload(self, zip_path: str | Path, org_id: str) -> str:
         """Upload a zipped CSV for a write job; returns Zoho's ``file_id``."""
@@ -452,36 +442,44 @@ class BulkClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _write_job(
+    def _write_jobs(
         self,
         module: str,
         operation: str,
-        batch: list[Mapping[str, Any]],
+        records: Iterator[Mapping[str, Any]],
         columns: list[str],
         find_by: str | None,
         field_formats: Mapping[str, str] | None,
         ignore_empty: bool,
-        offset: int,
         on_job_created: Callable[[str, int], None] | None,
     ) -> Iterator[BulkRowResult]:
-        org_id = self._org_id()
-        with tempfile.TemporaryDirectory(dir=self.work_dir, prefix="zoho-bulk-") as folder:
-            zip_path = Path(folder) / f"{module}.zip"
-            write_zipped_csv(zip_path, f"{module}.csv", columns, batch)
-            file_id = self.upload(zip_path, org_id)
-        job_id = self.create_write_job(
-            module,
-            operation,
-            file_id,
-            columns,
-            find_by=find_by,
-            field_formats=field_formats,
-            ignore_empty=ignore_empty,
-        )
-        if on_job_created is not None:
-            on_job_created(job_id, len(batch))
-        job = self.wait_for_write(job_id)
-        yield from self.iter_write_results(job, offset, len(batch))
+        """One job per 25,000 records; each job's CSV is written straight from the
+        caller's records into a zip on disk, so no job's rows are held in memory."""
+        offset = 0
+        while True:
+            with tempfile.TemporaryDirectory(dir=self.work_dir, prefix="zoho-bulk-") as folder:
+                zip_path = Path(folder) / f"{module}.zip"
+                rows = itertools.islice(records, WRITE_MAX_RECORDS)
+                count = write_zipped_csv(zip_path, f"{module}.csv", columns, rows)
+                if count == 0:
+                    return
+                file_id = self.upload(zip_path, self._org_id())
+            job_id = self.create_write_job(
+                module,
+                operation,
+                file_id,
+                columns,
+                find_by=find_by,
+                field_formats=field_formats,
+                ignore_empty=ignore_empty,
+            )
+            if on_job_created is not None:
+                on_job_created(job_id, count)
+            job = self.wait_for_write(job_id)
+            yield from self.iter_write_results(job, offset, count)
+            offset += count
+            if count < WRITE_MAX_RECORDS:
+                return
 
     def _org_id(self) -> str:
         """The org's ``zgid``, which the upload needs in ``X-CRM-ORG`` (reference §6.2)."""

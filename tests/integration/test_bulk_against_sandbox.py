@@ -94,3 +94,16 @@ def test_a_job_that_does_not_finish_in_time_raises_a_clear_timeout(
     job_id = impatient.start_read("Leads")
     with pytest.raises(ZohoBulkTimeout, match="still"):
         impatient.wait_for_read(job_id)
+
+
+def test_records_beyond_one_job_go_in_several_jobs_and_keep_their_order(
+    zoho_sandbox: SandboxHandle, bulk: BulkClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flask_zoho_sync.zoho.bulk.WRITE_MAX_RECORDS", 2)
+    records = ({"Last_Name": f"N{n}"} for n in range(5))
+    results = list(bulk.write("Leads", "insert", records, fields=["Last_Name"]))
+    assert [r.index for r in results] == [0, 1, 2, 3, 4]
+    assert len({r.job_id for r in results}) == 3
+    names = {r.record_id: zoho_sandbox.record("Leads", r.record_id)["Last_Name"] for r in results}
+    assert [names[r.record_id] for r in results] == ["N0", "N1", "N2", "N3", "N4"]
+    assert zoho_sandbox.stats()["calls"]["POST /bulk/write"] == 3
