@@ -31,6 +31,7 @@ from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, ref
 from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
 from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
+from .zoho.bulk import BulkClient
 from .zoho.client import ZohoClient
 from .zoho.credits import CreditBudget
 from .zoho.datacentres import data_centre_for
@@ -234,8 +235,17 @@ class ZohoSyncState:
             refresh_zoho_fields(session, client, settings)
             session.commit()
         mapping = build_mapping(session, self.adapter)
+        bulk = None
+        if self.config.bulk_threshold and not dry_run:
+            bulk = BulkClient(
+                client,
+                poll_interval=self.config.bulk_poll_interval,
+                max_poll_interval=max(60.0, self.config.bulk_poll_interval),
+                timeout=self.config.bulk_timeout,
+            )
         return SyncEngine(
             client=client,
+            bulk=bulk,
             adapter=self.adapter,
             ledger=Ledger(session, settings),
             mapping=mapping,
@@ -243,6 +253,7 @@ class ZohoSyncState:
                 dry_run=dry_run,
                 confirm_deletes=confirm_deletes,
                 mass_delete_share=self.config.mass_delete_share,
+                bulk_threshold=self.config.bulk_threshold,
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

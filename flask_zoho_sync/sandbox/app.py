@@ -13,6 +13,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .api import crm_blueprint
+from .bulk import bulk_blueprint
 from .control import control_blueprint
 from .guard import install_guard, method_not_allowed, not_found
 from .notifications import attach
@@ -37,6 +38,7 @@ def create_sandbox_app(state: SandboxState | None = None, **options: Any) -> Fla
     app.register_blueprint(oauth_blueprint(state))
     app.register_blueprint(watch_blueprint(state))
     app.register_blueprint(crm_blueprint(state))
+    app.register_blueprint(bulk_blueprint(state))
     app.register_blueprint(control_blueprint(state))
     app.register_blueprint(ui_blueprint(state))
 

@@ -164,7 +164,10 @@ def install_guard(app: Flask, state: SandboxState) -> None:
 
 
 def crm_call(
-    state: SandboxState, resource: tuple[str, ...] | None, operation: str
+    state: SandboxState,
+    resource: tuple[str, ...] | None,
+    operation: str,
+    service: str = "ZohoCRM",
 ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Authenticate a CRM view and check its scope (``resource=None``: the URL's module).
 
@@ -187,6 +190,7 @@ def crm_call(
                 return invalid_token()
             g.sandbox_authenticated = True
             g.sandbox_user_id = access["user_id"]
+            g.sandbox_scopes = access["scopes"]
             needed = resource
             if needed is None:
                 module = kwargs.get("module") or request.args.get("module")
@@ -197,7 +201,7 @@ def crm_call(
                         {"resource_path_index": 0},
                     )
                 needed = ("modules", module.lower())
-            if not tokens.scope_allows(access["scopes"], needed, operation):
+            if not tokens.scope_allows(access["scopes"], needed, operation, service):
                 return zoho_error("OAUTH_SCOPE_MISMATCH", "Unauthorized", status=401)
             return view(*args, **kwargs)
 

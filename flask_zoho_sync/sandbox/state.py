@@ -37,6 +37,8 @@ DEFAULT_SCOPES = (
     "ZohoCRM.org.READ",
     "ZohoCRM.users.READ",
     "ZohoCRM.notifications.ALL",
+    "ZohoCRM.bulk.ALL",
+    "ZohoFiles.files.ALL",
 )
 
 #: Org ids share a prefix with record ids, as they do in a real Zoho org.
@@ -213,6 +215,8 @@ class SandboxState:
         self.faults.seed = fault_seed
         self.faults.rng = random.Random(fault_seed)
         self.page_tokens: dict[str, dict[str, Any]] = {}
+        #: Bulk files and jobs (sandbox/bulk.py): in memory only, result files are large.
+        self.bulk_jobs: dict[str, Any] = {}
         self._id_counter = 100_000
         self._reset_meters()
         self.data: dict[str, Any] = self._fresh_data(org_timezone)
@@ -269,6 +273,7 @@ class SandboxState:
                     self.data[key] = old[key]
             self.page_tokens.clear()
             self.token_ttl, self.daily_credits, self.concurrency_limit = self._configured_limits
+            self.bulk_jobs.clear()
             fault_seed = self.faults.seed
             self.faults = Faults()
             self.faults.seed = fault_seed

@@ -36,16 +36,19 @@ def parse_scopes(raw: str | list[str] | None) -> list[str]:
     return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
-def scope_allows(scopes: list[str], resource: tuple[str, ...], operation: str) -> bool:
-    """Does any granted ``ZohoCRM.{resource}.{op}`` cover the needed resource and op?
+def scope_allows(
+    scopes: list[str], resource: tuple[str, ...], operation: str, service: str = "ZohoCRM"
+) -> bool:
+    """Does any granted ``{service}.{resource}.{op}`` cover the needed resource and op?
 
     A broader resource covers a narrower one (``modules`` covers ``modules.leads``) and
-    ``ALL`` covers every operation, as Zoho's scope grammar does (reference §1.8).
+    ``ALL`` covers every operation, as Zoho's scope grammar does (reference §1.8). The
+    service is ``ZohoCRM`` except for the bulk-write upload, which is ``ZohoFiles``.
     """
     need = [r.lower() for r in resource]
     for scope in scopes:
         parts = scope.split(".")
-        if len(parts) < 3 or parts[0].lower() != "zohocrm":
+        if len(parts) < 3 or parts[0].lower() != service.lower():
             continue
         granted, op = [p.lower() for p in parts[1:-1]], parts[-1].upper()
         if need[: len(granted)] != granted:

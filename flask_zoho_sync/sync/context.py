@@ -72,6 +72,9 @@ class EngineOptions:
     create_in_host: bool = True
     #: How many host contacts are read at a time.
     batch_size: int = 500
+    #: A first sync moving at least this many records uses Zoho's bulk APIs (needs the
+    #: engine's ``bulk`` transport; 0 never does). See ``sync.bulk``.
+    bulk_threshold: int = 0
 
 
 @dataclass

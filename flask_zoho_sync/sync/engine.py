@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
+from flask_zoho_sync.sync.bulk import BulkPullPass, BulkPushPass, first_sync
 from flask_zoho_sync.sync.context import (
     ContactSource,
     EngineOptions,
@@ -76,6 +77,8 @@ class SyncEngine:
     :param mapping: the validated mapping for the chosen module.
     :param host_writes: a context manager factory under which the engine writes Zoho's
         changes into the host, so that change capture does not echo them back.
+    :param bulk: Zoho's bulk APIs (a ``zoho.bulk.BulkClient``), for first syncs above
+        ``options.bulk_threshold``; without it every sync uses REST.
     """
 
     def __init__(
@@ -89,8 +92,10 @@ class SyncEngine:
         host_writes: Callable[[], AbstractContextManager[Any]] | None = None,
         on_progress: ProgressCallback | None = None,
         clock: Callable[[], datetime] = utc_now,
+        bulk: Any = None,
     ) -> None:
         self.client = client
+        self.bulk = bulk
         self.adapter = adapter
         self.ledger = ledger
         self.mapping = mapping
@@ -159,12 +164,17 @@ class SyncEngine:
                 self.ledger.commit()
             if direction in ("both", "push"):
                 PushPass(self, report).run_deletions(outbox)
+            # A large first sync goes through the bulk APIs (sync.bulk); decided before the
+            # pull, because the pull creates the links that make a sync no longer "first".
+            bulk = first_sync(self, mode)
             if direction in ("both", "pull") and report.status != "needs_confirmation":
-                PullPass(self, report).run(full=mode == "all")
+                pull_pass = BulkPullPass if bulk else PullPass
+                pull_pass(self, report).run(full=mode == "all")
                 self._phase_base = self.run.progress_done if self.run is not None else 0
             if direction in ("both", "push") and report.status != "needs_confirmation":
                 outbox = {cid: entries for cid, entries in outbox.items() if entries}
-                PushPass(self, report).run(self._push_candidates(mode, outbox), outbox)
+                push_pass = BulkPushPass if bulk else PushPass
+                push_pass(self, report).run(self._push_candidates(mode, outbox), outbox)
         except ZohoBudgetExhausted as exc:
             # What was sent is committed batch by batch; the rest stays queued for the
             # resumed run, which picks up where this one stopped.

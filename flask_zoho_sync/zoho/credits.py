@@ -17,7 +17,7 @@ from .errors import ZohoBudgetExhausted
 
 #: Paths are normalised to a template so per-module and per-id calls aggregate sensibly.
 _ID_SEGMENT = re.compile(r"/\d{6,}(?=/|$)")
-_VERSION_PREFIX = re.compile(r"^/crm/(?:bulk/)?v\d+")
+_VERSION_PREFIX = re.compile(r"^/crm/(bulk/)?v\d+")
 
 #: Calls whose price depends on how many records they carry (3rd-party summary of the
 #: v8 limits page: one credit per ten records, at least one).
@@ -40,9 +40,9 @@ def endpoint_key(method: str, path: str) -> str:
     ``("POST", "/oauth/v2/token")`` stays as it is.
     """
     path = path.split("?", 1)[0].rstrip("/") or "/"
-    path = _VERSION_PREFIX.sub("", path)
-    if path.startswith("/crm/bulk/"):
-        path = path[len("/crm") :]
+    # Bulk calls keep their ``/bulk`` so that a 500-credit write job is told apart from a
+    # one-credit call: ``/crm/bulk/v8/write`` -> ``/bulk/write``.
+    path = _VERSION_PREFIX.sub(lambda match: "/bulk" if match.group(1) else "", path)
     path = _ID_SEGMENT.sub("/{id}", path)
     return f"{method.upper()} {path}"
 

@@ -142,9 +142,20 @@ def dispose_synced(synced: Synced) -> None:
 
 
 @pytest.fixture
-def synced(database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle) -> Iterator[Synced]:
+def synced_config() -> dict[str, Any]:
+    """Extra host-app config for ``synced``; a test module overrides it to change settings."""
+    return {}
+
+
+@pytest.fixture
+def synced(
+    database_url: str,
+    redis_client: Any,
+    zoho_sandbox: SandboxHandle,
+    synced_config: dict[str, Any],
+) -> Iterator[Synced]:
     """Host connected to the sandbox; Leads; standard fields, VIP group, Contact Id, opt-out."""
-    built = connect_synced(database_url, zoho_sandbox)
+    built = connect_synced(database_url, zoho_sandbox, **synced_config)
     yield built
     dispose_synced(built)
 

@@ -57,14 +57,15 @@ class FaultReport:
         }
 
     def lines(self) -> list[str]:
+        width = max([len("category"), *(len(r.category) for r in self.results)])
         header = (
-            f"{'category':<34} {'run':>5} {'survived':>8} {'records':>8} {'inputs':>7} "
+            f"{'category':<{width}} {'run':>5} {'survived':>8} {'records':>8} {'inputs':>7} "
             f"{'lost':>5} {'dup':>4} {'back':>5}"
         )
         rows = [header, "-" * len(header)]
         for category, results in sorted(self.by_category().items()):
             rows.append(
-                f"{category:<34} {len(results):>5} {sum(r.survived for r in results):>8} "
+                f"{category:<{width}} {len(results):>5} {sum(r.survived for r in results):>8} "
                 f"{sum(r.records_checked for r in results):>8} "
                 f"{sum(r.inputs for r in results):>7} {sum(r.lost for r in results):>5} "
                 f"{sum(r.duplicated for r in results):>4} "
@@ -73,7 +74,7 @@ class FaultReport:
         totals = self.totals()
         rows.append("-" * len(header))
         rows.append(
-            f"{'total':<34} {totals['scenarios']:>5} {totals['survived']:>8} "
+            f"{'total':<{width}} {totals['scenarios']:>5} {totals['survived']:>8} "
             f"{totals['records_checked']:>8} {totals['inputs']:>7} {totals['lost']:>5} "
             f"{totals['duplicated']:>4} {totals['resurrected']:>5}"
         )

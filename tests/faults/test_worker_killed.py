@@ -9,7 +9,9 @@ brought back; no run left "running" (the killed one reads "interrupted"); nothin
 queued.
 
 N counts up from 1 until a worker runs to the end without reaching its kill point, so every
-step of the run is covered however the run's steps change.
+step of the run is covered however the run's steps change. PostgreSQL, the database that
+matters in production, gets every step; SQLite every third (each kill point costs a worker
+process and a fresh pair of databases, and the suite must stay well inside CI's time).
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ def kill_every_step(
     **worker_settings: Any,
 ) -> list[ScenarioResult]:
     database = "postgresql" if database_url.startswith("postgresql") else "sqlite"
+    stride = 1 if database == "postgresql" else 3
     results: list[ScenarioResult] = []
     for kind in ("commit", "answer"):
         step = 1
@@ -226,7 +229,7 @@ def kill_every_step(
                 dispose_synced(synced)
             if not killed:
                 break
-            step += 1
+            step += stride
     REPORT.results.extend(results)
     return results
 
@@ -235,7 +238,7 @@ def _assert_all_survived(results: list[ScenarioResult]) -> None:
     failed = [f"{r.name}: {r.note}" for r in results if not r.survived]
     assert not failed, "\n".join(failed)
     kills = [r for r in results if not r.name.endswith("none")]
-    assert len(kills) >= 6, f"only {len(kills)} kill points were reached: the switch is broken"
+    assert len(kills) >= 4, f"only {len(kills)} kill points were reached: the switch is broken"
 
 
 def test_a_worker_killed_at_any_step_of_a_push_loses_and_duplicates_nothing(

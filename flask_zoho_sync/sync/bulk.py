@@ -1,0 +1,292 @@
+"""A large first sync through Zoho's bulk APIs instead of REST pages and batches.
+
+A first sync of 100,000 contacts costs 500 REST calls to read and 1,000 calls (10,000
+credits) to write; Bulk Read moves 200,000 records per job and Bulk Write 25,000 per job
+for 500 credits (reference §4.1, §6). Above ``EngineOptions.bulk_threshold`` the engine
+swaps in the two passes below. They are the REST passes with a different transport, so
+merging, linking, history and error recording stay exactly what they are for REST:
+
+* :class:`BulkPullPass` reads the export's CSV rows, turns them back into the JSON values
+  the REST API would have sent (``true`` -> True, ``a;b`` -> a list, ...) and feeds them to
+  the pull's page handling in pages of ``PULL_PAGE`` records.
+* :class:`BulkPushPass` collects up to 25,000 writes, and sends them as one job when there
+  are at least ``bulk_threshold`` of them (fewer go through REST as usual). Creates are
+  upserts with ``find_by`` = the unique Zoho field holding the host's contact id, so a job
+  that is repeated after a failure finds the records it made instead of duplicating them;
+  without such a field creates stay on REST. Updates (for instance the Contact Id and URL
+  of contacts the pull just created from Zoho records, which Zoho only learns by a write
+  after the host has created them) are found by ``id``. Each result row is matched back to
+  its contact and settled through the push's own bookkeeping, so a refused row becomes a
+  history entry with Zoho's code like a refused REST record.
+
+Only first syncs qualify (mode ``all``, nothing linked yet, not a dry run): that is where
+the volumes are, and where no three-way merge base exists that a CSV round trip could
+distort.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask_zoho_sync.sync.context import RunReport
+from flask_zoho_sync.sync.pull import PullPass
+from flask_zoho_sync.sync.push import PushPass, _Outgoing
+from flask_zoho_sync.zoho.results import RecordResult
+
+if TYPE_CHECKING:
+    from flask_zoho_sync.sync.engine import SyncEngine
+
+log = logging.getLogger(__name__)
+
+#: Zoho's Bulk Write job size (reference §6.2).
+WRITE_JOB_RECORDS = 25_000
+#: Records merged and committed at a time while reading an export.
+PULL_PAGE = 1_000
+#: Records per REST listing page (the client's default, Zoho's maximum).
+REST_PAGE = 200
+#: Zoho types whose CSV cell needs turning back into the JSON type REST would send.
+_LOOKUPS = ("lookup", "ownerlookup", "userlookup")
+_WHOLE = ("integer",)
+_DECIMAL = ("double", "currency", "decimal", "percent")
+#: Formats that tell Bulk Write to read ISO-8601 instead of its MM/dd/yyyy default.
+_FORMATS = {"date": "yyyy-MM-dd", "datetime": "yyyy-MM-dd'T'HH:mm:ssXXX"}
+
+
+class BulkTransport(Protocol):
+    """The part of ``flask_zoho_sync.zoho.bulk.BulkClient`` the engine uses."""
+
+    def iter_rows(
+        self, module: str, fields: Any = ..., *, modified_since: Any = ...
+    ) -> Iterator[dict[str, str]]: ...
+    def write(self, module: str, operation: str, records: Any, **options: Any) -> Any: ...
+
+
+def bulk_read_blocker(engine: SyncEngine) -> str | None:
+    """Why this mapping cannot be read through Bulk Read, or None when it can.
+
+    The export gives a lookup as its record id only; a mapping that pulls a lookup's *name*
+    (the default for Contacts' Account_Name) would import ids, or nothing, where REST gives
+    names. Such syncs read through REST: a wrong or missing value costs more than calls.
+    """
+    for binding in engine.mapping.active_bindings():
+        zoho = binding.zoho
+        if zoho is not None and zoho.data_type in _LOOKUPS and binding.lookup_part != "id":
+            return f"{binding.zoho_api_name} is mapped by name, which bulk exports do not carry"
+    return None
+
+
+def first_sync(engine: SyncEngine, mode: str) -> bool:
+    """Whether this run may use the bulk APIs: a full sync before anything is linked."""
+    return (
+        engine.bulk is not None
+        and engine.options.bulk_threshold > 0
+        and not engine.options.dry_run
+        and mode == "all"
+        and engine.ledger.linked_count() == 0
+    )
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def row_to_record(row: Mapping[str, str], engine: SyncEngine) -> dict[str, Any]:
+    """A CSV row as the REST API would have sent the record (reference §6.1 vs §2.1)."""
+    record: dict[str, Any] = {}
+    for name, text in row.items():
+        if name is None:
+            continue
+        zoho = engine.mapping.zoho_field(name)
+        kind = zoho.data_type if zoho is not None else "text"
+        if text == "":
+            record[name] = False if kind == "boolean" else None
+        elif kind == "boolean":
+            record[name] = text.strip().lower() == "true"
+        elif kind == "multiselectpicklist":
+            record[name] = [part for part in text.split(";") if part]
+        elif kind in _LOOKUPS:
+            record[name] = {"id": text}
+        elif kind in _WHOLE:
+            record[name] = _number(text, int)
+        elif kind in _DECIMAL:
+            record[name] = _number(text, float)
+        else:
+            record[name] = text
+    return record
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        return text  # let the mapping's coercion report the bad value for this record
+
+
+class BulkPullPass(PullPass):
+    """The pull of a first sync: REST pages up to ``bulk_threshold`` records, then, if Zoho
+    has more, one Bulk Read export of everything changed since the last record read.
+
+    Starting on REST means a small org costs exactly what it costs without bulk (no extra
+    call to count records first); a large one re-reads at most a few records already merged
+    (the export starts at the last ``Modified_Time`` seen, inclusive), which merge as
+    unchanged.
+    """
+
+    def run(self, *, full: bool) -> None:
+        blocker = bulk_read_blocker(self.engine)
+        if blocker is not None:
+            log.info("First sync reads through REST, not Bulk Read: %s", blocker)
+            super().run(full=full)
+            return
+        settings = self.ledger.settings
+        newest = settings.pull_watermark
+        threshold = self.engine.options.bulk_threshold
+        fields = self.mapping.zoho_api_names()
+        done = 0
+        switch = False
+        for page in self.engine.client.iter_pages(self.ledger.module, fields):
+            newest = self._page(page, newest)
+            done += len(page)
+            self.engine.progress("pull", done)
+            self.ledger.commit()
+            if done >= threshold and len(page) == REST_PAGE:
+                switch = True  # a full page: Zoho may well have more, so export the rest
+                break
+        if switch:
+            rows = self.engine.bulk.iter_rows(
+                self.ledger.module,
+                [name for name in fields if name != "id"],
+                modified_since=newest,
+            )
+            exported = 0
+            for page in _pages((row_to_record(row, self.engine) for row in rows), PULL_PAGE):
+                newest = self._page(page, newest)
+                exported += len(page)
+                self.engine.progress("pull", done + exported)
+                self.ledger.commit()
+            self.report.count("bulk.read_records", exported)
+        self._deletions()
+        if self.report.status != "needs_confirmation":
+            settings.pull_watermark = newest
+            settings.last_pull_at = self.engine.started_at
+            self.ledger.commit()
+
+
+def _pages(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    for record in records:
+        page.append(record)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+class BulkPushPass(PushPass):
+    """The push of a first sync: writes go out 25,000 to a Bulk Write job.
+
+    Buffers up to a job's worth of creates and of updates; when a buffer is flushed with at
+    least ``bulk_threshold`` eligible writes they go as one job, otherwise through REST.
+    """
+
+    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+        super().__init__(engine, report)
+        self.threshold = engine.options.bulk_threshold
+        self.find_by = self._create_key()
+
+    def _create_key(self) -> str | None:
+        """The unique Zoho field holding the host's contact id, if the mapping has one."""
+        for binding in self.mapping.active_bindings():
+            zoho = binding.zoho
+            if binding.key == "system:contact_id" and zoho is not None and zoho.unique:
+                return binding.zoho_api_name
+        return None
+
+    def _send(self, waiting: list[_Outgoing], action: str, *, force: bool) -> list[_Outgoing]:
+        if self.dry_run:
+            return super()._send(waiting, action, force=force)
+        while waiting and (force or len(waiting) >= WRITE_JOB_RECORDS):
+            chunk, waiting = waiting[:WRITE_JOB_RECORDS], waiting[WRITE_JOB_RECORDS:]
+            eligible = [item for item in chunk if self._eligible(item, action)]
+            rest = chunk
+            if len(eligible) >= self.threshold:
+                chosen = {id(item) for item in eligible}
+                rest = [item for item in chunk if id(item) not in chosen]
+                rest += self._send_job(eligible, action)
+            if rest:
+                super()._send(rest, action, force=True)
+        return waiting
+
+    def _eligible(self, item: _Outgoing, action: str) -> bool:
+        """Writes a CSV row carries faithfully: no value to clear (an empty cell is
+        "leave as is" in the job), and a key to find the record by."""
+        payload = item.payload
+        if any(value is None or value == "" or value == [] for value in payload.values()):
+            return False
+        if action == "update":
+            return bool(payload.get("id"))
+        return self.find_by is not None and payload.get(self.find_by) not in (None, "")
+
+    def _send_job(self, items: list[_Outgoing], action: str) -> list[_Outgoing]:
+        """Write ``items`` as one job and settle them; returns the rows Zoho left
+        unprocessed, for REST to carry."""
+        columns = list(dict.fromkeys(name for item in items for name in item.payload))
+        if action == "update":
+            columns = ["id", *(name for name in columns if name != "id")]
+        formats = {}
+        for name in columns:
+            zoho = self.mapping.zoho_field(name)
+            if zoho is not None and zoho.data_type in _FORMATS:
+                formats[name] = _FORMATS[zoho.data_type]
+        find_by = "id" if action == "update" else self.find_by
+        results = list(
+            self.engine.bulk.write(
+                self.ledger.module,
+                "update" if action == "update" else "upsert",
+                [item.payload for item in items],
+                fields=columns,
+                find_by=find_by,
+                field_formats=formats,
+                ignore_empty=True,
+            )
+        )
+        self.report.count("bulk.write_jobs")
+        unprocessed = [item for item, r in zip(items, results, strict=True) if _unprocessed(r)]
+        settled = [
+            (item, _as_record_result(position, r, find_by))
+            for position, (item, r) in enumerate(zip(items, results, strict=True))
+            if not _unprocessed(r)
+        ]
+        if settled:
+            self._settle([item for item, _ in settled], [r for _, r in settled], action)
+        return unprocessed
+
+
+def _unprocessed(result: Any) -> bool:
+    return result.status == "unprocessed" and not result.errors
+
+
+def _as_record_result(position: int, result: Any, find_by: str | None) -> RecordResult:
+    """A Bulk Write result row in the shape of a REST write's per-record verdict."""
+    details: dict[str, Any] = {}
+    if result.errors and result.errors[0][1]:
+        details["api_name"] = result.errors[0][1]
+    if result.record_id:
+        details["id"] = result.record_id
+    return RecordResult(
+        index=position,
+        ok=bool(result.ok and result.record_id),
+        code="SUCCESS" if result.ok else (result.code or result.status.upper()),
+        status="success" if result.ok else "error",
+        message=result.message or (None if result.ok else f"row {result.status} by Zoho"),
+        action=result.action,
+        duplicate_field=find_by if result.action == "update" else None,
+        record_id=result.record_id if result.ok else None,
+        modified_time=None,
+        details=details,
+    )

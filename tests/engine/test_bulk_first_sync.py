@@ -1,0 +1,115 @@
+"""A large first sync through Zoho's bulk APIs: same outcome as REST, far fewer calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_zoho_sync.models import Link, RecordHistory
+from tests.engine.conftest import Synced
+
+#: Small enough that a few hundred records count as "large" here.
+THRESHOLD = 20
+
+
+@pytest.fixture
+def synced_config() -> dict[str, Any]:
+    return {"ZOHO_SYNC_BULK_THRESHOLD": THRESHOLD, "ZOHO_SYNC_BULK_POLL_INTERVAL": 0.01}
+
+
+def links(synced: Synced) -> list[tuple[str, str]]:
+    with synced.host.app.app_context():
+        rows = synced.host.db.session.execute(sa.select(Link.contact_id, Link.zoho_id)).all()
+        return [(str(contact_id), zoho_id) for contact_id, zoho_id in rows]
+
+
+def test_a_large_first_sync_reads_and_writes_in_bulk_without_duplicates(synced: Synced) -> None:
+    synced.zoho.generate_records("Leads", 450)
+    both = synced.add_contact(last_name="Person 00007", email="person00007@example.test")
+    host_ids = [
+        synced.add_contact(first_name="Host", last_name=f"H{n}", email=f"h{n}@example.org")
+        for n in range(40)
+    ]
+    report = synced.sync(mode="all")
+    assert report.status == "succeeded", report.message
+
+    calls = synced.calls()
+    assert calls["GET /Leads"] == 1  # one REST page, then the export of the rest
+    assert calls["POST /bulk/read"] == 1
+    assert calls["POST /bulk/write"] == 2  # new host contacts; Contact Ids of imported ones
+    assert "POST /Leads/upsert" not in calls and "PUT /Leads" not in calls
+    assert report.counts["bulk.write_jobs"] == 2
+
+    leads = synced.leads()
+    contacts = synced.contacts()
+    assert len(leads) == len(synced.zoho.records("Leads")) == 490  # 450 + 40, no duplicates
+    assert len(contacts) == 490  # 449 imported + the matched one + 40 host contacts
+    pairs = links(synced)
+    assert len(pairs) == len({c for c, _ in pairs}) == len({z for _, z in pairs}) == 490
+    by_zoho = {zoho_id: contact_id for contact_id, zoho_id in pairs}
+    for email, lead in leads.items():
+        assert lead["Contact_Id"] == by_zoho[lead["id"]] == str(contacts[email]["id"])
+    assert contacts["person00007@example.test"]["id"] == both
+    assert {str(i) for i in host_ids} <= set(by_zoho.values())
+
+
+def test_after_a_bulk_first_sync_the_next_sync_writes_nothing(synced: Synced) -> None:
+    synced.zoho.generate_records("Leads", 250)
+    for n in range(25):
+        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org", groups=["VIP"])
+    assert synced.sync(mode="all").status == "succeeded"
+    before = synced.calls()
+    report = synced.sync()
+    after = synced.calls()
+    writes = {k: after.get(k, 0) - before.get(k, 0) for k in after if not k.startswith("GET")}
+    assert not any(writes.values()), writes
+    assert report.counts.get("to_host.update", 0) == 0
+    assert all(lead["VIP"] for lead in synced.leads().values() if lead["Email"].startswith("h"))
+
+
+def test_rows_zoho_refuses_in_a_bulk_write_land_in_the_history(synced: Synced) -> None:
+    synced.zoho.add_custom_field(
+        "Leads", api_name="Badge", field_label="Badge", data_type="text", length=20, unique=True
+    )
+    with synced.host.app.app_context():
+        from flask_zoho_sync.preferences import set_field_map
+
+        set_field_map(synced.host.db.session, kind="field", host_key="company", zoho_field="Badge")
+        synced.host.db.session.commit()
+    for n in range(THRESHOLD + 5):
+        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org", company=f"B{n}")
+    clash = synced.add_contact(last_name="Clash", email="clash@example.org", company="B3")
+    report = synced.sync(mode="all")
+    assert report.status == "partial"
+    assert synced.calls()["POST /bulk/write"] == 1
+    [error] = [c for c in report.changes if c.action == "error"]
+    assert error.contact_id == str(clash)
+    assert error.error_code == "DUPLICATE_DATA"
+    assert "Badge" in (error.reason or "")
+    with synced.host.app.app_context():
+        stored = synced.host.db.session.scalar(
+            sa.select(RecordHistory).where(RecordHistory.action == "error")
+        )
+        assert stored.contact_id == str(clash) and stored.error_code == "DUPLICATE_DATA"
+    assert len(synced.zoho.records("Leads")) == THRESHOLD + 5
+    assert str(clash) not in {contact_id for contact_id, _ in links(synced)}
+
+
+def test_a_small_first_sync_stays_on_rest(synced: Synced) -> None:
+    synced.zoho.generate_records("Leads", 5)
+    for n in range(5):
+        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org")
+    assert synced.sync(mode="all").status == "succeeded"
+    calls = synced.calls()
+    assert not any(key.startswith(("POST /bulk", "POST /upload")) for key in calls)
+    assert calls["POST /Leads/upsert"] == 1
+
+
+def test_a_dry_run_of_a_large_first_sync_plans_through_rest(synced: Synced) -> None:
+    synced.zoho.generate_records("Leads", 250)
+    report = synced.sync(mode="all", dry_run=True)
+    assert report.counts["to_host.create"] == 250
+    assert not any(key.startswith("POST /bulk") for key in synced.calls())
+    assert len(synced.contacts()) == 0
