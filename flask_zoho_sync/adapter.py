@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, url_for
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from .sync.coercion import HostField
@@ -348,9 +348,14 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         found: dict[str, Any] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            for contact in self.session.scalars(
-                sa.select(self.model).where(self._primary_key.in_(chunk))
-            ):
+            statement = sa.select(self.model).where(self._primary_key.in_(chunk))
+            if self.groups_attribute is not None:
+                # The engine reads every contact's groups: one query for the chunk, not one
+                # per contact.
+                statement = statement.options(
+                    selectinload(getattr(self.model, self.groups_attribute))
+                )
+            for contact in self.session.scalars(statement):
                 found[self.contact_id(contact)] = contact
         return found
 

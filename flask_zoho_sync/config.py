@@ -89,7 +89,18 @@ SETTINGS: tuple[Setting, ...] = (
         0.2,
         "A run that would delete more than this share of linked contacts stops and asks.",
     ),
+    Setting(
+        "ZOHO_SYNC_MAX_CONCURRENCY",
+        2,
+        "Most Zoho calls one sync keeps in flight at once (1 to 25). Zoho allows 5 "
+        "simultaneous calls per app on the Free edition and 10 heavy ones (writes of more "
+        "than 10 records) on any edition; other workers and integrations share that budget.",
+    ),
 )
+
+#: Zoho's concurrency limits per org and app (reference §4.2): 5 on the Free edition, up to
+#: 25 on Ultimate, and at most 10 "heavy" calls (100-record writes are heavy) on any edition.
+MAX_CONCURRENCY_CEILING = 25
 
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
 
@@ -114,6 +125,7 @@ class ZohoSyncConfig:
     trigger_workflows: bool
     http_timeout: float
     mass_delete_share: float
+    max_concurrency: int
 
 
 def _split_list(value: Any) -> tuple[str, ...]:
@@ -133,6 +145,23 @@ def _as_int(key: str, value: Any, minimum: int) -> int:
         ) from None
     if number < minimum:
         raise ConfigurationError(f"{key} must be at least {minimum}, got {number}.")
+    return number
+
+
+def _as_concurrency(key: str, value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{key} must be a whole number of simultaneous Zoho calls, got {value!r}."
+        ) from None
+    if not 1 <= number <= MAX_CONCURRENCY_CEILING:
+        raise ConfigurationError(
+            f"{key} must be between 1 and {MAX_CONCURRENCY_CEILING} (Zoho's highest edition "
+            f"limit), got {number}. Use 5 or less on Zoho's Free edition, and at most 10 on "
+            "any edition, since each 100-record write counts against Zoho's 10-call limit for "
+            "heavy requests."
+        )
     return number
 
 
@@ -198,6 +227,9 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         http_timeout=_as_float("ZOHO_SYNC_HTTP_TIMEOUT", get("ZOHO_SYNC_HTTP_TIMEOUT"), 1.0),
         mass_delete_share=_as_float(
             "ZOHO_SYNC_MASS_DELETE_SHARE", get("ZOHO_SYNC_MASS_DELETE_SHARE"), 0.0, 1.0
+        ),
+        max_concurrency=_as_concurrency(
+            "ZOHO_SYNC_MAX_CONCURRENCY", get("ZOHO_SYNC_MAX_CONCURRENCY")
         ),
     )
 

@@ -72,6 +72,8 @@ class EngineOptions:
     create_in_host: bool = True
     #: How many host contacts are read at a time.
     batch_size: int = 500
+    #: Most Zoho write calls the push keeps in flight at once (``ZOHO_SYNC_MAX_CONCURRENCY``).
+    max_concurrency: int = 1
 
 
 @dataclass
