@@ -58,6 +58,8 @@ class PullPass:
         self.adapter = engine.adapter
         self.ledger = engine.ledger
         self.dry_run = engine.options.dry_run
+        #: Host contacts by lower-cased email for the page being merged (one query a page).
+        self._by_email: dict[str, Any] = {}
 
     # -- changed records -------------------------------------------------------------------
 
@@ -99,6 +101,11 @@ class PullPass:
         links = self.ledger.links_by_zoho(ids)
         buried = self.ledger.buried_zoho_ids([zoho_id for zoho_id in ids if zoho_id not in links])
         contacts = self.adapter.get_many([link.contact_id for link in links.values()])
+        self._by_email = self.adapter.find_many_by_email(
+            str(record["Email"])
+            for record in page
+            if isinstance(record.get("Email"), str) and str(record.get("id")) not in links
+        )
         for record in page:
             if not record.get("id"):
                 continue
@@ -151,7 +158,8 @@ class PullPass:
         """A Zoho record we have no link for: link it to the contact with the same email,
         or create a contact for it."""
         email = record.get("Email")
-        contact = self.adapter.find_by_email(email) if isinstance(email, str) else None
+        key = email.strip().lower() if isinstance(email, str) else ""
+        contact = self._by_email.get(key) if key else None
         if contact is not None:
             contact_id = self.adapter.contact_id(contact)
             if self.ledger.links_by_contact([contact_id]) or contact_id in self.engine.claimed:
@@ -189,6 +197,9 @@ class PullPass:
             contact = self.adapter.create()
             self._write_host(contact, result.to_host)
             self.adapter.flush()
+        if key:
+            # A second record with this email later in the page finds this contact.
+            self._by_email[key] = contact
         contact_id = self.adapter.contact_id(contact)
         self._apply(contact_id, zoho_id, contact, None, result, modified, action="create")
 
