@@ -43,14 +43,21 @@ from flask_zoho_sync.sandbox.handle import SandboxHandle
 Work = Callable[[SandboxHandle, HostApp], None]
 
 
-def _ours_import(zoho: SandboxHandle, host: HostApp) -> None:
-    with host.app.app_context():
-        report = get_state().run_sync(mode="all")
-    if report.status != "succeeded":
-        raise RuntimeError(f"import ended {report.status}: {report.message}")
+def _ours(direction: str) -> Work:
+    """A full sync in one direction (``mode="all"``), as ``flask zoho-sync sync --all
+    --direction ...`` runs it: the same work the SDK and the naive loop do."""
+
+    def work(zoho: SandboxHandle, host: HostApp) -> None:
+        with host.app.app_context():
+            report = get_state().run_sync(mode="all", direction=direction)
+        if report.status != "succeeded":
+            raise RuntimeError(f"{direction} ended {report.status}: {report.message}")
+
+    return work
 
 
-_ours_export = _ours_import  # a full two-way sync; which side holds the records decides
+_ours_import = _ours("pull")
+_ours_export = _ours("push")
 
 
 def _run(
@@ -102,7 +109,9 @@ def throughput(sizes: list[int], peer_size: int, rows: list[Row]) -> dict[tuple[
                     scale = records / peer_size
                     peer_calls = sum(calls.values()) * scale
                     peer_seconds = seconds * scale
-                    call_ratio = peer_calls / sum(ours_calls.values())
+                    # Calls that carry records, both sides; token and metadata calls are
+                    # a handful per run whatever the size, and are in the calls column.
+                    call_ratio = scaling(calls) * scale / scaling(ours_calls)
                     time_ratio = peer_seconds / ours_seconds
                     naive = name.startswith("naive")
                     rows.append(
@@ -288,6 +297,12 @@ def capture(repeat: int, rows: list[Row]) -> None:
 # -- output ---------------------------------------------------------------------------------
 
 
+def _rate(row: Row) -> str:
+    if row.rate is None or row.section in ("memory", "capture"):
+        return ""
+    return f"{row.rate:,.0f}"
+
+
 def render(rows: list[Row], *, markdown: bool) -> str:
     header = ["section", "scenario", "N", "calls", "seconds", "rec/s", "vs", "ratio", "goal", "met"]
     body = []
@@ -299,7 +314,7 @@ def render(rows: list[Row], *, markdown: bool) -> str:
                 f"{row.records:,}",
                 "" if row.calls is None else f"{row.calls:,}",
                 "" if row.seconds is None else f"{row.seconds:.2f}",
-                "" if row.rate is None or row.section in ("memory", "capture") else f"{row.rate:,.0f}",
+                _rate(row),
                 row.reference,
                 "" if row.ratio is None else f"{row.ratio:.2f}",
                 row.goal,

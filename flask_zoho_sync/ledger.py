@@ -115,6 +115,12 @@ class Ledger:
     def __init__(self, session: Session, settings: SyncSettings) -> None:
         self.session = session
         self.settings = settings
+        #: History rows not yet written: inserted together (one executemany) before the
+        #: next commit or read of history, instead of an ORM object per row.
+        self._history: list[dict[str, Any]] = []
+        #: Whether history may hold unresolved errors (None: not looked yet). A push of
+        #: 100,000 clean records then skips an UPDATE per batch resolving nothing.
+        self._open_errors: bool | None = None
 
     @property
     def module(self) -> str:
@@ -123,9 +129,11 @@ class Ledger:
     # -- transactions ------------------------------------------------------------------
 
     def commit(self) -> None:
+        self.write_history()
         self.session.commit()
 
     def rollback(self) -> None:
+        self._history.clear()
         self.session.rollback()
 
     # -- links ---------------------------------------------------------------------------
@@ -355,21 +363,44 @@ class Ledger:
         reason: str | None = None,
         error_code: str | None = None,
     ) -> None:
-        self.session.add(
-            RecordHistory(
-                run_id=run.id if run is not None else None,
-                contact_id=contact_id,
-                zoho_id=zoho_id,
-                direction=direction,
-                action=action,
-                changes=changes or {},
-                reason=reason,
-                error_code=error_code,
-            )
+        self._history.append(
+            {
+                "run_id": run.id if run is not None else None,
+                "contact_id": contact_id,
+                "zoho_id": zoho_id,
+                "direction": direction,
+                "action": action,
+                "changes": changes or {},
+                "reason": reason,
+                "error_code": error_code,
+                "created_at": _now(),
+                "resolved_at": None,
+            }
         )
+        if action == "error":
+            self._open_errors = True
+
+    def write_history(self) -> None:
+        """Insert the history rows recorded since the last write, in one statement."""
+        if self._history:
+            rows, self._history = self._history, []
+            # Core's executemany: no ORM bookkeeping for rows nothing reads back here.
+            self.session.execute(RecordHistory.__table__.insert(), rows)
 
     def resolve_errors(self, contact_ids: Sequence[str]) -> None:
         """Contacts that synced cleanly have no open errors any more."""
+        if self._open_errors is None:
+            self._open_errors = (
+                self.session.scalar(
+                    sa.select(RecordHistory.id)
+                    .where(RecordHistory.action == "error", RecordHistory.resolved_at.is_(None))
+                    .limit(1)
+                )
+                is not None
+            )
+        if not self._open_errors:
+            return
+        self.write_history()
         moment = _now()
         for chunk in _chunks(list(contact_ids)):
             self.session.execute(
