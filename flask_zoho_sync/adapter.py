@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, url_for
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
 from .sync.coercion import HostField
@@ -129,6 +129,16 @@ class ContactAdapter:
 
     def find_by_email(self, email: str) -> Any | None:
         raise NotImplementedError
+
+    def find_many_by_email(self, emails: Iterable[str]) -> dict[str, Any]:
+        """Contacts by lower-cased email, for a page of Zoho records at once. Override it
+        with one query: the default asks :meth:`find_by_email` once per email."""
+        found: dict[str, Any] = {}
+        for email in {e.strip().lower() for e in emails if e and e.strip()}:
+            contact = self.find_by_email(email)
+            if contact is not None:
+                found[email] = contact
+        return found
 
     def create(self) -> Any:
         raise NotImplementedError
@@ -348,9 +358,14 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         found: dict[str, Any] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            for contact in self.session.scalars(
-                sa.select(self.model).where(self._primary_key.in_(chunk))
-            ):
+            statement = sa.select(self.model).where(self._primary_key.in_(chunk))
+            if self.groups_attribute is not None:
+                # The engine reads every contact's groups: one query for the chunk, not one
+                # per contact.
+                statement = statement.options(
+                    selectinload(getattr(self.model, self.groups_attribute))
+                )
+            for contact in self.session.scalars(statement):
                 found[self.contact_id(contact)] = contact
         return found
 
@@ -365,6 +380,27 @@ class SQLAlchemyContactAdapter(ContactAdapter):
             .limit(1)
         )
         return self.session.scalars(statement).first()
+
+    def find_many_by_email(self, emails: Iterable[str]) -> dict[str, Any]:
+        """One query per 500 emails instead of one per email (an import of 100,000 Zoho
+        records asked 100,000 times, each a scan of the contacts table)."""
+        wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
+        column = getattr(self.model, self.email_attribute)
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), 500):
+            statement = (
+                sa.select(self.model)
+                .where(sa.func.lower(column).in_(wanted[start : start + 500]))
+                .order_by(self._primary_key.desc())
+            )
+            if self.groups_attribute is not None:
+                statement = statement.options(
+                    selectinload(getattr(self.model, self.groups_attribute))
+                )
+            for contact in self.session.scalars(statement):
+                # Lowest id last, so it wins, as in find_by_email.
+                found[str(getattr(contact, self.email_attribute)).strip().lower()] = contact
+        return found
 
     def create(self) -> Any:
         contact = self.model()

@@ -118,7 +118,18 @@ SETTINGS: tuple[Setting, ...] = (
         3600.0,
         "Seconds a sync waits for one bulk job before giving up (the run fails and retries).",
     ),
+    Setting(
+        "ZOHO_SYNC_MAX_CONCURRENCY",
+        2,
+        "Most Zoho calls one sync keeps in flight at once (1 to 25). Zoho allows 5 "
+        "simultaneous calls per app on the Free edition and 10 heavy ones (writes of more "
+        "than 10 records) on any edition; other workers and integrations share that budget.",
+    ),
 )
+
+#: Zoho's concurrency limits per org and app (reference §4.2): 5 on the Free edition, up to
+#: 25 on Ultimate, and at most 10 "heavy" calls (100-record writes are heavy) on any edition.
+MAX_CONCURRENCY_CEILING = 25
 
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
 
@@ -147,6 +158,7 @@ class ZohoSyncConfig:
     bulk_threshold: int
     bulk_poll_interval: float
     bulk_timeout: float
+    max_concurrency: int
 
 
 def _split_list(value: Any) -> tuple[str, ...]:
@@ -166,6 +178,23 @@ def _as_int(key: str, value: Any, minimum: int, unit: str = "seconds") -> int:
         ) from None
     if number < minimum:
         raise ConfigurationError(f"{key} must be at least {minimum}, got {number}.")
+    return number
+
+
+def _as_concurrency(key: str, value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{key} must be a whole number of simultaneous Zoho calls, got {value!r}."
+        ) from None
+    if not 1 <= number <= MAX_CONCURRENCY_CEILING:
+        raise ConfigurationError(
+            f"{key} must be between 1 and {MAX_CONCURRENCY_CEILING} (Zoho's highest edition "
+            f"limit), got {number}. Use 5 or less on Zoho's Free edition, and at most 10 on "
+            "any edition, since each 100-record write counts against Zoho's 10-call limit for "
+            "heavy requests."
+        )
     return number
 
 
@@ -242,6 +271,9 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
             "ZOHO_SYNC_BULK_POLL_INTERVAL", get("ZOHO_SYNC_BULK_POLL_INTERVAL"), 0.001, 60.0
         ),
         bulk_timeout=_as_float("ZOHO_SYNC_BULK_TIMEOUT", get("ZOHO_SYNC_BULK_TIMEOUT"), 1.0),
+        max_concurrency=_as_concurrency(
+            "ZOHO_SYNC_MAX_CONCURRENCY", get("ZOHO_SYNC_MAX_CONCURRENCY")
+        ),
     )
 
 

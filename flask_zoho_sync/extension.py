@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from .adapter import ContactAdapter, SQLAlchemyContactAdapter
@@ -135,6 +135,11 @@ class ZohoSyncState:
         return self._redis
 
     def token_store(self) -> DatabaseTokenStore:
+        """The database-backed token store. The engine is looked up now, in the app context,
+        because the push refreshes tokens from worker threads, which have none."""
+        if has_app_context():
+            engine = self.db.engine
+            return DatabaseTokenStore(lambda: engine, self.vault)
         return DatabaseTokenStore(lambda: self.db.engine, self.vault)
 
     def oauth(self, redirect_uri: str | None = None) -> ZohoOAuth:
@@ -163,6 +168,7 @@ class ZohoSyncState:
             trigger=("workflow", "approval", "blueprint") if self.config.trigger_workflows else (),
             meter=self.meter,
             budget=budget,
+            max_connections=self.config.max_concurrency,
         )
 
     def credit_budget(self) -> CreditBudget | None:
@@ -254,6 +260,7 @@ class ZohoSyncState:
                 confirm_deletes=confirm_deletes,
                 mass_delete_share=self.config.mass_delete_share,
                 bulk_threshold=self.config.bulk_threshold,
+                max_concurrency=self.config.max_concurrency,
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

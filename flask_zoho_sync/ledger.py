@@ -32,6 +32,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class PendingChange(NamedTuple):
+    """One pending outbox row (``zoho_sync_outbox``), as the push reads it."""
+
+    id: int
+    contact_id: str
+    operation: str  # upsert | delete
+    zoho_id: str | None
+    created_at: datetime
+    attempts: int
+    last_error: str | None
+    processed_at: datetime | None
+
+
 class PendingSummary(NamedTuple):
     """How many contacts have changes waiting for Zoho, and since when."""
 
@@ -143,6 +156,12 @@ class Ledger:
     def __init__(self, session: Session, settings: SyncSettings) -> None:
         self.session = session
         self.settings = settings
+        #: History rows not yet written: inserted together (one executemany) before the
+        #: next commit or read of history, instead of an ORM object per row.
+        self._history: list[dict[str, Any]] = []
+        #: Whether history may hold unresolved errors (None: not looked yet). A push of
+        #: 100,000 clean records then skips an UPDATE per batch resolving nothing.
+        self._open_errors: bool | None = None
 
     @property
     def module(self) -> str:
@@ -151,9 +170,11 @@ class Ledger:
     # -- transactions ------------------------------------------------------------------
 
     def commit(self) -> None:
+        self.write_history()
         self.session.commit()
 
     def rollback(self) -> None:
+        self._history.clear()
         self.session.rollback()
 
     # -- links ---------------------------------------------------------------------------
@@ -301,34 +322,62 @@ class Ledger:
             session.execute(sa.insert(OutboxEntry), rows)
         return len(rows)
 
-    def pending_outbox(self) -> dict[str, list[OutboxEntry]]:
+    def pending_outbox(self) -> dict[str, list[PendingChange]]:
         """Pending host changes grouped by contact, oldest first.
 
         Batches capture wrote since the last call are expanded first, in this transaction:
         the caller commits them with its first commit, or a rollback puts them back.
+
+        The rows come back as plain values, not ORM objects: a large backlog is held for
+        the whole run, an ORM object costs several times the memory, and each commit of
+        the run would expire it, so reading it again would cost a query per row.
         """
         self.expand_outbox_batches()
-        grouped: dict[str, list[OutboxEntry]] = {}
-        rows = self.session.scalars(
-            sa.select(OutboxEntry)
+        grouped: dict[str, list[PendingChange]] = {}
+        rows = self.session.execute(
+            sa.select(*(getattr(OutboxEntry, name) for name in PendingChange._fields))
             .where(OutboxEntry.processed_at.is_(None))
             .order_by(OutboxEntry.id)
         )
         for row in rows:
-            grouped.setdefault(row.contact_id, []).append(row)
+            change = PendingChange(*row)
+            grouped.setdefault(change.contact_id, []).append(change)
         return grouped
 
-    def finish_outbox(self, entries: Iterable[OutboxEntry], error: str | None = None) -> None:
-        moment = _now()
-        for entry in entries:
-            entry.attempts = (entry.attempts or 0) + 1
-            entry.processed_at = moment
-            entry.last_error = error
+    def finish_outbox(
+        self, entries: Iterable[PendingChange | OutboxEntry], error: str | None = None
+    ) -> None:
+        self._count_attempt(entries, processed_at=_now(), last_error=error)
 
-    def retry_outbox_later(self, entries: Iterable[OutboxEntry], error: str) -> None:
+    def retry_outbox_later(
+        self, entries: Iterable[PendingChange | OutboxEntry], error: str
+    ) -> None:
+        self._count_attempt(entries, last_error=error)
+
+    def _count_attempt(
+        self, entries: Iterable[PendingChange | OutboxEntry], **values: Any
+    ) -> None:
+        """One UPDATE per 500 rows, not one per row."""
+        stored: list[Any] = []
         for entry in entries:
-            entry.attempts = (entry.attempts or 0) + 1
-            entry.last_error = error
+            if isinstance(entry, PendingChange):
+                stored.append(entry.id)
+                continue
+            identity = sa.inspect(entry).identity
+            if identity is None:  # not flushed yet: no row to update in bulk
+                entry.attempts = (entry.attempts or 0) + 1
+                for key, value in values.items():
+                    setattr(entry, key, value)
+                continue
+            stored.append(identity[0])
+            self.session.expire(entry, ["attempts", *values])
+        for chunk in _chunks(stored):
+            self.session.execute(
+                sa.update(OutboxEntry)
+                .where(OutboxEntry.id.in_(chunk))
+                .values(attempts=sa.func.coalesce(OutboxEntry.attempts, 0) + 1, **values)
+                .execution_options(synchronize_session=False)
+            )
 
     def requeue_contact(self, contact_id: str) -> None:
         """Put a contact back in the outbox (the admin pressed Retry on a failed record)."""
@@ -355,27 +404,52 @@ class Ledger:
         reason: str | None = None,
         error_code: str | None = None,
     ) -> None:
-        self.session.add(
-            RecordHistory(
-                run_id=run.id if run is not None else None,
-                contact_id=contact_id,
-                zoho_id=zoho_id,
-                direction=direction,
-                action=action,
-                changes=changes or {},
-                reason=reason,
-                error_code=error_code,
-            )
+        self._history.append(
+            {
+                "run_id": run.id if run is not None else None,
+                "contact_id": contact_id,
+                "zoho_id": zoho_id,
+                "direction": direction,
+                "action": action,
+                "changes": changes or {},
+                "reason": reason,
+                "error_code": error_code,
+                "created_at": _now(),
+                "resolved_at": None,
+            }
         )
+        if action == "error":
+            self._open_errors = True
 
-    def resolve_errors(self, contact_id: str) -> None:
-        """A contact that synced cleanly has no open errors any more."""
-        self.session.execute(
-            sa.update(RecordHistory)
-            .where(
-                RecordHistory.contact_id == contact_id,
-                RecordHistory.action == "error",
-                RecordHistory.resolved_at.is_(None),
+    def write_history(self) -> None:
+        """Insert the history rows recorded since the last write, in one statement."""
+        if self._history:
+            rows, self._history = self._history, []
+            # Core's executemany: no ORM bookkeeping for rows nothing reads back here.
+            self.session.execute(RecordHistory.__table__.insert(), rows)
+
+    def resolve_errors(self, contact_ids: Sequence[str]) -> None:
+        """Contacts that synced cleanly have no open errors any more."""
+        if self._open_errors is None:
+            self._open_errors = (
+                self.session.scalar(
+                    sa.select(RecordHistory.id)
+                    .where(RecordHistory.action == "error", RecordHistory.resolved_at.is_(None))
+                    .limit(1)
+                )
+                is not None
             )
-            .values(resolved_at=_now())
-        )
+        if not self._open_errors:
+            return
+        self.write_history()
+        moment = _now()
+        for chunk in _chunks(list(contact_ids)):
+            self.session.execute(
+                sa.update(RecordHistory)
+                .where(
+                    RecordHistory.contact_id.in_(chunk),
+                    RecordHistory.action == "error",
+                    RecordHistory.resolved_at.is_(None),
+                )
+                .values(resolved_at=moment)
+            )

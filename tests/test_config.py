@@ -24,6 +24,7 @@ def test_defaults_match_the_documented_outside_surface() -> None:
     assert config.encryption_keys == ("k1", "k2")
     assert config.extra_accounts_servers == ()
     assert config.trigger_workflows is False
+    assert config.max_concurrency == 2
 
 
 def test_missing_required_settings_are_all_named_with_what_to_do() -> None:
@@ -44,6 +45,9 @@ def test_missing_required_settings_are_all_named_with_what_to_do() -> None:
         ("ZOHO_SYNC_URL_PREFIX", "admin/zoho", "start with '/'"),
         ("ZOHO_SYNC_TRIGGER_WORKFLOWS", "maybe", "true or false"),
         ("ZOHO_SYNC_MASS_DELETE_SHARE", 3, "between 0.0 and 1.0"),
+        ("ZOHO_SYNC_MAX_CONCURRENCY", 0, "between 1 and 25"),
+        ("ZOHO_SYNC_MAX_CONCURRENCY", 26, "between 1 and 25"),
+        ("ZOHO_SYNC_MAX_CONCURRENCY", "lots", "whole number"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_key(
@@ -53,6 +57,11 @@ def test_malformed_values_are_refused_naming_the_key(
         read_config({**REQUIRED, key: value})
     assert key in str(error.value)
     assert fragment in str(error.value)
+
+
+def test_concurrency_accepts_the_range_zoho_editions_allow() -> None:
+    assert read_config({**REQUIRED, "ZOHO_SYNC_MAX_CONCURRENCY": "1"}).max_concurrency == 1
+    assert read_config({**REQUIRED, "ZOHO_SYNC_MAX_CONCURRENCY": 25}).max_concurrency == 25
 
 
 def test_lists_accept_comma_strings_from_the_environment() -> None:

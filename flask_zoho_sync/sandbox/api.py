@@ -139,7 +139,9 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
 
     # ------------------------------------------------------------------ writes
     def _write(module: str, action: str, record_id: str | None = None) -> Response:
-        body = request.get_json(silent=True)
+        # Zoho reads the body as JSON whatever its Content-Type; the official SDK sends
+        # record writes with none.
+        body = request.get_json(silent=True, force=True)
         if not isinstance(body, dict):
             return zoho_error(
                 "INVALID_DATA", "body is not a valid JSON", {"expected_data_type": "jsonobject"}

@@ -9,6 +9,7 @@ All functions expect the caller to hold ``state.lock``.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,14 +127,57 @@ def _comparable(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+#: Per sandbox, (module, field) -> (the records dict indexed, {comparable value: ids}).
+#: Duplicate checks run for every record of every write, so scanning all records each time
+#: made a 100,000-record import quadratic. Entries are added on create and update and
+#: checked on every lookup, so a stale one (value changed, record deleted) is harmless; a
+#: new ``records`` dict (reset, load) rebuilds the index.
+_VALUE_INDEXES: weakref.WeakKeyDictionary[SandboxState, dict[tuple[str, str], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _value_index(state: SandboxState, module: str, api_name: str) -> dict[Any, set[str]]:
+    records = state.data["records"][module]
+    indexes = _VALUE_INDEXES.setdefault(state, {})
+    entry = indexes.get((module, api_name))
+    if entry is None or entry[0] is not records:
+        index: dict[Any, set[str]] = {}
+        for record in records.values():
+            _index_value(index, record, api_name)
+        entry = (records, index)
+        indexes[(module, api_name)] = entry
+    return entry[1]
+
+
+def _index_value(index: dict[Any, set[str]], record: dict[str, Any], api_name: str) -> None:
+    value = record.get(api_name)
+    if value in (None, "") or not isinstance(value, str | int | float | bool):
+        return
+    index.setdefault(_comparable(value), set()).add(record["id"])
+
+
+def _reindex(state: SandboxState, module: str, record: dict[str, Any]) -> None:
+    """Add a created or updated record to the indexes built so far."""
+    for (indexed_module, api_name), (records, index) in _VALUE_INDEXES.get(state, {}).items():
+        if indexed_module == module and records is state.data["records"][module]:
+            _index_value(index, record, api_name)
+
+
 def _find_by_value(
     state: SandboxState, module: str, api_name: str, value: Any, exclude: str | None = None
 ) -> list[dict[str, Any]]:
     """Live records whose field equals ``value`` (case-insensitive, like Zoho's checks)."""
     wanted = _comparable(value)
+    records = state.data["records"][module]
+    if isinstance(wanted, str | int | float | bool):
+        ids = _value_index(state, module, api_name).get(wanted, ())
+        candidates = [records[i] for i in ids if i in records]
+    else:
+        candidates = list(records.values())
     found = [
         record
-        for record in state.data["records"][module].values()
+        for record in candidates
         if record["id"] != exclude
         and record.get(api_name) not in (None, "")
         and _comparable(record.get(api_name)) == wanted
@@ -238,6 +282,7 @@ def _create(state: SandboxState, module: str, values: dict[str, Any], user_id: s
     record.update(values)
     record["Full_Name"] = _full_name(record)
     state.data["records"][module][record["id"]] = record
+    _reindex(state, module, record)
     return record
 
 
@@ -350,6 +395,7 @@ def apply_batch(
                 }
         else:
             changed = _update(state, target, values, user_id)
+            _reindex(state, module, target)
             outcome.updated.append(target["id"])
             outcome.affected[target["id"]] = changed
             element = {

@@ -5,11 +5,16 @@ the last-synced snapshot are sent, updates go 100 to a call by Zoho id, creates 
 as upserts on the duplicate-check key (so a retried create finds the record it made instead
 of making another), deletes 100 to a call. An outbox row is finished only once Zoho has
 answered for its record; one bad record fails alone, with Zoho's reason kept.
+
+Update and create batches go out up to ``max_concurrency`` at a time (``InFlight``): each
+contact is in one batch only, and creates are upserts on the duplicate-check key, so the
+order Zoho applies two batches in cannot matter. Results are settled here, in this thread,
+in the order the batches were sent. Deletions wait until every write has been answered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +27,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.zoho.results import RecordResult
 
 if TYPE_CHECKING:
@@ -73,18 +79,23 @@ class PushPass:
         self.creates: list[_Outgoing] = []
         self.deletions: list[_Deletion] = []
         self.done = 0
+        self.calls = InFlight(1)
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
-        batch: list[str] = []
-        for contact_id in contact_ids:
-            batch.append(contact_id)
-            if len(batch) >= self.engine.options.batch_size:
+        limit = 1 if self.dry_run else self.engine.options.max_concurrency
+        with InFlight(limit, name="zoho-sync-push") as self.calls:
+            batch: list[str] = []
+            for contact_id in contact_ids:
+                batch.append(contact_id)
+                if len(batch) >= self.engine.options.batch_size:
+                    self._prepare(batch, outbox)
+                    batch = []
+            if batch:
                 self._prepare(batch, outbox)
-                batch = []
-        if batch:
-            self._prepare(batch, outbox)
-        self._send_updates(force=True)
-        self._send_creates(force=True)
+            self._send_updates(force=True)
+            self._send_creates(force=True)
+            self.calls.drain()
+        self.calls = InFlight(1)
         self._send_deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             self.ledger.settings.last_push_at = self.engine.started_at
@@ -131,8 +142,10 @@ class PushPass:
                 self._plan_deletion(contact_id, link, entries)
                 continue
             self._plan_write(contact_id, contact, link, entries)
-            self._send_updates()
-            self._send_creates()
+        # Sent only now: settling a batch commits, and a commit expires the contacts loaded
+        # above, so sending mid-loop would reload each remaining contact one query at a time.
+        self._send_updates()
+        self._send_creates()
 
     def _plan_deletion(self, contact_id: str, link: Any, entries: list[Any]) -> None:
         zoho_id = link.zoho_id if link is not None else None
@@ -212,17 +225,22 @@ class PushPass:
                 for item in chunk:
                     self._plan(item, action)
                 continue
-            payloads = [item.payload for item in chunk]
-            if action == "update":
-                results = self.engine.client.update(self.ledger.module, payloads)
-            else:
-                results = self.engine.client.upsert(
-                    self.ledger.module,
-                    payloads,
-                    duplicate_check_fields=self.mapping.duplicate_check_fields(),
-                )
-            self._settle(chunk, results, action)
+            self.calls.submit(
+                self._write_call(action, [item.payload for item in chunk]),
+                lambda results, chunk=chunk: self._settle(chunk, results, action),
+            )
         return waiting
+
+    def _write_call(
+        self, action: str, payloads: list[dict[str, Any]]
+    ) -> Callable[[], list[RecordResult]]:
+        """The HTTP part of a batch, safe to run on another thread: it touches no session,
+        only the client and values worked out here beforehand."""
+        client, module = self.engine.client, self.ledger.module
+        if action == "update":
+            return lambda: client.update(module, payloads)
+        check_fields = self.mapping.duplicate_check_fields()
+        return lambda: client.upsert(module, payloads, duplicate_check_fields=check_fields)
 
     def _plan(self, item: _Outgoing, action: str) -> None:
         self.report.add(
@@ -240,6 +258,8 @@ class PushPass:
         claimed = self.ledger.links_by_zoho(
             [result.record_id for result in results if result.ok and result.record_id]
         )
+        finished: list[Any] = []
+        resolved: list[str] = []
         for item, result in zip(chunk, results, strict=True):
             zoho_id = result.record_id
             if not result.ok or zoho_id is None:
@@ -290,8 +310,8 @@ class PushPass:
             claimed[zoho_id] = self.ledger.save_link(
                 item.contact_id, zoho_id, snapshot, result.modified_time, existing=item.link
             )
-            self.ledger.finish_outbox(item.entries)
-            self.ledger.resolve_errors(item.contact_id)
+            finished.extend(item.entries)
+            resolved.append(item.contact_id)
             shown = readable(self.mapping, item.changed)
             kind = "link" if action == "create" and result.action == "update" else action
             self.ledger.record(
@@ -304,6 +324,8 @@ class PushPass:
                 reason="; ".join(item.warnings) or "changed in the host",
             )
             self.report.add(PlannedChange("to_zoho", kind, item.contact_id, zoho_id, shown))
+        self.ledger.finish_outbox(finished)
+        self.ledger.resolve_errors(resolved)
         self.done += len(chunk)
         self.engine.progress("push", self.done)
         self.ledger.commit()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import requests
+import requests.adapters
 from urllib3.exceptions import NewConnectionError
 
 from .auth import TokenManager, TokenSet
@@ -75,7 +77,14 @@ class _Reply:
 
 
 class ZohoClient:
-    """Records, metadata and notifications of one Zoho CRM connection."""
+    """Records, metadata and notifications of one Zoho CRM connection.
+
+    One client may be used from several threads at once (the push sends batches in
+    parallel): it keeps no per-request state on itself; the meter and the token manager
+    lock what they share; the jitter generator is locked; and the ``requests.Session`` is
+    only read per request, over urllib3's thread-safe pool (sized by ``max_connections``
+    so parallel calls keep their connections) and a cookie jar that locks itself.
+    """
 
     def __init__(
         self,
@@ -91,6 +100,7 @@ class ZohoClient:
         session: requests.Session | None = None,
         meter: UsageMeter | None = None,
         budget: CreditBudget | None = None,
+        max_connections: int = 10,
     ) -> None:
         self.tokens = tokens
         #: The host's own daily ceiling; every call is priced against it before it is sent.
@@ -104,9 +114,10 @@ class ZohoClient:
         #: the default is an explicit empty list (reference §2.6).
         self.trigger = tuple(trigger)
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = session or _pooled_session(max_connections)
         self._meter = meter if meter is not None else UsageMeter()
         self._random = random.Random()
+        self._random_lock = threading.Lock()
 
     @property
     def meter(self) -> UsageMeter:
@@ -537,10 +548,22 @@ class ZohoClient:
         """Full jitter: Zoho sends no Retry-After, and workers that back off in lockstep
         would hit the concurrency limit together again."""
         ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
-        return self._random.uniform(0, ceiling)
+        with self._random_lock:
+            return self._random.uniform(0, ceiling)
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _pooled_session(max_connections: int) -> requests.Session:
+    """A session whose pool keeps a connection per parallel call (requests keeps 10 per
+    host by default and drops, with a warning, connections beyond that)."""
+    session = requests.Session()
+    size = max(10, max_connections)
+    adapter = requests.adapters.HTTPAdapter(pool_connections=10, pool_maxsize=size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 def _field_batches(fields: Sequence[str]) -> list[list[str]]:

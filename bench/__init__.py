@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m bench`` prints them all as one table."""

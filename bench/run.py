@@ -1,0 +1,370 @@
+"""All benchmarks in one run, printed as one table: ``python -m bench``.
+
+Calls, throughput against the official SDK and a naive loop, the latency-bound export,
+memory as the data grows, and capture's cost on the host's commit. Everything runs on
+loopback against the sandbox (a separate process) with SQLite hosts. Measurements, not
+tests: the command exits 1 when a goal is missed, so it can serve as a manual gate.
+``--quick`` runs small sizes to check the harness in a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import peers
+from bench.harness import (
+    ROOT,
+    HostApp,
+    Row,
+    connected_host,
+    fixed,
+    measure,
+    sandbox_process,
+    scaling,
+    seed_host,
+    seed_zoho,
+    sqlite_url,
+)
+from flask_zoho_sync.extension import get_state
+from flask_zoho_sync.sandbox.handle import SandboxHandle
+
+Work = Callable[[SandboxHandle, HostApp], None]
+
+
+def _ours(direction: str) -> Work:
+    """A full sync in one direction (``mode="all"``), as ``flask zoho-sync sync --all
+    --direction ...`` runs it: the same work the SDK and the naive loop do."""
+
+    def work(zoho: SandboxHandle, host: HostApp) -> None:
+        with host.app.app_context():
+            report = get_state().run_sync(mode="all", direction=direction)
+        if report.status != "succeeded":
+            raise RuntimeError(f"{direction} ended {report.status}: {report.message}")
+
+    return work
+
+
+_ours_import = _ours("pull")
+_ours_export = _ours("push")
+
+
+def _run(
+    zoho: SandboxHandle, scratch: str, records: int, kind: str, work: Work, **config: Any
+) -> tuple[dict[str, int], float]:
+    """Reset the sandbox, seed one side with ``records``, run ``work`` and measure it."""
+    zoho.reset()
+    if kind == "import":
+        seed_zoho(zoho, records)
+    host = connected_host(sqlite_url(scratch, f"{kind}-{records}"), zoho, **config)
+    if kind == "export":
+        seed_host(host, records)
+    calls, seconds = measure(zoho, lambda: work(zoho, host))
+    with host.app.app_context():
+        host.db.engine.dispose()
+    return calls, seconds
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+def throughput(sizes: list[int], peer_size: int, rows: list[Row]) -> dict[tuple[str, int], Any]:
+    """Ours at every size; the SDK and the naive loop at ``peer_size`` (extrapolated
+    linearly, and marked so, to larger sizes)."""
+    measured: dict[tuple[str, int], Any] = {}
+    with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
+        for kind in ("import", "export"):
+            for records in sizes:
+                work = _ours_import if kind == "import" else _ours_export
+                calls, seconds = _run(zoho, scratch, records, kind, work)
+                measured[("ours", kind, records)] = (calls, seconds)
+                rows.append(
+                    Row(
+                        "throughput",
+                        f"full {kind}: flask-zoho-sync",
+                        records,
+                        sum(calls.values()),
+                        seconds,
+                        note=f"{scaling(calls)} record calls + {fixed(calls)} fixed",
+                    )
+                )
+            for name, work in (
+                ("official SDK (batch calls)", getattr(peers, f"sdk_{kind}")),
+                ("naive loop (call per record)", getattr(peers, f"naive_{kind}")),
+            ):
+                calls, seconds = _run(zoho, scratch, peer_size, kind, work)
+                for records in sizes:
+                    ours_calls, ours_seconds = measured[("ours", kind, records)]
+                    scale = records / peer_size
+                    peer_calls = sum(calls.values()) * scale
+                    peer_seconds = seconds * scale
+                    # Calls that carry records, both sides; token and metadata calls are
+                    # a handful per run whatever the size, and are in the calls column.
+                    call_ratio = scaling(calls) * scale / scaling(ours_calls)
+                    time_ratio = peer_seconds / ours_seconds
+                    naive = name.startswith("naive")
+                    rows.append(
+                        Row(
+                            "throughput",
+                            f"full {kind}: {name}",
+                            records,
+                            round(peer_calls),
+                            peer_seconds,
+                            reference="ours",
+                            ratio=call_ratio if naive else time_ratio,
+                            goal="calls >= 100x ours" if naive else "time > ours",
+                            met=call_ratio >= 100 if naive else time_ratio > 1,
+                            note=(
+                                f"{call_ratio:.0f}x our calls, {time_ratio:.1f}x our time"
+                                + (
+                                    f"; extrapolated from {peer_size:,} (x{scale:g})"
+                                    if scale != 1
+                                    else ""
+                                )
+                            ),
+                        )
+                    )
+    return measured
+
+
+def calls(records: int, rows: list[Row]) -> None:
+    """Pull of N vs ceil(N/200); push of N captured edits vs ceil(N/100)."""
+    with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
+        zoho.reset()
+        seed_zoho(zoho, records)
+        host = connected_host(sqlite_url(scratch, "calls"), zoho)
+        made, seconds = measure(zoho, lambda: _ours_import(zoho, host))
+        minimum = math.ceil(records / 200)
+        rows.append(
+            Row(
+                "calls",
+                "pull of N (full import)",
+                records,
+                scaling(made),
+                seconds,
+                reference=f"ceil(N/200)={minimum}",
+                ratio=scaling(made) / minimum,
+                goal="= 1.00",
+                met=scaling(made) == minimum,
+                note=f"+ {fixed(made)} fixed (token, fields, deleted check)",
+            )
+        )
+        with host.app.app_context():
+            session = host.db.session
+            # Every contact edited by the host, captured, then pushed as the delayed job does.
+            for start in range(0, records, 1000):
+                for contact in session.scalars(
+                    host.db.select(host.Contact)
+                    .order_by(host.Contact.id)
+                    .offset(start)
+                    .limit(1000)
+                ):
+                    contact.phone = "555 0100"
+                session.commit()
+            made, seconds = measure(
+                zoho, lambda: get_state().run_sync(mode="outbox", direction="push")
+            )
+        minimum = math.ceil(records / 100)
+        rows.append(
+            Row(
+                "calls",
+                "push of N changed contacts",
+                records,
+                scaling(made),
+                seconds,
+                reference=f"ceil(N/100)={minimum}",
+                ratio=scaling(made) / minimum,
+                goal="= 1.00",
+                met=scaling(made) == minimum,
+                note=f"+ {fixed(made)} fixed",
+            )
+        )
+
+
+def latency(records: int, concurrencies: list[int], latency_ms: int, rows: list[Row]) -> None:
+    """A full export with the sandbox adding ``latency_ms`` to every call."""
+    with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
+        for concurrency in concurrencies:
+            zoho.reset()
+            zoho.faults(clear=True)
+            host = connected_host(
+                sqlite_url(scratch, f"latency-{concurrency}"),
+                zoho,
+                ZOHO_SYNC_MAX_CONCURRENCY=concurrency,
+            )
+            with host.app.app_context():  # field metadata and token, before the clock starts
+                get_state().run_sync(mode="all", direction="push")
+            seed_host(host, records)
+            zoho.faults(latency_ms=latency_ms)
+            with host.app.app_context():
+                made, seconds = measure(
+                    zoho, lambda: get_state().run_sync(mode="all", direction="push")
+                )
+            stats = zoho.stats()
+            limit = math.ceil(records / 100) / concurrency * latency_ms / 1000
+            rows.append(
+                Row(
+                    "latency",
+                    f"export, {latency_ms} ms/call, concurrency {concurrency}",
+                    records,
+                    sum(made.values()),
+                    seconds,
+                    reference=f"limit {limit:.1f}s",
+                    ratio=seconds / limit,
+                    goal="<= 1.20",
+                    met=seconds / limit <= 1.2,
+                    note=(
+                        f"peak {stats['concurrency_peak']} in flight, "
+                        f"{stats['status_codes'].get('429', 0)} x 429"
+                    ),
+                )
+            )
+            with host.app.app_context():
+                host.db.engine.dispose()
+
+
+def memory(small: int, large: int, rows: list[Row]) -> None:
+    """Peak RSS of a sync of ``large`` records against one of ``small``, each in a fresh
+    process (``bench.memory``)."""
+    for kind in ("import", "export"):
+        peaks = {}
+        for records in (small, large):
+            output = subprocess.run(
+                [sys.executable, "-m", "bench.memory", "--records", str(records), "--kind", kind],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            peaks[records] = json.loads(output.strip().splitlines()[-1])
+        ratio = peaks[large]["peak_rss_kib"] / peaks[small]["peak_rss_kib"]
+        rows.append(
+            Row(
+                "memory",
+                f"peak RSS, full {kind}",
+                large,
+                None,
+                peaks[large]["seconds"],
+                reference=f"N={small:,}",
+                ratio=ratio,
+                goal="<= 1.50",
+                met=ratio <= 1.5,
+                note=(
+                    f"{peaks[small]['peak_rss_kib'] / 1024:.0f} MiB -> "
+                    f"{peaks[large]['peak_rss_kib'] / 1024:.0f} MiB"
+                ),
+            )
+        )
+
+
+def capture(repeat: int, rows: list[Row]) -> None:
+    """Host commit of 1,000 updates with and without change capture (bench_capture)."""
+    import sqlalchemy as sa
+
+    from bench import bench_capture
+
+    with tempfile.TemporaryDirectory() as directory:
+        engine = sa.create_engine(f"sqlite:///{directory}/capture.sqlite3")
+        plain, captured = bench_capture.run(engine, 1000, repeat, "loaded")
+        engine.dispose()
+    rows.append(
+        Row(
+            "capture",
+            "host commit of 1,000 updates, SQLite",
+            1000,
+            None,
+            captured,
+            reference=f"without {plain * 1000:.1f} ms",
+            ratio=captured / plain,
+            goal="<= 1.10",
+            met=captured / plain <= 1.10,
+            note=f"median of {repeat}",
+        )
+    )
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _rate(row: Row) -> str:
+    if row.rate is None or row.section in ("memory", "capture"):
+        return ""
+    return f"{row.rate:,.0f}"
+
+
+def render(rows: list[Row], *, markdown: bool) -> str:
+    header = ["section", "scenario", "N", "calls", "seconds", "rec/s", "vs", "ratio", "goal", "met"]
+    body = []
+    for row in rows:
+        body.append(
+            [
+                row.section,
+                row.scenario,
+                f"{row.records:,}",
+                "" if row.calls is None else f"{row.calls:,}",
+                "" if row.seconds is None else f"{row.seconds:.2f}",
+                _rate(row),
+                row.reference,
+                "" if row.ratio is None else f"{row.ratio:.2f}",
+                row.goal,
+                "" if row.met is None else ("yes" if row.met else "NO"),
+            ]
+            + ([row.note] if markdown else [])
+        )
+    if markdown:
+        lines = ["| " + " | ".join([*header, "note"]) + " |"]
+        lines.append("|" + "---|" * (len(header) + 1))
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    widths = [max(len(str(cells[i])) for cells in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    for cells, row in zip(body, rows, strict=True):
+        line = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+        lines.append(line + (f"  {row.note}" if row.note else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
+    parser.add_argument(
+        "--only",
+        default="calls,throughput,latency,memory,capture",
+        help="comma-separated sections to run",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    sections = set(args.only.split(","))
+    sizes = [1000, 5000] if args.quick else [10_000, 100_000]
+    peer_size = sizes[0]
+    rows: list[Row] = []
+    started = time.monotonic()
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("calls", lambda: calls(sizes[0], rows)),
+        ("throughput", lambda: throughput(sizes, peer_size, rows)),
+        ("latency", lambda: latency(sizes[0] // (10 if args.quick else 1), [1, 2, 5], 200, rows)),
+        ("memory", lambda: memory(sizes[0], sizes[1], rows)),
+        ("capture", lambda: capture(3 if args.quick else 9, rows)),
+    ]
+    for name, step in steps:
+        if name in sections:
+            print(f"... {name} ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
+            step()
+    print(render(rows, markdown=args.markdown))
+    print(f"({time.monotonic() - started:.0f}s in all)")
+    return 0 if all(row.met is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
