@@ -10,9 +10,10 @@ import pytest
 
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.zoho.client import ZohoClient
-from tests.engine.conftest import (
+from tests.engine.conftest import (  # noqa: F401 - synced and its config: shared fixtures
     connected_host,
-    synced,  # noqa: F401 - the engine tests' host+Zoho pair
+    synced,
+    synced_config,
 )
 from tests.faults.report import REPORT, ScenarioResult
 from tests.faults.world import World
