@@ -278,6 +278,7 @@ def report_as_dict(report: RunReport) -> dict[str, object]:
         if report.estimate is None
         else {"calls": report.estimate[0], "credits": report.estimate[1]},
         "changes": [vars(change) for change in report.changes],
+        "changes_not_listed": report.changes_not_kept,
     }
 
 
@@ -319,6 +320,11 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
                 f"  {change.direction} {change.action} contact {change.contact_id or '(new)'} "
                 f"/ Zoho {change.zoho_id or '(new)'} {change.changes or ''}"
             )
+    if report.changes_not_kept:
+        lines.append(
+            f"  ... and {report.changes_not_kept} more changes, not listed here: see the "
+            "History page."
+        )
     return "\n".join(lines)
 
 

@@ -9,7 +9,9 @@ and id), so records created while paging neither repeat nor vanish from the walk
 
 from __future__ import annotations
 
+import bisect
 import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
 from .fields import store_instant
-from .records import is_converted, render_record
+from .records import is_converted, render_record, version
 from .state import SandboxState
 
 DISCRETE_LIMIT = 2000
@@ -82,6 +84,43 @@ def _split(raw: str | None) -> list[str]:
 
 def _sort_key(sort_by: str):
     return lambda record: (record.get(sort_by) or "", record["id"])
+
+
+#: Per sandbox, the last listing's matching records in ascending order with their sort
+#: keys, reused while the records are unchanged (``records.version``). Filtering and
+#: sorting every record for every page made paging through 100,000 records quadratic.
+_LISTINGS: weakref.WeakKeyDictionary[SandboxState, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _sorted(
+    state: SandboxState,
+    module: str,
+    ids: list[str],
+    sort_by: str,
+    converted: str,
+    if_modified_since: str | None,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    records = state.data["records"][module]
+    key = (module, tuple(ids), sort_by, converted, if_modified_since, version(state, module))
+    cached = _LISTINGS.get(state)
+    if cached is not None and cached[0] == key and cached[1] is records:
+        return cached[2], cached[3]
+    wanted = set(ids)
+    candidates = []
+    for record in records.values():
+        if wanted and record["id"] not in wanted:
+            continue
+        flag = is_converted(record)
+        if (converted == "false" and flag) or (converted == "true" and not flag):
+            continue
+        if if_modified_since is not None and record["Modified_Time"] < if_modified_since:
+            continue
+        candidates.append(record)
+    sort_key = _sort_key(sort_by)
+    candidates.sort(key=sort_key)
+    keys = [sort_key(record) for record in candidates]
+    _LISTINGS[state] = (key, records, candidates, keys)
+    return candidates, keys
 
 
 def list_records(
@@ -181,33 +220,35 @@ def list_records(
                 {"limit": DISCRETE_LIMIT},
             )
 
-    candidates = []
-    for record in state.data["records"][module].values():
-        if ids and record["id"] not in ids:
-            continue
-        flag = is_converted(record)
-        if (converted == "false" and flag) or (converted == "true" and not flag):
-            continue
-        if if_modified_since is not None and record["Modified_Time"] < if_modified_since:
-            continue
-        candidates.append(record)
-    candidates.sort(key=_sort_key(sort_by), reverse=sort_order == "desc")
-
+    ascending, keys = _sorted(state, module, ids, sort_by, converted, if_modified_since)
     if token:
         cursor = tuple(state.page_tokens[token]["cursor"])
-        if sort_order == "desc":
-            remaining = [r for r in candidates if _sort_key(sort_by)(r) < cursor]
-        else:
-            remaining = [r for r in candidates if _sort_key(sort_by)(r) > cursor]
         take = min(per_page, state.page_token_limit - served)
+        if sort_order == "desc":
+            end = bisect.bisect_left(keys, cursor)  # everything before the cursor
+            start = max(0, end - take)
+            left = start
+        else:
+            start = bisect.bisect_right(keys, cursor)  # everything after the cursor
+            end = min(len(ascending), start + take)
+            left = len(ascending) - end
     else:
-        remaining = candidates[served:]
         take = min(per_page, DISCRETE_LIMIT - served)
-    page_records = remaining[:take]
+        if sort_order == "desc":
+            end = max(0, len(ascending) - served)
+            start = max(0, end - take)
+            left = start
+        else:
+            start = min(len(ascending), served)
+            end = min(len(ascending), start + take)
+            left = len(ascending) - end
+    page_records = ascending[start:end]
+    if sort_order == "desc":
+        page_records.reverse()
     if not page_records:
         return ListResult(304 if if_modified_since is not None else 204)
 
-    more = len(remaining) > len(page_records)
+    more = left > 0
     next_token = None
     expiry = None
     if more:

@@ -137,6 +137,19 @@ _VALUE_INDEXES: weakref.WeakKeyDictionary[SandboxState, dict[tuple[str, str], An
 )
 
 
+#: Per sandbox and module, a count of record writes, so cached listings know when to rebuild.
+_VERSIONS: weakref.WeakKeyDictionary[SandboxState, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def version(state: SandboxState, module: str) -> int:
+    return _VERSIONS.get(state, {}).get(module, 0)
+
+
+def _changed(state: SandboxState, module: str) -> None:
+    versions = _VERSIONS.setdefault(state, {})
+    versions[module] = versions.get(module, 0) + 1
+
+
 def _value_index(state: SandboxState, module: str, api_name: str) -> dict[Any, set[str]]:
     records = state.data["records"][module]
     indexes = _VALUE_INDEXES.setdefault(state, {})
@@ -159,6 +172,7 @@ def _index_value(index: dict[Any, set[str]], record: dict[str, Any], api_name: s
 
 def _reindex(state: SandboxState, module: str, record: dict[str, Any]) -> None:
     """Add a created or updated record to the indexes built so far."""
+    _changed(state, module)
     for (indexed_module, api_name), (records, index) in _VALUE_INDEXES.get(state, {}).items():
         if indexed_module == module and records is state.data["records"][module]:
             _index_value(index, record, api_name)
@@ -434,6 +448,7 @@ def delete_records(
             results.append(refusal)
             continue
         record = records.pop(record_id, None)
+        _changed(state, module)
         if record is None:
             results.append(error_body("INVALID_DATA", "record not deleted", {"id": record_id}))
             continue
@@ -496,6 +511,7 @@ def convert_lead(state: SandboxState, lead_id: str, user_id: str) -> dict[str, A
         if spec is not None and spec.writable and value not in (None, "") and name != "Owner":
             values[target] = value
     contact = _create(state, "Contacts", values, user_id)
+    _changed(state, "Leads")
     lead["Converted__s"] = True
     lead["Converted_Date_Time"] = state.stamp()
     lead["Modified_By"] = user_id

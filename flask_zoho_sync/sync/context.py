@@ -78,6 +78,8 @@ class EngineOptions:
     bulk_threshold: int = 0
     #: Most Zoho write calls the push keeps in flight at once (``ZOHO_SYNC_MAX_CONCURRENCY``).
     max_concurrency: int = 1
+    #: Most changes a real run's report lists (all are in the history); a plan lists all.
+    report_changes: int = 1000
 
 
 @dataclass
@@ -107,10 +109,26 @@ class RunReport:
     error: Exception | None = None
     #: A dry run's estimate of what the real run would cost: (calls, credits).
     estimate: tuple[int, int] | None = None
+    #: Most changes kept in ``changes`` (None: all). A real run writes every change to the
+    #: history table as it goes; holding them all here too made memory grow with the data
+    #: (about 1 KB a record), so its report keeps the first ones. Counts stay complete.
+    keep_changes: int | None = None
+    #: Changes counted but not kept in ``changes``.
+    changes_not_kept: int = 0
 
     def add(self, change: PlannedChange) -> None:
         self.counts[f"{change.direction}.{change.action}"] += 1
-        self.changes.append(change)
+        limit = self.keep_changes
+        kept = limit is None or len(self.changes) < limit
+        if not kept and change.action == "error":
+            # Errors are what an admin must act on: up to as many again past the limit.
+            kept = self.counts[f"{change.direction}.error"] + self.counts[
+                f"{'to_host' if change.direction == 'to_zoho' else 'to_zoho'}.error"
+            ] <= (limit or 0)
+        if kept:
+            self.changes.append(change)
+        else:
+            self.changes_not_kept += 1
 
     def count(self, key: str, amount: int = 1) -> None:
         self.counts[key] += amount

@@ -141,7 +141,7 @@ class SyncEngine:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
-        report = RunReport()
+        report = self._new_report()
         problems = self.mapping.problems()
         meter_before = self._meter_totals()
         if not self.options.dry_run:
@@ -222,7 +222,7 @@ class SyncEngine:
     def sync_records(self, zoho_ids: list[str], *, trigger: str | None = None) -> RunReport:
         """Pull just these Zoho records (a notification named them), then push what the
         merge left for Zoho. Records Zoho no longer has are looked up in its recycle bin."""
-        report = RunReport()
+        report = self._new_report()
         meter_before = self._meter_totals()
         self.run = self.ledger.start_run(kind="pull", mode="ids", dry_run=False, trigger=trigger)
         self.ledger.commit()
@@ -242,6 +242,12 @@ class SyncEngine:
             report.error = exc
         self._finish(report, meter_before)
         return report
+
+    def _new_report(self) -> RunReport:
+        """A plan lists every change (that is what it is for); a run lists the first ones,
+        so its memory does not grow with the data: the history table has them all."""
+        keep = None if self.options.dry_run else self.options.report_changes
+        return RunReport(keep_changes=keep)
 
     def _push_candidates(self, mode: str, outbox: dict[str, list[Any]]) -> Iterator[str]:
         """Contacts to look at, each once: the outbox, what the pull left, then by mode."""

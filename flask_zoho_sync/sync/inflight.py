@@ -31,16 +31,20 @@ class InFlight:
     free, so no more than ``limit`` are ever in progress. Up to ``limit`` more wait queued,
     ready to go the moment a thread frees up, so a slow call does not leave the others
     idle while the caller is busy settling; beyond that, :meth:`submit` blocks, which keeps
-    memory at a few batches however large the run. With ``limit`` 1 nothing is threaded:
-    each call runs and settles inline, exactly as a plain loop would.
+    memory at a few batches however large the run. Even with ``limit`` 1 the call runs on a
+    thread, so the caller prepares the next batch while one is in flight (a latency-bound
+    push then costs the calls' time, not the calls' time plus the caller's). With
+    ``threaded=False`` each call runs and settles inline, as a plain loop would.
     """
 
-    def __init__(self, limit: int, *, name: str = "zoho-sync-call") -> None:
+    def __init__(
+        self, limit: int, *, name: str = "zoho-sync-call", threaded: bool = True
+    ) -> None:
         if limit < 1:
             raise ValueError(f"the concurrency limit must be at least 1, got {limit}")
         self.limit = limit
         self._executor = (
-            ThreadPoolExecutor(max_workers=limit, thread_name_prefix=name) if limit > 1 else None
+            ThreadPoolExecutor(max_workers=limit, thread_name_prefix=name) if threaded else None
         )
         self._pending: deque[tuple[Future[Any], Settle]] = deque()
 

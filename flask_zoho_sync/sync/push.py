@@ -79,11 +79,11 @@ class PushPass:
         self.creates: list[_Outgoing] = []
         self.deletions: list[_Deletion] = []
         self.done = 0
-        self.calls = InFlight(1)
+        self.calls = InFlight(1, threaded=False)
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
-        limit = 1 if self.dry_run else self.engine.options.max_concurrency
-        with InFlight(limit, name="zoho-sync-push") as self.calls:
+        limit = self.engine.options.max_concurrency
+        with InFlight(limit, name="zoho-sync-push", threaded=not self.dry_run) as self.calls:
             batch: list[str] = []
             for contact_id in contact_ids:
                 batch.append(contact_id)
@@ -95,7 +95,7 @@ class PushPass:
             self._send_updates(force=True)
             self._send_creates(force=True)
             self.calls.drain()
-        self.calls = InFlight(1)
+        self.calls = InFlight(1, threaded=False)
         self._send_deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             self.ledger.settings.last_push_at = self.engine.started_at

@@ -17,11 +17,15 @@ from tests.engine.conftest import Synced
 
 @pytest.fixture
 def synced(synced: Synced) -> Iterator[Synced]:
-    """The engine fixture, with the sandbox's concurrency limit put back afterwards (a
-    reset keeps it: it is a setting of the server, not of the org's data)."""
-    limit = synced.zoho.stats()["concurrency_limit"]
+    """The engine fixture on a sandbox with Zoho's usual limits (10 calls at once, the
+    standard daily credits), put back as found afterwards: a reset keeps both, as they are
+    settings of the server rather than of the org's data, and other tests change them."""
+    stats = synced.zoho.stats()
+    synced.zoho.faults(concurrency_limit=10, daily_credits=None)
     yield synced
-    synced.zoho.faults(concurrency_limit=limit)
+    synced.zoho.faults(
+        concurrency_limit=stats["concurrency_limit"], daily_credits=stats["credits_limit"]
+    )
 
 
 def _cap(synced: Synced, limit: int) -> None:
@@ -191,9 +195,9 @@ def test_inflight_raises_the_first_failure_after_settling_the_rest() -> None:
     assert 2 not in settled
 
 
-def test_inflight_of_one_runs_inline() -> None:
+def test_inflight_unthreaded_runs_inline() -> None:
     threads: list[int] = []
-    with InFlight(1) as calls:
+    with InFlight(1, threaded=False) as calls:
         calls.submit(lambda: threads.append(threading.get_ident()), lambda _result: None)
     assert threads == [threading.get_ident()]
     with pytest.raises(ValueError, match="at least 1"):
