@@ -54,7 +54,7 @@ PAGE_TOKEN_TTL = timedelta(hours=24)
 #: Sandbox-clock seconds a job stays in each state when nobody polls it.
 SECONDS_PER_STEP = 5.0
 #: Wall-clock seconds of work one request may do on a write job before answering.
-WORK_SLICE_SECONDS = 2.0
+WORK_SLICE_SECONDS = 10.0
 
 READ_STATES = ("ADDED", "QUEUED", "IN PROGRESS", "COMPLETED")
 WRITE_STATES = ("ADDED", "IN PROGRESS", "COMPLETED")
