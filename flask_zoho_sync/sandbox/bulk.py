@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -52,6 +53,8 @@ PAGE_TOKEN_TTL = timedelta(hours=24)
 
 #: Sandbox-clock seconds a job stays in each state when nobody polls it.
 SECONDS_PER_STEP = 5.0
+#: Wall-clock seconds of work one request may do on a write job before answering.
+WORK_SLICE_SECONDS = 10.0
 
 READ_STATES = ("ADDED", "QUEUED", "IN PROGRESS", "COMPLETED")
 WRITE_STATES = ("ADDED", "IN PROGRESS", "COMPLETED")
@@ -150,7 +153,12 @@ def _check_module_scope(module: str, operation: str) -> None:
 
 
 def _advance(state: SandboxState, job: dict[str, Any], polled: bool, process: Callable) -> None:
-    """Move a job towards its end: one state per poll, or per SECONDS_PER_STEP of clock."""
+    """Move a job towards its end: one state per poll, or per SECONDS_PER_STEP of clock.
+
+    ``process`` does the job's work when it is due to complete, and returns False when it
+    did only part of it: a large write is worked through over several polls, so no single
+    request runs longer than ``WORK_SLICE_SECONDS`` (and times out in the client).
+    """
     states = job["states"]
     if job["state"] not in states[:-1]:
         return
@@ -161,11 +169,13 @@ def _advance(state: SandboxState, job: dict[str, Any], polled: bool, process: Ca
     while job["step"] < target:
         if job["step"] + 1 == len(states) - 1:
             try:
-                process(state, job)
+                finished = process(state, job)
             except JobFailed as failure:
                 job["state"] = job["failed_state"]
                 job["failure"] = str(failure)
                 return
+            if not finished:
+                return  # still working: the job stays where it is until a later poll
         job["step"] += 1
         job["state"] = states[job["step"]]
 
@@ -328,7 +338,7 @@ def _zip_csv(name: str, header: list[str], rows: Iterator[list[str]]) -> bytes:
     return buffer.getvalue()
 
 
-def _process_read(state: SandboxState, job: dict[str, Any]) -> None:
+def _process_read(state: SandboxState, job: dict[str, Any]) -> bool:
     """Export the matching records at completion time, as Zoho does when the job runs."""
     if job.get("fail"):
         raise JobFailed("the export could not be completed")
@@ -370,6 +380,7 @@ def _process_read(state: SandboxState, job: dict[str, Any]) -> None:
         "more_records": more,
         "next_page_token": next_token,
     }
+    return True
 
 
 def _read_job_json(state: SandboxState, job: dict[str, Any]) -> dict[str, Any]:
@@ -749,19 +760,24 @@ def _find_by_index(
     return index
 
 
-def _process_write(state: SandboxState, job: dict[str, Any]) -> None:
-    """Apply every row through the REST write rules, then build the result file."""
+def _process_write(state: SandboxState, job: dict[str, Any]) -> bool:
+    """Apply the next rows through the REST write rules for up to WORK_SLICE_SECONDS;
+    once every row is done, build the result file. Returns whether the job is done."""
     if job.get("fail"):
         raise JobFailed("the import could not be completed")
     module = job["module"]
     find_by = job["find_by"]
     records = state.data["records"][module]
     index = _find_by_index(records, find_by)
-    outcomes: list[tuple[str, str, str]] = []  # (RECORD_ID, STATUS, ERRORS)
+    outcomes: list[tuple[str, str, str]] = job.setdefault("outcomes", [])
     inserted: list[str] = []
     updated: list[str] = []
     affected: dict[str, list[str]] = {}
-    for row in job["rows"]:
+    deadline = time.monotonic() + WORK_SLICE_SECONDS
+    rows = job["rows"]
+    started = len(outcomes)
+    while len(outcomes) < len(rows) and (len(outcomes) == started or time.monotonic() < deadline):
+        row = rows[len(outcomes)]
         item = _row_item(state, job, row)
         key = item.get(find_by) if find_by else None
         target: dict[str, Any] | None = None
@@ -804,19 +820,22 @@ def _process_write(state: SandboxState, job: dict[str, Any]) -> None:
         if updated:
             state.notifier.publish(module, "update", updated, affected)
     state.save()
+    if len(outcomes) < len(rows):
+        return False
     first_three = [m for m in job["mappings"] if m["index"] is not None][:3]
     header = [m["api_name"] for m in first_three] + ["RECORD_ID", "STATUS", "ERRORS"]
-    rows = (
+    lines = (
         [row[m["index"]] if m["index"] < len(row) else "" for m in first_three] + list(result)
-        for row, result in zip(job["rows"], outcomes, strict=True)
+        for row, result in zip(rows, outcomes, strict=True)
     )
-    job["zip"] = _zip_csv(f"{module}-{job['id']}.csv", header, rows)
+    job["zip"] = _zip_csv(f"{module}-{job['id']}.csv", header, lines)
     job["counts"] = {
         "added_count": sum(1 for o in outcomes if o[1] == "added"),
         "updated_count": sum(1 for o in outcomes if o[1] == "updated"),
         "skipped_count": sum(1 for o in outcomes if o[1] == "skipped"),
         "total_count": len(outcomes),
     }
+    return True
 
 
 def _write_job_json(state: SandboxState, job: dict[str, Any], root: str) -> dict[str, Any]:

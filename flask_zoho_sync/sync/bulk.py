@@ -42,8 +42,12 @@ log = logging.getLogger(__name__)
 
 #: Zoho's Bulk Write job size (reference §6.2).
 WRITE_JOB_RECORDS = 25_000
-#: Records merged and committed at a time while reading an export.
-PULL_PAGE = 1_000
+#: Records merged and committed at a time while reading an export, and results settled
+#: and committed at a time after a write job: the REST passes' transaction sizes. One
+#: transaction per 25,000 results made SQLite spill to an exclusive lock, and change
+#: capture's own short read on another connection then failed with "database is locked".
+PULL_PAGE = 200
+SETTLE_BATCH = 100
 #: Records per REST listing page (the client's default, Zoho's maximum).
 REST_PAGE = 200
 #: Zoho types whose CSV cell needs turning back into the JSON type REST would send.
@@ -262,8 +266,9 @@ class BulkPushPass(PushPass):
             for position, (item, r) in enumerate(zip(items, results, strict=True))
             if not _unprocessed(r)
         ]
-        if settled:
-            self._settle([item for item, _ in settled], [r for _, r in settled], action)
+        for start in range(0, len(settled), SETTLE_BATCH):
+            part = settled[start : start + SETTLE_BATCH]
+            self._settle([item for item, _ in part], [r for _, r in part], action)
         return unprocessed
 
 

@@ -377,3 +377,16 @@ def test_a_write_job_costs_500_credits_and_notifies_like_rest(
     assert stats["credits"]["POST /bulk/write"] == 500
     assert stats["calls"]["POST /upload"] == 1
     assert stats["calls"]["GET /bulk/write/{id}"] == 2
+
+
+def test_a_large_write_is_worked_through_over_several_polls(
+    api: Api, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flask_zoho_sync.sandbox.bulk.WORK_SLICE_SECONDS", 0.0)
+    job_id = start_write(api, "Last_Name\nA\nB\nC\n")
+    statuses = [detail["status"] for detail in poll(api, "write", job_id)]
+    # One row per request here: the job stays IN PROGRESS until its last row is written.
+    assert statuses == ["IN PROGRESS", "IN PROGRESS", "IN PROGRESS", "COMPLETED"]
+    rows = csv_rows(bulk(api, "GET", f"/write/{job_id}/result").content)
+    assert [r["STATUS"] for r in rows] == ["added"] * 3
+    assert len(sandbox.records("Contacts")) == 3
