@@ -48,6 +48,9 @@ RUN_LOCK_SECONDS = 90
 NOTIFY_DELAY = 30
 #: Transient Zoho trouble is retried by RQ at these intervals (seconds).
 RETRY_INTERVALS = [60, 300, 900, 3600]
+#: RQ stops a job after 180 s unless told otherwise; a first sync of 100,000 contacts, or
+#: one waiting on Zoho's bulk jobs (ZOHO_SYNC_BULK_TIMEOUT, an hour each), takes longer.
+SYNC_JOB_TIMEOUT = 6 * 3600
 
 
 class SyncBusy(RuntimeError):
@@ -92,6 +95,7 @@ def schedule_push(state: ZohoSyncState, *, delay: int | None = None) -> str | No
             trigger="auto",
             job_id=job_id,
             retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            job_timeout=SYNC_JOB_TIMEOUT,
             result_ttl=3600,
             failure_ttl=7 * 86400,
         )
@@ -116,6 +120,7 @@ def schedule_sync(
         confirm_deletes=confirm_deletes,
         job_id=f"zoho-sync-{trigger}-{int(time.time() * 1000)}",
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        job_timeout=SYNC_JOB_TIMEOUT,
         result_ttl=3600,
         failure_ttl=7 * 86400,
     )
@@ -139,6 +144,7 @@ def schedule_notified_pull(state: ZohoSyncState, zoho_ids: list[str]) -> str | N
         run_notified_pull_job,
         job_id=job_id,
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        job_timeout=SYNC_JOB_TIMEOUT,
         result_ttl=3600,
     )
     return job_id
@@ -241,9 +247,7 @@ def exclusive_run(state: ZohoSyncState) -> Iterator[None]:
         yield
 
 
-def _outcome(
-    state: ZohoSyncState, report: RunReport, *, mode: str, trigger: str
-) -> dict[str, Any]:
+def _outcome(state: ZohoSyncState, report: RunReport, *, mode: str, trigger: str) -> dict[str, Any]:
     if report.status == "failed" and isinstance(report.error, ZohoRetryLater):
         raise SyncRetryLater(report.message or "Zoho asked us to try later")
     outcome = {"status": report.status, "message": report.message, "counts": dict(report.counts)}
@@ -271,6 +275,7 @@ def schedule_resume(state: ZohoSyncState, report: RunReport, *, mode: str, trigg
         trigger=trigger,
         job_id=f"zoho-sync-resume-{int(resumes_at.timestamp())}",
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        job_timeout=SYNC_JOB_TIMEOUT,
         result_ttl=3600,
         failure_ttl=7 * 86400,
     )

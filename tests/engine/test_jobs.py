@@ -187,3 +187,19 @@ def test_the_run_lock_outlives_its_expiry_while_the_run_lives(
             pass
     with synced.host.app.app_context(), jobs.run_lock(synced.state):
         pass  # released at the end of the run
+
+
+def test_sync_jobs_may_run_longer_than_rqs_three_minute_default(synced: Synced) -> None:
+    """A first sync of a large contact base runs for many minutes; RQ would kill it at 180 s."""
+    from rq.job import Job
+
+    auto_sync(synced)
+    with synced.host.app.app_context():
+        ids = [
+            jobs.schedule_push(synced.state),
+            jobs.schedule_sync(synced.state),
+            jobs.schedule_notified_pull(synced.state, ["1"]),
+        ]
+        timeouts = {Job.fetch(i, connection=synced.state.redis()).timeout for i in ids}
+    assert timeouts == {jobs.SYNC_JOB_TIMEOUT}
+    assert jobs.SYNC_JOB_TIMEOUT >= 3600
