@@ -198,7 +198,16 @@ class PullPass:
             apply_host_changes(self.adapter, contact, changes)
             self.adapter.flush()
         contact_id = self.adapter.contact_id(contact)
-        self._apply(contact_id, zoho_id, contact, None, result, modified, action="create")
+        self._apply(
+            contact_id,
+            zoho_id,
+            contact,
+            None,
+            result,
+            modified,
+            action="create",
+            warnings=changes.warnings,
+        )
 
     def _merge_with(
         self,
@@ -229,6 +238,7 @@ class PullPass:
         *,
         link: Any = None,
         action: str = "update",
+        warnings: tuple[str, ...] = (),
     ) -> None:
         conflicts = _conflicts(result)
         changed = diff(base or {}, {**(base or {}), **result.to_host}, self.mapping)
@@ -249,7 +259,7 @@ class PullPass:
             return
         if result.to_host and action != "create":
             with self.engine.host_writes():
-                self._write_host(contact, result.to_host)
+                warnings = (*warnings, *self._write_host(contact, result.to_host))
         # Keys the merge gave to Zoho keep their old base, so the push still sees them as
         # host changes and sends them; everything else is now held by both sides.
         snapshot = dict(result.new_base)
@@ -271,14 +281,19 @@ class PullPass:
                 contact_id=contact_id,
                 zoho_id=zoho_id,
                 changes={"fields": shown, "conflicts": conflicts},
-                reason="changed in Zoho" if action == "update" else "new in Zoho",
+                # A value cut to fit the host column says so, or the cut would go unseen.
+                reason="; ".join(
+                    ["changed in Zoho" if action == "update" else "new in Zoho", *warnings]
+                ),
             )
             self.report.add(PlannedChange("to_host", action, contact_id, zoho_id, shown, conflicts))
 
-    def _write_host(self, contact: Any, to_host: dict[str, Any]) -> None:
+    def _write_host(self, contact: Any, to_host: dict[str, Any]) -> tuple[str, ...]:
+        """Write Zoho's values; returns the warnings of values cut to fit the host."""
         changes = self.mapping.canonical_to_host(to_host)
         if changes:
             apply_host_changes(self.adapter, contact, changes)
+        return changes.warnings
 
     def _without_our_fallbacks(
         self, snapshot: dict[str, Any] | None, base: dict[str, Any], zoho: dict[str, Any]

@@ -189,6 +189,8 @@ def test_a_32000_character_description_is_cut_for_the_host_and_kept_in_zoho(
         changes = site.host.db.session.scalars(sa.select(RecordHistory.changes)).all()
     shown = " ".join(str(part) for part in (*reasons, *changes))
     assert long_text not in shown, "the history keeps a 32,000-character value verbatim"
+    # The cut is not silent: the import's history entry says what was cut.
+    assert "company: value cut from 32000 to 120 characters" in shown, shown[:500]
     fault_scenario.records_checked = 1
     _pages_escape(site, [contact["id"]])
 
