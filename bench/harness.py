@@ -95,7 +95,13 @@ def sandbox_process(**options: Any) -> Iterator[SandboxHandle]:
 
 def connected_host(database_url: str, zoho: SandboxHandle, **config: Any) -> HostApp:
     """A host app on a fresh schema, connected to the sandbox, syncing Leads with the
-    default mapping."""
+    default mapping.
+
+    The REST path unless ``config`` says otherwise: the SDK and the naive loop use REST, so
+    comparisons with them (and the ceil(N/100) call counts) measure REST against REST; the
+    bulk section sets its own threshold.
+    """
+    config = {"ZOHO_SYNC_BULK_THRESHOLD": 0, **config}
     host = make_host_app(
         database_url,
         ZOHO_SYNC_CLIENT_ID=zoho.client_id,

@@ -38,6 +38,7 @@ from bench.harness import (
     sqlite_url,
 )
 from flask_zoho_sync.extension import get_state
+from flask_zoho_sync.preferences import set_field_map
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 
 Work = Callable[[SandboxHandle, HostApp], None]
@@ -192,6 +193,74 @@ def calls(records: int, rows: list[Row]) -> None:
         )
 
 
+def bulk(records: int, rows: list[Row]) -> None:
+    """A first sync of N records each way through Zoho's bulk APIs against the REST path.
+
+    Bulk Write's creates are upserts on the unique Contact Id field, so the host maps it
+    (as the README recommends); without it, creates stay on REST.
+    """
+    with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
+        for kind in ("import", "export"):
+            measured = {}
+            for path, threshold in (("REST", 0), ("bulk", 5200)):
+                zoho.reset()
+                zoho.add_custom_field(
+                    "Leads",
+                    api_name="Contact_Id",
+                    field_label="Contact Id",
+                    data_type="text",
+                    length=50,
+                    unique=True,
+                )
+                if kind == "import":
+                    seed_zoho(zoho, records)
+                host = connected_host(
+                    sqlite_url(scratch, f"bulk-{kind}-{path}"),
+                    zoho,
+                    ZOHO_SYNC_BULK_THRESHOLD=threshold,
+                    ZOHO_SYNC_BULK_POLL_INTERVAL=0.2,
+                )
+                with host.app.app_context():
+                    set_field_map(
+                        host.db.session,
+                        kind="system",
+                        host_key="contact_id",
+                        zoho_field="Contact_Id",
+                    )
+                    host.db.session.commit()
+                if kind == "export":
+                    seed_host(host, records)
+                credits_before = zoho.stats()["total_credits"]
+                direction = "pull" if kind == "import" else "push"
+                with host.app.app_context():
+                    made, seconds = measure(
+                        zoho, lambda d=direction: get_state().run_sync(mode="all", direction=d)
+                    )
+                credits = zoho.stats()["total_credits"] - credits_before
+                measured[path] = (sum(made.values()), credits, seconds)
+                with host.app.app_context():
+                    host.db.engine.dispose()
+            rest_calls, rest_credits, _ = measured["REST"]
+            bulk_calls, bulk_credits, bulk_seconds = measured["bulk"]
+            rows.append(
+                Row(
+                    "bulk",
+                    f"first sync, {kind}: bulk vs REST",
+                    records,
+                    bulk_calls,
+                    bulk_seconds,
+                    reference=f"REST {rest_calls:,} calls",
+                    ratio=bulk_calls / rest_calls,
+                    goal="fewer calls",
+                    met=bulk_calls < rest_calls,
+                    note=(
+                        f"{bulk_credits:,} credits vs {rest_credits:,} on REST; "
+                        f"REST took {measured['REST'][2]:.1f}s"
+                    ),
+                )
+            )
+
+
 def latency(records: int, concurrencies: list[int], latency_ms: int, rows: list[Row]) -> None:
     """A full export with the sandbox adding ``latency_ms`` to every call."""
     with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
@@ -340,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument(
         "--only",
-        default="calls,throughput,latency,memory,capture",
+        default="calls,throughput,bulk,latency,memory,capture",
         help="comma-separated sections to run",
     )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -353,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("calls", lambda: calls(sizes[0], rows)),
         ("throughput", lambda: throughput(sizes, peer_size, rows)),
+        ("bulk", lambda: bulk(sizes[1], rows)),
         ("latency", lambda: latency(sizes[0] // (10 if args.quick else 1), [1, 2, 5], 200, rows)),
         ("memory", lambda: memory(sizes[0], sizes[1], rows)),
         ("capture", lambda: capture(3 if args.quick else 9, rows)),
