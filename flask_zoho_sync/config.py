@@ -281,7 +281,8 @@ def validate_time_zone(name: str) -> ZoneInfo:
     """An IANA zone by name, or a message that says what a valid one looks like."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: zoneinfo looks the name up as a file, and a long one is "name too long".
         raise ConfigurationError(
             f"{name!r} is not a known time zone; use an IANA name such as 'Australia/Sydney' "
             "or 'UTC'."

@@ -47,7 +47,7 @@ def field_maps(session: Session) -> list[FieldMap]:
 def zone_of(settings: SyncSettings) -> ZoneInfo:
     try:
         return ZoneInfo(settings.time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

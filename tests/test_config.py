@@ -88,3 +88,10 @@ def test_time_zone_names_are_checked() -> None:
     assert str(validate_time_zone("Australia/Sydney")) == "Australia/Sydney"
     with pytest.raises(ConfigurationError, match="IANA"):
         validate_time_zone("Mars/Olympus")
+
+
+def test_a_time_zone_name_too_long_for_a_file_name_is_refused_like_any_unknown_zone() -> None:
+    from flask_zoho_sync.config import validate_time_zone
+
+    with pytest.raises(ConfigurationError, match="not a known time zone"):
+        validate_time_zone("x" * 5000)

@@ -344,7 +344,7 @@ def control_blueprint(state: SandboxState) -> Blueprint:
             if "time_zone" in body:
                 try:
                     ZoneInfo(str(body["time_zone"]))
-                except (ZoneInfoNotFoundError, ValueError):
+                except (ZoneInfoNotFoundError, ValueError, OSError):
                     return _bad(f"unknown time zone {body['time_zone']!r}")
             for key, value in body.items():
                 if key in current and key != "id":
