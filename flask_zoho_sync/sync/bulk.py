@@ -128,12 +128,14 @@ def _number(text: str, kind: type) -> Any:
 
 
 class BulkPullPass(PullPass):
-    """The pull of a first sync: REST pages up to ``bulk_threshold`` records, then, if Zoho
-    has more, one Bulk Read export of everything changed since the last record read.
+    """The pull of a first sync: one REST page, and if Zoho holds at least
+    ``bulk_threshold`` records, one Bulk Read export of everything after it.
 
-    Starting on REST means a small org costs exactly what it costs without bulk (no extra
-    call to count records first); a large one re-reads at most a few records already merged
-    (the export starts at the last ``Modified_Time`` seen, inclusive), which merge as
+    The first page costs what a REST sync costs; only a full page (Zoho may well have
+    more) pays one more call to count the module. A small org therefore reads exactly as it
+    does without bulk, and a large one pays a page and a count, not a page per 200 records
+    up to the threshold. The export starts at the last ``Modified_Time`` of that page
+    (inclusive), so the few records sharing that second are read twice and merge as
     unchanged.
     """
 
@@ -145,7 +147,6 @@ class BulkPullPass(PullPass):
             return
         settings = self.ledger.settings
         newest = settings.pull_watermark
-        threshold = self.engine.options.bulk_threshold
         fields = self.mapping.zoho_api_names()
         done = 0
         switch = False
@@ -154,9 +155,10 @@ class BulkPullPass(PullPass):
             done += len(page)
             self.engine.progress("pull", done)
             self.ledger.commit()
-            if done >= threshold and len(page) == REST_PAGE:
-                switch = True  # a full page: Zoho may well have more, so export the rest
-                break
+            if done == len(page) == REST_PAGE:
+                switch = self._large_enough()
+                if switch:
+                    break
         if switch:
             rows = self.engine.bulk.iter_rows(
                 self.ledger.module,
@@ -175,6 +177,12 @@ class BulkPullPass(PullPass):
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
+
+    def _large_enough(self) -> bool:
+        """Whether the module holds enough records for an export to be the cheaper read."""
+        total = self.engine.client.count_records(self.ledger.module)
+        log.info("First sync: Zoho holds %d %s records", total, self.ledger.module)
+        return total >= self.engine.options.bulk_threshold
 
 
 def _pages(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

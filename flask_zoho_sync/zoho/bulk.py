@@ -502,9 +502,19 @@ class BulkClient:
     def _wait(
         self, fetch: Callable[[], dict[str, Any]], key: str, endpoint: str, job_id: str
     ) -> dict[str, Any]:
+        # A job Zoho has just accepted is never done yet, so the first poll waits too: each
+        # status call costs a credit.
         deadline = self._clock() + self.timeout
         interval = self.poll_interval
+        state = "ADDED"
         while True:
+            if self._clock() + interval > deadline:
+                raise ZohoBulkTimeout(
+                    f"Zoho's bulk job {job_id} was still {state or 'unknown'} after "
+                    f"{self.timeout:.0f} s",
+                    endpoint=endpoint,
+                )
+            self.client._sleep(interval)
             job = fetch()
             state = str(job.get(key) or "")
             if state == _JOB_DONE:
@@ -515,13 +525,6 @@ class BulkClient:
                     code=state,
                     endpoint=endpoint,
                 )
-            if self._clock() + interval > deadline:
-                raise ZohoBulkTimeout(
-                    f"Zoho's bulk job {job_id} was still {state or 'unknown'} after "
-                    f"{self.timeout:.0f} s",
-                    endpoint=endpoint,
-                )
-            self.client._sleep(interval)
             interval = min(self.max_poll_interval, interval * 1.5)
 
     @contextmanager

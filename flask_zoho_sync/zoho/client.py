@@ -391,6 +391,21 @@ class ZohoClient:
                 return
             page += 1
 
+    def count_records(self, module: str) -> int:
+        """How many records ``module`` holds (converted Leads excluded, as in listings).
+
+        One credit tells whether a first sync is large enough for Bulk Read, where reading
+        on until the threshold would have cost a call per 200 records (reference §2.11).
+        """
+        endpoint = f"GET /{module}/actions/count"
+        reply = self._request("GET", f"/{module}/actions/count")
+        count = reply.body.get("count") if isinstance(reply.body, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ZohoMalformedResponse(
+                f"Zoho's record count was {count!r}, not a whole number", endpoint=endpoint
+            )
+        return count
+
     # -- metadata ---------------------------------------------------------------------------
 
     def fields(self, module: str) -> list[dict[str, Any]]:

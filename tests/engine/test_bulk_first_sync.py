@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ def test_a_large_first_sync_reads_and_writes_in_bulk_without_duplicates(synced: 
 
     calls = synced.calls()
     assert calls["GET /Leads"] == 1  # one REST page, then the export of the rest
+    assert calls["GET /Leads/actions/count"] == 1  # asked once, after a full first page
     assert calls["POST /bulk/read"] == 1
     assert calls["POST /bulk/write"] == 2  # new host contacts; Contact Ids of imported ones
     assert "POST /Leads/upsert" not in calls and "PUT /Leads" not in calls
@@ -95,6 +97,30 @@ def test_rows_zoho_refuses_in_a_bulk_write_land_in_the_history(synced: Synced) -
         assert stored.contact_id == str(clash) and stored.error_code == "DUPLICATE_DATA"
     assert len(synced.zoho.records("Leads")) == THRESHOLD + 5
     assert str(clash) not in {contact_id for contact_id, _ in links(synced)}
+
+
+def test_an_org_below_the_threshold_pays_one_count_and_stays_on_rest(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synced.state, "config", replace(synced.state.config, bulk_threshold=500))
+    synced.zoho.generate_records("Leads", 450)
+    report = synced.sync(mode="all", direction="pull")
+    assert report.status == "succeeded", report.message
+    assert report.counts["to_host.create"] == 450
+    calls = synced.calls()
+    assert calls["GET /Leads"] == 3  # every page through REST, as without bulk
+    assert calls["GET /Leads/actions/count"] == 1
+    assert not any(key.startswith("POST /bulk") for key in calls)
+
+
+def test_an_org_that_fits_one_page_is_not_counted(synced: Synced) -> None:
+    synced.zoho.generate_records("Leads", 150)
+    report = synced.sync(mode="all", direction="pull")
+    assert report.counts["to_host.create"] == 150
+    calls = synced.calls()
+    assert calls["GET /Leads"] == 1
+    assert "GET /Leads/actions/count" not in calls
+    assert not any(key.startswith("POST /bulk") for key in calls)
 
 
 def test_a_small_first_sync_stays_on_rest(synced: Synced) -> None:

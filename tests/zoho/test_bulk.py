@@ -77,7 +77,7 @@ def test_a_read_polls_with_growing_waits_then_streams_the_csv(
     )
     rows = list(bulk.iter_rows("Contacts", ["Last_Name"]))
     assert rows == [{"id": "1", "Last_Name": "Ada"}, {"id": "2", "Last_Name": "Bob"}]
-    assert sleeps == [2, 3, 4.5, 5]
+    assert sleeps == [2, 3, 4.5, 5, 5]  # never polled before a first wait
     sent = json.loads(rsps.calls[0].request.body)
     assert sent == {
         "query": {"module": {"api_name": "Contacts"}, "fields": ["Last_Name"], "page": 1}

@@ -305,3 +305,20 @@ def test_deleted_records_are_paged_and_parsed(
         {"type": "all", "page": "2", "per_page": "200"},
     ]
     assert rsps.calls[0].request.headers["If-Modified-Since"] == "2015-01-01T00:00:00+00:00"
+
+
+def test_the_record_count_is_one_call_and_a_whole_number(
+    client: ZohoClient, rsps: responses.RequestsMock
+) -> None:
+    rsps.get(f"{CRM}/Leads/actions/count", json={"count": 104_321})
+    assert client.count_records("Leads") == 104_321
+    assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize("body", [{}, {"count": "12"}, {"count": -1}, {"count": True}, [1]])
+def test_a_count_that_is_not_a_whole_number_is_malformed(
+    client: ZohoClient, rsps: responses.RequestsMock, body: Any
+) -> None:
+    rsps.get(f"{CRM}/Leads/actions/count", json=body)
+    with pytest.raises(ZohoMalformedResponse, match="record count"):
+        client.count_records("Leads")
