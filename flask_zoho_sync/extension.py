@@ -242,7 +242,7 @@ class ZohoSyncState:
             session.commit()
         mapping = build_mapping(session, self.adapter)
         bulk = None
-        if self.config.bulk_threshold and not dry_run:
+        if self.config.bulk_threshold:  # a dry run sends no job; it prices the ones it plans
             bulk = BulkClient(
                 client,
                 poll_interval=self.config.bulk_poll_interval,

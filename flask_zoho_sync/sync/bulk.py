@@ -27,6 +27,7 @@ distort.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,8 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Zoho's Bulk Write job size (reference §6.2).
+#: Zoho's Bulk Write job size and Bulk Read page (reference §6.1, §6.2).
 WRITE_JOB_RECORDS = 25_000
+READ_JOB_RECORDS = 200_000
 #: Records merged and committed at a time while reading an export, and results settled
 #: and committed at a time after a write job: the REST passes' transaction sizes. One
 #: transaction per 25,000 results made SQLite spill to an exclusive lock, and change
@@ -50,6 +52,14 @@ PULL_PAGE = 200
 SETTLE_BATCH = 100
 #: Records per REST listing page (the client's default, Zoho's maximum).
 REST_PAGE = 200
+#: Counts a plan of a bulk first sync keeps, for pricing it as the real run will run.
+PLANNED_READ = "plan.bulk_read_records"
+PLANNED_JOBS = "plan.bulk_write_jobs"
+PLANNED_WRITES = "plan.bulk_writes"
+#: Status polls a plan prices each job at: Zoho decides how many a job really takes.
+PLANNED_POLLS = 3
+#: Credits Zoho charges for creating a Bulk Write job (reference §4.1).
+WRITE_JOB_CREDITS = 500
 #: Zoho types whose CSV cell needs turning back into the JSON type REST would send.
 _LOOKUPS = ("lookup", "ownerlookup", "userlookup")
 _WHOLE = ("integer",)
@@ -82,14 +92,46 @@ def bulk_read_blocker(engine: SyncEngine) -> str | None:
 
 
 def first_sync(engine: SyncEngine, mode: str) -> bool:
-    """Whether this run may use the bulk APIs: a full sync before anything is linked."""
+    """Whether this run may use the bulk APIs: a full sync before anything is linked.
+
+    A dry run answers the same, so that its plan is made by the bulk passes, which send
+    nothing in a dry run but count the jobs the real run would make.
+    """
     return (
         engine.bulk is not None
         and engine.options.bulk_threshold > 0
-        and not engine.options.dry_run
         and mode == "all"
         and engine.ledger.linked_count() == 0
     )
+
+
+def bulk_cost(plan: RunReport, followups: int, threshold: int) -> tuple[int, int, int, int]:
+    """What the bulk jobs of a planned first sync cost, against REST.
+
+    Returns ``(calls, credits, creates, updates)``: the calls and credits the jobs add (the
+    REST listing pages they replace taken off) and how many planned creates and updates
+    they carry, which the caller must not price as REST writes. ``followups`` are the
+    Contact Id updates the run sends for contacts it creates from Zoho records; a plan
+    does not list them, so they are priced as one more job when there are enough.
+    """
+    jobs = plan.counts.get(PLANNED_JOBS, 0)
+    creates = plan.counts.get(f"{PLANNED_WRITES}.create", 0)
+    updates = plan.counts.get(f"{PLANNED_WRITES}.update", 0)
+    if followups >= threshold:
+        jobs += math.ceil(followups / WRITE_JOB_RECORDS)
+        updates += followups
+    # A job: the upload, the job itself, its polls and the result download.
+    calls = jobs * (3 + PLANNED_POLLS)
+    credits = jobs * (WRITE_JOB_CREDITS + 2 + PLANNED_POLLS)
+    read = plan.counts.get(PLANNED_READ, 0)
+    if read:
+        pages = math.ceil(read / REST_PAGE)
+        read_jobs = math.ceil(max(0, read - REST_PAGE) / READ_JOB_RECORDS)
+        # The first page, the count, then per export job its creation, polls and download.
+        exported = 2 + read_jobs * (2 + PLANNED_POLLS)
+        calls += exported - pages
+        credits += exported - pages
+    return calls, credits, creates, updates
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -154,11 +196,15 @@ class BulkPullPass(PullPass):
             newest = self._page(page, newest)
             done += len(page)
             self.engine.progress("pull", done)
+            if self.dry_run:
+                continue  # a plan lists every record, so it reads them all through REST
             self.ledger.commit()
             if done == len(page) == REST_PAGE:
                 switch = self._large_enough()
                 if switch:
                     break
+        if self.dry_run and done >= self.engine.options.bulk_threshold:
+            self.report.count(PLANNED_READ, done)  # the real run exports them: priced so
         if switch:
             rows = self.engine.bulk.iter_rows(
                 self.ledger.module,
@@ -173,7 +219,7 @@ class BulkPullPass(PullPass):
                 self.ledger.commit()
             self.report.count("bulk.read_records", exported)
         self._deletions()
-        if self.report.status != "needs_confirmation":
+        if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
@@ -220,8 +266,6 @@ class BulkPushPass(PushPass):
         return None
 
     def _send(self, waiting: list[_Outgoing], action: str, *, force: bool) -> list[_Outgoing]:
-        if self.dry_run:
-            return super()._send(waiting, action, force=force)
         while waiting and (force or len(waiting) >= WRITE_JOB_RECORDS):
             chunk, waiting = waiting[:WRITE_JOB_RECORDS], waiting[WRITE_JOB_RECORDS:]
             eligible = [item for item in chunk if self._eligible(item, action)]
@@ -247,6 +291,13 @@ class BulkPushPass(PushPass):
     def _send_job(self, items: list[_Outgoing], action: str) -> list[_Outgoing]:
         """Write ``items`` as one job and settle them; returns the rows Zoho left
         unprocessed, for REST to carry."""
+        if self.dry_run:
+            # A plan lists these writes like any other, and counts the job they would make
+            # so that its estimate prices a job, not a REST call per 100 records.
+            self.report.count(PLANNED_JOBS)
+            self.report.count(f"{PLANNED_WRITES}.{action}", len(items))
+            super()._send(items, action, force=True)
+            return []
         columns = list(dict.fromkeys(name for item in items for name in item.payload))
         if action == "update":
             columns = ["id", *(name for name in columns if name != "id")]

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from flask_zoho_sync.sync.bulk import BulkPullPass, BulkPushPass, first_sync
+from flask_zoho_sync.sync.bulk import BulkPullPass, BulkPushPass, bulk_cost, first_sync
 from flask_zoho_sync.sync.context import (
     ContactSource,
     EngineOptions,
@@ -36,15 +36,25 @@ MODES = ("all", "since_last", "outbox")
 DIRECTIONS = ("both", "push", "pull")
 
 
-def estimate_cost(plan: RunReport, *, extra_updates: int = 0) -> tuple[int, int]:
+def estimate_cost(
+    plan: RunReport, *, extra_updates: int = 0, bulk_threshold: int = 0
+) -> tuple[int, int]:
     """What the real run would cost in Zoho calls and credits, from a dry run's plan.
 
     The reads the plan made are the reads the run makes; the writes are priced as the push
-    sends them (100 records a call; a write costs a credit per ten records).
+    sends them (100 records a call; a write costs a credit per ten records). A plan of a
+    bulk first sync (``bulk_threshold`` given) prices the export and the write jobs the run
+    will use instead (``sync.bulk.bulk_cost``).
     """
     calls, credits = plan.counts.get("calls", 0), plan.counts.get("credits", 0)
     updates = plan.counts.get("to_zoho.update", 0) + extra_updates
     creates = plan.counts.get("to_zoho.create", 0) + plan.counts.get("to_zoho.link", 0)
+    if bulk_threshold:
+        job_calls, job_credits, in_jobs_created, in_jobs_updated = bulk_cost(
+            plan, extra_updates, bulk_threshold
+        )
+        calls, credits = calls + job_calls, credits + job_credits
+        creates, updates = creates - in_jobs_created, updates - in_jobs_updated
     deletes = plan.counts.get("to_zoho.delete", 0)
     for records, per_ten in ((updates, True), (creates, True), (deletes, False)):
         batches = math.ceil(records / 100)
@@ -113,6 +123,8 @@ class SyncEngine:
         #: plans exactly that for them, because the host was not actually updated.
         self.planned_to_zoho: dict[str, dict[str, Any]] = {}
         self._phase_base = 0
+        #: Whether this dry run planned a bulk first sync (priced as one in its estimate).
+        self._bulk_plan = False
 
     # -- the collaborators' hooks -----------------------------------------------------------
 
@@ -167,6 +179,7 @@ class SyncEngine:
             # A large first sync goes through the bulk APIs (sync.bulk); decided before the
             # pull, because the pull creates the links that make a sync no longer "first".
             bulk = first_sync(self, mode)
+            self._bulk_plan = bulk and self.options.dry_run
             if direction in ("both", "pull") and report.status != "needs_confirmation":
                 pull_pass = BulkPullPass if bulk else PullPass
                 pull_pass(self, report).run(full=mode == "all")
@@ -216,7 +229,11 @@ class SyncEngine:
                 for binding in self.mapping.active_bindings()
             )
             followups = report.counts.get("to_host.create", 0) if writes_back else 0
-            report.estimate = estimate_cost(report, extra_updates=followups)
+            report.estimate = estimate_cost(
+                report,
+                extra_updates=followups,
+                bulk_threshold=self.options.bulk_threshold if self._bulk_plan else 0,
+            )
         return report
 
     def sync_records(self, zoho_ids: list[str], *, trigger: str | None = None) -> RunReport:

@@ -139,3 +139,22 @@ def test_a_dry_run_of_a_large_first_sync_plans_through_rest(synced: Synced) -> N
     assert report.counts["to_host.create"] == 250
     assert not any(key.startswith("POST /bulk") for key in synced.calls())
     assert len(synced.contacts()) == 0
+
+
+def test_the_plan_of_a_bulk_first_sync_prices_the_jobs_the_run_makes(synced: Synced) -> None:
+    synced.zoho.generate_records("Leads", 450)
+    for n in range(40):
+        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org")
+    plan = synced.sync(mode="all", dry_run=True)
+    assert plan.estimate is not None
+    planned_calls, planned_credits = plan.estimate
+    before = synced.zoho.stats()
+    report = synced.sync(mode="all")
+    after = synced.zoho.stats()
+    assert report.status == "succeeded", report.message
+    calls = sum(after["calls"].values()) - sum(before["calls"].values())
+    credits = after["total_credits"] - before["total_credits"]
+    # Two write jobs at 500 credits each: priced as REST writes the plan said about 60.
+    assert credits > 1000
+    assert abs(planned_credits - credits) <= 0.05 * credits, (plan.estimate, calls, credits)
+    assert abs(planned_calls - calls) <= 3, (plan.estimate, calls, credits)
