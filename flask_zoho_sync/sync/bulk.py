@@ -58,8 +58,10 @@ PLANNED_JOBS = "plan.bulk_write_jobs"
 PLANNED_WRITES = "plan.bulk_writes"
 #: Status polls a plan prices each job at: Zoho decides how many a job really takes.
 PLANNED_POLLS = 3
-#: Credits Zoho charges for creating a Bulk Write job (reference §4.1).
+#: Credits Zoho charges for creating a Bulk Write job (reference §4.1), and what a job
+#: needs in all: its upload, polls and download on top.
 WRITE_JOB_CREDITS = 500
+JOB_CREDITS_NEEDED = WRITE_JOB_CREDITS + 2 + PLANNED_POLLS
 #: Zoho types whose CSV cell needs turning back into the JSON type REST would send.
 _LOOKUPS = ("lookup", "ownerlookup", "userlookup")
 _WHOLE = ("integer",)
@@ -122,7 +124,7 @@ def bulk_cost(plan: RunReport, followups: int, threshold: int) -> tuple[int, int
         updates += followups
     # A job: the upload, the job itself, its polls and the result download.
     calls = jobs * (3 + PLANNED_POLLS)
-    credits = jobs * (WRITE_JOB_CREDITS + 2 + PLANNED_POLLS)
+    credits = jobs * JOB_CREDITS_NEEDED
     read = plan.counts.get(PLANNED_READ, 0)
     if read:
         pages = math.ceil(read / REST_PAGE)
@@ -270,13 +272,27 @@ class BulkPushPass(PushPass):
             chunk, waiting = waiting[:WRITE_JOB_RECORDS], waiting[WRITE_JOB_RECORDS:]
             eligible = [item for item in chunk if self._eligible(item, action)]
             rest = chunk
-            if len(eligible) >= self.threshold:
+            if len(eligible) >= self.threshold and self._job_fits_budget():
                 chosen = {id(item) for item in eligible}
                 rest = [item for item in chunk if id(item) not in chosen]
                 rest += self._send_job(eligible, action)
             if rest:
                 super()._send(rest, action, force=True)
         return waiting
+
+    def _job_fits_budget(self) -> bool:
+        """Whether the daily credit budget can ever pay for a job. One that cannot goes
+        through REST, which spends a little at a time: pausing for a job the budget never
+        holds would pause the sync for good. One that can, but not today, pauses the run
+        before the upload until the window frees credits."""
+        budget = getattr(self.engine.client, "budget", None)
+        if budget is None:
+            return True
+        if budget.limit < JOB_CREDITS_NEEDED:
+            return False
+        if not self.dry_run:
+            budget.require(JOB_CREDITS_NEEDED, "a Bulk Write job", "POST /bulk/write")
+        return True
 
     def _eligible(self, item: _Outgoing, action: str) -> bool:
         """Writes a CSV row carries faithfully: no value to clear (an empty cell is

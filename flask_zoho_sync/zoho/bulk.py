@@ -37,25 +37,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .client import (
-    _NO_ANSWER,
-    _STALE_TOKEN_CODES,
-    ZohoClient,
-    _may_have_reached_zoho,
-    _maybe_applied,
-    _read_reply,
-    _Reply,
-)
+from .auth import TokenSet
+from .client import Reply, ZohoClient, read_reply
 from .credits import endpoint_key
 from .errors import (
     ZohoError,
     ZohoMalformedResponse,
-    ZohoRateLimited,
     ZohoReconnectRequired,
     ZohoRetryLater,
-    ZohoUnavailable,
 )
-from .meter import parse_credits_remaining
 from .timefmt import format_datetime
 
 __all__ = [
@@ -552,133 +542,73 @@ class BulkClient:
         into: IO[bytes] | None = None,
         idempotent: bool = True,
         endpoint_name: str | None = None,
-    ) -> _Reply:
-        """One logical request with the client's token refresh, retries and meter.
+    ) -> Reply:
+        """One logical request through the client's :meth:`ZohoClient.exchange` (token,
+        budget, meter, retries); ``base`` replaces the API domain (the upload host).
 
         ``upload`` sends a file as the multipart field ``file``; ``into`` receives a zip
         body (any JSON answer is read as an error reply, as Zoho sends errors as JSON).
         """
         endpoint = endpoint_name or endpoint_key(method, path)
-        attempt = 0
-        replaced_token = False
         client = self.client
-        while True:
-            tokens = client.tokens.current()
-            failure: ZohoError
-            try:
-                response = self._send(method, base, path, tokens, json_body, headers, upload, into)
-            except _NO_ANSWER as exc:
-                failure = ZohoUnavailable(
-                    f"Zoho CRM did not answer ({type(exc).__name__})", endpoint=endpoint
-                )
-                if not idempotent and _may_have_reached_zoho(exc):
-                    raise _maybe_applied(failure) from exc
-            else:
-                if into is not None and response.status_code == 200 and not _is_json(response):
-                    return _Reply(200, None, response.headers)
-                outcome = _read_reply(response, endpoint, False)
-                if isinstance(outcome, _Reply):
-                    if into is not None:
-                        raise ZohoMalformedResponse(
-                            "Zoho answered a result download with JSON instead of a zip",
-                            http_status=outcome.status,
-                            endpoint=endpoint,
-                        )
-                    return outcome
-                failure = outcome
-                if failure.code in _STALE_TOKEN_CODES and not replaced_token:
-                    client.tokens.invalidate(tokens.access_token)
-                    replaced_token = True
-                    continue
-                if not isinstance(failure, ZohoRetryLater):
-                    raise failure
-                if not idempotent and not isinstance(failure, ZohoRateLimited):
-                    raise _maybe_applied(failure)
-            if attempt >= client.max_retries:
-                raise failure
-            delay = client._backoff(attempt)
-            if into is not None and isinstance(failure, ZohoRateLimited):
-                delay = max(delay, DOWNLOAD_RETRY_SECONDS)
-            logger.debug(
-                "Zoho %s: %s; retry %d of %d in %.2fs",
-                endpoint,
-                type(failure).__name__,
-                attempt + 1,
-                client.max_retries,
-                delay,
-            )
-            client._sleep(delay)
-            attempt += 1
 
-    def _send(
-        self,
-        method: str,
-        base: str | None,
-        path: str,
-        tokens: Any,
-        json_body: Any,
-        headers: Mapping[str, str] | None,
-        upload: Path | None,
-        into: IO[bytes] | None,
-    ) -> requests.Response:
-        if not tokens.api_domain:
-            raise ZohoReconnectRequired("The stored Zoho connection has no API domain")
-        url = (base or tokens.api_domain).rstrip("/") + path
-        started = time.monotonic()
-        status: int | None = None
-        credits_remaining: int | None = None
-        send_headers = {
-            "Authorization": f"Zoho-oauthtoken {tokens.access_token}",
-            "Accept": "application/zip, application/json"
-            if into is not None
-            else "application/json",
-            **(headers or {}),
-        }
-        try:
+        def send(tokens: TokenSet) -> requests.Response:
+            url = (base or tokens.api_domain).rstrip("/") + path
+            accept = "application/zip, application/json" if into is not None else ""
+            send_headers = client.auth_headers(tokens, headers, accept=accept)
             if upload is not None:
                 with upload.open("rb") as handle:
-                    response = self.client._session.request(
+                    return client._session.request(
                         method,
                         url,
                         files={"file": (upload.name, handle, "application/zip")},
                         headers=send_headers,
-                        timeout=self.client.timeout,
+                        timeout=client.timeout,
                         allow_redirects=False,
                     )
-            else:
-                response = self.client._session.request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=send_headers,
-                    timeout=self.client.timeout,
-                    allow_redirects=False,
-                    stream=into is not None,
-                )
-            status = response.status_code
-            credits_remaining = parse_credits_remaining(response.headers)
-            if into is not None and status == 200 and not _is_json(response):
+            response = client._session.request(
+                method,
+                url,
+                json=json_body,
+                headers=send_headers,
+                timeout=client.timeout,
+                allow_redirects=False,
+                stream=into is not None,
+            )
+            if into is not None and response.status_code == 200 and not _is_json(response):
                 into.seek(0)
                 into.truncate()
                 for chunk in response.iter_content(_CHUNK):
                     into.write(chunk)
             return response
-        finally:
-            duration = time.monotonic() - started
-            self.client.meter.record(
-                method,
-                urlsplit(url).path,
-                status=status,
-                duration_s=duration,
-                credits_remaining=credits_remaining,
-            )
+
+        def read(response: requests.Response) -> Reply | ZohoError:
+            if into is not None and response.status_code == 200 and not _is_json(response):
+                return Reply(200, None, response.headers)
+            outcome = read_reply(response, endpoint, False)
+            if isinstance(outcome, Reply) and into is not None:
+                raise ZohoMalformedResponse(
+                    "Zoho answered a result download with JSON instead of a zip",
+                    http_status=outcome.status,
+                    endpoint=endpoint,
+                )
+            return outcome
+
+        return client.exchange(
+            method,
+            path,
+            send,
+            read=read,
+            idempotent=idempotent,
+            rate_limit_wait=DOWNLOAD_RETRY_SECONDS if into is not None else 0.0,
+        )
 
 
 def _is_json(response: requests.Response) -> bool:
     return "json" in response.headers.get("Content-Type", "").lower()
 
 
-def _element_list(reply: _Reply, endpoint: str) -> list[dict[str, Any]]:
+def _element_list(reply: Reply, endpoint: str) -> list[dict[str, Any]]:
     data = reply.body.get("data") if isinstance(reply.body, dict) else None
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise ZohoMalformedResponse(

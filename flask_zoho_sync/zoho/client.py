@@ -70,7 +70,7 @@ _NO_ANSWER = (requests.ConnectionError, requests.Timeout, requests.exceptions.Ch
 
 
 @dataclass(frozen=True)
-class _Reply:
+class Reply:
     status: int
     body: Any  # parsed JSON, or None for 204/304
     headers: Mapping[str, str]
@@ -455,24 +455,69 @@ class ZohoClient:
         records: int = 0,
         idempotent: bool = True,
         per_record_errors: bool = False,
-    ) -> _Reply:
-        """Send one logical request, retrying what is safe to retry.
-
-        A rejected access token is replaced once. 429s are always retried (Zoho did not
-        process the call); outages and garbled replies are retried unless the request is a
-        create that Zoho may already have applied (``idempotent=False``).
-        """
+    ) -> Reply:
+        """A CRM API call under ``/crm/{version}``, through :meth:`exchange`."""
         full_path = f"/crm/{self.api_version}{path}"
         endpoint = endpoint_key(method, full_path)
+
+        def send(tokens: TokenSet) -> requests.Response:
+            return self._session.request(
+                method,
+                tokens.api_domain + full_path,
+                params=params,
+                json=json_body,
+                headers=self.auth_headers(tokens, headers),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+
+        return self.exchange(
+            method,
+            full_path,
+            send,
+            read=lambda response: read_reply(response, endpoint, per_record_errors),
+            records=records,
+            idempotent=idempotent,
+        )
+
+    def auth_headers(
+        self, tokens: TokenSet, extra: Mapping[str, str] | None = None, *, accept: str = ""
+    ) -> dict[str, str]:
+        return {
+            "Authorization": f"Zoho-oauthtoken {tokens.access_token}",
+            "Accept": accept or "application/json",
+            **(extra or {}),
+        }
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        send: Callable[[TokenSet], requests.Response],
+        *,
+        read: Callable[[requests.Response], Reply | ZohoError],
+        records: int = 0,
+        idempotent: bool = True,
+        rate_limit_wait: float = 0.0,
+    ) -> Reply:
+        """One logical request, retrying what is safe to retry: the one place where the
+        token, the credit budget, the meter and the retry rules apply, for REST calls and
+        the bulk APIs' uploads and downloads alike.
+
+        ``send`` makes the HTTP exchange with the current tokens; ``read`` turns its
+        response into a reply or the error it stands for. A rejected access token is
+        replaced once. 429s are always retried (Zoho did not process the call), waiting at
+        least ``rate_limit_wait``; outages and garbled replies are retried unless the
+        request is a create that Zoho may already have applied (``idempotent=False``).
+        """
+        endpoint = endpoint_key(method, path)
         attempt = 0
         replaced_token = False
         while True:
             tokens = self.tokens.current()
             failure: ZohoError
             try:
-                response = self._send(
-                    method, full_path, tokens, params, json_body, headers, records
-                )
+                response = self._metered(method, path, tokens, send, records)
             except _NO_ANSWER as exc:
                 failure = ZohoUnavailable(
                     f"Zoho CRM did not answer ({type(exc).__name__})", endpoint=endpoint
@@ -480,8 +525,8 @@ class ZohoClient:
                 if not idempotent and _may_have_reached_zoho(exc):
                     raise _maybe_applied(failure) from exc
             else:
-                outcome = _read_reply(response, endpoint, per_record_errors)
-                if isinstance(outcome, _Reply):
+                outcome = read(response)
+                if isinstance(outcome, Reply):
                     return outcome
                 failure = outcome
                 if failure.code in _STALE_TOKEN_CODES and not replaced_token:
@@ -496,6 +541,8 @@ class ZohoClient:
             if attempt >= self.max_retries:
                 raise failure
             delay = self._backoff(attempt)
+            if isinstance(failure, ZohoRateLimited):
+                delay = max(delay, rate_limit_wait)
             logger.debug(
                 "Zoho %s: %s; retry %d of %d in %.2fs",
                 endpoint,
@@ -507,38 +554,25 @@ class ZohoClient:
             self._sleep(delay)
             attempt += 1
 
-    def _send(
+    def _metered(
         self,
         method: str,
-        full_path: str,
+        path: str,
         tokens: TokenSet,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        headers: Mapping[str, str] | None,
+        send: Callable[[TokenSet], requests.Response],
         records: int,
     ) -> requests.Response:
-        """One HTTP exchange, metered and logged whether or not an answer arrives."""
+        """One HTTP exchange, priced against the budget before it is sent, then metered
+        and logged whether or not an answer arrives."""
         if not tokens.api_domain:
             raise ZohoReconnectRequired("The stored Zoho connection has no API domain")
         if self.budget is not None:
-            self.budget.reserve(method, full_path, records)
+            self.budget.reserve(method, path, records)
         started = time.monotonic()
         status: int | None = None
         credits_remaining: int | None = None
         try:
-            response = self._session.request(
-                method,
-                tokens.api_domain + full_path,
-                params=params,
-                json=json_body,
-                headers={
-                    "Authorization": f"Zoho-oauthtoken {tokens.access_token}",
-                    "Accept": "application/json",
-                    **(headers or {}),
-                },
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            response = send(tokens)
             status = response.status_code
             credits_remaining = parse_credits_remaining(response.headers)
             return response
@@ -546,13 +580,13 @@ class ZohoClient:
             duration = time.monotonic() - started
             logger.debug(
                 "Zoho %s -> %s in %.3fs",
-                endpoint_key(method, full_path),
+                endpoint_key(method, path),
                 status if status is not None else "no answer",
                 duration,
             )
             self._meter.record(
                 method,
-                full_path,
+                path,
                 status=status,
                 records=records,
                 duration_s=duration,
@@ -633,9 +667,9 @@ def _parse_json(response: requests.Response, endpoint: str) -> tuple[Any, ZohoEr
         )
 
 
-def _read_reply(
+def read_reply(
     response: requests.Response, endpoint: str, per_record_errors: bool
-) -> _Reply | ZohoError:
+) -> Reply | ZohoError:
     """The usable reply, or the error it amounts to (raised or retried by the caller).
 
     ``per_record_errors``: a 4xx whose body carries a ``data[]``/``watch[]`` array is a batch
@@ -644,16 +678,16 @@ def _read_reply(
     """
     status = response.status_code
     if status in (204, 304):
-        return _Reply(status, None, response.headers)
+        return Reply(status, None, response.headers)
     body, parse_failure = _parse_json(response, endpoint)
     if status == 429 or status >= 500:
         return error_from_response(status, body, endpoint)
     if parse_failure is not None:
         return parse_failure
     if per_record_errors and _has_element_array(body):
-        return _Reply(status, body, response.headers)
+        return Reply(status, body, response.headers)
     if status < 300 and not _is_error_body(body):
-        return _Reply(status, body, response.headers)
+        return Reply(status, body, response.headers)
     return error_from_response(status, body, endpoint)
 
 
@@ -685,7 +719,7 @@ def _has_element_array(body: Any) -> bool:
     )
 
 
-def _records_of(reply: _Reply, endpoint: str) -> list[dict[str, Any]]:
+def _records_of(reply: Reply, endpoint: str) -> list[dict[str, Any]]:
     body = reply.body
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
@@ -697,7 +731,7 @@ def _records_of(reply: _Reply, endpoint: str) -> list[dict[str, Any]]:
     return data
 
 
-def _results_of(reply: _Reply, offset: int, expected: int, endpoint: str) -> list[RecordResult]:
+def _results_of(reply: Reply, offset: int, expected: int, endpoint: str) -> list[RecordResult]:
     """Per-record verdicts, matched to the input by position (Zoho keeps input order)."""
     body = reply.body
     data = body.get("data") if isinstance(body, dict) else None
@@ -717,7 +751,7 @@ def _results_of(reply: _Reply, offset: int, expected: int, endpoint: str) -> lis
     return [RecordResult.from_element(offset + i, element) for i, element in enumerate(data)]
 
 
-def _list_under(reply: _Reply, key: str, endpoint: str) -> list[dict[str, Any]]:
+def _list_under(reply: Reply, key: str, endpoint: str) -> list[dict[str, Any]]:
     if reply.body is None:
         return []
     items = reply.body.get(key) if isinstance(reply.body, dict) else None
@@ -728,7 +762,7 @@ def _list_under(reply: _Reply, key: str, endpoint: str) -> list[dict[str, Any]]:
     return items
 
 
-def _first_under(reply: _Reply, key: str, endpoint: str) -> dict[str, Any]:
+def _first_under(reply: Reply, key: str, endpoint: str) -> dict[str, Any]:
     items = _list_under(reply, key, endpoint)
     if not items or not isinstance(items[0], dict):
         raise ZohoMalformedResponse(

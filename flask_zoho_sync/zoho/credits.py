@@ -92,6 +92,18 @@ class CreditBudget:
     def remaining(self) -> int:
         return max(0, self.limit - self.spent)
 
+    def require(self, credits: int, purpose: str, endpoint: str) -> None:
+        """Refuse, before its first call, work that needs ``credits`` to finish: a Bulk
+        Write job's upload is wasted if the job itself then does not fit."""
+        with self._lock:
+            if self.spent + credits > self.limit:
+                raise ZohoBudgetExhausted(
+                    f"The sync's daily budget of {self.limit} Zoho credits has "
+                    f"{self.remaining} left; {purpose} needs {credits}",
+                    endpoint=endpoint,
+                    resumes_at=self.frees_at,
+                )
+
     def reserve(self, method: str, path: str, record_count: int = 0) -> None:
         """Count one call against the budget, or refuse it before it is sent."""
         price = estimate_credits(method, path, record_count)
