@@ -15,56 +15,14 @@ import argparse
 import math
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import FIXED, connected_host, measure
 from flask_zoho_sync.extension import get_state
-from flask_zoho_sync.preferences import add_default_mappings, get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.sandbox.server import SandboxServer
-from tests.hostapp import make_host_app
-
-#: Calls that do not scale with the records: the token, metadata, deletions, the 304.
-FIXED = (
-    "POST /oauth/v2/token",
-    "GET /settings/fields",
-    "GET /Leads/deleted",
-    "GET /org",
-    "GET /users",
-)
-
-
-def connected_host(database_url: str, zoho: SandboxHandle) -> Any:
-    host = make_host_app(
-        database_url,
-        ZOHO_SYNC_CLIENT_ID=zoho.client_id,
-        ZOHO_SYNC_CLIENT_SECRET=zoho.client_secret,
-        ZOHO_SYNC_ACCOUNTS_URL=zoho.accounts_server,
-        ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS=zoho.accounts_server,
-    )
-    with host.app.app_context():
-        token = zoho.mint_refresh_token()
-        get_state().connect_with_refresh_token(token["refresh_token"], zoho.accounts_server)
-        session = host.db.session
-        get_settings(session).module = "Leads"
-        add_default_mappings(session, get_state().adapter, "Leads")
-        session.commit()
-    return host
-
-
-def measure(zoho: SandboxHandle, action: Callable[[], None]) -> tuple[dict[str, int], float]:
-    before = zoho.stats()["calls"]
-    started = time.perf_counter()
-    action()
-    elapsed = time.perf_counter() - started
-    after = zoho.stats()["calls"]
-    return {
-        k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
-    }, elapsed
 
 
 def row(name: str, records: int, calls: dict[str, int], minimum: int, seconds: float) -> str:

@@ -160,13 +160,18 @@ def test_the_plan_of_a_bulk_first_sync_prices_the_jobs_the_run_makes(synced: Syn
     assert abs(planned_calls - calls) <= 3, (plan.estimate, calls, credits)
 
 
+def export_with_budget(synced: Synced, credits: int) -> Any:
+    """A first sync of enough host contacts for one write job, under a daily budget."""
+    synced.state.config = replace(synced.state.config, daily_credit_budget=credits)
+    for n in range(THRESHOLD + 5):
+        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org")
+    return synced.sync(mode="all")
+
+
 def test_a_budget_too_small_for_any_bulk_job_sends_the_writes_through_rest(
     synced: Synced,
 ) -> None:
-    synced.state.config = replace(synced.state.config, daily_credit_budget=400)
-    for n in range(THRESHOLD + 5):
-        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org")
-    report = synced.sync(mode="all")
+    report = export_with_budget(synced, 400)
     # A 500-credit job would never fit: pausing for it would stop the sync for good.
     assert report.status == "succeeded", report.message
     calls = synced.calls()
@@ -178,10 +183,7 @@ def test_a_budget_too_small_for_any_bulk_job_sends_the_writes_through_rest(
 def test_a_bulk_job_the_budget_cannot_pay_today_pauses_before_its_upload(
     synced: Synced,
 ) -> None:
-    synced.state.config = replace(synced.state.config, daily_credit_budget=506)
-    for n in range(THRESHOLD + 5):
-        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org")
-    report = synced.sync(mode="all")
+    report = export_with_budget(synced, 506)
     # The run's reads took a few credits, so the job (505 in all) no longer fits today.
     assert report.status == "paused", report.message
     assert "Bulk Write job needs 505" in (report.message or "")

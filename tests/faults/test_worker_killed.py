@@ -234,37 +234,32 @@ def kill_every_step(
     return results
 
 
-def _assert_all_survived(results: list[ScenarioResult]) -> None:
+@pytest.mark.parametrize(
+    ("history", "category", "settings"),
+    [
+        pytest.param(host_changes, "worker killed mid-push", {"push_batch": 5}, id="push"),
+        pytest.param(zoho_changes, "worker killed mid-pull", {}, id="pull"),
+    ],
+)
+def test_a_worker_killed_at_any_step_loses_and_duplicates_nothing(
+    database_url: str,
+    zoho_sandbox: SandboxHandle,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    history: Callable[[Synced], Intent],
+    category: str,
+    settings: dict[str, Any],
+) -> None:
+    results = kill_every_step(
+        database_url,
+        zoho_sandbox,
+        redis_client,
+        tmp_path,
+        history=history,
+        category=category,
+        **settings,
+    )
     failed = [f"{r.name}: {r.note}" for r in results if not r.survived]
     assert not failed, "\n".join(failed)
     kills = [r for r in results if not r.name.endswith("none")]
     assert len(kills) >= 4, f"only {len(kills)} kill points were reached: the switch is broken"
-
-
-def test_a_worker_killed_at_any_step_of_a_push_loses_and_duplicates_nothing(
-    database_url: str, zoho_sandbox: SandboxHandle, redis_client: redis.Redis, tmp_path: Path
-) -> None:
-    results = kill_every_step(
-        database_url,
-        zoho_sandbox,
-        redis_client,
-        tmp_path,
-        history=host_changes,
-        category="worker killed mid-push",
-        push_batch=5,
-    )
-    _assert_all_survived(results)
-
-
-def test_a_worker_killed_at_any_step_of_a_pull_loses_and_duplicates_nothing(
-    database_url: str, zoho_sandbox: SandboxHandle, redis_client: redis.Redis, tmp_path: Path
-) -> None:
-    results = kill_every_step(
-        database_url,
-        zoho_sandbox,
-        redis_client,
-        tmp_path,
-        history=zoho_changes,
-        category="worker killed mid-pull",
-    )
-    _assert_all_survived(results)
