@@ -885,6 +885,18 @@ def _zip_response(payload: bytes, name: str) -> Response:
     )
 
 
+def _result_zip(state: SandboxState, job: dict[str, Any], process: Callable) -> bytes:
+    """A finished job's result file; asking before the job is done is Zoho's error."""
+    _advance(state, job, False, process)
+    if job["state"] != "COMPLETED":
+        raise BulkError(
+            "INVALID_REQUEST",
+            f"the job is {job['state']}; download its result once it is COMPLETED",
+            {"state": job["state"]},
+        )
+    return job["zip"]
+
+
 def _job_or_error(state: SandboxState, kind: str, job_id: str) -> dict[str, Any]:
     job = _store(state, kind).get(job_id)
     if job is None:
@@ -955,14 +967,7 @@ def bulk_blueprint(state: SandboxState) -> Blueprint:
             if len(recent) >= DOWNLOADS_PER_MINUTE:
                 return too_many_requests()
             recent.append(now)
-            _advance(state, job, False, _process_read)
-            if job["state"] != "COMPLETED":
-                raise BulkError(
-                    "INVALID_REQUEST",
-                    f"the job is {job['state']}; download its result once it is COMPLETED",
-                    {"state": job["state"]},
-                )
-            payload = job["zip"]
+            payload = _result_zip(state, job, _process_read)
         return _zip_response(payload, f"{job_id}.zip")
 
     @bp.post("/crm/v8/upload")
@@ -1016,14 +1021,7 @@ def bulk_blueprint(state: SandboxState) -> Blueprint:
     def write_result(job_id: str) -> Response:
         with state.lock:
             job = _job_or_error(state, "write", job_id)
-            _advance(state, job, False, _process_write)
-            if job["state"] != "COMPLETED":
-                raise BulkError(
-                    "INVALID_REQUEST",
-                    f"the job is {job['state']}; download its result once it is COMPLETED",
-                    {"state": job["state"]},
-                )
-            payload = job["zip"]
+            payload = _result_zip(state, job, _process_write)
         return _zip_response(payload, f"{job_id}.zip")
 
     return bp
