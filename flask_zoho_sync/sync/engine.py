@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -64,6 +65,23 @@ def estimate_cost(
             for start in range(0, records, 100)
         )
     return calls, credits
+
+
+def _partial_message(report: RunReport, *, dry_run: bool) -> str:
+    """What a run that synced most records says about the ones it could not: how many and
+    the commonest reasons, so the admin knows what to look for in the history."""
+    failed = report.counts.get("to_zoho.error", 0) + report.counts.get("to_host.error", 0)
+    codes = Counter(
+        change.error_code or "ERROR" for change in report.changes if change.action == "error"
+    )
+    reasons = ", ".join(f"{code} x{count}" for code, count in codes.most_common(3))
+    records = "record" if failed == 1 else "records"
+    if dry_run:
+        return f"{failed} {records} would fail ({reasons}); the plan lists each one with why."
+    return (
+        f"{failed} {records} could not be synced ({reasons}); everything else was. The run's "
+        "history lists each one with Zoho's reason."
+    )
 
 
 def _paused_message(exc: ZohoBudgetExhausted) -> str:
@@ -218,8 +236,10 @@ class SyncEngine:
             "to_zoho.error", 0
         ) + report.counts.get("to_host.error", 0):
             report.status = "partial"
-        if problems and report.message is None:
-            report.message = "Some mapping rows were skipped: " + "; ".join(problems)
+            report.message = _partial_message(report, dry_run=self.options.dry_run)
+        if problems:
+            skipped = "Some mapping rows were skipped: " + "; ".join(problems)
+            report.message = skipped if report.message is None else f"{report.message} {skipped}"
         self._finish(report, meter_before)
         if self.options.dry_run:
             # Contacts the run creates from Zoho records get their Contact Id / URL written

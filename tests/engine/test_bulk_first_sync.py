@@ -85,6 +85,8 @@ def test_rows_zoho_refuses_in_a_bulk_write_land_in_the_history(synced: Synced) -
     clash = synced.add_contact(last_name="Clash", email="clash@example.org", company="B3")
     report = synced.sync(mode="all")
     assert report.status == "partial"
+    assert report.message is not None
+    assert report.message.startswith("1 record could not be synced (DUPLICATE_DATA x1)")
     assert synced.calls()["POST /bulk/write"] == 1
     [error] = [c for c in report.changes if c.action == "error"]
     assert error.contact_id == str(clash)

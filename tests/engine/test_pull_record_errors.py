@@ -15,20 +15,18 @@ def test_a_phone_too_long_for_the_host_fails_its_record_not_the_run(synced: Sync
         synced.zoho.record("Leads", good["id"]),
         {**synced.zoho.record("Leads", odd["id"]), "Phone": "+1 555 0100 extension 1234567890"},
     ]
-    synced.zoho.faults(
-        fail_next=[
-            {
-                "status": 200,
-                "body": {"data": listed, "info": {"more_records": False}},
-                "method": "GET",
-                "path_contains": "/Leads?",
-            }
-        ]
-    )
+    listing = {
+        "status": 200,
+        "body": {"data": listed, "info": {"more_records": False}},
+        "method": "GET",
+        "path_contains": "/Leads?",
+    }
+    synced.zoho.faults(fail_next=[listing])
 
     report = synced.sync()
 
     assert report.status == "partial", report.message
+    assert (report.message or "").startswith("1 record could not be synced (BAD_VALUE x1)")
     assert set(synced.contacts()) == {"good@example.org"}  # nothing half-created
     with synced.host.app.app_context():
         errors = synced.host.db.session.scalars(
