@@ -167,3 +167,17 @@ def test_the_plan_shows_the_daily_budget_and_warns_when_the_run_would_pause(
     assert "resumes" in page
     state.config = replace(state.config, daily_credit_budget=0)
     assert "Daily budget" not in ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+
+
+def test_a_large_plan_lists_its_first_changes_and_counts_them_all(
+    ready: Admin, zoho_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_zoho_sync.web import sync_page
+
+    monkeypatch.setattr(sync_page, "PLAN_ROWS_SHOWN", 3)
+    zoho_sandbox.generate_records("Leads", 5)
+    text = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "In this site</dt><dd>5 created" in text  # the counts stay complete
+    assert "7 record changes (the first 3 listed, errors first" in text
+    assert "--dry-run --json" in text
+    assert text.count("<tr>") - text.count("<thead><tr>") == 3
