@@ -95,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Zoho API credits the sync may spend in any 24 hours (0: no limit of our own). A run "
         "that reaches it pauses and resumes when the window frees credits.",
     ),
+    Setting(
+        "ZOHO_SYNC_CREDIT_RESERVE",
+        1000,
+        "Zoho credits left to the org's other integrations: once Zoho reports (after half "
+        "the day's credits are used) that no more than this many are left, the sync pauses "
+        "and tries again an hour later (0: spend them all).",
+    ),
     # Bulk Write's job costs 500 credits (plus about 13 calls around it: org, upload, polls,
     # download) where REST writes cost one credit per 10 records, so a job pays for itself
     # from (500 + 13) x 10 = 5,130 records; rounded up to whole REST batches of 100 that is
@@ -155,6 +162,7 @@ class ZohoSyncConfig:
     http_timeout: float
     mass_delete_share: float
     daily_credit_budget: int
+    credit_reserve: int
     bulk_threshold: int
     bulk_poll_interval: float
     bulk_timeout: float
@@ -263,6 +271,9 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         ),
         daily_credit_budget=_as_int(
             "ZOHO_SYNC_DAILY_CREDIT_BUDGET", get("ZOHO_SYNC_DAILY_CREDIT_BUDGET"), 0, "credits"
+        ),
+        credit_reserve=_as_int(
+            "ZOHO_SYNC_CREDIT_RESERVE", get("ZOHO_SYNC_CREDIT_RESERVE"), 0, "credits"
         ),
         bulk_threshold=_as_int(
             "ZOHO_SYNC_BULK_THRESHOLD", get("ZOHO_SYNC_BULK_THRESHOLD"), 0, "records"

@@ -172,18 +172,22 @@ class ZohoSyncState:
         )
 
     def credit_budget(self) -> CreditBudget | None:
-        """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET (None: no limit).
+        """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET and
+        ZOHO_SYNC_CREDIT_RESERVE (None: neither is set).
 
         Zoho's window is a rolling 24 hours, so is this one: the credits of the runs that
         started in the last day count, and the oldest of them frees its credits first.
         """
         limit = self.config.daily_credit_budget
-        if not limit:
+        keep = self.config.credit_reserve
+        if not limit and not keep:
             return None
         now = datetime.now(timezone.utc)
         spent, oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
         # With no earlier spending in the window, this run's own credits free up first.
-        return CreditBudget(limit, spent, (oldest or now) + CREDIT_WINDOW)
+        return CreditBudget(
+            limit or None, spent, (oldest or now) + CREDIT_WINDOW, keep_for_others=keep
+        )
 
     # -- connecting -----------------------------------------------------------------------
 

@@ -288,7 +288,7 @@ class BulkPushPass(PushPass):
         budget = getattr(self.engine.client, "budget", None)
         if budget is None:
             return True
-        if budget.limit < JOB_CREDITS_NEEDED:
+        if budget.limit is not None and budget.limit < JOB_CREDITS_NEEDED:
             return False
         if not self.dry_run:
             budget.require(JOB_CREDITS_NEEDED, "a Bulk Write job", "POST /bulk/write")

@@ -92,8 +92,14 @@ def _paused_message(exc: ZohoBudgetExhausted) -> str:
     )
     return (
         f"Paused: {exc.message}. Everything not yet sent stays queued; the sync resumes "
-        f"{when}. Raise ZOHO_SYNC_DAILY_CREDIT_BUDGET to let it spend more."
+        f"{when}. {_paused_advice(exc)}"
     )
+
+
+def _paused_advice(exc: ZohoBudgetExhausted) -> str:
+    if exc.setting == "ZOHO_SYNC_DAILY_CREDIT_BUDGET":
+        return "Raise ZOHO_SYNC_DAILY_CREDIT_BUDGET to let it spend more."
+    return f"Lower {exc.setting} to let it use more of the org's credits."
 
 
 class SyncEngine:

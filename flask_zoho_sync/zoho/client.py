@@ -575,6 +575,8 @@ class ZohoClient:
             response = send(tokens)
             status = response.status_code
             credits_remaining = parse_credits_remaining(response.headers)
+            if credits_remaining is not None and self.budget is not None:
+                self.budget.zoho_reports(credits_remaining)
             return response
         finally:
             duration = time.monotonic() - started

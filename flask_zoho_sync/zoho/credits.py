@@ -68,41 +68,65 @@ def estimate_credits(method: str, path: str, record_count: int = 0) -> int:
 
 
 class CreditBudget:
-    """A ceiling of the host's own under Zoho's daily credits, checked before every call.
+    """Lines the sync does not cross in Zoho's daily credits, checked before every call.
 
     Zoho's limit is shared by every integration of the org (the sales team's phone system,
     their mail plug-in); a first sync of a large contact base could spend all of it and
-    stop those for the day. The budget is checked *before* a call, with that call's price,
-    so a run never goes over it, not even by one batch.
+    stop those for the day. Two lines guard against that, each checked *before* a call with
+    that call's price, so a run never crosses one, not even by one batch:
 
-    :param limit: credits the sync may spend in any 24 hours.
+    * ``limit``: a ceiling of the host's own on what the sync spends in any 24 hours.
+    * ``keep_for_others``: credits left to the rest of the org. Zoho tells how many the
+      whole org has left (``X-API-CREDITS-REMAINING``, once half the day's credits are
+      used; reference §4.1); the sync stops short of spending the last ones.
+
+    :param limit: credits the sync may spend in any 24 hours (None: no ceiling of its own).
     :param spent: credits the sync already spent in the current 24 hours.
     :param frees_at: when the oldest of those credits leave the window (None: unknown).
+    :param keep_for_others: credits of the org's that the sync never spends (0: none).
     """
 
-    def __init__(self, limit: int, spent: int = 0, frees_at: datetime | None = None) -> None:
-        if limit <= 0:
-            raise ValueError("a credit budget needs a positive limit")
+    def __init__(
+        self,
+        limit: int | None,
+        spent: int = 0,
+        frees_at: datetime | None = None,
+        *,
+        keep_for_others: int = 0,
+    ) -> None:
+        if limit is not None and limit <= 0:
+            raise ValueError("a credit budget needs a positive limit (or None for none)")
+        if keep_for_others < 0:
+            raise ValueError("keep_for_others cannot be negative")
         self.limit = limit
         self.spent = spent
         self.frees_at = frees_at
+        self.keep_for_others = keep_for_others
+        #: What Zoho last said the whole org has left today (None: it has not said).
+        self.org_remaining: int | None = None
         self._lock = threading.Lock()
 
     @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.spent)
+    def remaining(self) -> int | None:
+        """What the sync's own ceiling still allows (None: no ceiling)."""
+        return None if self.limit is None else max(0, self.limit - self.spent)
+
+    def zoho_reports(self, org_remaining: int) -> None:
+        """Zoho's ``X-API-CREDITS-REMAINING`` on an answer: the org's credits left.
+
+        The lower of Zoho's figure and the running count is kept: with calls in parallel
+        an answer can predate calls already sent and priced, and believing it would let the
+        sync spend past the line by those calls.
+        """
+        with self._lock:
+            if self.org_remaining is None or org_remaining < self.org_remaining:
+                self.org_remaining = org_remaining
 
     def require(self, credits: int, purpose: str, endpoint: str) -> None:
         """Refuse, before its first call, work that needs ``credits`` to finish: a Bulk
         Write job's upload is wasted if the job itself then does not fit."""
         with self._lock:
-            if self.spent + credits > self.limit:
-                raise ZohoBudgetExhausted(
-                    f"The sync's daily budget of {self.limit} Zoho credits has "
-                    f"{self.remaining} left; {purpose} needs {credits}",
-                    endpoint=endpoint,
-                    resumes_at=self.frees_at,
-                )
+            self._check(credits, endpoint, f"{purpose} needs {credits}")
 
     def reserve(self, method: str, path: str, record_count: int = 0) -> None:
         """Count one call against the budget, or refuse it before it is sent."""
@@ -110,11 +134,28 @@ class CreditBudget:
         if price == 0:
             return
         with self._lock:
-            if self.spent + price > self.limit:
-                raise ZohoBudgetExhausted(
-                    f"The sync's daily budget of {self.limit} Zoho credits is spent "
-                    f"({self.spent} used in the last 24 hours; the next call costs {price})",
-                    endpoint=endpoint_key(method, path),
-                    resumes_at=self.frees_at,
-                )
+            self._check(price, endpoint_key(method, path), f"the next call costs {price}")
             self.spent += price
+            if self.org_remaining is not None:
+                self.org_remaining -= price  # until Zoho's next answer says exactly
+
+    def _check(self, credits: int, endpoint: str, need: str) -> None:
+        if self.limit is not None and self.spent + credits > self.limit:
+            raise ZohoBudgetExhausted(
+                f"The sync's daily budget of {self.limit} Zoho credits has {self.remaining} "
+                f"left ({self.spent} used in the last 24 hours); {need}",
+                endpoint=endpoint,
+                resumes_at=self.frees_at,
+            )
+        if (
+            self.keep_for_others
+            and self.org_remaining is not None
+            and self.org_remaining - credits < self.keep_for_others
+        ):
+            raise ZohoBudgetExhausted(
+                f"Zoho reports {self.org_remaining} credits left for the whole org today, and "
+                f"the sync leaves the last {self.keep_for_others} to its other integrations; "
+                f"{need}",
+                endpoint=endpoint,
+                setting="ZOHO_SYNC_CREDIT_RESERVE",
+            )

@@ -139,10 +139,24 @@ class ZohoBudgetExhausted(ZohoError):
         "ZOHO_SYNC_DAILY_CREDIT_BUDGET to let it spend more."
     )
 
-    def __init__(self, message: str, *, resumes_at: datetime | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        message: str,
+        *,
+        resumes_at: datetime | None = None,
+        setting: str = "ZOHO_SYNC_DAILY_CREDIT_BUDGET",
+        **kwargs: Any,
+    ):
         super().__init__(message, code="BUDGET_EXHAUSTED", **kwargs)
         #: When enough credits leave the window for the sync to go on (None: unknown).
         self.resumes_at = resumes_at
+        #: The setting that drew the line, which the admin can change to let it go on.
+        self.setting = setting
+        if setting != "ZOHO_SYNC_DAILY_CREDIT_BUDGET":
+            self.advice = (
+                "The sync pauses and tries again later, leaving Zoho's last credits to the "
+                f"org's other integrations; lower {setting} to let it use more of them."
+            )
 
 
 # -- the connection is dead -----------------------------------------------------------------

@@ -42,6 +42,34 @@ def test_a_budget_refuses_the_call_that_would_pass_it_before_it_is_sent() -> Non
     spend.reserve("POST", "/oauth/v2/token", 0)  # token calls are not CRM credits
 
 
+def test_the_sync_leaves_the_orgs_last_credits_to_its_other_integrations() -> None:
+    spend = CreditBudget(None, keep_for_others=100)
+    spend.reserve("POST", "/crm/v8/Leads/upsert", 100)  # Zoho has not said: nothing known
+    spend.zoho_reports(115)  # X-API-CREDITS-REMAINING on that answer
+    spend.reserve("POST", "/crm/v8/Leads/upsert", 100)  # sent in parallel: 105 left
+    spend.zoho_reports(115)  # an answer older than that call is not believed
+    assert spend.org_remaining == 105 and spend.remaining is None
+    with pytest.raises(ZohoBudgetExhausted, match="105 credits left for the whole org") as refused:
+        spend.reserve("POST", "/crm/v8/Leads/upsert", 100)
+    assert refused.value.setting == "ZOHO_SYNC_CREDIT_RESERVE"
+    assert "lower ZOHO_SYNC_CREDIT_RESERVE" in str(refused.value)
+    spend.reserve("GET", "/crm/v8/Leads", 0)  # one credit still fits: 104 left
+
+
+def test_the_org_reserve_pauses_a_run_on_zohos_own_count(synced: Synced) -> None:
+    synced.state.config = replace(synced.state.config, credit_reserve=1000)
+    zoho = synced.zoho
+    zoho.faults(daily_credits=3000)
+    zoho.faults(consume_credits=1975)  # past half: Zoho sends its count; about 1,020 left
+    for n in range(250):
+        synced.add_contact(last_name=f"H{n}", email=f"h{n}@example.org")
+    report = synced.sync(mode="all")  # the pull's first listing brings Zoho's count
+    assert report.status == "paused", report.message
+    assert "Lower ZOHO_SYNC_CREDIT_RESERVE" in (report.message or "")
+    assert zoho.stats()["credits_remaining"] >= 1000
+    assert 0 < len(synced.leads()) < 250  # what fitted went; the rest waits for credits
+
+
 def test_a_bad_budget_setting_is_named() -> None:
     config = {
         "ZOHO_SYNC_CLIENT_ID": "a",
@@ -53,6 +81,9 @@ def test_a_bad_budget_setting_is_named() -> None:
     ):
         read_config({**config, "ZOHO_SYNC_DAILY_CREDIT_BUDGET": "lots"})
     assert read_config(config).daily_credit_budget == 0
+    with pytest.raises(ConfigurationError, match=r"CREDIT_RESERVE must be at least 0, got -5"):
+        read_config({**config, "ZOHO_SYNC_CREDIT_RESERVE": "-5"})
+    assert read_config(config).credit_reserve == 1000
 
 
 def test_a_sync_pauses_at_its_budget_and_resumes_when_the_window_frees_credits(
