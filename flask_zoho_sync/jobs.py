@@ -367,8 +367,9 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
     paused = paused_until(state)
     if paused:
         report.message = (
-            f"Paused until {paused}: the sync's daily credit budget is spent. It resumes "
-            "by itself; pending changes are kept."
+            f"Paused until {paused}: the sync's daily credit budget is spent, or Zoho's "
+            "credits for the org are down to ZOHO_SYNC_CREDIT_RESERVE. It resumes by itself; "
+            "pending changes are kept."
         )
         report.outbox_pending = int(pending_outbox_summary(session)[0])
         return report

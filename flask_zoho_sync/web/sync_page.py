@@ -141,7 +141,12 @@ def _problem(report: RunReport) -> ZohoProblem | None:
     change" with a Run button under it.
     """
     if report.status == "paused":
-        return ZohoProblem("The sync's daily credit budget is spent", report.message or "", 429)
+        title = (
+            "Zoho's credits for today are nearly used up"
+            if getattr(report.error, "setting", None) == "ZOHO_SYNC_CREDIT_RESERVE"
+            else "The sync's daily credit budget is spent"
+        )
+        return ZohoProblem(title, report.message or "", 429)
     if report.status != "failed":
         return None
     if isinstance(report.error, ZohoError):

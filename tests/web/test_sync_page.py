@@ -181,3 +181,15 @@ def test_a_large_plan_lists_its_first_changes_and_counts_them_all(
     assert "7 record changes (the first 3 listed, errors first" in text
     assert "--dry-run --json" in text
     assert text.count("<tr>") - text.count("<thead><tr>") == 3
+
+
+def test_a_plan_stopped_by_the_org_reserve_says_whose_credits_ran_low(
+    ready: Admin, zoho_sandbox: Any
+) -> None:
+    zoho_sandbox.faults(daily_credits=3000)
+    zoho_sandbox.faults(consume_credits=2500)  # Zoho now reports about 490 left
+    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "credits for today are nearly used up" in page
+    assert "leaves the last 1000 to its other integrations" in page
+    assert "Lower ZOHO_SYNC_CREDIT_RESERVE" in page
+    assert "Nothing to change" not in page
