@@ -86,11 +86,12 @@ class PushPass:
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
         limit = self.engine.options.max_concurrency
+        size = self._read_size()
         with InFlight(limit, name="zoho-sync-push", threaded=not self.dry_run) as self.calls:
             batch: list[str] = []
             for contact_id in contact_ids:
                 batch.append(contact_id)
-                if len(batch) >= self.engine.options.batch_size:
+                if len(batch) >= size:
                     self._prepare(batch, outbox)
                     batch = []
             if batch:
@@ -103,6 +104,17 @@ class PushPass:
         if not self.dry_run and self.report.status != "needs_confirmation":
             self.ledger.settings.last_push_at = self.engine.started_at
             self.ledger.commit()
+
+    def _read_size(self) -> int:
+        """How many contacts to read and plan before sending: one call's worth.
+
+        Settling commits, which expires every contact read and not yet planned, so the
+        calls' answers are settled only between reads. Reading 500 at a time left the
+        threads idle while the run's thread planned the next 500, then had it wait for
+        them; a call's worth at a time keeps both busy (a pipeline: batch k+1 is read
+        and planned while batch k is on the wire).
+        """
+        return min(self.engine.options.batch_size, BATCH)
 
     def run_deletions(self, outbox: dict[str, list[Any]]) -> None:
         """Send the host's captured deletions before anything else in the pass.
@@ -147,6 +159,10 @@ class PushPass:
             self._plan_write(contact_id, contact, link, entries)
         # Sent only now: settling a batch commits, and a commit expires the contacts loaded
         # above, so sending mid-loop would reload each remaining contact one query at a time.
+        # Planned, they are let go first: each commit walks every object the session still
+        # holds to expire it, and 500 contacts kept alive here made each commit walk them.
+        contacts.clear()
+        contact = None
         self._send_updates()
         self._send_creates()
 
