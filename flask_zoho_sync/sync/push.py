@@ -160,7 +160,7 @@ class PushPass:
         # Sent only now: settling a batch commits, and a commit expires the contacts loaded
         # above, so sending mid-loop would reload each remaining contact one query at a time.
         # Planned, they are let go first: each commit walks every object the session still
-        # holds to expire it, and 500 contacts kept alive here made each commit walk them.
+        # holds to expire it, and the contacts kept alive here made every commit walk them.
         contacts.clear()
         contact = None
         self._send_updates()
