@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import (
     Link,
@@ -30,6 +31,15 @@ _CHUNK = 500
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _row_id(row: Any) -> Any:
+    """A persistent row's primary key without loading it: every commit expires the run,
+    and reading ``run.id`` for a history row would reload the whole run once per batch."""
+    if row is None:
+        return None
+    identity = sa.inspect(row).identity
+    return identity[0] if identity else row.id
 
 
 class PendingChange(NamedTuple):
@@ -195,6 +205,22 @@ class Ledger:
             found.update({getattr(row, column): row for row in rows})
         return found
 
+    def links_in_module(
+        self, module: str, *, contact_ids: Sequence[str] = (), zoho_ids: Sequence[str] = ()
+    ) -> dict[str, Link]:
+        """:meth:`links_by_contact` or :meth:`links_by_zoho` (whichever ids are given) for a
+        module the caller read once: ``self.module`` reloads the settings row after every
+        commit, a query per batch on a push that commits per batch."""
+        column, values = ("zoho_id", zoho_ids) if zoho_ids else ("contact_id", contact_ids)
+        key = getattr(Link, column)
+        found: dict[str, Link] = {}
+        for chunk in _chunks(list(values)):
+            rows = self.session.scalars(
+                sa.select(Link).where(Link.module == module, key.in_(chunk))
+            )
+            found.update({getattr(row, column): row for row in rows})
+        return found
+
     def linked_contact_ids(self) -> list[str]:
         return list(
             self.session.scalars(
@@ -229,6 +255,84 @@ class Ledger:
         link.synced_at = _now()
         link.last_error = None
         return link
+
+    def new_link_row(
+        self,
+        contact_id: str,
+        zoho_id: str,
+        snapshot: dict[str, Any],
+        zoho_modified_at: datetime | None,
+        *,
+        module: str | None = None,
+    ) -> dict[str, Any]:
+        """A link as :meth:`save_link` would store it, as a row for :meth:`write_links`.
+
+        ``module`` is the run's module, read once per run: after every commit ``self.module``
+        reloads the expired settings row, a query a 100-record batch need not pay for.
+        """
+        return {
+            "module": self.module if module is None else module,
+            "contact_id": contact_id,
+            "zoho_id": zoho_id,
+            "snapshot": dict(snapshot),
+            "zoho_modified_at": zoho_modified_at,
+            "synced_at": _now(),
+            "last_error": None,
+        }
+
+    def write_links(
+        self, new: Sequence[dict[str, Any]], changed: Sequence[tuple[Link, dict[str, Any]]]
+    ) -> None:
+        """Save a batch of links with one INSERT and one UPDATE (executemany), not a flush
+        of an ORM object per link: at 100 records a call that flush was most of a push's
+        own time. Rows come from :meth:`new_link_row`; ``changed`` pairs an existing link
+        with its row.
+
+        The ORM objects of changed links get the new values as their committed state, so
+        what the session shows agrees with the database, and none of them is left dirty
+        to be flushed later over the rows written here. A ``zoho_modified_at`` of None
+        keeps the stored one, as :meth:`save_link` does.
+        """
+        table = Link.__table__
+        if new:
+            self.session.execute(table.insert(), list(new))
+        if not changed:
+            return
+        rows = []
+        for link, row in changed:
+            modified = row["zoho_modified_at"] or link.zoho_modified_at
+            rows.append(
+                {
+                    "b_id": link.id,
+                    "b_zoho_id": row["zoho_id"],
+                    "b_snapshot": row["snapshot"],
+                    "b_zoho_modified_at": modified,
+                    "b_synced_at": row["synced_at"],
+                }
+            )
+            for key, value in (
+                ("zoho_id", row["zoho_id"]),
+                ("snapshot", row["snapshot"]),
+                ("zoho_modified_at", modified),
+                ("synced_at", row["synced_at"]),
+                ("last_error", None),
+            ):
+                set_committed_value(link, key, value)
+        columns = table.c
+        self.session.execute(
+            table.update()
+            .where(columns.id == sa.bindparam("b_id"))
+            .values(
+                zoho_id=sa.bindparam("b_zoho_id", type_=columns.zoho_id.type),
+                snapshot=sa.bindparam("b_snapshot", type_=columns.snapshot.type),
+                zoho_modified_at=sa.bindparam(
+                    "b_zoho_modified_at", type_=columns.zoho_modified_at.type
+                ),
+                synced_at=sa.bindparam("b_synced_at", type_=columns.synced_at.type),
+                last_error=None,
+            ),
+            rows,
+        )
 
     def drop_link(self, link: Link) -> None:
         self.session.delete(link)
@@ -406,7 +510,7 @@ class Ledger:
     ) -> None:
         self._history.append(
             {
-                "run_id": run.id if run is not None else None,
+                "run_id": _row_id(run),
                 "contact_id": contact_id,
                 "zoho_id": zoho_id,
                 "direction": direction,

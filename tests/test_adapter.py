@@ -93,6 +93,36 @@ def test_batches_cover_every_contact_once_in_key_order(host, adapter, people) ->
     assert adapter.count() == 7
 
 
+def test_contact_ids_come_in_the_batches_iter_batches_gives(host, adapter, people) -> None:
+    for index in range(5):
+        host.db.session.add(host.Contact(last_name=f"Extra {index}"))
+    host.db.session.commit()
+    expected = [
+        [adapter.contact_id(contact) for contact in batch]
+        for batch in adapter.iter_batches(batch_size=2)
+    ]
+    assert list(adapter.iter_contact_ids(batch_size=2)) == expected
+    latest = max(contact.updated_at for batch in adapter.iter_batches() for contact in batch)
+    recent = [
+        [adapter.contact_id(contact) for contact in batch]
+        for batch in adapter.iter_batches(modified_since=latest)
+    ]
+    assert list(adapter.iter_contact_ids(modified_since=latest)) == recent
+
+
+def test_contact_ids_keep_a_subclasses_choice_of_contacts(host, people) -> None:
+    class OnlyAnn(SQLAlchemyContactAdapter):
+        def iter_batches(self, *, modified_since=None, batch_size=500):  # type: ignore[no-untyped-def]
+            for batch in super().iter_batches(
+                modified_since=modified_since, batch_size=batch_size
+            ):
+                yield [contact for contact in batch if contact.first_name == "Ann"]
+
+    adapter = OnlyAnn(host.Contact)
+    adapter.bind(lambda: host.db.session)
+    assert list(adapter.iter_contact_ids()) == [[str(people["ann"].id)]]
+
+
 def test_create_and_delete_go_through_the_hosts_session(host, adapter) -> None:
     contact = adapter.create()
     adapter.set_values(contact, {"last_name": "New"})

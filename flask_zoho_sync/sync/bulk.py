@@ -259,6 +259,11 @@ class BulkPushPass(PushPass):
         self.threshold = engine.options.bulk_threshold
         self.find_by = self._create_key()
 
+    def _read_size(self) -> int:
+        """Writes wait for a whole job here, not for threads, so reading a call's worth at a
+        time would only add queries."""
+        return self.engine.options.batch_size
+
     def _create_key(self) -> str | None:
         """The unique Zoho field holding the host's contact id, if the mapping has one."""
         for binding in self.mapping.active_bindings():

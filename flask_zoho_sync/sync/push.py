@@ -23,7 +23,6 @@ from flask_zoho_sync.sync.context import (
     RESTORE_KEY,
     PlannedChange,
     RunReport,
-    host_canonical,
     mapped_values,
     readable,
 )
@@ -80,14 +79,19 @@ class PushPass:
         self.deletions: list[_Deletion] = []
         self.done = 0
         self.calls = InFlight(1, threaded=False)
+        #: Read once: the settings row is expired by every commit, and reading its module
+        #: again for each batch would reload it.
+        self.module = self.ledger.module
+        self._labels: dict[str, str] = {}
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
         limit = self.engine.options.max_concurrency
+        size = self._read_size()
         with InFlight(limit, name="zoho-sync-push", threaded=not self.dry_run) as self.calls:
             batch: list[str] = []
             for contact_id in contact_ids:
                 batch.append(contact_id)
-                if len(batch) >= self.engine.options.batch_size:
+                if len(batch) >= size:
                     self._prepare(batch, outbox)
                     batch = []
             if batch:
@@ -100,6 +104,17 @@ class PushPass:
         if not self.dry_run and self.report.status != "needs_confirmation":
             self.ledger.settings.last_push_at = self.engine.started_at
             self.ledger.commit()
+
+    def _read_size(self) -> int:
+        """How many contacts to read and plan before sending: one call's worth.
+
+        Settling commits, which expires every contact read and not yet planned, so the
+        calls' answers are settled only between reads. Reading 500 at a time left the
+        threads idle while the run's thread planned the next 500, then had it wait for
+        them; a call's worth at a time keeps both busy (a pipeline: batch k+1 is read
+        and planned while batch k is on the wire).
+        """
+        return min(self.engine.options.batch_size, BATCH)
 
     def run_deletions(self, outbox: dict[str, list[Any]]) -> None:
         """Send the host's captured deletions before anything else in the pass.
@@ -133,7 +148,7 @@ class PushPass:
 
     def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:
         contacts = self.adapter.get_many(contact_ids)
-        links = self.ledger.links_by_contact(contact_ids)
+        links = self.ledger.links_in_module(self.module, contact_ids=contact_ids)
         for contact_id in contact_ids:
             entries = outbox.get(contact_id, [])
             contact = contacts.get(contact_id)
@@ -144,6 +159,10 @@ class PushPass:
             self._plan_write(contact_id, contact, link, entries)
         # Sent only now: settling a batch commits, and a commit expires the contacts loaded
         # above, so sending mid-loop would reload each remaining contact one query at a time.
+        # Planned, they are let go first: each commit walks every object the session still
+        # holds to expire it, and the contacts kept alive here made every commit walk them.
+        contacts.clear()
+        contact = None
         self._send_updates()
         self._send_creates()
 
@@ -158,7 +177,14 @@ class PushPass:
         self.deletions.append(_Deletion(contact_id, zoho_id, link, entries))
 
     def _plan_write(self, contact_id: str, contact: Any, link: Any, entries: list[Any]) -> None:
-        host_values = host_canonical(self.mapping, self.adapter, contact)
+        values = self.adapter.get_values(contact)
+        host_values = self.mapping.host_to_canonical(
+            values,
+            groups=self.adapter.get_groups(contact),
+            subscribed=self.adapter.is_subscribed(contact),
+            contact_id=self.adapter.contact_id(contact),
+            contact_url=self.adapter.contact_url(contact),
+        )
         base = mapped_values(link.snapshot) if link is not None else None
         restore = link is not None and bool((link.snapshot or {}).get(RESTORE_KEY))
         changed: dict[str, Any] = {}
@@ -185,7 +211,9 @@ class PushPass:
             return
         payload = self.mapping.canonical_to_zoho(changed)
         original_last_name = payload.get("Last_Name")
-        email = self.adapter.get_values(contact).get("email")
+        # ``values`` is what ``host_canonical`` reads, fetched once: an adapter's
+        # ``get_values`` may be costly (custom fields in another table or a JSON column).
+        email = values.get("email")
         payload, warnings, errors = self.mapping.prepare_outgoing(
             payload, link is None, fallback_email=email if isinstance(email, str) else None
         )
@@ -236,7 +264,7 @@ class PushPass:
     ) -> Callable[[], list[RecordResult]]:
         """The HTTP part of a batch, safe to run on another thread: it touches no session,
         only the client and values worked out here beforehand."""
-        client, module = self.engine.client, self.ledger.module
+        client, module = self.engine.client, self.module
         if action == "update":
             return lambda: client.update(module, payloads)
         check_fields = self.mapping.duplicate_check_fields()
@@ -255,9 +283,20 @@ class PushPass:
         )
 
     def _settle(self, chunk: list[_Outgoing], results: list[RecordResult], action: str) -> None:
-        claimed = self.ledger.links_by_zoho(
-            [result.record_id for result in results if result.ok and result.record_id]
+        """Record what Zoho did with one batch and commit it.
+
+        Links are written for the whole batch at once (``Ledger.write_links``). ``fresh``
+        holds the rows this batch writes, by Zoho id, so a second contact of the same
+        batch that Zoho matched to the same record is caught as a duplicate exactly as if
+        the first one's link were already stored.
+        """
+        claimed = self.ledger.links_in_module(
+            self.module,
+            zoho_ids=[result.record_id for result in results if result.ok and result.record_id],
         )
+        fresh: dict[str, dict[str, Any]] = {}
+        new_links: list[dict[str, Any]] = []
+        changed_links: list[tuple[Any, dict[str, Any]]] = []
         finished: list[Any] = []
         resolved: list[str] = []
         for item, result in zip(chunk, results, strict=True):
@@ -278,18 +317,24 @@ class PushPass:
                 )
                 continue
             other = claimed.get(zoho_id)
-            if item.link is None and other is not None and other.contact_id != item.contact_id:
+            owner = fresh[zoho_id]["contact_id"] if zoho_id in fresh else None
+            if owner is None and other is not None:
+                owner = other.contact_id
+            if item.link is None and owner is not None and owner != item.contact_id:
                 # Zoho's upsert matched another contact's record (on Email or a unique field)
                 # and has already written this contact's values into it. Undo that on the
                 # next run by re-sending every value of the record's own contact.
-                other.snapshot = {**(other.snapshot or {}), RESTORE_KEY: True}
-                self.ledger.requeue_contact(other.contact_id)
+                if zoho_id in fresh:
+                    fresh[zoho_id]["snapshot"][RESTORE_KEY] = True
+                else:
+                    other.snapshot = {**(other.snapshot or {}), RESTORE_KEY: True}
+                self.ledger.requeue_contact(owner)
                 self._fail(
                     item.contact_id,
                     zoho_id,
                     item.entries,
                     f"Zoho matched this contact (by {result.duplicate_field or 'a unique field'}) "
-                    f"to record {zoho_id}, which belongs to contact {other.contact_id}; that "
+                    f"to record {zoho_id}, which belongs to contact {owner}; that "
                     "record is restored on the next sync. Give the two contacts different "
                     "values for that field, then retry this one.",
                     "DUPLICATE_CONTACT",
@@ -307,12 +352,20 @@ class PushPass:
                 }
                 if kept:
                     snapshot[FALLBACK_KEY] = kept
-            claimed[zoho_id] = self.ledger.save_link(
-                item.contact_id, zoho_id, snapshot, result.modified_time, existing=item.link
+            row = self.ledger.new_link_row(
+                item.contact_id, zoho_id, snapshot, result.modified_time, module=self.module
             )
+            # The contact's own link, even when this push did not know of it: a second
+            # link row for one contact is what the table's unique key forbids.
+            existing = item.link if item.link is not None else other
+            if existing is not None:
+                changed_links.append((existing, row))
+            else:
+                new_links.append(row)
+            fresh[zoho_id] = row
             finished.extend(item.entries)
             resolved.append(item.contact_id)
-            shown = readable(self.mapping, item.changed)
+            shown = self._readable(item.changed)
             kind = "link" if action == "create" and result.action == "update" else action
             self.ledger.record(
                 self.engine.run,
@@ -324,11 +377,24 @@ class PushPass:
                 reason="; ".join(item.warnings) or "changed in the host",
             )
             self.report.add(PlannedChange("to_zoho", kind, item.contact_id, zoho_id, shown))
+        self.ledger.write_links(new_links, changed_links)
         self.ledger.finish_outbox(finished)
         self.ledger.resolve_errors(resolved)
         self.done += len(chunk)
         self.engine.progress("push", self.done)
         self.ledger.commit()
+
+    def _readable(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """``readable`` with the labels worked out once per pass: the same few keys come
+        back for every record of a large push."""
+        shown: dict[str, Any] = {}
+        labels = self._labels
+        for key, value in changes.items():
+            name = labels.get(key)
+            if name is None:
+                name = labels[key] = next(iter(readable(self.mapping, {key: None})))
+            shown[name] = value
+        return shown
 
     def _send_deletions(self) -> None:
         if not self.deletions:
