@@ -230,6 +230,36 @@ class Ledger:
         link.last_error = None
         return link
 
+    def link_row(
+        self,
+        contact_id: str,
+        zoho_id: str,
+        snapshot: dict[str, Any],
+        zoho_modified_at: datetime | None,
+    ) -> dict[str, Any]:
+        """A new link as the plain row :meth:`insert_links` writes: what ``save_link``
+        would store for a contact not linked before, without an ORM object."""
+        return {
+            "module": self.module,
+            "contact_id": contact_id,
+            "zoho_id": zoho_id,
+            "snapshot": snapshot,
+            "zoho_modified_at": zoho_modified_at,
+            "synced_at": _now(),
+            "last_error": None,
+        }
+
+    def insert_links(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert new links with one executemany.
+
+        An import creates a link per record; as ORM objects they cost more than the merge
+        itself (the object, its flush, and on SQLite a separate ``INSERT ... RETURNING`` per
+        row, because SQLite cannot return the ids of a multi-row insert in order). Nothing
+        reads these rows back as objects in the run: later lookups query the table.
+        """
+        if rows:
+            self.session.execute(Link.__table__.insert(), list(rows))
+
     def drop_link(self, link: Link) -> None:
         self.session.delete(link)
 

@@ -64,6 +64,9 @@ class PullPass:
         #: Contacts to create for the page, their values already converted for the host.
         self._pending: list[tuple[str, str, MergeResult, datetime | None, Any]] = []
         self._creating: set[str] = set()
+        #: New links of the page, inserted together (``Ledger.insert_links``) at the end of
+        #: the page, or before anything looks links up by contact.
+        self._new_links: list[dict[str, Any]] = []
 
     # -- changed records -------------------------------------------------------------------
 
@@ -146,7 +149,12 @@ class PullPass:
                 # record fails alone with the reason; nothing of it was written.
                 self._error(link.contact_id if link else None, zoho_id, str(exc), "BAD_VALUE")
         self._create_pending()
+        self._write_links()
         return newest
+
+    def _write_links(self) -> None:
+        rows, self._new_links = self._new_links, []
+        self.ledger.insert_links(rows)
 
     def _merge_linked(
         self, link: Any, contact: Any, zoho_values: dict[str, Any], modified: datetime | None
@@ -176,6 +184,7 @@ class PullPass:
         contact = self._by_email.get(key) if key else None
         if contact is not None:
             contact_id = self.adapter.contact_id(contact)
+            self._write_links()  # a contact created earlier in this page has its link now
             if self.ledger.links_by_contact([contact_id]) or contact_id in self.engine.claimed:
                 self._error(
                     contact_id,
@@ -277,10 +286,10 @@ class PullPass:
         warnings: tuple[str, ...] = (),
     ) -> None:
         conflicts = _conflicts(result)
-        changed = diff(base or {}, {**(base or {}), **result.to_host}, self.mapping)
         if action == "create":
             shown = readable(self.mapping, result.to_host)
         else:
+            changed = diff(base or {}, {**(base or {}), **result.to_host}, self.mapping)
             shown = readable(self.mapping, {key: list(pair) for key, pair in changed.items()})
         if self.dry_run:
             if result.to_host or action == "link" or conflicts:
@@ -306,7 +315,10 @@ class PullPass:
                 snapshot.pop(key, None)
         if link is not None and FALLBACK_KEY in (link.snapshot or {}):
             snapshot[FALLBACK_KEY] = link.snapshot[FALLBACK_KEY]
-        self.ledger.save_link(contact_id, zoho_id, snapshot, modified, existing=link)
+        if link is None:
+            self._new_links.append(self.ledger.link_row(contact_id, zoho_id, snapshot, modified))
+        else:
+            self.ledger.save_link(contact_id, zoho_id, snapshot, modified, existing=link)
         if result.to_zoho:
             self.engine.push_queue[contact_id] = None
         if result.to_host or action in ("link", "create") or conflicts:
