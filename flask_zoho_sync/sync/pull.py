@@ -22,6 +22,7 @@ from flask_zoho_sync.sync.context import (
     readable,
 )
 from flask_zoho_sync.sync.merge import MergeResult, diff, merge
+from flask_zoho_sync.sync.readahead import read_ahead
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
 if TYPE_CHECKING:
@@ -76,14 +77,24 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
-        for page in self.engine.client.iter_pages(
+        pages = self.engine.client.iter_pages(
             self.ledger.module, self.mapping.zoho_api_names(), modified_since=since
-        ):
-            newest = self._page(page, newest)
-            done += len(page)
-            self.engine.progress("pull", done)
-            if not self.dry_run:
-                self.ledger.commit()
+        )
+        # A real run asks for the next page while it merges this one; a plan stays on this
+        # thread, as the push's does.
+        reader = pages if self.dry_run else read_ahead(pages, name="zoho-sync-pull")
+        try:
+            for page in reader:
+                newest = self._page(page, newest)
+                done += len(page)
+                self.engine.progress("pull", done)
+                if not self.dry_run:
+                    self.ledger.commit()
+        finally:
+            # Stop the reader's thread now, not when a failed run's traceback is collected.
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
         self._deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
