@@ -442,9 +442,16 @@ class Mapping:
     def binding(self, key: str) -> Binding:
         return self._resolved[0][key]
 
+    @cached_property
+    def _active(self) -> tuple[Binding, ...]:
+        return tuple(binding for binding in self._resolved[0].values() if binding.active)
+
     def active_bindings(self) -> list[Binding]:
-        """The bindings that take part in the sync (no problem found)."""
-        return [binding for binding in self.bindings if binding.active]
+        """The bindings that take part in the sync (no problem found).
+
+        Worked out once: the merge asks for every key of every record, and an import of
+        100,000 records asked 300,000 times."""
+        return list(self._active)
 
     def sync_keys(self) -> list[str]:
         """The keys that take part in the sync."""
@@ -630,6 +637,8 @@ class Mapping:
         case; decimals to the Zoho field's places; datetimes as UTC instants to the second;
         multi-selects as sets; text only as far as both fields can hold it.
         """
+        if a is None and b is None:
+            return True  # blank on both sides, whatever the key (the merge's commonest case)
         binding = self._resolved[0].get(key)
         if binding is None:
             return _plain(a) == _plain(b)
