@@ -195,6 +195,19 @@ class Ledger:
             found.update({getattr(row, column): row for row in rows})
         return found
 
+    def linked_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
+        """Which of these Zoho records are linked, without loading their links."""
+        linked: set[str] = set()
+        for chunk in _chunks(list(zoho_ids)):
+            linked.update(
+                self.session.scalars(
+                    sa.select(Link.zoho_id).where(
+                        Link.module == self.module, Link.zoho_id.in_(chunk)
+                    )
+                )
+            )
+        return linked
+
     def linked_contact_ids(self) -> list[str]:
         return list(
             self.session.scalars(
