@@ -639,14 +639,31 @@ class Mapping:
         """
         if a is None and b is None:
             return True  # blank on both sides, whatever the key (the merge's commonest case)
-        binding = self._resolved[0].get(key)
-        if binding is None:
+        spec = self._comparing.get(key)
+        if spec is None:
             return _plain(a) == _plain(b)
-        host, zoho = binding.host, binding.zoho
-        blank_is_false = not binding.is_subscription
-        return comparable(a, host, zoho, self.zone, blank_is_false=blank_is_false) == comparable(
-            b, host, zoho, self.zone, blank_is_false=blank_is_false
-        )
+        host, zoho, blank_is_false, blank = spec
+        zone = self.zone
+        left = blank
+        if a is not None:
+            left = comparable(a, host, zoho, zone, blank_is_false=blank_is_false)
+        right = blank
+        if b is not None:
+            right = comparable(b, host, zoho, zone, blank_is_false=blank_is_false)
+        return bool(left == right)
+
+    @cached_property
+    def _comparing(self) -> dict[str, tuple[HostField, ZohoField | None, bool, Any]]:
+        """Per key, what ``comparable`` needs and what it makes of a blank (None): a first
+        import compares every Zoho value with the blank of a contact not yet made."""
+        comparing = {}
+        for key, binding in self._resolved[0].items():
+            blank_is_false = not binding.is_subscription
+            blank = comparable(
+                None, binding.host, binding.zoho, self.zone, blank_is_false=blank_is_false
+            )
+            comparing[key] = (binding.host, binding.zoho, blank_is_false, blank)
+        return comparing
 
 
 def _plain(value: Any) -> Any:

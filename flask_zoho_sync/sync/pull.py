@@ -53,8 +53,9 @@ def _conflicts(result: MergeResult) -> list[dict[str, Any]]:
 class PullPass:
     """One pull: reads Zoho, merges into the host, records links and history."""
 
-    #: Most pages whose records are looked up by email in one go (see ``_look_up_emails``).
-    EMAIL_LOOKUP_PAGES = 5
+    #: Most pages whose records are looked up by email in one go (see ``_look_up_emails``):
+    #: 800 emails, within one query of the default adapter's ``find_many_by_email``.
+    EMAIL_LOOKUP_PAGES = 4
 
     def __init__(self, engine: SyncEngine, report: RunReport) -> None:
         self.engine = engine
@@ -130,7 +131,7 @@ class PullPass:
         Hosts rarely index ``lower(email)``, so each lookup scans the contacts table: an
         import of 100,000 records into a table growing to 100,000 contacts spent a quarter
         of its time in a scan per page. The pages the reader already holds are looked up
-        together instead (a scan per 500 emails), and contacts the pull creates meanwhile
+        together instead (one scan for four pages), and contacts the pull creates meanwhile
         are added as they are made. Only ids are kept: each page loads its contacts by id,
         because the objects would be expired by the commit after every page. A contact the
         host adds while these pages are merged is found by the next lookup rather than
