@@ -53,7 +53,7 @@ def _conflicts(result: MergeResult) -> list[dict[str, Any]]:
 class PullPass:
     """One pull: reads Zoho, merges into the host, records links and history."""
 
-    #: Most pages whose records are looked up by email in one go (see ``_look_up_emails``):
+    #: Most pages whose records are looked up in one go (see ``_look_up``):
     #: 800 emails, within one query of the default adapter's ``find_many_by_email``.
     EMAIL_LOOKUP_PAGES = 4
 
@@ -64,8 +64,12 @@ class PullPass:
         self.adapter = engine.adapter
         self.ledger = engine.ledger
         self.dry_run = engine.options.dry_run
-        #: Host contact ids by lower-cased email for the pages being merged.
+        #: What ``_look_up`` found for the pages being merged: host contact ids by
+        #: lower-cased email, the Zoho ids linked and buried then, and those linked since.
         self._email_ids: dict[str, str] = {}
+        self._linked_at_lookup: set[str] = set()
+        self._buried: set[str] = set()
+        self._linked_since: set[str] = set()
         #: Host contacts by lower-cased email for the page being merged.
         self._by_email: dict[str, Any] = {}
         #: Contacts to create for the page, their values already converted for the host.
@@ -95,7 +99,7 @@ class PullPass:
         )
         try:
             while group := reader.take(self.EMAIL_LOOKUP_PAGES):
-                self._look_up_emails(group)
+                self._look_up(group)
                 for page in group:
                     newest = self._merge_page(page, newest)
                     done += len(page)
@@ -124,9 +128,14 @@ class PullPass:
         if len({str(record.get("id")) for record in records}) < len(wanted):
             self._deletions()
 
-    def _look_up_emails(self, pages: list[list[dict[str, Any]]]) -> None:
-        """Find the host contacts with the emails of the pages' unlinked records, for all
-        the pages at once.
+    def _look_up(self, pages: list[list[dict[str, Any]]]) -> None:
+        """Find out, for all the pages at once, which of their records are linked, which
+        were deleted, and which host contacts have the emails of the others.
+
+        Only sync runs write links and tombstones, one run at a time, and this pull writes
+        none for these pages but the links it makes, which it notes as it makes them
+        (``_linked_since``); so what is found here holds while the pages are merged, and a
+        page of records new to the sync needs no query of its own for them.
 
         Hosts rarely index ``lower(email)``, so each lookup scans the contacts table: an
         import of 100,000 records into a table growing to 100,000 contacts spent a quarter
@@ -139,6 +148,9 @@ class PullPass:
         """
         ids = [str(record["id"]) for page in pages for record in page if record.get("id")]
         linked = self.ledger.linked_zoho_ids(ids)
+        self._linked_at_lookup = linked
+        self._linked_since = set()
+        self._buried = self.ledger.buried_zoho_ids([z for z in ids if z not in linked])
         found = self.adapter.find_many_by_email(
             str(record["Email"])
             for page in pages
@@ -148,17 +160,22 @@ class PullPass:
         self._email_ids = {key: self.adapter.contact_id(contact) for key, contact in found.items()}
 
     def _page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
-        """Merge one page, looked up by email on its own; returns the newest Modified_Time."""
-        self._look_up_emails([page])
+        """Merge one page, looked up on its own; returns the newest Modified_Time."""
+        self._look_up([page])
         return self._merge_page(page, newest)
 
     def _merge_page(
         self, page: list[dict[str, Any]], newest: datetime | None
     ) -> datetime | None:
-        """Merge one page whose emails ``_look_up_emails`` has looked up."""
+        """Merge one page that ``_look_up`` has looked up."""
         ids = [str(record["id"]) for record in page if record.get("id")]
-        links = self.ledger.links_by_zoho(ids)
-        buried = self.ledger.buried_zoho_ids([zoho_id for zoho_id in ids if zoho_id not in links])
+        maybe_linked = [
+            zoho_id
+            for zoho_id in ids
+            if zoho_id in self._linked_at_lookup or zoho_id in self._linked_since
+        ]
+        links = self.ledger.links_by_zoho(maybe_linked) if maybe_linked else {}
+        buried = {zoho_id for zoho_id in ids if zoho_id not in links and zoho_id in self._buried}
         contacts = self.adapter.get_many([link.contact_id for link in links.values()])
         self._by_email = self._contacts_by_email(page, links)
         for record in page:
@@ -384,6 +401,7 @@ class PullPass:
             snapshot[FALLBACK_KEY] = link.snapshot[FALLBACK_KEY]
         if link is None:
             self._new_links.append(self.ledger.link_row(contact_id, zoho_id, snapshot, modified))
+            self._linked_since.add(zoho_id)
         else:
             self.ledger.save_link(contact_id, zoho_id, snapshot, modified, existing=link)
         if result.to_zoho:
