@@ -251,9 +251,10 @@ class Ledger:
         zoho_modified_at: datetime | None,
     ) -> dict[str, Any]:
         """A new link as the plain row :meth:`insert_links` writes: what ``save_link``
-        would store for a contact not linked before, without an ORM object."""
+        would store for a contact not linked before, without an ORM object. The module is
+        filled in by ``insert_links``, once for the batch: reading it from the settings
+        object costs an attribute load per row."""
         return {
-            "module": self.module,
             "contact_id": contact_id,
             "zoho_id": zoho_id,
             "snapshot": snapshot,
@@ -271,7 +272,9 @@ class Ledger:
         reads these rows back as objects in the run: later lookups query the table.
         """
         if rows:
-            self.session.execute(Link.__table__.insert(), list(rows))
+            module = self.module
+            rows = [{**row, "module": module} for row in rows]
+            self.session.execute(Link.__table__.insert(), rows)
 
     def drop_link(self, link: Link) -> None:
         self.session.delete(link)

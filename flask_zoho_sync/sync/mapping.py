@@ -10,11 +10,11 @@ is what lets the merge compare a host value with a Zoho value at all.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Literal
 
 from flask_zoho_sync.sync.coercion import (
@@ -651,6 +651,18 @@ class Mapping:
         if b is not None:
             right = comparable(b, host, zoho, zone, blank_is_false=blank_is_false)
         return bool(left == right)
+
+    def equality(self, key: str) -> Callable[[Any, Any], bool]:
+        """``values_equal`` for one key, as a function of the two values, made once per key
+        (the merge asks for one per key of every record)."""
+        equality = self._equalities.get(key)
+        if equality is None:
+            equality = partial(self.values_equal, key)
+        return equality
+
+    @cached_property
+    def _equalities(self) -> dict[str, Callable[[Any, Any], bool]]:
+        return {key: partial(self.values_equal, key) for key in self._resolved[0]}
 
     @cached_property
     def _comparing(self) -> dict[str, tuple[HostField, ZohoField | None, bool, Any]]:

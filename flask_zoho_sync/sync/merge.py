@@ -99,6 +99,14 @@ class _KeyMerge:
         self.known = known
         self.base = base
 
+    def retarget(self, binding: Binding, known: bool, base: Any) -> None:
+        """Decide the next key with the same object: a merge runs for every record of an
+        import, and an object per key was a measurable share of it."""
+        self.binding = binding
+        self.key = binding.key
+        self.known = known
+        self.base = base
+
     def keep(self, value: Any) -> None:
         self.result.new_base[self.key] = value
 
@@ -138,6 +146,7 @@ def merge(
     must not erase data on either side.
     """
     result = MergeResult()
+    step: _KeyMerge | None = None
     for binding in mapping.active_bindings():
         key = binding.key
         known = base is not None and key in base
@@ -148,10 +157,11 @@ def merge(
             host_value = base_value
         if zoho_value is _ABSENT:
             zoho_value = base_value
-        step = _KeyMerge(result, binding, known, base_value)
-
-        def equal(a: Any, b: Any, key: str = key) -> bool:
-            return mapping.values_equal(key, a, b)
+        if step is None:
+            step = _KeyMerge(result, binding, known, base_value)
+        else:
+            step.retarget(binding, known, base_value)
+        equal = mapping.equality(key)
 
         if binding.is_subscription:
             _merge_subscription(step, host_value, zoho_value, equal)
