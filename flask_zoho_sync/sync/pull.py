@@ -21,7 +21,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
-from flask_zoho_sync.sync.merge import MergeResult, diff, merge
+from flask_zoho_sync.sync.merge import MergeResult, diff, merge, merge_new
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
@@ -283,9 +283,7 @@ class PullPass:
         if not self.engine.options.create_in_host:
             self.report.count("to_host.skipped_new")
             return
-        result = merge(
-            None, {}, zoho_values, self.mapping, host_modified_at=None, zoho_modified_at=modified
-        )
+        result = merge_new(zoho_values, self.mapping)
         if self.dry_run:
             self.report.add(
                 PlannedChange(
