@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -167,6 +168,13 @@ class Ledger:
     def module(self) -> str:
         return self.settings.module or ""
 
+    @cached_property
+    def run_module(self) -> str:
+        """The module as this ledger first read it, for the queries an import makes per
+        page: each commit expires the settings object, and reading ``module`` again loads
+        the whole row, Zoho's field metadata included. A run syncs one module throughout."""
+        return self.module
+
     # -- transactions ------------------------------------------------------------------
 
     def commit(self) -> None:
@@ -202,7 +210,7 @@ class Ledger:
             linked.update(
                 self.session.scalars(
                     sa.select(Link.zoho_id).where(
-                        Link.module == self.module, Link.zoho_id.in_(chunk)
+                        Link.module == self.run_module, Link.zoho_id.in_(chunk)
                     )
                 )
             )
@@ -272,7 +280,7 @@ class Ledger:
         reads these rows back as objects in the run: later lookups query the table.
         """
         if rows:
-            module = self.module
+            module = self.run_module
             rows = [{**row, "module": module} for row in rows]
             self.session.execute(Link.__table__.insert(), rows)
 
