@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -177,6 +178,13 @@ class Ledger:
     def module(self) -> str:
         return self.settings.module or ""
 
+    @cached_property
+    def run_module(self) -> str:
+        """The module as this ledger first read it, for the queries an import makes per
+        page: each commit expires the settings object, and reading ``module`` again loads
+        the whole row, Zoho's field metadata included. A run syncs one module throughout."""
+        return self.module
+
     # -- transactions ------------------------------------------------------------------
 
     def commit(self) -> None:
@@ -220,6 +228,19 @@ class Ledger:
             )
             found.update({getattr(row, column): row for row in rows})
         return found
+
+    def linked_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
+        """Which of these Zoho records are linked, without loading their links."""
+        linked: set[str] = set()
+        for chunk in _chunks(list(zoho_ids)):
+            linked.update(
+                self.session.scalars(
+                    sa.select(Link.zoho_id).where(
+                        Link.module == self.run_module, Link.zoho_id.in_(chunk)
+                    )
+                )
+            )
+        return linked
 
     def linked_contact_ids(self) -> list[str]:
         return list(

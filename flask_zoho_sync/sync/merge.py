@@ -99,6 +99,14 @@ class _KeyMerge:
         self.known = known
         self.base = base
 
+    def retarget(self, binding: Binding, known: bool, base: Any) -> None:
+        """Decide the next key with the same object: a merge runs for every record of an
+        import, and an object per key was a measurable share of it."""
+        self.binding = binding
+        self.key = binding.key
+        self.known = known
+        self.base = base
+
     def keep(self, value: Any) -> None:
         self.result.new_base[self.key] = value
 
@@ -138,6 +146,7 @@ def merge(
     must not erase data on either side.
     """
     result = MergeResult()
+    step: _KeyMerge | None = None
     for binding in mapping.active_bindings():
         key = binding.key
         known = base is not None and key in base
@@ -148,10 +157,11 @@ def merge(
             host_value = base_value
         if zoho_value is _ABSENT:
             zoho_value = base_value
-        step = _KeyMerge(result, binding, known, base_value)
-
-        def equal(a: Any, b: Any, key: str = key) -> bool:
-            return mapping.values_equal(key, a, b)
+        if step is None:
+            step = _KeyMerge(result, binding, known, base_value)
+        else:
+            step.retarget(binding, known, base_value)
+        equal = mapping.equality(key)
 
         if binding.is_subscription:
             _merge_subscription(step, host_value, zoho_value, equal)
@@ -161,6 +171,29 @@ def merge(
             _merge_one_way(step, source=zoho_value, target=host_value, equal=equal, to="host")
         else:
             _merge_both(step, host_value, zoho_value, equal, host_modified_at, zoho_modified_at)
+    return result
+
+
+def merge_new(zoho: MappingABC[str, Any], mapping: Mapping) -> MergeResult:
+    """``merge(None, {}, zoho, ...)``: a Zoho record the host has no contact for yet.
+
+    An import merges every record this way before creating its contact, and the general
+    merge's per-key machinery was a tenth of the import's time. With no base and nothing on
+    the host's side nothing can conflict: a key only the host writes stays blank, and every
+    other key takes Zoho's value, written to the host unless it equals a blank. The result
+    is the general merge's (``tests/sync/test_merge_properties.py`` checks it).
+    """
+    result = MergeResult()
+    to_host, new_base = result.to_host, result.new_base
+    for binding in mapping.active_bindings():
+        key = binding.key
+        if binding.direction is Direction.TO_ZOHO and not binding.is_subscription:
+            new_base[key] = None
+            continue
+        value = zoho.get(key)
+        if not mapping.values_equal(key, None, value):
+            to_host[key] = value
+        new_base[key] = value
     return result
 
 

@@ -81,7 +81,7 @@ class PushPass:
         self.calls = InFlight(1, threaded=False)
         #: Read once: the settings row is expired by every commit, and reading its module
         #: again for each batch would reload it.
-        self.module = self.ledger.module
+        self.module = self.ledger.run_module
         self._labels: dict[str, str] = {}
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:

@@ -17,6 +17,7 @@ from flask_zoho_sync.sync import (
     SystemFieldMapping,
     merge,
 )
+from flask_zoho_sync.sync.merge import merge_new
 from flask_zoho_sync.zoho.timefmt import UTC
 from tests.sync.conftest import build_mapping
 
@@ -116,3 +117,19 @@ def test_after_the_writes_both_sides_agree_and_a_second_merge_is_a_no_op(
     assert again.to_zoho == {}
     assert again.to_host == {}
     assert again.conflicts == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zoho=st.fixed_dictionaries(
+        {}, optional={**VALUES, "system:subscription": st.sampled_from([None, True, False])}
+    ),
+    policy=st.sampled_from(list(ConflictPolicy)),
+    zoho_at=TIMES,
+)
+def test_a_record_new_to_the_host_merges_as_the_general_merge_would(
+    zoho: dict[str, Any], policy: ConflictPolicy, zoho_at: datetime | None
+) -> None:
+    mapping = MAPPINGS[policy]
+    general = merge(None, {}, zoho, mapping, host_modified_at=None, zoho_modified_at=zoho_at)
+    assert merge_new(zoho, mapping) == general
