@@ -284,6 +284,10 @@ class PullPass:
             self.report.count("to_host.skipped_new")
             return
         result = merge_new(zoho_values, self.mapping)
+        # Converted before the contact exists, so a value the host cannot hold creates nothing
+        # (the CoercionError fails this record alone, in the caller), and a plan shows that
+        # failure where the run would meet it.
+        changes = self.mapping.canonical_to_host(result.to_host)
         if self.dry_run:
             self.report.add(
                 PlannedChange(
@@ -296,9 +300,6 @@ class PullPass:
                 )
             )
             return
-        # Converted before the contact exists, so a value the host cannot hold creates nothing
-        # (the CoercionError fails this record alone, in the caller).
-        changes = self.mapping.canonical_to_host(result.to_host)
         self._pending.append((key, zoho_id, result, modified, changes))
         if key:
             self._creating.add(key)
@@ -374,6 +375,8 @@ class PullPass:
             changed = diff(base or {}, {**(base or {}), **result.to_host}, self.mapping)
             shown = readable(self.mapping, {key: list(pair) for key, pair in changed.items()})
         if self.dry_run:
+            if result.to_host:
+                self.mapping.canonical_to_host(result.to_host)  # what the run would refuse
             if result.to_host or action == "link" or conflicts:
                 self.report.add(
                     PlannedChange(
