@@ -84,6 +84,7 @@ def throughput(sizes: list[int], peer_size: int, rows: list[Row]) -> dict[tuple[
     """Ours at every size; the SDK and the naive loop at ``peer_size`` (extrapolated
     linearly, and marked so, to larger sizes)."""
     measured: dict[tuple[str, int], Any] = {}
+    peers.load_sdk()
     with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
         for kind in ("import", "export"):
             for records in sizes:
