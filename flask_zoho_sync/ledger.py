@@ -231,16 +231,20 @@ class Ledger:
 
     def linked_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
         """Which of these Zoho records are linked, without loading their links."""
-        linked: set[str] = set()
-        for chunk in _chunks(list(zoho_ids)):
-            linked.update(
+        return self._present(Link.zoho_id, Link.module, zoho_ids)
+
+    def _present(
+        self, column: sa.ColumnElement[Any], module: sa.ColumnElement[Any], values: Sequence[str]
+    ) -> set[str]:
+        """Which of ``values`` the module's rows hold in ``column``, a chunk per query."""
+        found: set[str] = set()
+        for chunk in _chunks(list(values)):
+            found.update(
                 self.session.scalars(
-                    sa.select(Link.zoho_id).where(
-                        Link.module == self.run_module, Link.zoho_id.in_(chunk)
-                    )
+                    sa.select(column).where(module == self.run_module, column.in_(chunk))
                 )
             )
-        return linked
+        return found
 
     def linked_contact_ids(self) -> list[str]:
         return list(
@@ -372,16 +376,7 @@ class Ledger:
         )
 
     def buried_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
-        buried: set[str] = set()
-        for chunk in _chunks(list(zoho_ids)):
-            buried.update(
-                self.session.scalars(
-                    sa.select(Tombstone.zoho_id).where(
-                        Tombstone.module == self.module, Tombstone.zoho_id.in_(chunk)
-                    )
-                )
-            )
-        return buried
+        return self._present(Tombstone.zoho_id, Tombstone.module, zoho_ids)
 
     # -- outbox ----------------------------------------------------------------------------
 
