@@ -445,20 +445,10 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         self, *, modified_since: datetime | None = None, batch_size: int = 500
     ) -> Iterator[list[Any]]:
         """Contacts in primary-key order, a batch at a time (keyset paging keeps memory flat)."""
-        last_key: Any = None
-        while True:
-            statement = sa.select(self.model).order_by(self._primary_key).limit(batch_size)
-            if last_key is not None:
-                statement = statement.where(self._primary_key > last_key)
-            if modified_since is not None and self.modified_attribute:
-                statement = statement.where(
-                    getattr(self.model, self.modified_attribute) >= modified_since
-                )
-            batch = list(self.session.scalars(statement))
-            if not batch:
-                return
-            yield batch
-            last_key = getattr(batch[-1], self._primary_key.key)
+        key = self._primary_key.key
+        yield from self._keyset_pages(
+            self.model, lambda contact: getattr(contact, key), modified_since, batch_size
+        )
 
     def iter_contact_ids(
         self, *, modified_since: datetime | None = None, batch_size: int = 500
@@ -473,20 +463,34 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                 modified_since=modified_since, batch_size=batch_size
             )
             return
+        for keys in self._keyset_pages(
+            self._primary_key, lambda key: key, modified_since, batch_size
+        ):
+            yield [str(key) for key in keys]
+
+    def _keyset_pages(
+        self,
+        selected: Any,
+        key_of: Callable[[Any], Any],
+        modified_since: datetime | None,
+        batch_size: int,
+    ) -> Iterator[list[Any]]:
+        """``selected`` (the model or its key) in primary-key order, a page at a time;
+        ``key_of`` gives a row's primary key, where the next page starts after."""
         last_key: Any = None
         while True:
-            statement = sa.select(self._primary_key).order_by(self._primary_key).limit(batch_size)
+            statement = sa.select(selected).order_by(self._primary_key).limit(batch_size)
             if last_key is not None:
                 statement = statement.where(self._primary_key > last_key)
             if modified_since is not None and self.modified_attribute:
                 statement = statement.where(
                     getattr(self.model, self.modified_attribute) >= modified_since
                 )
-            keys = list(self.session.scalars(statement))
-            if not keys:
+            page = list(self.session.scalars(statement))
+            if not page:
                 return
-            yield [str(key) for key in keys]
-            last_key = keys[-1]
+            yield page
+            last_key = key_of(page[-1])
 
     def count(self) -> int:
         return int(self.session.scalar(sa.select(sa.func.count()).select_from(self.model)) or 0)

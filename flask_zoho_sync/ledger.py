@@ -203,12 +203,15 @@ class Ledger:
     def links_by_zoho(self, zoho_ids: Sequence[str]) -> dict[str, Link]:
         return self._links_keyed_by("zoho_id", zoho_ids)
 
-    def _links_keyed_by(self, column: str, values: Sequence[str]) -> dict[str, Link]:
+    def _links_keyed_by(
+        self, column: str, values: Sequence[str], module: str | None = None
+    ) -> dict[str, Link]:
         key = getattr(Link, column)
+        module = self.module if module is None else module
         found: dict[str, Link] = {}
         for chunk in _chunks(list(values)):
             rows = self.session.scalars(
-                sa.select(Link).where(Link.module == self.module, key.in_(chunk))
+                sa.select(Link).where(Link.module == module, key.in_(chunk))
             )
             found.update({getattr(row, column): row for row in rows})
         return found
@@ -220,14 +223,7 @@ class Ledger:
         module the caller read once: ``self.module`` reloads the settings row after every
         commit, a query per batch on a push that commits per batch."""
         column, values = ("zoho_id", zoho_ids) if zoho_ids else ("contact_id", contact_ids)
-        key = getattr(Link, column)
-        found: dict[str, Link] = {}
-        for chunk in _chunks(list(values)):
-            rows = self.session.scalars(
-                sa.select(Link).where(Link.module == module, key.in_(chunk))
-            )
-            found.update({getattr(row, column): row for row in rows})
-        return found
+        return self._links_keyed_by(column, values, module)
 
     def linked_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
         """Which of these Zoho records are linked, without loading their links."""

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask_zoho_sync.sync.context import RunReport
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.push import PushPass, _Outgoing
-from flask_zoho_sync.sync.readahead import ReadAhead
 from flask_zoho_sync.zoho.results import RecordResult
 
 if TYPE_CHECKING:
@@ -214,22 +213,11 @@ class BulkPullPass(PullPass):
                 [name for name in fields if name != "id"],
                 modified_since=newest,
             )
-            exported = 0
             # The download and the CSV's conversion run on a thread while pages merge here,
             # and the pages already converted are looked up together, as in a REST pull.
             pages = _pages((row_to_record(row, self.engine) for row in rows), PULL_PAGE)
-            reader = ReadAhead(pages, depth=self.EMAIL_LOOKUP_PAGES, name="zoho-sync-export")
-            try:
-                while group := reader.take(self.EMAIL_LOOKUP_PAGES):
-                    self._look_up(group)
-                    for page in group:
-                        newest = self._merge_page(page, newest)
-                        exported += len(page)
-                        self.engine.progress("pull", done + exported)
-                        self.ledger.commit()
-            finally:
-                reader.close()
-            self.report.count("bulk.read_records", exported)
+            newest, total = self._merge_pages(pages, newest, done, name="zoho-sync-export")
+            self.report.count("bulk.read_records", total - done)
         self._deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest

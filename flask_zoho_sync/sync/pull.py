@@ -7,6 +7,7 @@ merge left for Zoho (see ``engine``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -90,12 +91,30 @@ class PullPass:
         pages = self.engine.client.iter_pages(
             self.ledger.module, self.mapping.zoho_api_names(), modified_since=since
         )
-        # A real run asks for the next pages while it merges this one; a plan stays on this
-        # thread, as the push's does.
+        newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
+        self._deletions()
+        if not self.dry_run and self.report.status != "needs_confirmation":
+            settings.pull_watermark = newest
+            settings.last_pull_at = self.engine.started_at
+            self.ledger.commit()
+
+    def _merge_pages(
+        self,
+        pages: Iterable[list[dict[str, Any]]],
+        newest: datetime | None,
+        done: int,
+        *,
+        name: str,
+    ) -> tuple[datetime | None, int]:
+        """Merge and commit ``pages``, returning the newest Modified_Time and the count.
+
+        A real run asks for the next pages while it merges this one; a plan stays on this
+        thread, as the push's does.
+        """
         reader: ReadAhead[list[dict[str, Any]]] | InOrder[list[dict[str, Any]]] = (
             InOrder(pages)
             if self.dry_run
-            else ReadAhead(pages, depth=self.EMAIL_LOOKUP_PAGES, name="zoho-sync-pull")
+            else ReadAhead(pages, depth=self.EMAIL_LOOKUP_PAGES, name=name)
         )
         try:
             while group := reader.take(self.EMAIL_LOOKUP_PAGES):
@@ -109,11 +128,7 @@ class PullPass:
         finally:
             # Stop the reader's thread now, not when a failed run's traceback is collected.
             reader.close()
-        self._deletions()
-        if not self.dry_run and self.report.status != "needs_confirmation":
-            settings.pull_watermark = newest
-            settings.last_pull_at = self.engine.started_at
-            self.ledger.commit()
+        return newest, done
 
     def run_ids(self, zoho_ids: list[str]) -> None:
         """Merge the named records only; the watermark is left alone, because records
