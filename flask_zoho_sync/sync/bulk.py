@@ -19,9 +19,9 @@ merging, linking, history and error recording stay exactly what they are for RES
   its contact and settled through the push's own bookkeeping, so a refused row becomes a
   history entry with Zoho's code like a refused REST record.
 
-Only first syncs qualify (mode ``all``, nothing linked yet, not a dry run): that is where
-the volumes are, and where no three-way merge base exists that a CSV round trip could
-distort.
+Only first syncs qualify (mode ``all``, nothing linked yet): that is where the volumes are,
+and where no three-way merge base exists that a CSV round trip could distort. A plan of one
+reads as the run will, export included, and counts the write jobs the run would send.
 """
 
 from __future__ import annotations
@@ -41,9 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Zoho's Bulk Write job size and Bulk Read page (reference §6.1, §6.2).
+#: Zoho's Bulk Write job size (reference §6.2).
 WRITE_JOB_RECORDS = 25_000
-READ_JOB_RECORDS = 200_000
 #: Records merged and committed at a time while reading an export, and results settled
 #: and committed at a time after a write job: the REST passes' transaction sizes. One
 #: transaction per 25,000 results made SQLite spill to an exclusive lock, and change
@@ -52,8 +51,8 @@ PULL_PAGE = 200
 SETTLE_BATCH = 100
 #: Records per REST listing page (the client's default, Zoho's maximum).
 REST_PAGE = 200
-#: Counts a plan of a bulk first sync keeps, for pricing it as the real run will run.
-PLANNED_READ = "plan.bulk_read_records"
+#: Counts a plan of a bulk first sync keeps, for pricing its writes as the real run sends
+#: them (its reads are the run's reads: a plan exports the records as the run does).
 PLANNED_JOBS = "plan.bulk_write_jobs"
 PLANNED_WRITES = "plan.bulk_writes"
 #: Status polls a plan prices each job at: Zoho decides how many a job really takes.
@@ -96,8 +95,8 @@ def bulk_read_blocker(engine: SyncEngine) -> str | None:
 def first_sync(engine: SyncEngine, mode: str) -> bool:
     """Whether this run may use the bulk APIs: a full sync before anything is linked.
 
-    A dry run answers the same, so that its plan is made by the bulk passes, which send
-    nothing in a dry run but count the jobs the real run would make.
+    A dry run answers the same, so that its plan is made by the bulk passes: they read as
+    the run reads (an export is a read) and count the write jobs the run would make.
     """
     return (
         engine.bulk is not None
@@ -110,9 +109,8 @@ def first_sync(engine: SyncEngine, mode: str) -> bool:
 def bulk_cost(plan: RunReport, followups: int, threshold: int) -> tuple[int, int, int, int]:
     """What the bulk jobs of a planned first sync cost, against REST.
 
-    Returns ``(calls, credits, creates, updates)``: the calls and credits the jobs add (the
-    REST listing pages they replace taken off) and how many planned creates and updates
-    they carry, which the caller must not price as REST writes. ``followups`` are the
+    Returns ``(calls, credits, creates, updates)``: the calls and credits the write jobs
+    add and how many planned creates and updates they carry, which the caller must not price as REST writes. ``followups`` are the
     Contact Id updates the run sends for contacts it creates from Zoho records; a plan
     does not list them, so they are priced as one more job when there are enough.
     """
@@ -125,14 +123,6 @@ def bulk_cost(plan: RunReport, followups: int, threshold: int) -> tuple[int, int
     # A job: the upload, the job itself, its polls and the result download.
     calls = jobs * (3 + PLANNED_POLLS)
     credits = jobs * JOB_CREDITS_NEEDED
-    read = plan.counts.get(PLANNED_READ, 0)
-    if read:
-        pages = math.ceil(read / REST_PAGE)
-        read_jobs = math.ceil(max(0, read - REST_PAGE) / READ_JOB_RECORDS)
-        # The first page, the count, then per export job its creation, polls and download.
-        exported = 2 + read_jobs * (2 + PLANNED_POLLS)
-        calls += exported - pages
-        credits += exported - pages
     return calls, credits, creates, updates
 
 
@@ -194,19 +184,21 @@ class BulkPullPass(PullPass):
         fields = self.mapping.zoho_api_names()
         done = 0
         switch = False
+        first_page: set[str] = set()
         for page in self.engine.client.iter_pages(self.ledger.module, fields):
             newest = self._page(page, newest)
             done += len(page)
             self.engine.progress("pull", done)
             if self.dry_run:
-                continue  # a plan lists every record, so it reads them all through REST
-            self.ledger.commit()
+                first_page.update(str(record.get("id")) for record in page)
+            else:
+                self.ledger.commit()
+            # A plan reads as the run will: reading 100,000 records through REST to plan a
+            # run that exports them in a few calls would cost the plan 50 times the run.
             if done == len(page) == REST_PAGE:
                 switch = self._large_enough()
                 if switch:
                     break
-        if self.dry_run and done >= self.engine.options.bulk_threshold:
-            self.report.count(PLANNED_READ, done)  # the real run exports them: priced so
         if switch:
             rows = self.engine.bulk.iter_rows(
                 self.ledger.module,
@@ -215,7 +207,13 @@ class BulkPullPass(PullPass):
             )
             # The download and the CSV's conversion run on a thread while pages merge here,
             # and the pages already converted are looked up together, as in a REST pull.
-            pages = _pages((row_to_record(row, self.engine) for row in rows), PULL_PAGE)
+            records = (row_to_record(row, self.engine) for row in rows)
+            if self.dry_run:
+                # The run links the first page's records before the export reads the ones
+                # sharing its last second again, and merges those as unchanged; a plan
+                # saved nothing, and would list them twice.
+                records = (record for record in records if record.get("id") not in first_page)
+            pages = _pages(records, PULL_PAGE)
             newest, total = self._merge_pages(pages, newest, done, name="zoho-sync-export")
             self.report.count("bulk.read_records", total - done)
         self._deletions()

@@ -135,12 +135,26 @@ def test_a_small_first_sync_stays_on_rest(synced: Synced) -> None:
     assert calls["POST /Leads/upsert"] == 1
 
 
-def test_a_dry_run_of_a_large_first_sync_plans_through_rest(synced: Synced) -> None:
-    synced.zoho.generate_records("Leads", 250)
+def test_a_plan_of_a_large_first_sync_reads_as_the_run_does_and_writes_nothing(
+    synced: Synced,
+) -> None:
+    synced.zoho.generate_records("Leads", 650)
+    synced.add_contact(last_name="Host", email="host@example.org")
     report = synced.sync(mode="all", dry_run=True)
-    assert report.counts["to_host.create"] == 250
-    assert not any(key.startswith("POST /bulk") for key in synced.calls())
-    assert len(synced.contacts()) == 0
+    assert report.status == "succeeded", report.message
+    assert report.counts["to_host.create"] == 650
+    assert report.counts["to_zoho.create"] == 1
+    calls = synced.calls()
+    # Through REST the plan alone cost four listing pages, and a page per 200 records
+    # more as the org grows; an export costs the same few calls at any size.
+    assert calls["GET /Leads"] == 1
+    assert calls["GET /Leads/actions/count"] == 1
+    assert calls["POST /bulk/read"] == 1
+    assert not any(key.startswith(("POST /bulk/write", "POST /upload")) for key in calls)
+    assert len(synced.contacts()) == 1
+    assert len(synced.zoho.records("Leads")) == 650
+    with synced.host.app.app_context():
+        assert synced.host.db.session.scalar(sa.select(sa.func.count()).select_from(Link)) == 0
 
 
 def test_the_plan_of_a_bulk_first_sync_prices_the_jobs_the_run_makes(synced: Synced) -> None:
