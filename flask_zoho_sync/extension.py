@@ -232,6 +232,7 @@ class ZohoSyncState:
         dry_run: bool = False,
         confirm_deletes: bool = False,
         on_progress: ProgressCallback | None = None,
+        plan_changes: int | None = None,
     ) -> SyncEngine:
         """An engine on the stored connection, settings and mapping.
 
@@ -265,6 +266,7 @@ class ZohoSyncState:
                 mass_delete_share=self.config.mass_delete_share,
                 bulk_threshold=self.config.bulk_threshold,
                 max_concurrency=self.config.max_concurrency,
+                plan_changes=plan_changes,
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,
@@ -279,9 +281,13 @@ class ZohoSyncState:
         confirm_deletes: bool = False,
         trigger: str | None = None,
         on_progress: ProgressCallback | None = None,
+        plan_changes: int | None = None,
     ) -> RunReport:
         engine = self.sync_engine(
-            dry_run=dry_run, confirm_deletes=confirm_deletes, on_progress=on_progress
+            dry_run=dry_run,
+            confirm_deletes=confirm_deletes,
+            on_progress=on_progress,
+            plan_changes=plan_changes,
         )
         report = engine.sync(mode=mode, direction=direction, trigger=trigger)
         self.record_usage(self.db.session)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from .ledger import close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
@@ -48,6 +52,9 @@ RUN_LOCK_SECONDS = 90
 NOTIFY_DELAY = 30
 #: Transient Zoho trouble is retried by RQ at these intervals (seconds).
 RETRY_INTERVALS = [60, 300, 900, 3600]
+#: How long a plan made on the worker stays in Redis for the admin page to show.
+PLAN_TTL = 3600
+_PLAN_JOB_ID = re.compile(r"zoho-sync-plan-\d+")
 #: RQ stops a job after 180 s unless told otherwise; a first sync of 100,000 contacts, or
 #: one waiting on Zoho's bulk jobs (ZOHO_SYNC_BULK_TIMEOUT, an hour each), takes longer.
 SYNC_JOB_TIMEOUT = 6 * 3600
@@ -125,6 +132,93 @@ def schedule_sync(
         failure_ttl=7 * 86400,
     )
     return str(job.id)
+
+
+def schedule_plan(state: ZohoSyncState, *, mode: str, plan_changes: int | None) -> str:
+    """Make a plan (a dry run) on the worker, for the admin page to show when it is done.
+
+    A plan reads what the run will read. For a large first sync that is a Bulk Read export,
+    which Zoho takes minutes to prepare; reading a large org page by page takes minutes as
+    well. Either would outlast a web request.
+    """
+    job = queue_for(state).enqueue(
+        run_plan_job,
+        mode=mode,
+        plan_changes=plan_changes,
+        job_id=f"zoho-sync-plan-{int(time.time() * 1000)}",
+        job_timeout=SYNC_JOB_TIMEOUT,
+        result_ttl=PLAN_TTL,
+        failure_ttl=PLAN_TTL,
+    )
+    return str(job.id)
+
+
+def run_plan_job(mode: str, plan_changes: int | None = None) -> RunReport:
+    """The plan itself. It takes no run lock: it writes nothing on either side."""
+    with _app_context():
+        from .extension import get_state
+
+        try:
+            report = get_state().run_sync(
+                mode=mode, dry_run=True, trigger="admin-plan", plan_changes=plan_changes
+            )
+        except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
+            # Told like a plan Zoho stopped, so the page names the remedy (reconnect, wait).
+            report = RunReport(status="failed", message=str(exc), error=exc)
+    report.error = _portable(report.error)
+    return report
+
+
+def _portable(error: Exception | None) -> Exception | None:
+    """RQ pickles a job's result for the page to read back. An exception that does not
+    survive the round trip would lose the whole plan, so such a one travels as its text."""
+    if error is None:
+        return None
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(str(error))
+    return error
+
+
+@dataclass
+class PlanProgress:
+    """Where a plan made on the worker is: ``waiting`` for a worker, ``running``, ``done``
+    (with its report), ``failed`` (with the reason) or ``gone`` (expired, or never was)."""
+
+    status: str
+    mode: str = "since_last"
+    report: RunReport | None = None
+    error: str | None = None
+    #: Workers listening on the sync's queue: none means a waiting plan waits for good.
+    workers: int = 0
+
+
+def plan_progress(state: ZohoSyncState, job_id: str) -> PlanProgress:
+    """The plan job ``job_id``; only plan jobs are looked at, whatever id is asked for."""
+    if not _PLAN_JOB_ID.fullmatch(job_id):
+        return PlanProgress("gone")
+    connection = state.redis()
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return PlanProgress("gone")
+    mode = str(job.kwargs.get("mode", "since_last"))
+    status = job.get_status()
+    if status == JobStatus.FINISHED:
+        report = job.return_value()
+        if isinstance(report, RunReport):
+            return PlanProgress("done", mode, report=report)
+        return PlanProgress("gone", mode)
+    if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        result = job.latest_result()
+        lines = (result.exc_string or "").strip().splitlines() if result else []
+        reason = lines[-1] if lines else f"the job ended {status.value}"
+        return PlanProgress("failed", mode, error=reason)
+    workers = Worker.count(connection=connection, queue=queue_for(state))
+    return PlanProgress(
+        "running" if status == JobStatus.STARTED else "waiting", mode, workers=workers
+    )
 
 
 def schedule_notified_pull(state: ZohoSyncState, zoho_ids: list[str]) -> str | None:

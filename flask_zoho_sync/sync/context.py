@@ -78,8 +78,12 @@ class EngineOptions:
     bulk_threshold: int = 0
     #: Most Zoho write calls the push keeps in flight at once (``ZOHO_SYNC_MAX_CONCURRENCY``).
     max_concurrency: int = 1
-    #: Most changes a real run's report lists (all are in the history); a plan lists all.
+    #: Most changes a real run's report lists (all are in the history).
     report_changes: int = 1000
+    #: Most changes a plan lists (None: all, as ``sync --dry-run --json`` prints them). The
+    #: admin page shows the first few hundred, errors first, of a plan made on the worker
+    #: and handed back through Redis: all 100,000 of a large first sync would not fit.
+    plan_changes: int | None = None
 
 
 @dataclass

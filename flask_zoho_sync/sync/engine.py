@@ -287,9 +287,11 @@ class SyncEngine:
         return report
 
     def _new_report(self) -> RunReport:
-        """A plan lists every change (that is what it is for); a run lists the first ones,
-        so its memory does not grow with the data: the history table has them all."""
-        keep = None if self.options.dry_run else self.options.report_changes
+        """A run lists its first changes, so its memory does not grow with the data: the
+        history table has them all. A plan lists what it was asked to (by default all of
+        them: that is what it is for)."""
+        options = self.options
+        keep = options.plan_changes if options.dry_run else options.report_changes
         return RunReport(keep_changes=keep)
 
     def _push_candidates(self, mode: str, outbox: dict[str, list[Any]]) -> Iterator[str]:

@@ -1,10 +1,12 @@
 """Synchronise: a dry-run plan first, then the run itself, with live progress.
 
-The plan runs in the request: it only reads Zoho (the reads the run will make anyway) and
-writes nothing on either side, so an admin sees what will happen, and what it will cost in
-Zoho credits, before anything happens. The run goes to the worker like any other job; the
-page polls the run's row until it ends. When Redis cannot take the job, the admin may run
-it in the request instead (fine for small databases) rather than meet an error page.
+The plan only reads Zoho (the reads the run will make anyway) and writes nothing on either
+side, so an admin sees what will happen, and what it will cost in Zoho credits, before
+anything happens. Both go to the worker: a plan of a large first sync waits minutes for
+Zoho's export, longer than a web request lives. The page polls the plan's job, and the
+run's row, until they end. When Redis cannot take a job, or no worker listens, the admin
+may make the plan or run the sync in the request instead (fine for small databases)
+rather than meet an error page.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from flask import render_template, request, session
 from flask.typing import ResponseReturnValue
 
 from ..extension import get_state
-from ..jobs import SyncBusy, exclusive_run, schedule_sync
+from ..jobs import (
+    PlanProgress,
+    SyncBusy,
+    exclusive_run,
+    plan_progress,
+    schedule_plan,
+    schedule_sync,
+)
 from ..models import FieldMap, Run
 from ..status import sync_status
 from ..sync.context import RunReport
@@ -75,20 +84,70 @@ def synchronise() -> ResponseReturnValue:
 
 @bp.post("/sync/plan")
 def sync_plan() -> ResponseReturnValue:
+    """Queue the plan for the worker, or (``here=1``, or Redis down) make it right here."""
     if _ready():
         return _page(mode=_mode(), status=409)
     state = get_state()
+    note = None
+    if request.form.get("here") != "1":
+        try:
+            job_id = schedule_plan(state, mode=_mode(), plan_changes=PLAN_ROWS_SHOWN)
+            progress = plan_progress(state, job_id)
+        except (redis.RedisError, OSError):
+            note = "Redis did not answer, so this plan was made in the request instead."
+        else:
+            return _page(mode=_mode(), planning=progress, plan_job=job_id)
     try:
-        plan = state.run_sync(mode=_mode(), dry_run=True, trigger="admin-plan")
+        plan = state.run_sync(
+            mode=_mode(), dry_run=True, trigger="admin-plan", plan_changes=PLAN_ROWS_SHOWN
+        )
     except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
         return render_zoho_error(exc)
+    return _show_plan(plan, _mode(), note=note)
+
+
+@bp.get("/sync/plan/<job_id>")
+def sync_plan_progress(job_id: str) -> ResponseReturnValue:
+    """The plan made on the worker, or where it is; the page polls this until it is done."""
+    if _ready():
+        return _page(mode="since_last", status=409)
+    try:
+        progress = plan_progress(get_state(), job_id)
+    except (redis.RedisError, OSError):
+        progress = PlanProgress("failed", request.args.get("mode", "since_last"))
+        progress.error = "Redis, which carries the plan back from the worker, did not answer"
+    mode = progress.mode if progress.mode in MODES else "since_last"
+    if progress.status == "done" and progress.report is not None:
+        return _show_plan(progress.report, mode)
+    if progress.status == "gone":
+        problem = ZohoProblem(
+            "This plan is no longer available",
+            "Plans are kept for an hour after they are made. Preview the changes again.",
+            404,
+            "retry",
+        )
+        return _page(mode=mode, problem=problem)
+    if progress.status == "failed":
+        problem = ZohoProblem(
+            "The plan could not be made",
+            f"{progress.error}. Nothing was changed. Check the worker's log, then preview "
+            "the changes again.",
+            500,
+            "retry",
+        )
+        return _page(mode=mode, problem=problem)
+    return _page(mode=mode, planning=progress, plan_job=job_id)
+
+
+def _show_plan(plan: RunReport, mode: str, *, note: str | None = None) -> ResponseReturnValue:
     return _page(
-        mode=_mode(),
+        mode=mode,
         plan=plan,
+        plan_note=note,
         plan_rows=_rows(plan),
-        plan_rows_total=len(plan.changes),
+        plan_rows_total=len(plan.changes) + plan.changes_not_kept,
         problem=_problem(plan),
-        budget=state.credit_budget(),
+        budget=get_state().credit_budget(),
     )
 
 

@@ -164,11 +164,28 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
         wait_text(browser, f"({zoho_field})")
     shot(browser, "3-mapping")
 
-    # Synchronise: preview first (a dry run, swapped in by htmx), open the per-record diff.
+    # Synchronise: preview first (a dry run the worker makes while the page polls for it),
+    # then open the per-record diff.
+    from rq import SimpleWorker
+
+    from flask_zoho_sync import jobs
+
+    def work_queue() -> None:
+        # The worker runs here (RQ's signal handling needs the main thread) while the
+        # browser, a process of its own, keeps polling.
+        with host.app.app_context():
+            state = get_state()
+            SimpleWorker([jobs.queue_for(state)], connection=state.redis()).work(
+                burst=True, with_scheduler=True
+            )
+
     browser.get(f"{base}/sync")
     click(browser, "//input[@name='mode' and @value='all']")
     click(browser, "//button[normalize-space()='Preview the changes']")
-    wait_text(browser, "Plan: All records")
+    wait_text(browser, "waiting for the worker to start the plan")
+    work_queue()
+    wait_text(browser, "Run this sync", seconds=30)
+    assert "Plan: All records" in browser.find_element(By.ID, "zs-sync").text
     click(browser, "//details/summary")
     wait_text(browser, "Badge")
     shot(browser, "4-plan")
@@ -178,17 +195,7 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
     click(browser, "//button[normalize-space()='Run this sync']")
     wait_text(browser, "waiting for the worker")
     shot(browser, "5-queued")
-    # The worker runs here (RQ's signal handling needs the main thread) while the browser,
-    # a process of its own, keeps polling the progress fragment.
-    from rq import SimpleWorker
-
-    from flask_zoho_sync import jobs
-
-    with host.app.app_context():
-        state = get_state()
-        SimpleWorker([jobs.queue_for(state)], connection=state.redis()).work(
-            burst=True, with_scheduler=True
-        )
+    work_queue()
     wait_text(browser, "Some records failed", seconds=30)
     shot(browser, "6-finished")
 

@@ -203,3 +203,28 @@ def test_sync_jobs_may_run_longer_than_rqs_three_minute_default(synced: Synced) 
         timeouts = {Job.fetch(i, connection=synced.state.redis()).timeout for i in ids}
     assert timeouts == {jobs.SYNC_JOB_TIMEOUT}
     assert jobs.SYNC_JOB_TIMEOUT >= 3600
+
+
+def test_a_plan_made_on_the_worker_comes_back_whole_and_writes_nothing(synced: Synced) -> None:
+    """The plan travels back through RQ's stored result; on RQ 2.12 as on 3.x."""
+    synced.add_contact(last_name="Host", email="host@example.org")
+    synced.zoho.generate_records("Leads", 3)
+    with synced.host.app.app_context():
+        job_id = jobs.schedule_plan(synced.state, mode="all", plan_changes=2)
+        waiting = jobs.plan_progress(synced.state, job_id)
+    assert (waiting.status, waiting.mode, waiting.workers) == ("waiting", "all", 0)
+    work(synced)
+    with synced.host.app.app_context():
+        done = jobs.plan_progress(synced.state, job_id)
+    assert done.status == "done" and done.report is not None
+    assert done.report.counts["to_host.create"] == 3
+    assert done.report.counts["to_zoho.create"] == 1
+    assert len(done.report.changes) == 2 and done.report.changes_not_kept == 2
+    assert len(synced.contacts()) == 1 and len(synced.zoho.records("Leads")) == 3
+
+
+def test_only_plan_jobs_are_shown_as_plans(synced: Synced) -> None:
+    with synced.host.app.app_context():
+        sync_job = jobs.schedule_sync(synced.state, mode="all")
+        assert jobs.plan_progress(synced.state, sync_job).status == "gone"
+        assert jobs.plan_progress(synced.state, "zoho-sync-plan-1").status == "gone"

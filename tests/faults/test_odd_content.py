@@ -106,7 +106,7 @@ def _pages_escape(site: Admin, contact_ids: list[int]) -> int:
         text = site.text(path)
         for marker in RAW_HTML:
             assert marker not in text, f"{path} shows {marker!r} unescaped"
-    plan = site.post("/sync/plan", {"mode": "all"})
+    plan = site.plan({"mode": "all"})
     assert plan.status_code == 200
     text = plan.get_data(as_text=True)
     for marker in RAW_HTML:

@@ -15,8 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 from flask.testing import FlaskClient
+from rq import SimpleWorker
 from werkzeug.test import TestResponse
 
+from flask_zoho_sync import jobs
 from flask_zoho_sync.connection import store_account_details
 from flask_zoho_sync.extension import ZohoSyncState, get_state
 from flask_zoho_sync.preferences import get_settings
@@ -27,6 +29,7 @@ from tests.hostapp import HostApp, make_host_app
 
 PREFIX = "/admin/zoho"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_PLAN_LINK = re.compile(r'hx-get="(/admin/zoho/sync/plan/[^"]+)"')
 
 
 @dataclass
@@ -58,6 +61,24 @@ class Admin:
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:
         return self.client.get(f"{PREFIX}{path}", **kwargs)
+
+    def plan(self, data: dict[str, Any], *, htmx: bool = False) -> TestResponse:
+        """Preview as the admin does: queue the plan, let a worker make it, and follow the
+        page to it. A refusal before anything was queued is returned as it came."""
+        queued = self.htmx_post("/sync/plan", data) if htmx else self.post("/sync/plan", data)
+        link = _PLAN_LINK.search(queued.get_data(as_text=True))
+        if link is None:
+            return queued
+        self.work_queue()
+        return self.client.get(link.group(1), headers={"HX-Request": "true"} if htmx else {})
+
+    def work_queue(self) -> None:
+        """What a worker does: run every job queued (and every retry due) in this process."""
+        with self.host.app.app_context():
+            queue = jobs.queue_for(self.state)
+            SimpleWorker([queue], connection=self.state.redis()).work(
+                burst=True, with_scheduler=True
+            )
 
     def text(self, path: str) -> str:
         response = self.get(path)

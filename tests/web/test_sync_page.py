@@ -3,12 +3,12 @@ mass-delete confirmation, and a way to run when Redis is down."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from rq import SimpleWorker
 
 from flask_zoho_sync import jobs
 from flask_zoho_sync.models import Run
@@ -37,10 +37,7 @@ def ready(connected_admin: Admin) -> Admin:
 
 
 def run_worker(admin: Admin) -> None:
-    with admin.host.app.app_context():
-        SimpleWorker([jobs.queue_for(admin.state)], connection=admin.state.redis()).work(
-            burst=True, with_scheduler=True
-        )
+    admin.work_queue()
 
 
 def test_the_page_says_what_is_missing_before_a_sync_can_run(admin: Admin) -> None:
@@ -50,7 +47,7 @@ def test_the_page_says_what_is_missing_before_a_sync_can_run(admin: Admin) -> No
 
 
 def test_a_plan_shows_the_changes_and_writes_nothing(ready: Admin, zoho_sandbox: Any) -> None:
-    response = ready.post("/sync/plan", {"mode": "all"})
+    response = ready.plan({"mode": "all"})
     text = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "In Zoho</dt><dd>2 created" in text
@@ -90,7 +87,7 @@ def test_a_mass_delete_asks_for_confirmation_then_runs(ready: Admin, zoho_sandbo
         ready.state.run_sync(mode="all")
     for lead in zoho_sandbox.records("Leads")[:15]:
         zoho_sandbox.delete_record("Leads", lead["id"])
-    plan = ready.post("/sync/plan", {"mode": "since_last"}).get_data(as_text=True)
+    plan = ready.plan({"mode": "since_last"}).get_data(as_text=True)
     assert "Nothing was deleted" in plan
     assert "Confirm deletions and run" in plan
     ready.post("/sync/run", {"mode": "since_last", "confirm_deletes": "1"})
@@ -112,6 +109,79 @@ def test_with_redis_down_the_page_offers_to_run_in_the_request(
     now = ready.post("/sync/run-now", {"mode": "all"})
     assert "Succeeded" in now.get_data(as_text=True)
     assert len(zoho_sandbox.records("Leads")) == 2
+
+
+def test_a_plan_waits_for_the_worker_and_offers_to_be_made_here_when_none_listens(
+    ready: Admin, zoho_sandbox: Any
+) -> None:
+    queued = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "waiting for the worker to start the plan" in queued
+    assert "No worker is listening" in queued
+    link = re.search(r'<a href="(/admin/zoho/sync/plan/zoho-sync-plan-\d+)">', queued)
+    assert link, "a link to the plan, for a browser without JavaScript"
+    still = ready.client.get(link.group(1)).get_data(as_text=True)
+    assert "waiting for the worker to start the plan" in still
+    assert not any(key.startswith("GET /Leads") for key in zoho_sandbox.stats()["calls"])
+
+    here = ready.post("/sync/plan", {"mode": "all", "here": "1"}).get_data(as_text=True)
+    assert "In Zoho</dt><dd>2 created" in here
+    assert "Run this sync" in here
+    assert zoho_sandbox.records("Leads") == []
+
+
+def test_with_redis_down_the_plan_is_made_in_the_request(ready: Admin, zoho_sandbox: Any) -> None:
+    state = ready.state
+    state.config = replace(state.config, redis_url="redis://127.0.0.1:1/0")
+    state._redis = None
+    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "Redis did not answer, so this plan was made in the request instead" in page
+    assert "In Zoho</dt><dd>2 created" in page
+    assert zoho_sandbox.records("Leads") == []
+
+
+def test_a_plan_no_longer_kept_says_to_preview_again(ready: Admin) -> None:
+    for job_id in ("zoho-sync-plan-1", "not-a-plan"):
+        page = ready.get(f"/sync/plan/{job_id}").get_data(as_text=True)
+        assert "This plan is no longer available" in page
+        assert "Try again" in page
+
+
+def test_a_plan_whose_job_crashed_says_why_and_changed_nothing(
+    ready: Admin, zoho_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_zoho_sync.extension import ZohoSyncState
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ZohoSyncState, "run_sync", crash)
+    page = ready.plan({"mode": "all"}).get_data(as_text=True)
+    assert "The plan could not be made" in page
+    assert "the database went away" in page
+    assert "Run this sync" not in page
+    assert zoho_sandbox.records("Leads") == []
+
+
+def test_a_plan_stopped_by_an_error_that_cannot_travel_still_says_why(
+    ready: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker hands the plan back pickled; an error that does not survive that would
+    lose the whole plan, so it travels as its message."""
+    from flask_zoho_sync.extension import ZohoSyncState
+    from flask_zoho_sync.sync.context import RunReport
+
+    class NeedsTwoArguments(Exception):
+        def __init__(self, first: str, second: str) -> None:
+            super().__init__(f"{first} {second}")
+
+    def stopped(*args: Any, **kwargs: Any) -> RunReport:
+        error = NeedsTwoArguments("the adapter", "refused")
+        return RunReport(status="failed", message=str(error), error=error)
+
+    monkeypatch.setattr(ZohoSyncState, "run_sync", stopped)
+    page = ready.plan({"mode": "all"}).get_data(as_text=True)
+    assert "The sync stopped" in page and "the adapter refused" in page
+    assert "Run this sync" not in page
 
 
 def test_sync_posts_need_the_csrf_token(ready: Admin, zoho_sandbox: Any) -> None:
@@ -139,7 +209,7 @@ def test_the_plan_shows_the_daily_budget_and_warns_when_the_run_would_pause(
 
     state = ready.state
     state.config = replace(state.config, daily_credit_budget=1000)
-    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    page = ready.plan({"mode": "all"}).get_data(as_text=True)
     assert "1000 of 1000 credits left" in page
     assert "will pause" not in page
     cost = int(re.search(r"about \d+ calls \((\d+) credits\)", page).group(1))
@@ -157,16 +227,16 @@ def test_the_plan_shows_the_daily_budget_and_warns_when_the_run_would_pause(
             )
         )
         session.commit()
-    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    page = ready.plan({"mode": "all"}).get_data(as_text=True)
     assert f"{cost - 1} of 1000 credits left" in page
     assert "the run will pause when they are spent" in page
     # With nothing left even the plan's reads do not fit: it says so instead of "nothing".
     state.config = replace(state.config, daily_credit_budget=1000 - (cost - 1))
-    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    page = ready.plan({"mode": "all"}).get_data(as_text=True)
     assert "daily credit budget is spent" in page
     assert "resumes" in page
     state.config = replace(state.config, daily_credit_budget=0)
-    assert "Daily budget" not in ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    assert "Daily budget" not in ready.plan({"mode": "all"}).get_data(as_text=True)
 
 
 def test_a_large_plan_lists_its_first_changes_and_counts_them_all(
@@ -176,7 +246,7 @@ def test_a_large_plan_lists_its_first_changes_and_counts_them_all(
 
     monkeypatch.setattr(sync_page, "PLAN_ROWS_SHOWN", 3)
     zoho_sandbox.generate_records("Leads", 5)
-    text = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    text = ready.plan({"mode": "all"}).get_data(as_text=True)
     assert "In this site</dt><dd>5 created" in text  # the counts stay complete
     assert "7 record changes (the first 3 listed, errors first" in text
     assert "--dry-run --json" in text
@@ -188,7 +258,7 @@ def test_a_plan_stopped_by_the_org_reserve_says_whose_credits_ran_low(
 ) -> None:
     zoho_sandbox.faults(daily_credits=3000)
     zoho_sandbox.faults(consume_credits=2500)  # Zoho now reports about 490 left
-    page = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    page = ready.plan({"mode": "all"}).get_data(as_text=True)
     assert "credits for today are nearly used up" in page
     assert "leaves the last 1000 to its other integrations" in page
     assert "Lower ZOHO_SYNC_CREDIT_RESERVE" in page

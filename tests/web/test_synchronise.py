@@ -44,7 +44,7 @@ def host_snapshot(admin: Admin) -> dict[str, Any]:
 
 def test_a_plan_leaves_this_site_untouched(ready: Admin, zoho_sandbox: Any) -> None:  # noqa: F811
     before = host_snapshot(ready)
-    response = ready.post("/sync/plan", {"mode": "since_last"})
+    response = ready.plan({"mode": "since_last"})
     assert response.status_code == 200
     assert "2 created" in response.get_data(as_text=True)
     assert host_snapshot(ready) == before
@@ -67,7 +67,7 @@ def test_a_plan_shows_a_conflict_and_which_side_wins(
     [lead] = [r for r in zoho_sandbox.records("Leads") if r["Email"] == "ann@example.org"]
     zoho_sandbox.advance_clock(120)
     zoho_sandbox.update_record("Leads", lead["id"], {"Last_Name": "Zoho-<b>edit</b>"})
-    text = ready.post("/sync/plan", {"mode": "since_last"}).get_data(as_text=True)
+    text = ready.plan({"mode": "since_last"}).get_data(as_text=True)
     assert "Both changed <strong>last_name</strong>" in text
     assert "this site “Host-edit”" in text
     assert "Zoho “Zoho-&lt;b&gt;edit&lt;/b&gt;”" in text
@@ -79,9 +79,9 @@ def test_a_plan_zoho_refuses_says_to_reconnect_and_offers_no_run(
     ready: Admin,  # noqa: F811
     zoho_sandbox: Any,
 ) -> None:
-    assert ready.post("/sync/plan", {"mode": "all"}).status_code == 200  # fields now cached
+    assert ready.plan({"mode": "all"}).status_code == 200  # fields now cached
     zoho_sandbox.faults(revoke_all_tokens=True, expire_access_tokens=True)
-    response = ready.post("/sync/plan", {"mode": "all"})
+    response = ready.plan({"mode": "all"})
     text = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "Zoho refused the connection" in text
@@ -90,23 +90,32 @@ def test_a_plan_zoho_refuses_says_to_reconnect_and_offers_no_run(
     assert "Nothing to change" not in text
 
 
-@pytest.mark.parametrize("path", ["/sync/plan", "/sync/run-now"])
+@pytest.mark.parametrize("where", ["worker plan", "plan here", "run now"])
 def test_zoho_refusing_before_the_run_starts_is_a_page_not_a_500(
     ready: Admin,  # noqa: F811
     zoho_sandbox: Any,
-    path: str,
+    where: str,
 ) -> None:
     """Building the engine may already ask Zoho (its field list); that refusal too must say
-    what to do."""
+    what to do, wherever the work ran."""
     zoho_sandbox.faults(revoke_all_tokens=True, expire_access_tokens=True)
-    response = ready.post(path, {"mode": "all"})
-    assert response.status_code == 400
+    if where == "worker plan":
+        response = ready.plan({"mode": "all"})
+        assert response.status_code == 200
+        assert "Run this sync" not in response.get_data(as_text=True)
+    else:
+        path, form = {
+            "plan here": ("/sync/plan", {"mode": "all", "here": "1"}),
+            "run now": ("/sync/run-now", {"mode": "all"}),
+        }[where]
+        response = ready.post(path, form)
+        assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "Zoho refused the connection" in text and "Connect Zoho CRM again" in text
 
 
 def test_run_now_that_zoho_refuses_says_what_to_do(ready: Admin, zoho_sandbox: Any) -> None:  # noqa: F811
-    assert ready.post("/sync/plan", {"mode": "all"}).status_code == 200  # fields now cached
+    assert ready.plan({"mode": "all"}).status_code == 200  # fields now cached
     state = ready.state
     state.config = replace(state.config, redis_url="redis://127.0.0.1:1/0")
     state._redis = None
@@ -124,7 +133,7 @@ def test_htmx_gets_the_panel_alone_even_when_redis_is_down(
 ) -> None:
     """htmx only swaps a 4xx/5xx's #zs-error-message; the Redis-down offer must arrive as
     a panel it swaps in place, or the admin would see nothing happen."""
-    plan = ready.htmx_post("/sync/plan", {"mode": "all"})
+    plan = ready.plan({"mode": "all"}, htmx=True)
     assert plan.status_code == 200
     assert plan.get_data(as_text=True).lstrip().startswith('<div id="zs-sync">')
     state = ready.state
@@ -143,7 +152,7 @@ def test_the_run_form_of_a_plan_and_the_progress_show_a_loading_state(
     ready: Admin,  # noqa: F811
     zoho_sandbox: Any,
 ) -> None:
-    plan = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
+    plan = ready.plan({"mode": "all"}).get_data(as_text=True)
     assert 'hx-indicator="#zs-run-busy"' in plan and "Queueing…" in plan
     queued = ready.post("/sync/run", {"mode": "all"}).get_data(as_text=True)
     assert 'hx-trigger="load, every 2s"' in queued
