@@ -110,9 +110,10 @@ def bulk_cost(plan: RunReport, followups: int, threshold: int) -> tuple[int, int
     """What the bulk jobs of a planned first sync cost, against REST.
 
     Returns ``(calls, credits, creates, updates)``: the calls and credits the write jobs
-    add and how many planned creates and updates they carry, which the caller must not price as REST writes. ``followups`` are the
-    Contact Id updates the run sends for contacts it creates from Zoho records; a plan
-    does not list them, so they are priced as one more job when there are enough.
+    add, and how many planned creates and updates they carry, which the caller must not
+    price as REST writes. ``followups`` are the Contact Id updates the run sends for
+    contacts it creates from Zoho records; a plan does not list them, so they are priced
+    as one more job when there are enough.
     """
     jobs = plan.counts.get(PLANNED_JOBS, 0)
     creates = plan.counts.get(f"{PLANNED_WRITES}.create", 0)
