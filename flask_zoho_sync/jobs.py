@@ -190,7 +190,8 @@ class PlanProgress:
     mode: str = "since_last"
     report: RunReport | None = None
     error: str | None = None
-    #: Workers listening on the sync's queue: none means a waiting plan waits for good.
+    #: Workers on the sync's queue: with none, a waiting plan waits for good, and a running
+    #: one lost its worker.
     workers: int = 0
 
 

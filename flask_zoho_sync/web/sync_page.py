@@ -114,8 +114,8 @@ def sync_plan_progress(job_id: str) -> ResponseReturnValue:
     try:
         progress = plan_progress(get_state(), job_id)
     except (redis.RedisError, OSError):
-        progress = PlanProgress("failed", request.args.get("mode", "since_last"))
-        progress.error = "Redis, which carries the plan back from the worker, did not answer"
+        reason = "Redis, which carries the plan back from the worker, did not answer"
+        progress = PlanProgress("failed", error=reason)
     mode = progress.mode if progress.mode in MODES else "since_last"
     if progress.status == "done" and progress.report is not None:
         return _show_plan(progress.report, mode)

@@ -116,7 +116,7 @@ def test_a_plan_waits_for_the_worker_and_offers_to_be_made_here_when_none_listen
 ) -> None:
     queued = ready.post("/sync/plan", {"mode": "all"}).get_data(as_text=True)
     assert "waiting for the worker to start the plan" in queued
-    assert "No worker is listening" in queued
+    assert "No worker is running" in queued
     link = re.search(r'<a href="(/admin/zoho/sync/plan/zoho-sync-plan-\d+)">', queued)
     assert link, "a link to the plan, for a browser without JavaScript"
     still = ready.client.get(link.group(1)).get_data(as_text=True)
