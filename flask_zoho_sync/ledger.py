@@ -470,9 +470,7 @@ class Ledger:
     ) -> None:
         self._count_attempt(entries, last_error=error)
 
-    def _count_attempt(
-        self, entries: Iterable[PendingChange | OutboxEntry], **values: Any
-    ) -> None:
+    def _count_attempt(self, entries: Iterable[PendingChange | OutboxEntry], **values: Any) -> None:
         """One UPDATE per 500 rows, not one per row."""
         stored: list[Any] = []
         for entry in entries:

@@ -113,9 +113,7 @@ def test_contact_ids_come_in_the_batches_iter_batches_gives(host, adapter, peopl
 def test_contact_ids_keep_a_subclasses_choice_of_contacts(host, people) -> None:
     class OnlyAnn(SQLAlchemyContactAdapter):
         def iter_batches(self, *, modified_since=None, batch_size=500):  # type: ignore[no-untyped-def]
-            for batch in super().iter_batches(
-                modified_since=modified_since, batch_size=batch_size
-            ):
+            for batch in super().iter_batches(modified_since=modified_since, batch_size=batch_size):
                 yield [contact for contact in batch if contact.first_name == "Ann"]
 
     adapter = OnlyAnn(host.Contact)

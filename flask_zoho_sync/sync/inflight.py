@@ -37,9 +37,7 @@ class InFlight:
     ``threaded=False`` each call runs and settles inline, as a plain loop would.
     """
 
-    def __init__(
-        self, limit: int, *, name: str = "zoho-sync-call", threaded: bool = True
-    ) -> None:
+    def __init__(self, limit: int, *, name: str = "zoho-sync-call", threaded: bool = True) -> None:
         if limit < 1:
             raise ValueError(f"the concurrency limit must be at least 1, got {limit}")
         self.limit = limit

@@ -179,9 +179,7 @@ class PullPass:
         self._look_up([page])
         return self._merge_page(page, newest)
 
-    def _merge_page(
-        self, page: list[dict[str, Any]], newest: datetime | None
-    ) -> datetime | None:
+    def _merge_page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
         """Merge one page that ``_look_up`` has looked up."""
         ids = [str(record["id"]) for record in page if record.get("id")]
         maybe_linked = [

@@ -43,9 +43,7 @@ class ReadAhead(Generic[T]):
     calls more than a plain loop makes.
     """
 
-    def __init__(
-        self, pages: Iterable[T], *, depth: int = 1, name: str = "zoho-sync-read"
-    ) -> None:
+    def __init__(self, pages: Iterable[T], *, depth: int = 1, name: str = "zoho-sync-read") -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         self._pages = iter(pages)

@@ -118,9 +118,7 @@ def test_changes_pulled_then_pushed_in_parallel_all_arrive(synced: Synced) -> No
     sends both the host's new contacts and edits to linked ones."""
     _cap(synced, 4)
     for n in range(250):
-        synced.zoho.create_record(
-            "Leads", {"Last_Name": f"Zoho {n}", "Email": f"z{n}@example.org"}
-        )
+        synced.zoho.create_record("Leads", {"Last_Name": f"Zoho {n}", "Email": f"z{n}@example.org"})
     _add_contacts(synced, 450)
     report = synced.sync(mode="all")
     assert report.status == "succeeded", report.message
