@@ -176,7 +176,14 @@ def test_a_page_that_is_not_ready_points_at_settings_then_mapping(
 
 @pytest.mark.parametrize(
     "request_line",
-    ["GET /sync", "GET /sync/progress", "POST /sync/plan", "POST /sync/run", "POST /sync/run-now"],
+    [
+        "GET /sync",
+        "GET /sync/progress",
+        "POST /sync/plan",
+        "GET /sync/plan/zoho-sync-plan-1",
+        "POST /sync/run",
+        "POST /sync/run-now",
+    ],
 )
 def test_a_non_admin_is_refused_even_with_a_valid_token(
     make_admin: Callable[..., Admin], zoho_sandbox: Any, request_line: str
