@@ -7,7 +7,7 @@ it is, and a change of storage touches one module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -438,17 +438,21 @@ class Ledger:
             session.execute(sa.insert(OutboxEntry), rows)
         return len(rows)
 
-    def pending_outbox(self) -> dict[str, list[PendingChange]]:
+    def pending_outbox(self, *, expand: bool = True) -> dict[str, list[PendingChange]]:
         """Pending host changes grouped by contact, oldest first.
 
         Batches capture wrote since the last call are expanded first, in this transaction:
-        the caller commits them with its first commit, or a rollback puts them back.
+        the caller commits them with its first commit, or a rollback puts them back. A plan
+        (``expand=False``) reads them as they are instead: its transaction lasts as long as
+        it reads Zoho, minutes for a large first sync, and on SQLite a write in it would
+        keep the host's own writes out all that time.
 
         The rows come back as plain values, not ORM objects: a large backlog is held for
         the whole run, an ORM object costs several times the memory, and each commit of
         the run would expire it, so reading it again would cost a query per row.
         """
-        self.expand_outbox_batches()
+        if expand:
+            self.expand_outbox_batches()
         grouped: dict[str, list[PendingChange]] = {}
         rows = self.session.execute(
             sa.select(*(getattr(OutboxEntry, name) for name in PendingChange._fields))
@@ -458,7 +462,28 @@ class Ledger:
         for row in rows:
             change = PendingChange(*row)
             grouped.setdefault(change.contact_id, []).append(change)
+        if not expand:
+            for change in self._unexpanded_changes():
+                grouped.setdefault(change.contact_id, []).append(change)
         return grouped
+
+    def _unexpanded_changes(self) -> Iterator[PendingChange]:
+        """The captured batches as the rows expanding them would make, in the same order
+        (after every row already expanded); their id is 0, as they have no row yet."""
+        batches = self.session.execute(
+            sa.select(
+                OutboxBatch.created_at,
+                OutboxBatch.operation,
+                OutboxBatch.contact_ids,
+                OutboxBatch.zoho_ids,
+            ).order_by(OutboxBatch.id)
+        )
+        for batch in batches:
+            for contact_id in batch.contact_ids or ():
+                zoho_id = (batch.zoho_ids or {}).get(contact_id)
+                yield PendingChange(
+                    0, str(contact_id), batch.operation, zoho_id, batch.created_at, 0, None, None
+                )
 
     def finish_outbox(
         self, entries: Iterable[PendingChange | OutboxEntry], error: str | None = None

@@ -195,7 +195,7 @@ class SyncEngine:
             tokens = getattr(self.client, "tokens", None)
             if tokens is not None:
                 tokens.current()
-            outbox = self.ledger.pending_outbox()
+            outbox = self.ledger.pending_outbox(expand=not self.options.dry_run)
             if not self.options.dry_run:
                 self.ledger.commit()
             if direction in ("both", "push"):

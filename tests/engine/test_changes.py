@@ -219,3 +219,28 @@ def test_a_plan_leaves_the_database_as_it_found_it(synced: Synced) -> None:
     before = tables()
     synced.sync(dry_run=True)
     assert tables() == before
+
+
+def test_the_host_can_write_while_a_plan_reads_zoho(synced: Synced) -> None:
+    """A plan's transaction lasts as long as it reads Zoho, minutes for a large first sync;
+    on SQLite a write of its own (expanding the captured outbox) kept the host's writes
+    out all that time, and they failed with "database is locked"."""
+    contact_id, _ = linked_pair(synced, phone="111")
+    synced.edit_contact(contact_id, phone="222")  # captured: a batch waits in the outbox
+    url = synced.host.app.config["SQLALCHEMY_DATABASE_URI"]
+    other = sa.create_engine(url, connect_args={"timeout": 0.5} if url.startswith("sqlite") else {})
+    written: list[int] = []
+
+    def host_writes_meanwhile(done: int, total: int | None) -> None:
+        with other.begin() as connection:
+            connection.execute(sa.text("UPDATE contact SET company = 'written mid-plan'"))
+        written.append(done)
+
+    try:
+        plan = synced.sync(dry_run=True, on_progress=host_writes_meanwhile)
+    finally:
+        other.dispose()
+    assert plan.status == "succeeded", plan.message
+    assert written
+    assert plan.counts["to_zoho.update"] == 1  # the captured edit is in the plan all the same
+    assert synced.sync().counts["to_zoho.update"] == 1
