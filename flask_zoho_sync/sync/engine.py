@@ -147,6 +147,8 @@ class SyncEngine:
         #: plans exactly that for them, because the host was not actually updated.
         self.planned_to_zoho: dict[str, dict[str, Any]] = {}
         self._phase_base = 0
+        #: Records looked at so far, over both phases (a plan has no run row to hold it).
+        self._progress = 0
         #: Whether this dry run planned a bulk first sync (priced as one in its estimate).
         self._bulk_plan = False
 
@@ -156,10 +158,11 @@ class SyncEngine:
         return self._host_writes()
 
     def progress(self, phase: str, done: int) -> None:
+        self._progress = self._phase_base + done
         if self.run is not None and not self.options.dry_run:
-            self.run.progress_done = self._phase_base + done
+            self.run.progress_done = self._progress
         if self._on_progress is not None:
-            self._on_progress(self._phase_base + done, None)
+            self._on_progress(self._progress, None)
 
     def too_many_deletes(self, count: int) -> bool:
         if self.options.confirm_deletes or count <= self.options.mass_delete_floor:
@@ -207,7 +210,7 @@ class SyncEngine:
             if direction in ("both", "pull") and report.status != "needs_confirmation":
                 pull_pass = BulkPullPass if bulk else PullPass
                 pull_pass(self, report).run(full=mode == "all")
-                self._phase_base = self.run.progress_done if self.run is not None else 0
+                self._phase_base = self._progress
             if direction in ("both", "push") and report.status != "needs_confirmation":
                 outbox = {cid: entries for cid, entries in outbox.items() if entries}
                 push_pass = BulkPushPass if bulk else PushPass

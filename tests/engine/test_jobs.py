@@ -228,3 +228,36 @@ def test_only_plan_jobs_are_shown_as_plans(synced: Synced) -> None:
         sync_job = jobs.schedule_sync(synced.state, mode="all")
         assert jobs.plan_progress(synced.state, sync_job).status == "gone"
         assert jobs.plan_progress(synced.state, "zoho-sync-plan-1").status == "gone"
+
+
+def test_a_running_plan_shows_how_many_records_it_has_looked_at(synced: Synced) -> None:
+    import threading
+
+    synced.zoho.generate_records("Leads", 450)  # three pages
+    with synced.host.app.app_context():
+        job_id = jobs.schedule_plan(synced.state, mode="all", plan_changes=10)
+    seen: list[jobs.PlanProgress] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with synced.host.app.app_context():
+            while not stop.is_set():
+                seen.append(jobs.plan_progress(synced.state, job_id))
+                stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    synced.zoho.faults(latency_ms=400)
+    try:
+        work(synced)  # RQ's worker wants the main thread; the page's polling is the thread
+    finally:
+        synced.zoho.faults(clear=True)
+        stop.set()
+        watcher.join()
+    running = [progress for progress in seen if progress.status == "running"]
+    assert running and running[0].workers == 1
+    assert any(progress.records_done >= 200 for progress in running)
+    with synced.host.app.app_context():
+        done = jobs.plan_progress(synced.state, job_id)
+    assert done.status == "done" and done.report is not None
+    assert done.report.counts["to_host.create"] == 450

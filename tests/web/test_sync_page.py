@@ -139,6 +139,20 @@ def test_with_redis_down_the_plan_is_made_in_the_request(ready: Admin, zoho_sand
     assert zoho_sandbox.records("Leads") == []
 
 
+def test_a_running_plan_says_how_far_it_has_read(
+    ready: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_zoho_sync.web import sync_page
+
+    running = jobs.PlanProgress("running", "all", workers=1, records_done=12345)
+    monkeypatch.setattr(sync_page, "plan_progress", lambda state, job_id: running)
+    page = ready.get("/sync/plan/zoho-sync-plan-1").get_data(as_text=True)
+    assert "Plan: All records" in page
+    assert "12,345 records looked at so far" in page
+    assert 'hx-trigger="load delay:1s"' in page  # and the page keeps following it
+    assert "No worker is running" not in page
+
+
 def test_a_plan_no_longer_kept_says_to_preview_again(ready: Admin) -> None:
     for job_id in ("zoho-sync-plan-1", "not-a-plan"):
         page = ready.get(f"/sync/plan/{job_id}").get_data(as_text=True)
