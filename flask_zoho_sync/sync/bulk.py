@@ -190,15 +190,14 @@ class BulkPullPass(PullPass):
             newest = self._page(page, newest)
             done += len(page)
             self.engine.progress("pull", done)
-            if self.dry_run:
-                first_page.update(str(record.get("id")) for record in page)
-            else:
+            if not self.dry_run:
                 self.ledger.commit()
             # A plan reads as the run will: reading 100,000 records through REST to plan a
             # run that exports them in a few calls would cost the plan 50 times the run.
             if done == len(page) == REST_PAGE:
                 switch = self._large_enough()
                 if switch:
+                    first_page = {str(record.get("id")) for record in page}
                     break
         if switch:
             rows = self.engine.bulk.iter_rows(
