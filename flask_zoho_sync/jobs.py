@@ -221,6 +221,9 @@ class PlanProgress:
     #: Workers on the sync's queue: with none, a waiting plan waits for good, and a running
     #: one lost its worker.
     workers: int = 0
+    #: Every one of those workers is busy (with a sync, most likely: a large first sync
+    #: keeps one busy for a long time), so a waiting plan waits for it to end.
+    workers_busy: bool = False
     #: Records a running plan has looked at so far.
     records_done: int = 0
 
@@ -246,11 +249,12 @@ def plan_progress(state: ZohoSyncState, job_id: str) -> PlanProgress:
         lines = (result.exc_string or "").strip().splitlines() if result else []
         reason = lines[-1] if lines else f"the job ended {status.value}"
         return PlanProgress("failed", mode, error=reason)
-    workers = Worker.count(connection=connection, queue=queue_for(state))
+    workers = Worker.all(connection=connection, queue=queue_for(state))
     if status != JobStatus.STARTED:
-        return PlanProgress("waiting", mode, workers=workers)
+        busy = bool(workers) and all(worker.get_state() == "busy" for worker in workers)
+        return PlanProgress("waiting", mode, workers=len(workers), workers_busy=busy)
     done = job.meta.get("records_done", 0)
-    return PlanProgress("running", mode, workers=workers, records_done=int(done))
+    return PlanProgress("running", mode, workers=len(workers), records_done=int(done))
 
 
 def schedule_notified_pull(state: ZohoSyncState, zoho_ids: list[str]) -> str | None:

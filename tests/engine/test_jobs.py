@@ -261,3 +261,22 @@ def test_a_running_plan_shows_how_many_records_it_has_looked_at(synced: Synced) 
         done = jobs.plan_progress(synced.state, job_id)
     assert done.status == "done" and done.report is not None
     assert done.report.counts["to_host.create"] == 450
+
+
+def test_a_plan_behind_a_busy_worker_says_what_it_waits_for(synced: Synced) -> None:
+    from rq import Worker
+
+    with synced.host.app.app_context():
+        queue = jobs.queue_for(synced.state)
+        job_id = jobs.schedule_plan(synced.state, mode="since_last", plan_changes=10)
+        busy = Worker([queue], connection=synced.state.redis(), name="busy-with-a-sync")
+        busy.register_birth()
+        try:
+            busy.set_state("idle")
+            idle = jobs.plan_progress(synced.state, job_id)
+            busy.set_state("busy")
+            behind = jobs.plan_progress(synced.state, job_id)
+        finally:
+            busy.register_death()
+    assert (idle.status, idle.workers, idle.workers_busy) == ("waiting", 1, False)
+    assert (behind.status, behind.workers, behind.workers_busy) == ("waiting", 1, True)

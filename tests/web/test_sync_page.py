@@ -153,6 +153,19 @@ def test_a_running_plan_says_how_far_it_has_read(
     assert "No worker is running" not in page
 
 
+def test_a_plan_waiting_behind_a_busy_worker_says_so_and_offers_to_plan_here(
+    ready: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_zoho_sync.web import sync_page
+
+    waiting = jobs.PlanProgress("waiting", "all", workers=1, workers_busy=True)
+    monkeypatch.setattr(sync_page, "plan_progress", lambda state, job_id: waiting)
+    page = ready.get("/sync/plan/zoho-sync-plan-1").get_data(as_text=True)
+    assert "The worker is busy with another job" in page
+    assert "Make the plan in this request" in page
+    assert "No worker is running" not in page
+
+
 def test_a_plan_no_longer_kept_says_to_preview_again(ready: Admin) -> None:
     for job_id in ("zoho-sync-plan-1", "not-a-plan"):
         page = ready.get(f"/sync/plan/{job_id}").get_data(as_text=True)
