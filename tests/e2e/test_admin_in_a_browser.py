@@ -183,9 +183,13 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
     click(browser, "//input[@name='mode' and @value='all']")
     click(browser, "//button[normalize-space()='Preview the changes']")
     wait_text(browser, "waiting for the worker to start the plan")
+    # Following the plan swaps in the plan alone: a choice made meanwhile is kept.
+    click(browser, "//input[@name='mode' and @value='since_last']")
     work_queue()
     wait_text(browser, "Run this sync", seconds=30)
     assert "Plan: All records" in browser.find_element(By.ID, "zs-sync").text
+    kept = browser.find_element(By.XPATH, "//input[@name='mode' and @value='since_last']")
+    assert kept.is_selected()
     click(browser, "//details/summary")
     wait_text(browser, "Badge")
     shot(browser, "4-plan")
