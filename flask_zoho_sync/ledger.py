@@ -161,6 +161,22 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
+def _outbox_rows(batches: Iterable[Any]) -> list[dict[str, Any]]:
+    """The per-contact outbox rows that captured batches stand for, in batch order, so a
+    contact's last operation comes last."""
+    return [
+        {
+            "contact_id": str(contact_id),
+            "operation": batch.operation,
+            "zoho_id": (batch.zoho_ids or {}).get(contact_id),
+            "created_at": batch.created_at,
+            "attempts": 0,
+        }
+        for batch in sorted(batches, key=lambda batch: batch.id)
+        for contact_id in batch.contact_ids or ()
+    ]
+
+
 class Ledger:
     """Reads and writes the sync's own rows for one module, in the host's session."""
 
@@ -423,17 +439,7 @@ class Ledger:
                     .where(OutboxBatch.id.in_(chunk))
                     .execution_options(synchronize_session=False)
                 )
-        rows = [
-            {
-                "contact_id": str(contact_id),
-                "operation": batch.operation,
-                "zoho_id": (batch.zoho_ids or {}).get(contact_id),
-                "created_at": batch.created_at,
-                "attempts": 0,
-            }
-            for batch in sorted(batches, key=lambda batch: batch.id)
-            for contact_id in batch.contact_ids or ()
-        ]
+        rows = _outbox_rows(batches)
         if rows:
             session.execute(sa.insert(OutboxEntry), rows)
         return len(rows)
@@ -472,18 +478,15 @@ class Ledger:
         (after every row already expanded); their id is 0, as they have no row yet."""
         batches = self.session.execute(
             sa.select(
+                OutboxBatch.id,
                 OutboxBatch.created_at,
                 OutboxBatch.operation,
                 OutboxBatch.contact_ids,
                 OutboxBatch.zoho_ids,
-            ).order_by(OutboxBatch.id)
-        )
-        for batch in batches:
-            for contact_id in batch.contact_ids or ():
-                zoho_id = (batch.zoho_ids or {}).get(contact_id)
-                yield PendingChange(
-                    0, str(contact_id), batch.operation, zoho_id, batch.created_at, 0, None, None
-                )
+            )
+        ).all()
+        for row in _outbox_rows(batches):
+            yield PendingChange(id=0, last_error=None, processed_at=None, **row)
 
     def finish_outbox(
         self, entries: Iterable[PendingChange | OutboxEntry], error: str | None = None
