@@ -92,11 +92,12 @@ def sync_plan() -> ResponseReturnValue:
     if request.form.get("here") != "1":
         try:
             job_id = schedule_plan(state, mode=_mode(), plan_changes=PLAN_ROWS_SHOWN)
-            progress = plan_progress(state, job_id)
         except (redis.RedisError, OSError):
             note = "Redis did not answer, so this plan was made in the request instead."
         else:
-            return _page(mode=_mode(), planning=progress, plan_job=job_id)
+            # Where the queued plan is, as the page's polling will ask; a Redis that fails
+            # only now shows as a failed plan there, not as a second plan made here.
+            return sync_plan_progress(job_id)
     try:
         plan = state.run_sync(
             mode=_mode(), dry_run=True, trigger="admin-plan", plan_changes=PLAN_ROWS_SHOWN
