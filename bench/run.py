@@ -43,6 +43,9 @@ from flask_zoho_sync.sandbox.handle import SandboxHandle
 
 Work = Callable[[SandboxHandle, HostApp], None]
 
+#: ``ZOHO_SYNC_MAX_CONCURRENCY``'s default, which a host that sets nothing runs with.
+DEFAULT_CONCURRENCY = 2
+
 
 def _ours(direction: str) -> Work:
     """A full sync in one direction (``mode="all"``), as ``flask zoho-sync sync --all
@@ -62,16 +65,32 @@ _ours_export = _ours("push")
 
 
 def _run(
-    zoho: SandboxHandle, scratch: str, records: int, kind: str, work: Work, **config: Any
+    zoho: SandboxHandle,
+    scratch: str,
+    records: int,
+    kind: str,
+    work: Work,
+    *,
+    latency_ms: int = 0,
+    **config: Any,
 ) -> tuple[dict[str, int], float]:
-    """Reset the sandbox, seed one side with ``records``, run ``work`` and measure it."""
+    """Reset the sandbox, seed one side with ``records``, run ``work`` and measure it.
+
+    ``latency_ms`` is added to every call of ``work`` alone: seeding and connecting are
+    set-up, not the work measured."""
     zoho.reset()
+    zoho.faults(clear=True)
     if kind == "import":
         seed_zoho(zoho, records)
     host = connected_host(sqlite_url(scratch, f"{kind}-{records}"), zoho, **config)
     if kind == "export":
         seed_host(host, records)
-    calls, seconds = measure(zoho, lambda: work(zoho, host))
+    if latency_ms:
+        zoho.faults(latency_ms=latency_ms)
+    try:
+        calls, seconds = measure(zoho, lambda: work(zoho, host))
+    finally:
+        zoho.faults(clear=True)
     with host.app.app_context():
         host.db.engine.dispose()
     return calls, seconds
@@ -354,6 +373,70 @@ def latency(records: int, concurrencies: list[int], latency_ms: int, rows: list[
                 host.db.engine.dispose()
 
 
+def peers_at_latency(records: int, latency_ms: int, rows: list[Row]) -> None:
+    """Full import and export, ours and the official SDK's, with the sandbox adding
+    ``latency_ms`` to every call, as Zoho's own round trip does.
+
+    On loopback a call costs about a millisecond, so the throughput rows compare the
+    clients' own work per record. Against Zoho the calls dominate: how a client waits for
+    them (the pull reads the next pages while it merges; the push keeps
+    ``ZOHO_SYNC_MAX_CONCURRENCY`` writes in flight) decides what a user waits for.
+    """
+    peers.load_sdk()
+    with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
+        for kind in ("import", "export"):
+            ours_work = _ours_import if kind == "import" else _ours_export
+            ours_calls, ours_seconds = _run(
+                zoho,
+                scratch,
+                records,
+                kind,
+                ours_work,
+                latency_ms=latency_ms,
+                ZOHO_SYNC_MAX_CONCURRENCY=DEFAULT_CONCURRENCY,
+            )
+            # The record calls' latency alone: the import's pages one after another (each
+            # needs the previous page's token), the export's writes spread over the calls
+            # in flight.
+            rounds = (
+                math.ceil(records / 200)
+                if kind == "import"
+                else math.ceil(records / 100) / DEFAULT_CONCURRENCY
+            )
+            limit = rounds * latency_ms / 1000
+            rows.append(
+                Row(
+                    "latency",
+                    f"full {kind}, {latency_ms} ms/call: flask-zoho-sync",
+                    records,
+                    sum(ours_calls.values()),
+                    ours_seconds,
+                    reference=f"record calls alone {limit:.1f}s",
+                    ratio=ours_seconds / limit,
+                    note=f"{scaling(ours_calls)} record calls + {fixed(ours_calls)} fixed",
+                )
+            )
+            sdk_work = peers.sdk_import if kind == "import" else peers.sdk_export
+            sdk_calls, sdk_seconds = _run(
+                zoho, scratch, records, kind, sdk_work, latency_ms=latency_ms
+            )
+            ratio = sdk_seconds / ours_seconds
+            rows.append(
+                Row(
+                    "latency",
+                    f"full {kind}, {latency_ms} ms/call: official SDK",
+                    records,
+                    sum(sdk_calls.values()),
+                    sdk_seconds,
+                    reference="ours, time",
+                    ratio=ratio,
+                    goal="time > ours",
+                    met=ratio > 1,
+                    note=f"{ratio:.2f}x our time; one call at a time",
+                )
+            )
+
+
 def memory(small: int, large: int, rows: list[Row]) -> None:
     """Peak RSS of a sync of ``large`` records against one of ``small``, each in a fresh
     process (``bench.memory``)."""
@@ -475,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         ("throughput", lambda: throughput(sizes, peer_size, rows)),
         ("bulk", lambda: bulk(sizes[1], rows)),
         ("latency", lambda: latency(sizes[0] // (10 if args.quick else 1), [1, 2, 5], 200, rows)),
+        ("latency", lambda: peers_at_latency(sizes[0] // (10 if args.quick else 1), 200, rows)),
         ("memory", lambda: memory(sizes[0], sizes[1], rows)),
         ("capture", lambda: capture(3 if args.quick else 9, rows)),
     ]
