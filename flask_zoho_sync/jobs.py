@@ -31,9 +31,10 @@ from rq import Queue, Retry, Worker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from .ledger import close_interrupted_runs, pending_outbox_summary
+from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
 from .notifications import ensure_channel
+from .preferences import get_settings
 from .sync.context import RunReport
 from .zoho.errors import ZohoError, ZohoRetryLater
 
@@ -455,10 +456,15 @@ def run_notified_pull_job() -> dict[str, Any]:
             return {"status": "skipped", "ids": len(ids)}
         with run_lock(state):
             connection.srem(key, *ids)
-            report = state.sync_engine().sync_records(ids, trigger="notify")
-            state.record_usage(state.db.session)
+            session = state.db.session
+            deleted = Ledger(session, get_settings(session)).known_deleted(ids)
+            wanted = [zoho_id for zoho_id in ids if zoho_id not in deleted]
+            if not wanted:
+                return {"status": "skipped", "ids": len(ids), "known_deleted": len(deleted)}
+            report = state.sync_engine().sync_records(wanted, trigger="notify")
+            state.record_usage(session)
         if report.status in ("failed", "paused"):
-            connection.sadd(key, *ids)  # keep them for the retry
+            connection.sadd(key, *wanted)  # keep them for the retry
         return _outcome(state, report, mode="ids", trigger="notify")
 
 

@@ -390,6 +390,14 @@ class Ledger:
     def buried_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
         return self._present(Tombstone.zoho_id, Tombstone.module, zoho_ids)
 
+    def known_deleted(self, zoho_ids: Sequence[str]) -> set[str]:
+        """The records the sync already holds as deleted in Zoho: buried, and linked to no
+        contact. Zoho's notification of such a deletion (most often one the push made)
+        tells nothing new, and a pull skips them whatever Zoho says of them, so reading
+        them back would only spend calls."""
+        buried = self.buried_zoho_ids(zoho_ids)
+        return buried - self.linked_zoho_ids(list(buried)) if buried else set()
+
     # -- outbox ----------------------------------------------------------------------------
 
     def expand_outbox_batches(self) -> int:

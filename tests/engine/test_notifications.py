@@ -107,3 +107,43 @@ def test_a_zoho_edit_is_pulled_by_id_soon_after_zoho_notifies(
     after = synced.calls()
     assert after.get("GET /Leads", 0) - before.get("GET /Leads", 0) == 1  # the ids, nothing else
     assert after.get("GET /Leads/deleted", 0) == before.get("GET /Leads/deleted", 0)
+
+
+def _work(synced: Synced) -> None:
+    with synced.host.app.app_context():
+        SimpleWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
+            burst=True, with_scheduler=True
+        )
+
+
+def test_zoho_telling_us_of_a_delete_the_push_made_costs_no_call(
+    synced: Synced, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "NOTIFY_DELAY", 0)
+    auto_sync(synced)
+    kept = synced.add_contact(first_name="Ann", last_name="Lee", email="ann@example.org")
+    gone = synced.add_contact(first_name="Bo", last_name="Ray", email="bo@example.org")
+    synced.sync(mode="all")
+    with synced.host.app.app_context():
+        assert jobs.tick(synced.state).notifications == "renewed"
+    synced.delete_contact(gone)
+    synced.sync()  # the push deletes Bo's lead, and Zoho notifies the channel of it
+    [delivery] = synced.zoho.notifications(wait=5)
+    assert delivery["payload"]["operation"] == "delete" and delivery["status_code"] == 200
+    before = synced.calls()
+    _work(synced)
+    assert synced.calls() == before  # nothing to read back: the sync made that delete
+    assert set(synced.contacts()) == {"ann@example.org"}
+
+    # A job holding both a known deletion and news reads the news alone.
+    zoho_id = synced.leads()["ann@example.org"]["id"]
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    synced.zoho.notifications(wait=5)
+    with synced.host.app.app_context():
+        jobs.schedule_notified_pull(synced.state, [delivery["payload"]["ids"][0], zoho_id])
+    _work(synced)
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+    after = synced.calls()
+    assert after.get("GET /Leads", 0) - before.get("GET /Leads", 0) == 1  # Ann's id alone
+    assert after.get("GET /Leads/deleted", 0) == before.get("GET /Leads/deleted", 0)
+    assert synced.contacts()["ann@example.org"]["id"] == kept
