@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .crypto import TokenVault
 from .errors import NotConnectedError
 from .models import Connection
-from .zoho.auth import TokenSet
+from .zoho.auth import TokenSet, TokenStoreBusy
 
 
 class DatabaseTokenStore:
@@ -50,6 +50,14 @@ class DatabaseTokenStore:
             )
 
     def save(self, tokens: TokenSet) -> None:
+        try:
+            self._save(tokens)
+        except sa.exc.OperationalError as exc:
+            # SQLite's "database is locked": a write in progress holds the lock, most often
+            # the sync run that is waiting for Zoho. The token manager saves after the run.
+            raise TokenStoreBusy(str(exc.orig)) from exc
+
+    def _save(self, tokens: TokenSet) -> None:
         with Session(self._engine_getter()) as session, session.begin():
             row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
             if row is None:

@@ -344,12 +344,18 @@ class SyncEngine:
         calls, credits = self._meter_totals()
         report.counts["calls"] = calls - meter_before[0]
         report.counts["credits"] = credits - meter_before[1]
-        if self.run is None:
-            return
-        self.run.status = report.status
-        self.run.counts = dict(report.counts)
-        self.run.calls = report.counts["calls"]
-        self.run.credits = report.counts["credits"]
-        self.run.error = report.message
-        self.run.finished_at = self.clock()
-        self.ledger.commit()
+        if self.run is not None:
+            self.run.status = report.status
+            self.run.counts = dict(report.counts)
+            self.run.calls = report.counts["calls"]
+            self.run.credits = report.counts["credits"]
+            self.run.error = report.message
+            self.run.finished_at = self.clock()
+            self.ledger.commit()
+        # A token refreshed while this run held SQLite's write lock could not be saved then.
+        tokens = getattr(self.client, "tokens", None)
+        if tokens is not None:
+            try:
+                tokens.save_unsaved()
+            except Exception:  # the run is over and recorded; the next one refreshes anew
+                log.warning("Could not save Zoho's refreshed access token", exc_info=True)

@@ -87,9 +87,15 @@ class TokenSet:
         return self.expires_at - current <= seconds
 
 
+class TokenStoreBusy(Exception):
+    """The store cannot take a token now (its database is locked by a write in progress);
+    a later save may succeed."""
+
+
 class TokenStore(Protocol):
     """Where a connection's tokens live between processes (the extension encrypts them in
-    its database). ``load`` returns None when nothing is connected."""
+    its database). ``load`` returns None when nothing is connected; ``save`` raises
+    :class:`TokenStoreBusy` when it cannot save now but may later."""
 
     def load(self) -> TokenSet | None: ...
 
@@ -469,6 +475,8 @@ class TokenManager:
         #: Lifetime of the last token this manager obtained; caps the margin so a token
         #: shorter-lived than the margin (a test sandbox) is not refreshed on every call.
         self._last_lifetime: float | None = None
+        #: A refreshed token the store was too busy to take; :meth:`save_unsaved` saves it.
+        self._unsaved: TokenSet | None = None
 
     def current(self) -> TokenSet:
         """A token set whose access token is valid for more than the refresh margin."""
@@ -506,10 +514,50 @@ class TokenManager:
                 self._cached = latest
                 return latest
             fresh = self.oauth.refresh(latest)
-            self.store.save(fresh)
+            self._save_or_keep(fresh)
         self._last_lifetime = fresh.expires_at - self._clock()
         self._cached = fresh
         return fresh
+
+    def _save_or_keep(self, tokens: TokenSet) -> None:
+        """Save a refreshed token, or keep it for :meth:`save_unsaved` when the store is
+        busy.
+
+        A sync on SQLite holds the database's one write lock while it waits for Zoho, and
+        the store saves on a connection of its own, so a token refreshed in the middle of
+        such a run cannot be saved until the run commits. The token is good all the same.
+        Failing the call for want of the save failed the run, and every run after it met
+        the same stale stored token and failed the same way.
+        """
+        try:
+            self.store.save(tokens)
+        except TokenStoreBusy as exc:
+            logger.warning("Zoho's refreshed access token is kept to save later: %s", exc)
+            self._unsaved = tokens
+        else:
+            self._unsaved = None
+
+    def save_unsaved(self) -> bool:
+        """Save the token the store was too busy to take when it was refreshed; says whether
+        one is still unsaved. A sync run calls this after its last commit.
+
+        A newer token another process saved meanwhile is kept instead, and so is another
+        connection (the admin reconnected). Should the store still be busy, the token stays
+        in memory, and the next process refreshes its own.
+        """
+        unsaved = self._unsaved
+        if unsaved is None:
+            return False
+        with self._lock_factory():
+            stored = self.store.load()
+            if stored is not None and (
+                stored.refresh_token != unsaved.refresh_token
+                or stored.expires_at >= unsaved.expires_at
+            ):
+                self._unsaved = None
+                return False
+            self._save_or_keep(unsaved)
+        return self._unsaved is not None
 
     def _needs_refresh(self, tokens: TokenSet) -> bool:
         margin = self.refresh_margin

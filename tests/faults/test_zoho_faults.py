@@ -200,6 +200,30 @@ def test_access_token_expired_mid_run(world: World, fault_scenario: ScenarioResu
     _finish(world, fault_scenario, "refreshed and carried on")
 
 
+@pytest.mark.fault_category("zoho: token expired mid-run")
+def test_access_token_expired_while_the_run_holds_its_writes(
+    world: World, fault_scenario: ScenarioResult
+) -> None:
+    """Zoho drops the access token, and the run writes before its first call: a contact
+    added and deleted between syncs is struck from the outbox, with nothing to send. On
+    SQLite the run then holds the database's only write lock, so the token refreshed at
+    that first call cannot be saved until the run commits. The run carries on with it and
+    saves it at the end; the next run needs no refresh."""
+    world.add_host(3)
+    world.add_zoho(3)
+    world.sync_clean()
+    synced = world.synced
+    synced.delete_contact(synced.add_contact(first_name="Brief", email="brief@example.org"))
+    zoho = synced.zoho
+    zoho.faults(expire_access_tokens=True)
+    refreshes = zoho.stats()["calls"].get("POST /oauth/v2/token", 0)
+    reports = _under_fault(world, 1)
+    assert reports[0].status == "succeeded", reports[0].message
+    assert zoho.stats()["calls"]["POST /oauth/v2/token"] == refreshes + 1
+    _finish(world, fault_scenario, "refreshed, carried on, saved the token after the run")
+    assert zoho.stats()["calls"]["POST /oauth/v2/token"] == refreshes + 1
+
+
 @pytest.mark.fault_category("zoho: token revoked mid-run")
 def test_token_revoked_mid_run(world: World, fault_scenario: ScenarioResult) -> None:
     _seeded(world)

@@ -17,6 +17,7 @@ from flask_zoho_sync.zoho.auth import (
     MemoryTokenStore,
     TokenManager,
     TokenSet,
+    TokenStoreBusy,
     ZohoOAuth,
     redis_lock_factory,
 )
@@ -386,6 +387,71 @@ def test_token_is_refreshed_shortly_before_it_expires(
     assert stored is not None
     assert stored.access_token == NEW_ACCESS_TOKEN
     assert stored.refresh_token == REFRESH_TOKEN
+
+
+class BusyOnceStore(MemoryTokenStore):
+    """Refuses its first ``busy`` saves, as the database does while a sync run holds
+    SQLite's write lock."""
+
+    def __init__(self, tokens: TokenSet, busy: int = 1) -> None:
+        super().__init__(tokens)
+        self.busy = busy
+
+    def save(self, tokens: TokenSet) -> None:
+        if self.busy:
+            self.busy -= 1
+            raise TokenStoreBusy("database is locked")
+        super().save(tokens)
+
+
+def test_a_token_the_store_is_too_busy_to_take_is_used_and_saved_later(
+    oauth: ZohoOAuth, rsps: responses.RequestsMock, valid_tokens: TokenSet, clock: FakeClock
+) -> None:
+    store = BusyOnceStore(valid_tokens)
+    manager = TokenManager(oauth, store, clock=clock)
+    rsps.post(TOKEN_URL, json=token_reply())
+
+    fresh = manager.invalidate(ACCESS_TOKEN)  # Zoho refused the stored token mid-run
+    assert fresh.access_token == NEW_ACCESS_TOKEN
+    assert manager.current().access_token == NEW_ACCESS_TOKEN  # no second refresh
+    assert store.load() == valid_tokens  # not saved yet
+
+    assert manager.save_unsaved() is False  # the run committed: nothing left unsaved
+    saved = store.load()
+    assert saved is not None and saved.access_token == NEW_ACCESS_TOKEN
+    assert len(rsps.calls) == 1
+    assert manager.save_unsaved() is False and store.saves == 1
+
+
+def test_a_token_still_unsaved_stays_in_memory_and_a_newer_stored_one_wins(
+    oauth: ZohoOAuth, rsps: responses.RequestsMock, valid_tokens: TokenSet, clock: FakeClock
+) -> None:
+    store = BusyOnceStore(valid_tokens, busy=2)
+    manager = TokenManager(oauth, store, clock=clock)
+    rsps.post(TOKEN_URL, json=token_reply())
+    manager.invalidate(ACCESS_TOKEN)
+    assert manager.save_unsaved() is True  # still busy: said, not raised
+    assert manager.current().access_token == NEW_ACCESS_TOKEN
+
+    # Another process refreshed and saved a token that lives longer: it is not overwritten.
+    newer = replace(valid_tokens, access_token="1000.other", expires_at=clock.now + 7200)
+    MemoryTokenStore.save(store, newer)
+    assert manager.save_unsaved() is False
+    assert store.load() == newer
+
+
+def test_an_unsaved_token_never_overwrites_a_new_connection(
+    oauth: ZohoOAuth, rsps: responses.RequestsMock, valid_tokens: TokenSet, clock: FakeClock
+) -> None:
+    store = BusyOnceStore(valid_tokens)
+    manager = TokenManager(oauth, store, clock=clock)
+    rsps.post(TOKEN_URL, json=token_reply())
+    manager.invalidate(ACCESS_TOKEN)
+    # Meanwhile the admin reconnected: a new grant, whose first token expires sooner.
+    reconnected = replace(valid_tokens, refresh_token="1000.new-grant", expires_at=clock.now + 60)
+    MemoryTokenStore.save(store, reconnected)
+    assert manager.save_unsaved() is False
+    assert store.load() == reconnected
 
 
 def test_token_shorter_lived_than_the_margin_is_not_refreshed_on_every_call(
