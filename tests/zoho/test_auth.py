@@ -404,14 +404,24 @@ class BusyOnceStore(MemoryTokenStore):
         super().save(tokens)
 
 
+def _refreshed_while_busy(
+    oauth: ZohoOAuth,
+    rsps: responses.RequestsMock,
+    tokens: TokenSet,
+    clock: FakeClock,
+    busy: int = 1,
+) -> tuple[BusyOnceStore, TokenManager, TokenSet]:
+    """Zoho refused the stored token mid-run, and the store refused the refreshed one."""
+    store = BusyOnceStore(tokens, busy=busy)
+    manager = TokenManager(oauth, store, clock=clock)
+    rsps.post(TOKEN_URL, json=token_reply())
+    return store, manager, manager.invalidate(ACCESS_TOKEN)
+
+
 def test_a_token_the_store_is_too_busy_to_take_is_used_and_saved_later(
     oauth: ZohoOAuth, rsps: responses.RequestsMock, valid_tokens: TokenSet, clock: FakeClock
 ) -> None:
-    store = BusyOnceStore(valid_tokens)
-    manager = TokenManager(oauth, store, clock=clock)
-    rsps.post(TOKEN_URL, json=token_reply())
-
-    fresh = manager.invalidate(ACCESS_TOKEN)  # Zoho refused the stored token mid-run
+    store, manager, fresh = _refreshed_while_busy(oauth, rsps, valid_tokens, clock)
     assert fresh.access_token == NEW_ACCESS_TOKEN
     assert manager.current().access_token == NEW_ACCESS_TOKEN  # no second refresh
     assert store.load() == valid_tokens  # not saved yet
@@ -423,35 +433,35 @@ def test_a_token_the_store_is_too_busy_to_take_is_used_and_saved_later(
     assert manager.save_unsaved() is False and store.saves == 1
 
 
-def test_a_token_still_unsaved_stays_in_memory_and_a_newer_stored_one_wins(
+def test_a_token_the_store_is_still_too_busy_to_take_stays_in_memory(
     oauth: ZohoOAuth, rsps: responses.RequestsMock, valid_tokens: TokenSet, clock: FakeClock
 ) -> None:
-    store = BusyOnceStore(valid_tokens, busy=2)
-    manager = TokenManager(oauth, store, clock=clock)
-    rsps.post(TOKEN_URL, json=token_reply())
-    manager.invalidate(ACCESS_TOKEN)
+    store, manager, _ = _refreshed_while_busy(oauth, rsps, valid_tokens, clock, busy=2)
     assert manager.save_unsaved() is True  # still busy: said, not raised
     assert manager.current().access_token == NEW_ACCESS_TOKEN
-
-    # Another process refreshed and saved a token that lives longer: it is not overwritten.
-    newer = replace(valid_tokens, access_token="1000.other", expires_at=clock.now + 7200)
-    MemoryTokenStore.save(store, newer)
-    assert manager.save_unsaved() is False
-    assert store.load() == newer
+    assert store.load() == valid_tokens and len(rsps.calls) == 1
 
 
-def test_an_unsaved_token_never_overwrites_a_new_connection(
-    oauth: ZohoOAuth, rsps: responses.RequestsMock, valid_tokens: TokenSet, clock: FakeClock
+@pytest.mark.parametrize(
+    ("changes", "lives"),
+    [
+        pytest.param({"access_token": "1000.other"}, 7200, id="another process's newer token"),
+        pytest.param({"refresh_token": "1000.new-grant"}, 60, id="a new connection"),
+    ],
+)
+def test_an_unsaved_token_never_overwrites_what_was_stored_since(
+    oauth: ZohoOAuth,
+    rsps: responses.RequestsMock,
+    valid_tokens: TokenSet,
+    clock: FakeClock,
+    changes: dict[str, str],
+    lives: int,
 ) -> None:
-    store = BusyOnceStore(valid_tokens)
-    manager = TokenManager(oauth, store, clock=clock)
-    rsps.post(TOKEN_URL, json=token_reply())
-    manager.invalidate(ACCESS_TOKEN)
-    # Meanwhile the admin reconnected: a new grant, whose first token expires sooner.
-    reconnected = replace(valid_tokens, refresh_token="1000.new-grant", expires_at=clock.now + 60)
-    MemoryTokenStore.save(store, reconnected)
+    store, manager, _ = _refreshed_while_busy(oauth, rsps, valid_tokens, clock)
+    stored_since = replace(valid_tokens, expires_at=clock.now + lives, **changes)
+    MemoryTokenStore.save(store, stored_since)
     assert manager.save_unsaved() is False
-    assert store.load() == reconnected
+    assert store.load() == stored_since
 
 
 def test_token_shorter_lived_than_the_margin_is_not_refreshed_on_every_call(
