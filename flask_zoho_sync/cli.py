@@ -35,6 +35,11 @@ from .sync.context import RunReport
 from .zoho.errors import ZohoError
 
 
+def _zone_words(time_zone: str | None) -> str:
+    """A zone never chosen reads as what the sync does about it, not as "None"."""
+    return time_zone or "not set (UTC is used)"
+
+
 def _fail(exc: Exception) -> None:
     click.echo(f"Error: {exc}", err=True)
     sys.exit(1)
@@ -105,7 +110,9 @@ def status_command(as_json: bool) -> None:
         )
     else:
         click.echo("Not connected to Zoho CRM.")
-    click.echo(f"Module: {status['module'] or 'not chosen'}; time zone: {status['time_zone']}")
+    click.echo(
+        f"Module: {status['module'] or 'not chosen'}; time zone: {_zone_words(status['time_zone'])}"
+    )
     click.echo(f"Automatic sync: {'on' if status['auto_sync'] else 'off'}")
     counts = status["counts"]
     click.echo(
