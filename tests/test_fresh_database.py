@@ -264,15 +264,29 @@ def test_a_locked_sqlite_database_is_still_busy(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def test_a_database_that_does_not_answer_is_one_line_too(tmp_path: Path) -> None:
+    (tmp_path / "freshhost.py").write_text(HOST_MODULE)
+    env = clean_env(
+        DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+        ZOHO_SYNC_REDIS_URL=TEST_REDIS_URL,
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]),
+    )
+    result = run_flask("freshhost", ["status"], env, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "127.0.0.1:1/nowhere did not answer" in line and "SQLALCHEMY_DATABASE_URI" in line
+
+
 @pytest.mark.slow
 def test_the_demo_on_a_fresh_database_connects_syncs_and_reports(
-    tmp_path: Path, zoho_sandbox: Any
+    tmp_path: Path, zoho_sandbox: Any, fresh_database_url: str
 ) -> None:
     """The README's CLI session, on a DATABASE_URL nobody prepared."""
     zoho_sandbox.generate_records("Leads", 3)
     grant = zoho_sandbox.mint_refresh_token()
     env = clean_env(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'demo-fresh.sqlite3'}",
+        DATABASE_URL=fresh_database_url,
         DEMO_INSTANCE_PATH=str(tmp_path / "instance"),
         ZOHO_SANDBOX_URL=zoho_sandbox.accounts_server,
         ZOHO_SYNC_CLIENT_ID=zoho_sandbox.client_id,
