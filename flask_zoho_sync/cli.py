@@ -35,11 +35,6 @@ from .sync.context import RunReport
 from .zoho.errors import ZohoError
 
 
-def _zone_words(time_zone: str | None) -> str:
-    """A zone never chosen reads as what the sync does about it, not as "None"."""
-    return time_zone or "not set (UTC is used)"
-
-
 def _fail(exc: Exception) -> None:
     click.echo(f"Error: {exc}", err=True)
     sys.exit(1)
@@ -54,7 +49,8 @@ class _NeedsTables(click.Command):
         if not current_app:
             ctx.with_resource(ctx.ensure_object(ScriptInfo).load_app().app_context())
         try:
-            require_tables(get_state().db.engine, get_state().adapter)
+            state = get_state()
+            require_tables(state.db.engine, state.adapter)
         except ZohoSyncError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(2)
@@ -110,9 +106,8 @@ def status_command(as_json: bool) -> None:
         )
     else:
         click.echo("Not connected to Zoho CRM.")
-    click.echo(
-        f"Module: {status['module'] or 'not chosen'}; time zone: {_zone_words(status['time_zone'])}"
-    )
+    zone = status["time_zone"] or "not set (UTC is used)"  # no settings saved yet
+    click.echo(f"Module: {status['module'] or 'not chosen'}; time zone: {zone}")
     click.echo(f"Automatic sync: {'on' if status['auto_sync'] else 'off'}")
     counts = status["counts"]
     click.echo(
