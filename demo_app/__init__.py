@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from flask import Flask, url_for
 
@@ -93,4 +94,20 @@ def create_app(config: dict[str, Any] | None = None, instance_path: str | None =
         return {"zoho_admin_url": zoho_admin_url}
 
     app.cli.add_command(seed_command)
+    _create_tables(app)
     return app
+
+
+def _create_tables(app: Flask) -> None:
+    """The demo owns its database, so a fresh DATABASE_URL just works: its tables (the
+    contacts' and the sync's) are created on the first start. A real host runs its
+    migrations instead; the extension tells it which tables are missing.
+
+    A database that does not answer is left alone here: the sync's CLI and pages say so in
+    one line, and the demo's own pages show the driver's error.
+    """
+    with app.app_context():
+        try:
+            db.create_all()
+        except sa.exc.OperationalError as exc:
+            app.logger.warning("The demo could not create its tables: %s", exc.orig)

@@ -31,10 +31,64 @@ def _say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+#: The ports the demo listens on, each with the variable that moves it and its default. The
+#: embedded Redis (when no Redis answers) takes a port the system picks, so it cannot clash.
+PORTS = (
+    ("ZOHO_SANDBOX_PORT", 8765, "the Zoho sandbox"),
+    ("DEMO_PORT", 5000, "the demo app"),
+)
+
+
 def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port``, found by binding, never by connecting:
+    whatever listens there may be someone else's and is not to be spoken to.
+    SO_REUSEADDR, as the servers themselves set it, so a recently closed port counts as
+    free while a listening one does not."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        return probe.connect_ex((host, port)) != 0
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def check_ports(env: dict[str, str], *, sandbox: bool = True) -> tuple[dict[str, int], str | None]:
+    """The ports to use, by variable, and what is wrong with them (None: all free).
+
+    Checked before anything starts, so a taken port stops the demo with the variable to
+    change instead of a half-started demo, or one attached to a stranger's server.
+    """
+    chosen: dict[str, int] = {}
+    for variable, default, what in PORTS:
+        if variable == "ZOHO_SANDBOX_PORT" and not sandbox:
+            continue
+        raw = env.get(variable, str(default))
+        try:
+            port = int(raw)
+            if not 1 <= port <= 65535:
+                raise ValueError(raw)
+        except ValueError:
+            return chosen, (
+                f"{variable}={raw!r} is not a port number; set it to one between 1 and "
+                f"65535 (default {default}) and start again."
+            )
+        clash = next((name for name, taken in chosen.items() if taken == port), None)
+        if clash is not None:
+            return chosen, (
+                f"{variable} and {clash} both ask for port {port}; give {what} another one, "
+                f"for example {variable}={_free_port()} bin/demo."
+            )
+        if not _port_is_free(port):
+            return chosen, (
+                f"Port {port}, wanted for {what}, is already in use on 127.0.0.1. Stop the "
+                f"program that listens there, or choose another port: {variable}="
+                f"{_free_port()} bin/demo (the demo's ports are set by "
+                + " and ".join(f"{name} (default {number})" for name, number, _ in PORTS)
+                + ")."
+            )
+        chosen[variable] = port
+    return chosen, None
 
 
 def _free_port() -> int:
@@ -95,9 +149,14 @@ class Launcher:
                 process.kill()
 
     def run(self) -> int:
-        INSTANCE.mkdir(exist_ok=True)
         python = sys.executable
         env = self.env
+        real_zoho = bool(env.get("ZOHO_SYNC_CLIENT_ID"))
+        ports, problem = check_ports(env, sandbox=not real_zoho)
+        if problem:
+            _say(problem)
+            return 1
+        INSTANCE.mkdir(exist_ok=True)
         env.setdefault("FLASK_APP", "demo_app")
 
         redis_url = (
@@ -113,37 +172,32 @@ class Launcher:
         env["REDIS_URL"] = redis_url
         env["ZOHO_SYNC_REDIS_URL"] = redis_url
 
-        if env.get("ZOHO_SYNC_CLIENT_ID"):
+        if real_zoho:
             _say("Zoho: ZOHO_SYNC_CLIENT_ID is set, so the demo connects to real Zoho CRM")
         else:
-            port = int(env.get("ZOHO_SANDBOX_PORT", "8765"))
+            port = ports["ZOHO_SANDBOX_PORT"]
             sandbox_url = f"http://127.0.0.1:{port}"
             env["ZOHO_SANDBOX_URL"] = sandbox_url
-            if _port_is_free(port):
-                self.spawn(
-                    "sandbox",
-                    [
-                        python,
-                        "-m",
-                        "flask_zoho_sync.sandbox",
-                        "--port",
-                        str(port),
-                        "--seed",
-                        "25",
-                        "--state-file",
-                        str(INSTANCE / "zoho-sandbox.json"),
-                    ],
-                )
-                if not _wait_for_http(f"{sandbox_url}/__sandbox__/stats"):
-                    _say("The Zoho sandbox did not start; see the messages above.")
-                    return 1
-                _say(f"Zoho sandbox: {sandbox_url} (seed Leads and custom fields)")
-            else:
-                _say(f"Zoho sandbox: port {port} is taken; assuming a sandbox already runs there")
+            self.spawn(
+                "sandbox",
+                [
+                    python,
+                    "-m",
+                    "flask_zoho_sync.sandbox",
+                    "--port",
+                    str(port),
+                    "--seed",
+                    "25",
+                    "--state-file",
+                    str(INSTANCE / "zoho-sandbox.json"),
+                ],
+            )
+            if not _wait_for_http(f"{sandbox_url}/__sandbox__/stats"):
+                _say("The Zoho sandbox did not start; see the messages above.")
+                return 1
+            _say(f"Zoho sandbox: {sandbox_url} (seed Leads and custom fields)")
 
-        demo_port = int(env.get("DEMO_PORT", "5000"))
-        if not _port_is_free(demo_port):
-            demo_port = _free_port()
+        demo_port = ports["DEMO_PORT"]
         # Contact URLs sent to Zoho point back at the demo's contact pages.
         env.setdefault("ZOHO_SYNC_BASE_URL", f"http://127.0.0.1:{demo_port}")
         # Shorter than the product's defaults (600 s and a day) so changes can be watched.

@@ -9,7 +9,8 @@ from contextlib import nullcontext
 import click
 import redis
 import sqlalchemy as sa
-from flask.cli import with_appcontext
+from flask import current_app
+from flask.cli import ScriptInfo, with_appcontext
 
 from .config import validate_time_zone
 from .connection import describe_connection
@@ -28,6 +29,7 @@ from .preferences import (
     set_field_map,
     switch_module,
 )
+from .schema import require_tables
 from .status import sync_status
 from .sync.context import RunReport
 from .zoho.errors import ZohoError
@@ -38,9 +40,29 @@ def _fail(exc: Exception) -> None:
     sys.exit(1)
 
 
+class _NeedsTables(click.Command):
+    """A command that reads the sync's tables: on a database without them it says in one
+    line which are missing and what to run (exit 2), before any query can raise. Checked
+    here, after parsing, so ``--help`` still works on a fresh database."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        if not current_app:
+            ctx.with_resource(ctx.ensure_object(ScriptInfo).load_app().app_context())
+        try:
+            state = get_state()
+            require_tables(state.db.engine, state.adapter)
+        except ZohoSyncError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+        return super().invoke(ctx)
+
+
 @click.group("zoho-sync")
 def zoho_sync_cli() -> None:
     """Keep this app's contacts and Zoho CRM in step."""
+
+
+zoho_sync_cli.command_class = _NeedsTables
 
 
 @zoho_sync_cli.command("connect")
@@ -84,7 +106,8 @@ def status_command(as_json: bool) -> None:
         )
     else:
         click.echo("Not connected to Zoho CRM.")
-    click.echo(f"Module: {status['module'] or 'not chosen'}; time zone: {status['time_zone']}")
+    zone = status["time_zone"] or "not set (UTC is used)"  # no settings saved yet
+    click.echo(f"Module: {status['module'] or 'not chosen'}; time zone: {zone}")
     click.echo(f"Automatic sync: {'on' if status['auto_sync'] else 'off'}")
     counts = status["counts"]
     click.echo(
@@ -363,7 +386,7 @@ def worker_command(burst: bool, simple: bool) -> None:
     worker.work(burst=burst, with_scheduler=True)
 
 
-@zoho_sync_cli.command("sandbox")
+@zoho_sync_cli.command("sandbox", cls=click.Command)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--org-timezone", default=None, help="The sandbox org's time zone (IANA name).")

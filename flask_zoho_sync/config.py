@@ -7,10 +7,14 @@ start-up with a message that names the key, instead of failing on the first sync
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import zoneinfo
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from .errors import ConfigurationError
 
@@ -288,16 +292,99 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
     )
 
 
-def validate_time_zone(name: str) -> ZoneInfo:
-    """An IANA zone by name, or a message that says what a valid one looks like."""
+#: Files of the time zone database that are not places: the build's own helpers and the
+#: leap-second and POSIX-rule copies of the whole tree.
+_NOT_PLACES = frozenset({"Factory", "localtime", "posixrules"})
+_NOT_PLACE_FOLDERS = ("posix/", "right/")
+
+
+def _zoneinfo_texts(filename: str) -> Iterator[str]:
+    """The named file of each time zone database zoneinfo reads (system first, then the
+    ``tzdata`` package, the order ``ZoneInfo`` itself uses)."""
+    for folder in zoneinfo.TZPATH:
+        path = Path(folder) / filename
+        if path.is_file():
+            yield path.read_text(encoding="utf-8", errors="replace")
     try:
+        package = resources.files("tzdata").joinpath("zoneinfo", filename)
+        if package.is_file():
+            yield package.read_text(encoding="utf-8", errors="replace")
+    except (ModuleNotFoundError, FileNotFoundError):
+        pass
+
+
+@cache
+def canonical_time_zones() -> frozenset[str]:
+    """The zones offered and accepted: the places of the IANA database plus UTC.
+
+    ``zoneinfo.available_timezones()`` lists every file of the database, which includes
+    "Factory", "localtime", the posix/ and right/ copies, and the backward-compatible
+    aliases ("US/Eastern", "Asia/Calcutta"). The database's own zone.tab and zone1970.tab
+    list its places, one line each, so their union is the canonical list.
+    """
+    available = zoneinfo.available_timezones()
+    places: set[str] = set()
+    for filename in ("zone.tab", "zone1970.tab"):
+        for text in _zoneinfo_texts(filename):
+            for line in text.splitlines():
+                columns = line.split("\t")
+                if not line.startswith("#") and len(columns) >= 3:
+                    places.add(columns[2].strip())
+            break  # the first database found is the one ZoneInfo reads
+    if not places:  # a database without its tables: keep names shaped like places
+        places = {
+            name
+            for name in available
+            if "/" in name
+            and not name.startswith((*_NOT_PLACE_FOLDERS, "Etc/", "US/", "SystemV/"))
+        }
+    return frozenset((places & available) - _NOT_PLACES) | {"UTC"}
+
+
+@cache
+def _time_zone_aliases() -> dict[str, str]:
+    """Backward-compatible names and the canonical zone each stands for."""
+    links: dict[str, str] = {}
+    for text in _zoneinfo_texts("tzdata.zi"):
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "L":
+                links[parts[2]] = parts[1]
+        break
+    canonical = canonical_time_zones()
+    aliases = {}
+    for alias, target in links.items():
+        while target in links and target not in canonical:
+            target = links[target]
+        target = "UTC" if target == "Etc/UTC" else target
+        if alias not in canonical and target in canonical:
+            aliases[alias] = target
+    return aliases
+
+
+def canonical_time_zone(name: str | None) -> str | None:
+    """The canonical spelling of ``name`` (itself, or what an old alias stands for)."""
+    if not name:
+        return None
+    if name in canonical_time_zones():
+        return name
+    return _time_zone_aliases().get(name)
+
+
+def validate_time_zone(name: str) -> ZoneInfo:
+    """A canonical IANA zone by name, or a message that says what a valid one looks like."""
+    if name in canonical_time_zones():
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # OSError: zoneinfo looks the name up as a file, and a long one is "name too long".
+    alias_of = _time_zone_aliases().get(name)
+    if alias_of is not None:
         raise ConfigurationError(
-            f"{name!r} is not a known time zone; use an IANA name such as 'Australia/Sydney' "
-            "or 'UTC'."
-        ) from None
+            f"{name!r} is an old alias of the time zone {alias_of!r}; use {alias_of!r}."
+        )
+    shown = name if len(name) <= 64 else f"{name[:60]}..."
+    raise ConfigurationError(
+        f"{shown!r} is not a known time zone; use an IANA name such as 'Australia/Sydney' "
+        "or 'UTC'."
+    )
 
 
 def settings_from_environ(environ: Mapping[str, str], into: Callable[[str, Any], None]) -> None:

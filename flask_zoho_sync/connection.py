@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from .crypto import TokenVault
 from .errors import NotConnectedError
 from .models import Connection
+from .schema import MissingTablesError, is_busy, is_missing_table, missing_tables
 from .zoho.auth import TokenSet, TokenStoreBusy
 
 
@@ -33,7 +34,11 @@ class DatabaseTokenStore:
 
     def load(self) -> TokenSet | None:
         with Session(self._engine_getter()) as session:
-            row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
+            try:
+                row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
+            except sa.exc.DBAPIError as exc:
+                self._raise_for_missing_tables(exc)
+                raise
             if row is None:
                 return None
             return TokenSet(
@@ -52,10 +57,22 @@ class DatabaseTokenStore:
     def save(self, tokens: TokenSet) -> None:
         try:
             self._save(tokens)
-        except sa.exc.OperationalError as exc:
-            # SQLite's "database is locked": a write in progress holds the lock, most often
-            # the sync run that is waiting for Zoho. The token manager saves after the run.
-            raise TokenStoreBusy(str(exc.orig)) from exc
+        except sa.exc.DBAPIError as exc:
+            self._raise_for_missing_tables(exc)
+            if is_busy(exc):
+                # SQLite's "database is locked" (PostgreSQL's lock_not_available): a write
+                # in progress holds the lock, most often the sync run that is waiting for
+                # Zoho. The token manager saves after the run.
+                raise TokenStoreBusy(str(exc.orig)) from exc
+            raise
+
+    def _raise_for_missing_tables(self, exc: sa.exc.DBAPIError) -> None:
+        """A fresh database is no busy one: say which tables to create, not "try later"."""
+        if is_missing_table(exc):
+            engine = self._engine_getter()
+            raise MissingTablesError(
+                missing_tables(engine, None) or [Connection.__tablename__]
+            ) from None
 
     def _save(self, tokens: TokenSet) -> None:
         with Session(self._engine_getter()) as session, session.begin():

@@ -16,9 +16,11 @@ import sqlalchemy as sa
 from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
 
+from ..errors import ZohoSyncError
 from ..extension import get_state
 from ..models import SyncSettings
 from ..preferences import zone_of
+from ..schema import missing_tables
 from ..zoho.datacentres import EXTRA_SERVERS_SETTING
 from ..zoho.errors import (
     UnknownAccountsServer,
@@ -101,6 +103,11 @@ def render_zoho_error(exc: ZohoError) -> ResponseReturnValue:
 def display_zone() -> tzinfo:
     """The zone times are shown in: the sync's configured zone (the admin's choice)."""
     state = get_state()
+    try:
+        if missing_tables(state.db.engine, state.adapter):
+            return timezone.utc  # the page being rendered is the one that says so
+    except ZohoSyncError:
+        return timezone.utc
     settings = state.db.session.scalars(sa.select(SyncSettings).order_by(SyncSettings.id)).first()
     return zone_of(settings) if settings is not None else timezone.utc
 

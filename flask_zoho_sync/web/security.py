@@ -23,7 +23,9 @@ from typing import TypeVar
 from flask import current_app, request, session
 from flask.typing import ResponseReturnValue
 
+from ..errors import ZohoSyncError
 from ..extension import get_state
+from ..schema import require_tables
 from .rendering import render_refusal
 
 CSRF_FIELD = "csrf_token"
@@ -105,6 +107,13 @@ def guard() -> ResponseReturnValue | None:
             title="Administrators only",
             message="These pages are for administrators of this site. Sign in as an "
             "administrator, or ask one for access.",
+        )
+    try:
+        # After the admin check, so visitors learn nothing about the schema.
+        require_tables(state.db.engine, state.adapter)
+    except ZohoSyncError as exc:
+        return render_refusal(
+            "zoho_sync/error.html", 503, title="The database is not ready", message=str(exc)
         )
     if request.method not in _SAFE_METHODS:
         problem = _csrf_problem()

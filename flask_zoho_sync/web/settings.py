@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from zoneinfo import available_timezones
 
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
+from ..config import canonical_time_zone, canonical_time_zones, validate_time_zone
 from ..connection import ConnectedAccount, describe_connection
+from ..errors import ConfigurationError
 from ..extension import get_state
 from ..models import Link, SyncSettings
 from ..preferences import MODULES, get_settings, switch_module
@@ -34,7 +35,8 @@ POLICY_LABELS = {
 
 @cache
 def time_zones() -> tuple[str, ...]:
-    return tuple(sorted(available_timezones()))
+    """The zones the form offers: places only (no "Factory", "localtime" or old aliases)."""
+    return tuple(sorted(canonical_time_zones()))
 
 
 @dataclass
@@ -56,13 +58,17 @@ class SettingsForm:
     ) -> SettingsForm:
         form = cls(
             module=settings.module,
-            time_zone=settings.time_zone or DEFAULT_TIME_ZONE,
+            # A zone saved under an old alias is shown (and saved) under its canonical name.
+            time_zone=canonical_time_zone(settings.time_zone)
+            or settings.time_zone
+            or DEFAULT_TIME_ZONE,
             auto_sync=bool(settings.auto_sync),
             conflict_policy=settings.conflict_policy or ConflictPolicy.NEWEST.value,
         )
         # "Still the default": never saved from this form (no module yet) and UTC. Then the
         # org's zone is the better guess, but it is only suggested until the admin saves.
-        org_zone = account.org_time_zone if account else None
+        # Zoho may still report an old alias ("Asia/Calcutta"); suggest what it stands for.
+        org_zone = canonical_time_zone(account.org_time_zone) if account else None
         if (
             org_zone in time_zones()
             and settings.module is None
@@ -83,11 +89,10 @@ class SettingsForm:
         )
         if form.module not in MODULES:
             form.errors["module"] = "Choose Leads or Contacts."
-        if form.time_zone not in time_zones():
-            form.errors["time_zone"] = (
-                f"{form.time_zone!r} is not a known time zone; pick one from the list "
-                "(an IANA name such as Australia/Sydney)."
-            )
+        try:
+            validate_time_zone(form.time_zone)
+        except ConfigurationError as exc:
+            form.errors["time_zone"] = f"{exc} Pick one from the list."
         if form.conflict_policy not in POLICY_LABELS:
             form.errors["conflict_policy"] = "Choose who wins when both sides changed a field."
         return form
