@@ -38,10 +38,8 @@ def integer_column_max(column_type: sa.types.TypeEngine[Any], dialect_name: str)
 def primary_key_fits(session: Session, model: type[Any], value: int) -> bool:
     """Whether ``value`` is in the range of ``model``'s (single, integer) primary key."""
     column = sa.inspect(model).primary_key[0]
-    dialect = session.get_bind().dialect.name
-    return -integer_column_max(column.type, dialect) - 1 <= value <= integer_column_max(
-        column.type, dialect
-    )
+    highest = integer_column_max(column.type, session.get_bind().dialect.name)
+    return -highest - 1 <= value <= highest
 
 
 def row_by_id(session: Session, model: type[Row], value: int) -> Row | None:

@@ -100,9 +100,7 @@ def test_an_unknown_id_changes_nothing(admin: Admin) -> None:
 
 
 @pytest.mark.parametrize("value", [*OUT_OF_RANGE, "abc", "1.5", "+2", " ", "1e3"])
-def test_a_contact_id_no_contact_can_have_shows_an_empty_history(
-    admin: Admin, value: str
-) -> None:
+def test_a_contact_id_no_contact_can_have_shows_an_empty_history(admin: Admin, value: str) -> None:
     for route in ("contacts", "contact"):
         response = admin.get(f"/history/{route}/{value}")
         assert response.status_code == 200, (route, value, response.status_code)
