@@ -207,3 +207,32 @@ def test_a_page_that_needed_a_login_is_shown_after_it(demo: Flask) -> None:
         login_page, data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token}
     )
     assert response.headers["Location"].startswith("/contacts/1")
+
+
+@pytest.mark.parametrize(
+    "contact_id", ["9223372036854775807", "9223372036854775808", "0", "9" * 5000]
+)
+def test_a_contact_id_no_contact_can_have_is_not_found(demo: Flask, contact_id: str) -> None:
+    client = logged_in(demo)
+    assert client.get(f"/contacts/{contact_id}").status_code == 404
+    assert client.get(f"/contacts/{contact_id}/edit").status_code == 404
+
+
+def test_group_ids_no_group_can_have_are_ignored_in_the_form(demo: Flask) -> None:
+    client = logged_in(demo)
+    token = csrf_from(client.get("/contacts/new").get_data(as_text=True))
+    response = client.post(
+        "/contacts/new",
+        data={
+            "csrf_token": token,
+            "email": "odd.groups@example.org",
+            "last_name": "Groups",
+            "groups": ["9223372036854775808", "9" * 5000, "\u00b2", "-1"],
+        },
+    )
+    assert response.status_code == 302
+    with demo.app_context():
+        contact = db.session.scalar(
+            db.select(Contact).where(Contact.email == "odd.groups@example.org")
+        )
+        assert contact is not None and contact.groups == []
