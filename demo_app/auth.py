@@ -7,10 +7,12 @@ A real host would use Flask-Login or its own auth; what matters for the extensio
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint,
@@ -70,10 +72,49 @@ def _check_csrf() -> None:
         abort(400, "The form expired or came from another site; reload the page and try again.")
 
 
+#: Characters browsers and Werkzeug drop or rewrite inside a URL (tab, newline, CR, other
+#: controls) and the backslash browsers read as "/": each can turn "/x" into "//host".
+_REWRITTEN = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _is_local_path(target: str) -> bool:
+    """Whether ``target`` can only mean a path on this site, however it is normalised."""
+    if _REWRITTEN.search(target):
+        return False
+    parts = urlsplit(target)
+    return (
+        target.startswith("/")
+        and not target.startswith("//")
+        and not parts.scheme
+        and not parts.netloc
+    )
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Where to go after login: ``next`` when it stays on this site, else the contacts.
+
+    An open redirect hides in the forms a URL takes on its way to the browser, so every
+    form must be local: as sent and percent-decoded (``/%2F%2Fhost``, ``/%09/host``,
+    ``/%5Chost``), repeatedly, since each hop may decode once more. A form holding a tab,
+    newline or backslash is refused outright rather than stripped the way Werkzeug and
+    browsers would (``/<tab>/host`` becomes ``//host``), so what is checked is what is sent.
+    """
+    fallback = url_for("contacts.index")
+    if not target or len(target) > 2048:
+        return fallback
+    forms = [target]
+    decoded = target
+    for _ in range(5):
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+        forms.append(decoded)
+    else:
+        return fallback  # still encoded after five rounds: nobody means that
+    if all(_is_local_path(form) for form in forms):
         return target
-    return url_for("contacts.index")
+    return fallback
 
 
 @auth.route("/login", methods=["GET", "POST"])

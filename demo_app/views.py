@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
+from flask_zoho_sync.dbids import primary_key_fits, row_by_id
+
 from .auth import login_required
 from .models import MEMBERSHIP_LEVELS, Contact, Group, db
 
@@ -29,7 +31,8 @@ TEXT_FIELDS = (
 
 
 def _contact_or_404(contact_id: int) -> Contact:
-    contact = db.session.get(Contact, contact_id)
+    # An id past the column's range names no contact; the database would raise, not say so.
+    contact = row_by_id(db.session, Contact, contact_id)
     if contact is None:
         abort(404)
     return contact
@@ -59,7 +62,14 @@ def _apply_form(contact: Contact) -> list[str]:
         problems.append(f"Membership level must be one of {', '.join(MEMBERSHIP_LEVELS)}.")
     contact.membership_level = level or None
     contact.subscribed = form.get("subscribed") == "on"
-    wanted = {int(group_id) for group_id in form.getlist("groups") if group_id.isdigit()}
+    wanted = {
+        int(group_id)
+        for group_id in form.getlist("groups")
+        if group_id.isascii()
+        and group_id.isdigit()
+        and len(group_id) <= 19
+        and primary_key_fits(db.session, Group, int(group_id))
+    }
     contact.groups = list(db.session.scalars(db.select(Group).where(Group.id.in_(wanted))))
     return problems
 

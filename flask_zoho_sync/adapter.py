@@ -10,6 +10,7 @@ that keep custom fields elsewhere (an EAV table, a JSON column) subclass it and 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,9 +23,13 @@ from flask import current_app, has_request_context, url_for
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import flag_modified
 
+from .dbids import primary_key_fits
 from .sync.coercion import HostField
 
 log = logging.getLogger(__name__)
+
+#: No integer column holds more than 19 digits; checked before int() sees a huge string.
+_INTEGER_ID = re.compile(r"[+-]?[0-9]{1,19}")
 
 #: Emails per lookup query: each is a scan of the contacts table where ``lower(email)`` is
 #: not indexed, so the fewer the better, within SQLite's oldest limit of 999 parameters.
@@ -368,8 +373,23 @@ class SQLAlchemyContactAdapter(ContactAdapter):
     # -- finding, creating, deleting -----------------------------------------------------
 
     def _coerce_id(self, contact_id: str) -> Any:
+        """``contact_id`` as the primary key's type; ValueError when no row can have it.
+
+        Ids reach here from URLs and from Zoho, so an integer key is bounded to what its
+        column holds first (see :mod:`flask_zoho_sync.dbids`): beyond it the database
+        raises instead of finding nothing.
+        """
         python_type = self._primary_key.type.python_type
-        return python_type(contact_id) if python_type is not str else contact_id
+        if python_type is str:
+            return contact_id
+        if python_type is int:
+            text = str(contact_id).strip()
+            if not _INTEGER_ID.fullmatch(text) or not primary_key_fits(
+                self.session, self.model, int(text)
+            ):
+                raise ValueError(f"{contact_id!r} cannot be an integer primary key")
+            return int(text)
+        return python_type(contact_id)
 
     def get(self, contact_id: str) -> Any | None:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigurationError
+from .zoho.datacentres import MalformedServerUrl, parse_server_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -181,6 +182,18 @@ def _split_list(value: Any) -> tuple[str, ...]:
     return tuple(str(part).strip() for part in value if str(part).strip())
 
 
+def _server_url(key: str, value: Any) -> str:
+    """An accounts server from the config as its normalised origin (what is compared with
+    the callback's ``accounts-server`` and stored), or a message naming the setting."""
+    try:
+        return parse_server_url(str(value))
+    except MalformedServerUrl as exc:
+        raise ConfigurationError(
+            f"{key} has {str(value)[:120]!r}, which is not a server URL: {exc}. Give "
+            "scheme://host[:port], e.g. https://accounts.zoho.eu."
+        ) from None
+
+
 def _as_int(key: str, value: Any, minimum: int, unit: str = "seconds") -> int:
     try:
         number = int(value)
@@ -256,8 +269,11 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         client_id=str(get("ZOHO_SYNC_CLIENT_ID")),
         client_secret=str(get("ZOHO_SYNC_CLIENT_SECRET")),
         encryption_keys=keys,
-        accounts_url=str(get("ZOHO_SYNC_ACCOUNTS_URL")).rstrip("/"),
-        extra_accounts_servers=_split_list(get("ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS")),
+        accounts_url=_server_url("ZOHO_SYNC_ACCOUNTS_URL", get("ZOHO_SYNC_ACCOUNTS_URL")),
+        extra_accounts_servers=tuple(
+            _server_url("ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS", item)
+            for item in _split_list(get("ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS"))
+        ),
         redis_url=str(get("ZOHO_SYNC_REDIS_URL") or config.get("REDIS_URL") or DEFAULT_REDIS_URL),
         queue=str(get("ZOHO_SYNC_QUEUE")),
         push_delay=_as_int("ZOHO_SYNC_PUSH_DELAY", get("ZOHO_SYNC_PUSH_DELAY"), 0),

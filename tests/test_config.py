@@ -95,3 +95,32 @@ def test_a_time_zone_name_too_long_for_a_file_name_is_refused_like_any_unknown_z
 
     with pytest.raises(ConfigurationError, match="not a known time zone"):
         validate_time_zone("x" * 5000)
+
+
+def test_accounts_servers_are_stored_as_their_normalised_origin() -> None:
+    config = read_config(
+        {
+            **REQUIRED,
+            "ZOHO_SYNC_ACCOUNTS_URL": " HTTPS://Accounts.Zoho.EU:443/\t",
+            "ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS": "HTTP://127.0.0.1:8765/ , http://Sandbox:80",
+        }
+    )
+    assert config.accounts_url == "https://accounts.zoho.eu"
+    assert config.extra_accounts_servers == ("http://127.0.0.1:8765", "http://sandbox")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("ZOHO_SYNC_ACCOUNTS_URL", "https://accounts.zoho.eu/../..", "has the path"),
+        ("ZOHO_SYNC_ACCOUNTS_URL", "accounts.zoho.eu", "must start with https://"),
+        ("ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS", "http://127.0.0.1:038765", "leading zeros"),
+        ("ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS", "http://ok:1, http://u@evil:2", "user name"),
+    ],
+)
+def test_a_malformed_accounts_server_setting_is_refused_naming_it(
+    key: str, value: str, reason: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        read_config({**REQUIRED, key: value})
+    assert key in str(caught.value) and reason in str(caught.value)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from flask import Flask
 
 from .blueprint import bp
+from .url_values import ID_CONVERTER, DatabaseIdConverter
 
 if TYPE_CHECKING:
     from ..extension import ZohoSyncState
@@ -52,6 +53,8 @@ def register_admin(app: Flask, state: ZohoSyncState) -> None:
     if bp.name in app.blueprints:
         return
     _wire_blueprint()
+    # Before the blueprint's rules are added: they are compiled against the app's map.
+    app.url_map.converters.setdefault(ID_CONVERTER, DatabaseIdConverter)
     app.register_blueprint(bp, url_prefix=state.config.url_prefix or None)
     host_csrf = app.extensions.get("csrf")
     if host_csrf is not None:

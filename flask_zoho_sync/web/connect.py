@@ -17,12 +17,16 @@ from flask.typing import ResponseReturnValue
 
 from ..connection import describe_connection, forget_connection
 from ..extension import get_state
+from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
 from ._htmx import hx_redirect
 from .blueprint import bp
 from .rendering import render_refusal, render_zoho_error
 
 _STATE_KEY = "_zoho_sync_oauth_state"
+#: Zoho's grant codes, states and server names are well under this; longer is not Zoho's.
+MAX_CALLBACK_VALUE = 2048
+_CALLBACK_PARAMS = ("code", "state", "accounts-server", "location", "error")
 
 
 def redirect_uri() -> str:
@@ -54,6 +58,15 @@ def _refuse_callback(title: str, message: str) -> ResponseReturnValue:
 def oauth_callback() -> ResponseReturnValue:
     """Zoho sends the admin back here with a grant code (or an error)."""
     expected = session.pop(_STATE_KEY, None)  # one-time, whatever happens next
+    too_long = [
+        name for name in _CALLBACK_PARAMS if len(request.args.get(name, "")) > MAX_CALLBACK_VALUE
+    ]
+    if too_long:
+        return _refuse_callback(
+            "This is not an answer from Zoho",
+            f"The {too_long[0]!r} parameter is longer than the {MAX_CALLBACK_VALUE} "
+            "characters Zoho sends. Nothing was stored; start again with Connect.",
+        )
     error = request.args.get("error")
     if error:
         message = (
@@ -84,7 +97,7 @@ def oauth_callback() -> ResponseReturnValue:
     oauth = state.oauth(redirect_uri())
     try:
         tokens = oauth.exchange_code(code, accounts_server, redirect_uri=redirect_uri())
-        connection = state.connect(tokens, location=request.args.get("location"))
+        connection = state.connect(tokens, location=_location(tokens.accounts_server))
     except ZohoError as exc:
         current_app.logger.warning("Zoho connection failed: %s", exc)
         return render_zoho_error(exc)
@@ -94,6 +107,16 @@ def oauth_callback() -> ResponseReturnValue:
     org = connection.org_name or "your Zoho organisation"
     flash(f"Connected to {org} as {who}. Now choose what to sync.", "zs-success")
     return redirect(url_for("zoho_sync.settings"))
+
+
+def _location(accounts_server: str) -> str | None:
+    """The data centre's code: Zoho's ``location`` when it names one of its data centres,
+    else the one the (already trusted, normalised) accounts server belongs to."""
+    named = request.args.get("location", "").strip().lower()
+    if named in DATA_CENTRES:
+        return named
+    centre = data_centre_for(accounts_server)
+    return centre.location if centre else None
 
 
 @bp.post("/disconnect")

@@ -11,16 +11,18 @@ from datetime import datetime, timezone
 
 import redis
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from ..connection import ConnectedAccount, describe_connection
+from ..dbids import row_by_id
 from ..extension import get_state
 from ..jobs import schedule_push
 from ..ledger import Ledger
 from ..models import RecordHistory, Run
 from ..preferences import get_settings
 from .blueprint import bp
+from .url_values import page_number
 
 PAGE_SIZE = 50
 
@@ -57,12 +59,6 @@ def _contact_link(contact_id: str | None) -> str | None:
         return None
 
 
-def _page_number() -> int:
-    """The ``?page=`` asked for; anything odd (``0``, ``-3``, ``abc``) means the first."""
-    page = request.args.get("page", 1, type=int) or 1
-    return max(page, 1)
-
-
 @bp.app_template_filter("zs_duration")
 def duration(run: Run) -> str:
     """How long a run took, as an admin reads it (``4 s``, ``2 min 5 s``, ``1 h 3 min``).
@@ -86,7 +82,7 @@ def duration(run: Run) -> str:
 @bp.get("/history")
 def history() -> ResponseReturnValue:
     session = get_state().db.session
-    page = _page_number()
+    page = page_number(PAGE_SIZE)
     # One row more than a page tells whether an older page exists, without a COUNT(*).
     runs = session.scalars(
         sa.select(Run)
@@ -118,10 +114,10 @@ def history() -> ResponseReturnValue:
     )
 
 
-@bp.get("/history/runs/<int:run_id>")
+@bp.get("/history/runs/<zoho_sync_id:run_id>")
 def history_run(run_id: int) -> ResponseReturnValue:
     session = get_state().db.session
-    run = session.get(Run, run_id)
+    run = row_by_id(session, Run, run_id)
     if run is None:
         abort(404)
     changes = session.scalars(
@@ -150,11 +146,11 @@ def history_contact(contact_id: str) -> ResponseReturnValue:
     )
 
 
-@bp.post("/history/errors/<int:error_id>/retry")
+@bp.post("/history/errors/<zoho_sync_id:error_id>/retry")
 def history_retry(error_id: int) -> ResponseReturnValue:
     state = get_state()
     session = state.db.session
-    error = session.get(RecordHistory, error_id)
+    error = row_by_id(session, RecordHistory, error_id)
     if error is None or error.action != "error" or not error.contact_id:
         abort(404)
     Ledger(session, get_settings(session)).requeue_contact(error.contact_id)

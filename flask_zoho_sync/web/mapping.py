@@ -12,6 +12,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from ..dbids import row_by_id
 from ..extension import get_state
 from ..models import FieldMap
 from ..preferences import add_default_mappings, refresh_zoho_fields
@@ -99,13 +100,13 @@ def mapping_add(kind: str) -> ResponseReturnValue:
 
 
 def _stored_row(row_id: int) -> FieldMap:
-    row = get_state().db.session.get(FieldMap, row_id)
+    row = row_by_id(get_state().db.session, FieldMap, row_id)
     if row is None:
         abort(404)
     return row
 
 
-@bp.post("/mapping/rows/<int:row_id>")
+@bp.post("/mapping/rows/<zoho_sync_id:row_id>")
 def mapping_change(row_id: int) -> ResponseReturnValue:
     session = get_state().db.session
     row = _stored_row(row_id)
@@ -118,7 +119,7 @@ def mapping_change(row_id: int) -> ResponseReturnValue:
     return _answer(kind, _outcome("Changed", warnings), refused=False)
 
 
-@bp.post("/mapping/rows/<int:row_id>/remove")
+@bp.post("/mapping/rows/<zoho_sync_id:row_id>/remove")
 def mapping_remove(row_id: int) -> ResponseReturnValue:
     session = get_state().db.session
     row = _stored_row(row_id)

@@ -9,6 +9,7 @@ the operator listed explicitly, such as the local sandbox).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -67,24 +68,74 @@ def data_centre_for(accounts_server: str) -> DataCentre | None:
     return _BY_ACCOUNTS_SERVER.get(accounts_server)
 
 
-def normalise_server_url(url: str) -> str | None:
-    """``scheme://host[:port]`` with the host lower-cased, or None if ``url`` is not a plain
-    server URL. Paths are dropped (``https://accounts.zoho.com/`` is the same server);
-    credentials, queries and fragments make it suspicious, so those are refused."""
+class MalformedServerUrl(ValueError):
+    """An accounts-server spelling that is not a plain ``scheme://host[:port]`` origin."""
+
+
+# Anything a browser or urllib would drop or rewrite inside a URL (tabs, newlines, other
+# control characters, spaces), and the backslash some parsers read as a slash.
+_REWRITTEN = re.compile(r"[\x00-\x20\x7f\\]")
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]")
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
+
+
+def parse_server_url(url: str) -> str:
+    """The origin ``scheme://host[:port]`` that ``url`` spells, or :class:`MalformedServerUrl`.
+
+    The origin is what is compared and stored, so every spelling of one server becomes the
+    same text: surrounding whitespace is stripped, scheme and host are lower-cased, the
+    default port and a lone trailing ``/`` are dropped. Whatever could make two parsers
+    disagree about the host is refused rather than guessed at: characters inside the URL
+    that urllib silently deletes (tabs, newlines), backslashes, credentials, any path but
+    ``/`` (``/../..`` included), queries, fragments and ports written with leading zeros.
+    """
+    if not isinstance(url, str):
+        raise MalformedServerUrl("it is not text")
+    text = url.strip()
+    if not text:
+        raise MalformedServerUrl("it is empty")
+    if _REWRITTEN.search(text):
+        raise MalformedServerUrl("it contains spaces, control characters or backslashes")
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except (ValueError, AttributeError):
-        return None
+        parts = urlsplit(text)
+    except ValueError as exc:  # an unbalanced IPv6 bracket
+        raise MalformedServerUrl(str(exc)) from None
     scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host:
+    if scheme not in _DEFAULT_PORTS or not text[len(scheme) :].startswith("://"):
+        raise MalformedServerUrl("it must start with https:// (or http:// for a local server)")
+    if "?" in text or "#" in text:
+        raise MalformedServerUrl("it has a query or fragment; give only scheme://host[:port]")
+    if parts.path not in ("", "/"):
+        raise MalformedServerUrl(f"it has the path {parts.path!r}; give only scheme://host[:port]")
+    netloc = parts.netloc.lower()
+    if "@" in netloc:
+        raise MalformedServerUrl("it carries a user name or password")
+    if netloc.startswith("["):  # an IPv6 literal, whose colons are not the port's
+        inside, bracket, rest = netloc.partition("]")
+        host = inside + bracket
+        colon, port = rest[:1], rest[1:]
+        if rest and colon != ":":
+            raise MalformedServerUrl(f"{netloc!r} is not a host name")
+    else:
+        host, colon, port = netloc.partition(":")
+    if not _HOST.fullmatch(host):
+        raise MalformedServerUrl(f"{host!r} is not a host name")
+    if colon:
+        if not _PORT.fullmatch(port) or int(port) > 65535:
+            raise MalformedServerUrl(
+                f"the port {port!r} is not a number from 1 to 65535 without leading zeros"
+            )
+        if int(port) == _DEFAULT_PORTS[scheme]:
+            colon, port = "", ""
+    return f"{scheme}://{host}{colon}{port}"
+
+
+def normalise_server_url(url: str) -> str | None:
+    """:func:`parse_server_url`, with None for a spelling it refuses."""
+    try:
+        return parse_server_url(url)
+    except MalformedServerUrl:
         return None
-    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        return None
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        return f"{scheme}://{host}:{port}"
-    return f"{scheme}://{host}"
 
 
 def trusted_accounts_server(url: str, extra: Iterable[str] = ()) -> str:
@@ -94,15 +145,20 @@ def trusted_accounts_server(url: str, extra: Iterable[str] = ()) -> str:
     ``ZOHO_SYNC_EXTRA_ACCOUNTS_SERVERS``) are accepted exactly as listed, http included,
     because the local sandbox runs on ``http://127.0.0.1:PORT``.
     """
-    normalised = normalise_server_url(url) if isinstance(url, str) else None
-    if normalised is not None:
-        if normalised in _BY_ACCOUNTS_SERVER:
-            return normalised
-        trusted_extras = {normalise_server_url(item) for item in extra} - {None}
-        if normalised in trusted_extras:
-            return normalised
     shown = repr(url)[:120]
-    if normalised is not None and normalised.startswith("http://"):
+    try:
+        normalised = parse_server_url(url)
+    except MalformedServerUrl as exc:
+        raise UnknownAccountsServer(
+            f"Refusing accounts server {shown}: {exc}",
+            advice="Give the server as its plain origin, e.g. https://accounts.zoho.eu.",
+        ) from None
+    if normalised in _BY_ACCOUNTS_SERVER:
+        return normalised
+    trusted_extras = {normalise_server_url(item) for item in extra} - {None}
+    if normalised in trusted_extras:
+        return normalised
+    if normalised.startswith("http://"):
         https_twin = "https://" + normalised.removeprefix("http://")
         if https_twin in _BY_ACCOUNTS_SERVER:
             raise UnknownAccountsServer(

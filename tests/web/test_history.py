@@ -49,8 +49,8 @@ def test_runs_come_in_pages_newest_first_with_their_duration(admin: Admin) -> No
     assert all(f"run-{n}<" in second for n in range(3))
     assert "Newer runs" in second and "Older runs" not in second
     assert "No runs on page 9" in admin.text("/history?page=9")
-    assert admin.get("/history?page=abc").status_code == 200
-    assert admin.get("/history?page=-2").status_code == 200
+    assert admin.get("/history?page=abc").status_code == 400
+    assert admin.get("/history?page=-2").status_code == 400
 
 
 def test_duration_reads_like_a_person_would_say_it() -> None:

@@ -89,3 +89,64 @@ def test_extra_servers_must_match_exactly() -> None:
     for near_miss in ("http://127.0.0.1:8766", "https://127.0.0.1:8765", "http://localhost:8765"):
         with pytest.raises(UnknownAccountsServer):
             trusted_accounts_server(near_miss, extra)
+
+
+# -- spellings an attacker tried (issue 25, item 8) ------------------------------------------
+
+SANDBOX = "http://127.0.0.1:38765"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "origin"),
+    [
+        ("https://accounts.zoho.eu/", "https://accounts.zoho.eu"),
+        (" https://accounts.zoho.eu", "https://accounts.zoho.eu"),
+        ("https://accounts.zoho.eu\t", "https://accounts.zoho.eu"),
+        ("\nhttps://accounts.zoho.eu \r\n", "https://accounts.zoho.eu"),
+        ("HTTPS://accounts.zoho.eu", "https://accounts.zoho.eu"),
+        ("HtTpS://ACCOUNTS.ZOHO.EU:443/", "https://accounts.zoho.eu"),
+        ("HTTP://127.0.0.1:38765/", SANDBOX),
+        (" http://127.0.0.1:38765\t", SANDBOX),
+    ],
+)
+def test_harmless_spellings_are_accepted_as_the_normalised_origin(
+    spelling: str, origin: str
+) -> None:
+    assert trusted_accounts_server(spelling, [SANDBOX]) == origin
+
+
+@pytest.mark.parametrize(
+    ("spelling", "reason"),
+    [
+        ("https://accounts.zoho.eu/../..", "has the path '/../..'"),
+        ("https://accounts.zoho.eu/%2e%2e/", "has the path"),
+        ("https://accounts.zoho.eu/oauth", "has the path '/oauth'"),
+        ("http://127.0.0.1:038765", "without leading zeros"),
+        ("https://accounts.zoho.eu:0443", "without leading zeros"),
+        ("https://accounts.zoho.eu:", "the port ''"),
+        ("https://accounts.zoho.eu:99999", "from 1 to 65535"),
+        ("https://accounts.zo\tho.eu", "control characters"),
+        ("https://accounts.zoho.eu\n.evil.example", "control characters"),
+        ("https://accounts.zoho.eu\\@evil.example", "backslashes"),
+        ("https://user:pw@accounts.zoho.eu", "user name or password"),
+        ("https://accounts.zoho.eu?next=x", "query or fragment"),
+        ("https://accounts.zoho.eu#x", "query or fragment"),
+        ("https://accounts.zoho.eu?", "query or fragment"),
+        ("https:accounts.zoho.eu", "must start with https://"),
+        ("ftp://accounts.zoho.eu", "must start with https://"),
+        ("https://accounts.zoho.eu.", "not a host name"),
+        ("https://acc%6Funts.zoho.eu", "not a host name"),
+        ("https://[::1", "IPv6"),
+        ("   ", "empty"),
+    ],
+)
+def test_suspicious_spellings_are_refused_saying_what_is_wrong(spelling: str, reason: str) -> None:
+    with pytest.raises(UnknownAccountsServer) as caught:
+        trusted_accounts_server(spelling, [SANDBOX])
+    assert reason in str(caught.value)
+    assert "plain origin" in str(caught.value)
+
+
+def test_a_listed_server_with_a_leading_zero_port_matches_nothing() -> None:
+    with pytest.raises(UnknownAccountsServer):
+        trusted_accounts_server(SANDBOX, ["http://127.0.0.1:038765"])
