@@ -315,3 +315,34 @@ def test_the_demo_on_a_fresh_database_connects_syncs_and_reports(
     status = json.loads(outputs["status"])
     assert status["connected"] is True and status["module"] == "Leads"
     assert status["counts"]["linked"] == 3, "the first sync pulls and links the three Leads"
+
+
+def test_the_machine_endpoints_on_a_fresh_database_answer_503_with_the_sentence(
+    fresh_database_url: str,
+) -> None:
+    """A platform scheduler's cron call and Zoho's notification are told what to run."""
+    built = make_host_app(
+        fresh_database_url,
+        fresh_tables=False,
+        SECRET_KEY="fresh-secret",
+        ZOHO_SYNC_REDIS_URL=TEST_REDIS_URL,
+        ZOHO_SYNC_CRON_SECRET="cron-secret",
+    )
+    state = get_state(built.app)
+    state.admin_check = lambda: True
+    register_admin(built.app, state)
+    client = built.app.test_client()
+    answers = [
+        client.post("/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "cron-secret"}),
+        client.post("/admin/zoho/notify", json={"channel_id": "1", "ids": ["9"], "token": "x"}),
+    ]
+    for response in answers:
+        assert response.status_code == 503, response.get_data(as_text=True)
+        error = response.get_json()["error"]
+        assert "zoho_sync_connection" in error and "flask db upgrade" in error
+    # The secret is still checked first: a caller without it learns nothing of the schema.
+    refused = client.post("/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "wrong"})
+    assert refused.status_code == 403
+    assert "zoho_sync" not in refused.get_json()["error"]
+    with built.app.app_context():
+        built.db.engine.dispose()
