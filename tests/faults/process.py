@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from flask_zoho_sync import jobs
 from flask_zoho_sync.models import OutboxBatch, OutboxEntry, Run
 from tests.engine.conftest import Synced
 from tests.faults.report import ScenarioResult
+from tests.servers import redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 #: How long a killed worker's run lock outlives it in these tests (90 s in production).
@@ -235,7 +235,7 @@ class PrivateRedis:
     def start(self) -> None:
         self._process = subprocess.Popen(
             [
-                shutil.which("redis-server") or "redis-server",
+                redis_server_binary(),
                 "--port",
                 str(self.port),
                 "--bind",
