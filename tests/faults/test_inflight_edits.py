@@ -12,6 +12,7 @@ both sides, or the history records a conflict naming both values.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rq import SimpleWorker
 from werkzeug.serving import make_server
 
@@ -28,7 +31,8 @@ from flask_zoho_sync import jobs
 from flask_zoho_sync.models import RecordHistory
 from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
-from tests.faults.report import ScenarioResult
+from tests.engine.test_convergence import wipe
+from tests.faults.report import REPORT, ScenarioResult
 from tests.faults.world import World
 
 pytestmark = pytest.mark.redis
@@ -193,3 +197,137 @@ def test_an_edit_the_conditional_write_cannot_see_is_found_from_its_notification
     assert tally.clean, tally.explain()
     work_queue(world)  # the echoes of our own writes: no further conflict
     assert len([c for c in conflicts(world, zoho_id) if c["zoho"] == "+44 20 7946 0999"]) == 1
+
+
+# -- randomized: many in-flight edits, every one accounted for ----------------------------
+
+#: Host attribute -> Zoho field an in-flight step may edit.
+EDITABLE = {"first_name": "First_Name", "last_name": "Last_Name", "phone": "Phone"}
+#: Which request the sandbox holds while the Zoho user edits: the push's write (applied
+#: after the edit), or the re-read before it (the edit lands just after the read).
+HOLDS = {
+    "write held": {"method": "PUT", "when": "before"},
+    "re-read answered late": {"method": "GET", "path_contains": "ids=", "when": "after"},
+}
+HISTORIES = int(os.environ.get("ZOHO_SYNC_TEST_INFLIGHT_HISTORIES", "12"))
+
+inflight_step = st.tuples(
+    st.sampled_from(sorted(EDITABLE)),  # the host's edit
+    st.sampled_from(sorted(EDITABLE)),  # the Zoho user's edit, made while the sync is out
+    st.sampled_from(sorted(HOLDS)),
+    st.booleans(),  # the Zoho edit in the same clock second as the version the push read
+)
+inflight_history = st.tuples(
+    st.sampled_from(["newest", "host_wins", "zoho_wins"]),
+    st.lists(inflight_step, min_size=1, max_size=4),
+)
+
+
+def _fresh(world: World, policy: str) -> World:
+    """Both sides emptied, the policy set, and the channel to be registered anew (the
+    sandbox's reset dropped it)."""
+    synced = world.synced
+    wipe(synced)
+    with synced.host.app.app_context():
+        settings_row = get_settings(synced.host.db.session)
+        settings_row.conflict_policy = policy
+        settings_row.notify_expires_at = None
+        synced.host.db.session.commit()
+    synced.state.preferences_changed()
+    with synced.host.app.app_context():
+        for name in ("notified-ids", "notified-writes", "notify-pending"):
+            synced.state.redis().delete(jobs._key(synced.state, name))
+    return World(synced)
+
+
+def _in_flight(world: World, email: str, step: tuple[str, str, str, bool], n: int) -> tuple:
+    """One host edit pushed while a Zoho user edits the same record; returns both edits."""
+    host_field, zoho_field, hold, same_second = step
+    synced, zoho = world.synced, world.synced.zoho
+    zoho_id = world.zoho_ids[email]
+    host_value, zoho_value = f"H{n} edit", f"Z{n} edit"
+    if host_field == "phone":
+        host_value = f"+1 555 01{n:02d}"
+    if zoho_field == "phone":
+        zoho_value = f"+44 20 7946 0{n:03d}"
+    version_read = zoho.record("Leads", zoho_id)["Modified_Time"]
+    synced.edit_contact(world.host_ids[email], **{host_field: host_value})
+    zoho.faults(delay_next=[{"delay_ms": HOLD_MS, **HOLDS[hold]}])
+
+    def zoho_user_edits() -> None:
+        if same_second:
+            zoho.set_clock(version_read)
+        else:
+            zoho.advance_clock(2)
+        zoho.update_record("Leads", zoho_id, {EDITABLE[zoho_field]: zoho_value})
+
+    user = while_held(zoho, zoho_user_edits)
+    report = synced.sync()
+    joined(user)
+    assert report.status == "succeeded", (report.status, report.message)
+    zoho.advance_clock(2)  # the next step's edits come later than this one's
+    zoho.notifications(wait=5)
+    work_queue(world)
+    return (host_field, host_value), (zoho_field, zoho_value)
+
+
+@pytest.mark.slow
+@pytest.mark.fault_category("in-flight edits (issue 25)")
+@settings(
+    max_examples=HISTORIES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=inflight_history)
+def test_random_in_flight_edits_are_never_lost_without_a_conflict(
+    notified_world: World, history: tuple[str, list[tuple[str, str, str, bool]]]
+) -> None:
+    """Host edits pushed while Zoho users edit the same records (the write held, or the
+    re-read answered late; the Zoho edit seconds later or in the very second the push
+    read), under each conflict policy. Once quiet, every edit either holds on both sides,
+    or the history records a conflict naming it and the value that won."""
+    policy, steps = history
+    world = _fresh(notified_world, policy)
+    synced = world.synced
+    result = ScenarioResult(
+        category="in-flight edits (issue 25)",
+        name=f"random in-flight history {len(REPORT.results) + 1}",
+        inputs=len(steps),
+    )
+    lost: list[str] = []
+    try:
+        emails = world.add_host(len(steps))
+        world.sync_clean()
+        with synced.host.app.app_context():
+            assert jobs.tick(synced.state).notifications == "renewed"
+        edits = [
+            (email, *_in_flight(world, email, step, n))
+            for n, (email, step) in enumerate(zip(emails, steps, strict=True), start=1)
+        ]
+        world.quiesce()
+        work_queue(world)
+        world.quiesce()
+        contacts, leads = synced.contacts(), synced.leads()
+        for email, (host_field, host_value), (zoho_field, zoho_value) in edits:
+            result.records_checked += 1
+            contact, lead = contacts[email], leads[email]
+            recorded = conflicts(world, world.zoho_ids[email])
+            for name, api_name in EDITABLE.items():
+                assert contact[name] == lead[api_name], (email, name, contact[name], lead)
+            for field_name, value, other in (
+                (host_field, host_value, zoho_value),
+                (zoho_field, zoho_value, host_value),
+            ):
+                if contact[field_name] == value:
+                    continue
+                named = any(
+                    {c["host"], c["zoho"]} == {value, other} and c["winner"] for c in recorded
+                )
+                if not named:
+                    lost.append(f"{email} {field_name}={value!r} (now {contact[field_name]!r})")
+        result.lost = len(lost)
+        result.note = f"policy {policy}; {len(steps)} in-flight edits"
+        assert not lost, lost
+        result.survived = True
+    finally:
+        REPORT.results.append(result)
