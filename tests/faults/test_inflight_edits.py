@@ -209,7 +209,7 @@ HOLDS = {
     "write held": {"method": "PUT", "when": "before"},
     "re-read answered late": {"method": "GET", "path_contains": "ids=", "when": "after"},
 }
-HISTORIES = int(os.environ.get("ZOHO_SYNC_TEST_INFLIGHT_HISTORIES", "12"))
+HISTORIES = int(os.environ.get("ZOHO_SYNC_TEST_INFLIGHT_HISTORIES", "8"))
 
 inflight_step = st.tuples(
     st.sampled_from(sorted(EDITABLE)),  # the host's edit
