@@ -12,13 +12,14 @@ does the same without the variable.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,6 +37,7 @@ from .models import SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
 from .sync.context import RunReport
+from .sync.notified import NotifiedWrite
 from .zoho.errors import ZohoError, ZohoRetryLater
 
 if TYPE_CHECKING:
@@ -258,12 +260,23 @@ def plan_progress(state: ZohoSyncState, job_id: str) -> PlanProgress:
     return PlanProgress("running", mode, workers=len(workers), records_done=int(done))
 
 
-def schedule_notified_pull(state: ZohoSyncState, zoho_ids: list[str]) -> str | None:
-    """Remember the ids Zoho named and pull them within a minute, in one job."""
+def schedule_notified_pull(
+    state: ZohoSyncState, zoho_ids: list[str], written: Sequence[NotifiedWrite] | None = None
+) -> str | None:
+    """Remember the ids Zoho named and pull them within a minute, in one job.
+
+    ``written`` (by default what ``verify_notification``'s ids carry) is what the updates
+    wrote; it is kept for the job, which checks it against our own writes."""
     connection = state.redis()
     if zoho_ids:
         connection.sadd(_key(state, "notified-ids"), *zoho_ids)
         connection.expire(_key(state, "notified-ids"), 86400)
+    if written is None:
+        written = getattr(zoho_ids, "written", ())
+    if written:
+        key = _key(state, "notified-writes")
+        connection.rpush(key, *(json.dumps(write.as_json()) for write in written))
+        connection.expire(key, 86400)
     if not connection.set(
         _key(state, "notify-pending"), "1", nx=True, ex=NOTIFY_DELAY + PUSH_GRACE
     ):
@@ -443,6 +456,23 @@ def run_sync_job(
         return _outcome(state, report, mode=mode, trigger=trigger)
 
 
+def _take_notified_writes(state: ZohoSyncState) -> list[NotifiedWrite]:
+    """Everything notifications said updates wrote since the last notified pull, taken in
+    one transaction so a notification arriving meanwhile is kept for the next job."""
+    key = _key(state, "notified-writes")
+    with state.redis().pipeline() as pipe:
+        pipe.lrange(key, 0, -1)
+        pipe.delete(key)
+        raw, _deleted = pipe.execute()
+    written = []
+    for item in raw:
+        try:
+            written.append(NotifiedWrite.from_json(json.loads(item)))
+        except (ValueError, KeyError, TypeError):
+            log.warning("Dropped an unreadable notified write: %r", item[:200])
+    return written
+
+
 def run_notified_pull_job() -> dict[str, Any]:
     with _app_context():
         from .extension import get_state
@@ -456,15 +486,21 @@ def run_notified_pull_job() -> dict[str, Any]:
             return {"status": "skipped", "ids": len(ids)}
         with run_lock(state):
             connection.srem(key, *ids)
+            written = _take_notified_writes(state)
             session = state.db.session
             deleted = Ledger(session, get_settings(session)).known_deleted(ids)
             wanted = [zoho_id for zoho_id in ids if zoho_id not in deleted]
             if not wanted:
                 return {"status": "skipped", "ids": len(ids), "known_deleted": len(deleted)}
-            report = state.sync_engine().sync_records(wanted, trigger="notify")
+            report = state.sync_engine().sync_records(wanted, trigger="notify", notified=written)
             state.record_usage(session)
         if report.status in ("failed", "paused"):
             connection.sadd(key, *wanted)  # keep them for the retry
+            if written:
+                connection.rpush(
+                    _key(state, "notified-writes"),
+                    *(json.dumps(write.as_json()) for write in written),
+                )
         return _outcome(state, report, mode="ids", trigger="notify")
 
 

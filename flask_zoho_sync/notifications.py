@@ -5,6 +5,10 @@ Notifications are hints: they carry ids, not data, and Zoho documents no deliver
 guarantee (reference §5). The pull stays the source of truth; a notification only makes
 the next pull of the named records happen sooner. Channels live at most a week, so the tick
 renews ours two days before it expires.
+
+Our channel asks for ``return_affected_field_values``: an update's notification then says
+what it wrote, which is the one trace left of a Zoho edit that our own write, on its way at
+that moment, overwrote (``sync.notified``; the notified pull settles it as a conflict).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from .models import SyncSettings
+from .sync.notified import NotifiedWrite
 from .zoho.timefmt import format_datetime
 
 if TYPE_CHECKING:
@@ -63,7 +68,7 @@ def ensure_channel(
                 "token": token,
                 "channel_expiry": format_datetime(expires),
                 "notify_on_related_action": False,
-                "return_affected_field_values": False,
+                "return_affected_field_values": True,
             }
         ]
     )
@@ -75,11 +80,44 @@ def ensure_channel(
     return "renewed"
 
 
+class NotifiedIds(list[str]):
+    """The ids a notification named, carrying what it said each update wrote (``written``):
+    a plain list to whoever wants the ids only, such as the notify hook scheduling the pull."""
+
+    def __init__(self, ids: list[str], written: list[NotifiedWrite]) -> None:
+        super().__init__(ids)
+        self.written = written
+
+
 @dataclass(frozen=True)
 class Notification:
     module: str
     ids: list[str]
     operation: str
+
+
+def _written(payload: dict[str, Any], ids: list[str]) -> list[NotifiedWrite]:
+    """The ``affected_values`` of an update's payload; anything malformed is left out (the
+    notified pull still reads the records, so a bad entry costs only the check)."""
+    entries = payload.get("affected_values")
+    server_time = payload.get("server_time")
+    if (
+        payload.get("operation") != "update"
+        or not isinstance(entries, list)
+        or isinstance(server_time, bool)
+        or not isinstance(server_time, int)
+    ):
+        return []
+    at = datetime.fromtimestamp(server_time / 1000, tz=timezone.utc)
+    named = set(ids)
+    written = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("values"), dict):
+            continue
+        record_id = str(entry.get("record_id") or "")
+        if record_id in named:
+            written.append(NotifiedWrite(record_id, at, dict(entry["values"])))
+    return written
 
 
 class NotificationRefused(ValueError):
@@ -109,8 +147,9 @@ def verify_notification(
         raise NotificationRefused(
             f"notification for {module!r}, but the sync uses {settings.module}"
         )
+    named = [str(record_id) for record_id in ids][:1000]
     return Notification(
         module=module,
-        ids=[str(record_id) for record_id in ids][:1000],
+        ids=NotifiedIds(named, _written(payload, named)),
         operation=str(payload.get("operation") or ""),
     )

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
+from .records import render_record
 from .state import SandboxState
 
 DELIVERY_TIMEOUT = 3.0
@@ -39,7 +40,11 @@ class Notifier:
     ) -> None:
         """Queue one notification per matching channel (caller holds ``state.lock``).
 
-        All ids changed by one request go in one payload, as Zoho batches them.
+        All ids changed by one request go in one payload, as Zoho batches them. A channel
+        with ``return_affected_field_values`` gets, for an update, the changed fields of each
+        record (``affected_fields``) and their new values (``affected_values``), read now,
+        under the lock the write still holds: what this change wrote, not what a later one
+        did (reference §5).
         """
         event = _OPERATION_EVENTS[operation]
         now = self.state.timestamp()
@@ -50,9 +55,10 @@ class Notifier:
             if f"{module}.{event}" not in events and f"{module}.all" not in events:
                 continue
             affected_fields: list[dict[str, list[str]]] = []
-            if channel.get("return_affected_field_values") and operation == "update":
+            with_values = bool(channel.get("return_affected_field_values"))
+            if with_values and operation == "update":
                 affected_fields = [{rid: affected.get(rid, [])} for rid in ids]
-            payload = {
+            payload: dict[str, Any] = {
                 "server_time": int(now * 1000),
                 "query_params": dict(parse_qsl(urlsplit(channel["notify_url"]).query)),
                 "module": module,
@@ -63,8 +69,22 @@ class Notifier:
                 "channel_id": str(channel["channel_id"]),
                 "token": channel.get("token"),
             }
+            if with_values and operation == "update":
+                payload["affected_values"] = [
+                    {"record_id": rid, "values": self._values(module, rid, affected.get(rid, []))}
+                    for rid in ids
+                ]
             self._ensure_thread()
             self._queue.put({"url": channel["notify_url"], "payload": payload})
+
+    def _values(self, module: str, record_id: str, names: list[str]) -> dict[str, Any]:
+        """The changed fields' values as the API renders them (caller holds the lock)."""
+        record = self.state.data["records"][module].get(record_id)
+        if record is None or not names:
+            return {}
+        rendered = render_record(self.state, module, record, only=names)
+        rendered.pop("id", None)
+        return rendered
 
     def _ensure_thread(self) -> None:
         with self._start_lock:

@@ -22,6 +22,10 @@ FALLBACK_KEY = "~fallback"
 #: matched it for another contact): the next push re-sends every value and the pull must
 #: not copy the foreign values into the host meanwhile.
 RESTORE_KEY = "~restore"
+#: Set by the push on a link it just wrote: the Modified_Time of the Zoho version its re-read
+#: saw just before the write. A Zoho edit notified as made after that moment, on a record
+#: whose latest version is still that write, was overwritten by it (``PullPass.recover``).
+READ_KEY = "~read"
 
 
 class LinkRow(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from flask_zoho_sync.sync.context import (
     RunReport,
 )
 from flask_zoho_sync.sync.mapping import Mapping
+from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.push import PushPass
 from flask_zoho_sync.zoho.errors import ZohoBudgetExhausted, ZohoError
@@ -43,7 +44,8 @@ def estimate_cost(
     """What the real run would cost in Zoho calls and credits, from a dry run's plan.
 
     The reads the plan made are the reads the run makes; the writes are priced as the push
-    sends them (100 records a call; a write costs a credit per ten records). A plan of a
+    sends them (100 records a call; a write costs a credit per ten records; an update batch
+    also re-reads its records first, one call). A plan of a
     bulk first sync (``bulk_threshold`` given) prices the export and the write jobs the run
     will use instead (``sync.bulk.bulk_cost``).
     """
@@ -57,6 +59,10 @@ def estimate_cost(
         calls, credits = calls + job_calls, credits + job_credits
         creates, updates = creates - in_jobs_created, updates - in_jobs_updated
     deletes = plan.counts.get("to_zoho.delete", 0)
+    # Each update batch re-reads its records just before writing (``push.checked_update``):
+    # one GET of up to 100 ids, one credit.
+    rereads = math.ceil(updates / 100)
+    calls, credits = calls + rereads, credits + rereads
     for records, per_ten in ((updates, True), (creates, True), (deletes, False)):
         batches = math.ceil(records / 100)
         calls += batches
@@ -265,15 +271,25 @@ class SyncEngine:
             )
         return report
 
-    def sync_records(self, zoho_ids: list[str], *, trigger: str | None = None) -> RunReport:
+    def sync_records(
+        self,
+        zoho_ids: list[str],
+        *,
+        trigger: str | None = None,
+        notified: Sequence[NotifiedWrite] = (),
+    ) -> RunReport:
         """Pull just these Zoho records (a notification named them), then push what the
-        merge left for Zoho. Records Zoho no longer has are looked up in its recycle bin."""
+        merge left for Zoho. Records Zoho no longer has are looked up in its recycle bin.
+
+        ``notified`` is what the notifications said each update wrote: an edit our own
+        write overwrote is found from it and settled as a conflict
+        (``PullPass.recover_overwritten``), at no extra call."""
         report = self._new_report()
         meter_before = self._meter_totals()
         self.run = self.ledger.start_run(kind="pull", mode="ids", dry_run=False, trigger=trigger)
         self.ledger.commit()
         try:
-            PullPass(self, report).run_ids(zoho_ids)
+            PullPass(self, report).run_ids(zoho_ids, notified)
             if self.push_queue and report.status != "needs_confirmation":
                 PushPass(self, report).run(list(self.push_queue), {})
         except ZohoBudgetExhausted as exc:

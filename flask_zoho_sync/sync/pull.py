@@ -8,12 +8,13 @@ merge left for Zoho (see ``engine``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from flask_zoho_sync.sync.coercion import CoercionError
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
+    READ_KEY,
     RESTORE_KEY,
     PlannedChange,
     RunReport,
@@ -22,7 +23,16 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
-from flask_zoho_sync.sync.merge import MergeResult, diff, merge, merge_new
+from flask_zoho_sync.sync.merge import (
+    Conflict,
+    MergeResult,
+    Side,
+    diff,
+    merge,
+    merge_new,
+    resolve_conflict,
+)
+from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
@@ -35,6 +45,13 @@ def _modified_time(record: dict[str, Any]) -> datetime | None:
         return parse_datetime(record["Modified_Time"]) if record.get("Modified_Time") else None
     except ZohoTimeFormatError:
         return None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
 
 
 def _conflicts(result: MergeResult) -> list[dict[str, Any]]:
@@ -130,18 +147,119 @@ class PullPass:
             reader.close()
         return newest, done
 
-    def run_ids(self, zoho_ids: list[str]) -> None:
+    def run_ids(self, zoho_ids: list[str], notified: Iterable[NotifiedWrite] = ()) -> None:
         """Merge the named records only; the watermark is left alone, because records
-        between it and now that were not named must still be read by the next pull."""
+        between it and now that were not named must still be read by the next pull.
+
+        ``notified`` (what notifications said updates wrote) is checked first, against the
+        links as the push left them: see ``recover_overwritten``."""
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
         records = self.engine.client.get_records(
             self.ledger.module, wanted, self.mapping.zoho_api_names()
         )
+        self.recover_overwritten(records, notified)
         self._page(records, None)
         if not self.dry_run:
             self.ledger.commit()
         if len({str(record.get("id")) for record in records}) < len(wanted):
             self._deletions()
+
+    def recover_overwritten(
+        self, records: list[dict[str, Any]], writes: Iterable[NotifiedWrite]
+    ) -> None:
+        """Find Zoho edits our own writes overwrote, from what notifications said they wrote,
+        and settle each as the conflict it was. ``records`` are the notified records as just
+        read (by ``run_ids``): it makes no call of its own.
+
+        An edit was overwritten when the record's latest version is still the push's write
+        (the Modified_Time the link holds, with the push's ``READ_KEY`` on it), the edit was
+        made after the version the push re-read just before writing, and a field it wrote
+        now holds another value. Zoho's times have whole seconds, so an edit in the same
+        second as the version read counts as after it: at worst a conflict already settled
+        is recorded twice, never one lost. The policy then decides, as for any conflict:
+        Zoho's value, if it wins, goes to the host and back to Zoho.
+        """
+        read = {str(record.get("id")): record for record in records}
+        wanted = [write for write in writes if write.zoho_id in read and write.values]
+        if not wanted:
+            return
+        links = self.ledger.links_by_zoho([write.zoho_id for write in wanted])
+        contacts = self.adapter.get_many([link.contact_id for link in links.values()])
+        for write in sorted(wanted, key=lambda write: write.at):
+            link = links.get(write.zoho_id)
+            contact = contacts.get(link.contact_id) if link is not None else None
+            if link is None or contact is None:
+                continue
+            record = read[write.zoho_id]
+            read_at = (link.snapshot or {}).get(READ_KEY)
+            version, ours = _modified_time(record), _utc(link.zoho_modified_at)
+            if read_at is None or version is None or version != ours:
+                continue  # a Zoho version the merge above has seen, or none we wrote
+            if write.at.replace(microsecond=0) < datetime.fromisoformat(read_at):
+                continue  # in the version the push read before writing: merged then
+            result = self._overwritten(link, contact, record, write)
+            if result.conflicts:
+                base = mapped_values(link.snapshot) or {}
+                self._apply(
+                    link.contact_id, link.zoho_id, contact, base, result, version, link=link
+                )
+        if not self.dry_run:
+            self.ledger.commit()
+
+    def _overwritten(
+        self, link: Any, contact: Any, record: dict[str, Any], write: NotifiedWrite
+    ) -> MergeResult:
+        """The conflicts of one overwritten edit: each field it wrote that our write then
+        replaced, host value (ours, on both sides now) against the Zoho user's."""
+        try:
+            theirs = self.mapping.zoho_to_canonical({**record, **write.values})
+            now = self.mapping.zoho_to_canonical(record)
+        except CoercionError:
+            return MergeResult()
+        base = mapped_values(link.snapshot) or {}
+        host = host_canonical(self.mapping, self.adapter, contact)
+        result = MergeResult(new_base=dict(base))
+        host_at = self.adapter.modified_at(contact)
+        for binding in self.mapping.active_bindings():
+            key = binding.key
+            if key not in theirs or not binding.direction.writes_host:
+                continue
+            value = theirs[key]
+            if self.mapping.values_equal(key, now.get(key), value):
+                continue
+            winner: Side
+            if binding.is_subscription:
+                winner = "zoho" if value is False else "host"
+                reason = (
+                    "an opt-out is never undone by a sync"
+                    if value is False
+                    else ("Zoho's opt-in does not undo the host's opt-out")
+                )
+            else:
+                winner, reason = resolve_conflict(binding.policy, host_at, write.at)
+            result.conflicts.append(
+                Conflict(
+                    key,
+                    base.get(key),
+                    host.get(key),
+                    value,
+                    winner,
+                    "a Zoho user changed it while the sync's write was on its way, and the "
+                    f"write overwrote it; {reason}",
+                )
+            )
+            if winner == "zoho":
+                result.to_host[key] = value
+                result.to_zoho[key] = value
+        return result
+
+    def merge_records(self, records: list[dict[str, Any]]) -> None:
+        """Merge records another pass has just read (the push's re-read before a write,
+        which found them changed in Zoho): the same merge as a pull's, no call of its own."""
+        if records:
+            self._page(records, None)
+        if not self.dry_run:
+            self.ledger.commit()
 
     def _look_up(self, pages: list[list[dict[str, Any]]]) -> None:
         """Find out, for all the pages at once, which of their records are linked, which

@@ -14,12 +14,14 @@ in the order the batches were sent. Deletions wait until every write has been an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
+    READ_KEY,
     RESTORE_KEY,
     PlannedChange,
     RunReport,
@@ -28,6 +30,7 @@ from flask_zoho_sync.sync.context import (
 )
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.zoho.results import RecordResult
+from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
 
 if TYPE_CHECKING:
     from flask_zoho_sync.sync.engine import SyncEngine
@@ -37,6 +40,14 @@ BATCH = 100
 
 #: Per-record codes that mean "try again later", not "this record is bad".
 _TRANSIENT_CODES = {"RECORD_LOCKED", "ALREADY_MODIFIED", "LIMIT_EXCEEDED"}
+
+#: Zoho's answer for a record changed since the sync last read it (reference §2.3). The push
+#: gives the same verdict itself when its re-read before the write shows such a change.
+CHANGED_IN_ZOHO = "ALREADY_MODIFIED"
+
+#: How many times one push merges and re-sends records a Zoho user keeps changing under it;
+#: what is still contested after that waits for the next run (its pull merges it).
+CONTESTED_ROUNDS = 2
 
 
 @dataclass
@@ -49,6 +60,9 @@ class _Outgoing:
     entries: list[Any]
     filled: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The Zoho version (Modified_Time) the sync last merged or wrote for this record: a
+    #: newer one, found just before the write, is an edit the merge has not seen.
+    seen_at: datetime | None = None
 
 
 @dataclass
@@ -62,6 +76,105 @@ class _Deletion:
         return PlannedChange(
             "to_zoho", "delete", self.contact_id, self.zoho_id, reason="deleted in the host"
         )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _version_of(record: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_datetime(record["Modified_Time"]) if record.get("Modified_Time") else None
+    except ZohoTimeFormatError:
+        return None
+
+
+@dataclass
+class WriteAnswer:
+    """Zoho's verdicts on one batch, with what the re-read before it found."""
+
+    results: list[RecordResult]
+    #: Records the re-read found changed in Zoho (not sent), by Zoho id.
+    moved: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The Modified_Time each sent record had when re-read, by Zoho id.
+    read: dict[str, datetime] = field(default_factory=dict)
+
+
+def checked_update(
+    client: Any,
+    module: str,
+    payloads: list[dict[str, Any]],
+    seen: Sequence[datetime | None],
+    fields: list[str],
+) -> WriteAnswer:
+    """Update records without overwriting a Zoho edit the sync has not merged yet.
+
+    Zoho has no transaction around a read and a write, so the window in which a Zoho user's
+    edit can be overwritten is closed in two steps, both per batch (no call per record):
+
+    1. The batch's records are re-read (one call per 100 ids) as late as possible, on the
+       sending thread just before the write. A record whose Modified_Time is newer than the
+       version the sync holds (``seen``) is not sent; it comes back as ``CHANGED_IN_ZOHO``
+       with the record read, for the pull's merge.
+    2. The write is conditional (``If-Unmodified-Since``, reference §2.3) on the newest
+       Modified_Time of the records it sends: an edit that lands while the write is on its
+       way makes Zoho refuse that record with ``ALREADY_MODIFIED`` instead of overwriting it.
+
+    What remains is an edit in the same clock second as the newest record of the batch was
+    last modified (Zoho's times have whole seconds); the notification check
+    (``sync.inflight_check``) catches that one where a channel is registered.
+
+    Runs on a worker thread: it touches no session, only the client and plain values.
+    """
+    ids = [str(payload["id"]) for payload in payloads]
+    current = {str(record.get("id")): record for record in client.get_records(module, ids, fields)}
+    moved: dict[str, dict[str, Any]] = {}
+    read: dict[str, datetime] = {}
+    sending: list[int] = []
+    newest: datetime | None = None
+    for position, (zoho_id, held) in enumerate(zip(ids, seen, strict=True)):
+        record = current.get(zoho_id)
+        version = _version_of(record) if record is not None else None
+        if record is not None and version is not None and held is not None and version > held:
+            moved[zoho_id] = record
+            continue
+        sending.append(position)
+        if version is not None:
+            read[zoho_id] = version
+            if newest is None or version > newest:
+                newest = version
+    results: list[RecordResult | None] = [None] * len(payloads)
+    if sending:
+        answers = client.update(
+            module, [payloads[position] for position in sending], if_unmodified_since=newest
+        )
+        for position, answer in zip(sending, answers, strict=True):
+            results[position] = replace(answer, index=position)
+    for position, zoho_id in enumerate(ids):
+        if zoho_id in moved:
+            results[position] = RecordResult(
+                index=position,
+                ok=False,
+                code=CHANGED_IN_ZOHO,
+                status="error",
+                message="changed in Zoho after the sync last read it",
+                action=None,
+                duplicate_field=None,
+                record_id=None,
+                modified_time=None,
+            )
+    return WriteAnswer([result for result in results if result is not None], moved, read)
+
+
+@dataclass
+class _Contested:
+    """A record Zoho refused to overwrite (or the re-read showed changed): merged again."""
+
+    item: _Outgoing
+    record: dict[str, Any] | None
 
 
 class PushPass:
@@ -83,6 +196,10 @@ class PushPass:
         #: again for each batch would reload it.
         self.module = self.ledger.run_module
         self._labels: dict[str, str] = {}
+        #: Records changed in Zoho under this push, by contact: merged, then sent again.
+        self.contested: dict[str, _Contested] = {}
+        #: What the re-read before a write asks for: what a pull reads, to merge it.
+        self._fields = self.mapping.zoho_api_names()
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
         limit = self.engine.options.max_concurrency
@@ -99,11 +216,56 @@ class PushPass:
             self._send_updates(force=True)
             self._send_creates(force=True)
             self.calls.drain()
+            for _round in range(CONTESTED_ROUNDS):
+                if not self.contested:
+                    break
+                self._merge_contested()
+        self._leave_contested()
         self.calls = InFlight(1, threaded=False)
         self._send_deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             self.ledger.settings.last_push_at = self.engine.started_at
             self.ledger.commit()
+
+    def _merge_contested(self) -> None:
+        """Merge the records a Zoho user changed under this push, then send what the merge
+        leaves for Zoho (through the same checked write).
+
+        The merge is the pull's three-way merge: a field only Zoho changed goes to the host,
+        one both sides changed is a conflict, decided by the policy and recorded in the
+        history with both values. Records refused by Zoho's conditional write were not read
+        with their new values: they are read here, one call per 100.
+        """
+        from flask_zoho_sync.sync.pull import PullPass
+
+        contested, self.contested = self.contested, {}
+        records = [entry.record for entry in contested.values() if entry.record is not None]
+        unread = [entry.item.link.zoho_id for entry in contested.values() if entry.record is None]
+        if unread:
+            records += self.engine.client.get_records(self.module, unread, self._fields)
+        PullPass(self.engine, self.report).merge_records(records)
+        self.ledger.commit()
+        again = {contact_id: entry.item.entries for contact_id, entry in contested.items()}
+        self._prepare(list(again), again)
+        self._send_updates(force=True)
+        self._send_creates(force=True)
+        self.calls.drain()
+
+    def _leave_contested(self) -> None:
+        """Records still changing under the push after its rounds wait for the next run,
+        whose pull merges them; their outbox rows stay pending."""
+        contested, self.contested = self.contested, {}
+        for contact_id, entry in contested.items():
+            item = entry.item
+            self._fail(
+                contact_id,
+                item.link.zoho_id if item.link is not None else None,
+                item.entries,
+                "Changed in Zoho again while the sync was sending this contact's changes; "
+                "nothing was overwritten, and the next sync merges both sides.",
+                CHANGED_IN_ZOHO,
+                retry=True,
+            )
 
     def _read_size(self) -> int:
         """How many contacts to read and plan before sending: one call's worth.
@@ -233,6 +395,7 @@ class PushPass:
         outgoing = _Outgoing(contact_id, link, base, changed, payload, entries, filled, warnings)
         if link is not None:
             outgoing.payload["id"] = link.zoho_id
+            outgoing.seen_at = _aware(link.zoho_modified_at)
             self.updates.append(outgoing)
         else:
             self.creates.append(outgoing)
@@ -254,21 +417,25 @@ class PushPass:
                     self._plan(item, action)
                 continue
             self.calls.submit(
-                self._write_call(action, [item.payload for item in chunk]),
-                lambda results, chunk=chunk: self._settle(chunk, results, action),
+                self._write_call(action, chunk),
+                lambda answer, chunk=chunk: self._settle(chunk, answer.results, action, answer),
             )
         return waiting
 
-    def _write_call(
-        self, action: str, payloads: list[dict[str, Any]]
-    ) -> Callable[[], list[RecordResult]]:
+    def _write_call(self, action: str, chunk: list[_Outgoing]) -> Callable[[], WriteAnswer]:
         """The HTTP part of a batch, safe to run on another thread: it touches no session,
-        only the client and values worked out here beforehand."""
+        only the client and values worked out here beforehand. Updates go through
+        ``checked_update``; creates are upserts of records the sync never held."""
         client, module = self.engine.client, self.module
+        payloads = [item.payload for item in chunk]
         if action == "update":
-            return lambda: client.update(module, payloads)
+            seen = [item.seen_at for item in chunk]
+            fields = self._fields
+            return lambda: checked_update(client, module, payloads, seen, fields)
         check_fields = self.mapping.duplicate_check_fields()
-        return lambda: client.upsert(module, payloads, duplicate_check_fields=check_fields)
+        return lambda: WriteAnswer(
+            client.upsert(module, payloads, duplicate_check_fields=check_fields)
+        )
 
     def _plan(self, item: _Outgoing, action: str) -> None:
         self.report.add(
@@ -282,7 +449,13 @@ class PushPass:
             )
         )
 
-    def _settle(self, chunk: list[_Outgoing], results: list[RecordResult], action: str) -> None:
+    def _settle(
+        self,
+        chunk: list[_Outgoing],
+        results: list[RecordResult],
+        action: str,
+        answer: WriteAnswer | None = None,
+    ) -> None:
         """Record what Zoho did with one batch and commit it.
 
         Links are written for the whole batch at once (``Ledger.write_links``). ``fresh``
@@ -301,6 +474,11 @@ class PushPass:
         resolved: list[str] = []
         for item, result in zip(chunk, results, strict=True):
             zoho_id = result.record_id
+            if action == "update" and result.code == CHANGED_IN_ZOHO and item.link is not None:
+                # Not overwritten: a Zoho user changed it since the sync last read it.
+                moved = answer.moved if answer is not None else {}
+                self.contested[item.contact_id] = _Contested(item, moved.get(item.link.zoho_id))
+                continue
             if not result.ok or zoho_id is None:
                 transient = result.code in _TRANSIENT_CODES
                 reason = f"Zoho refused it: {result.code or 'error'} {result.message or ''}".strip()
@@ -352,6 +530,9 @@ class PushPass:
                 }
                 if kept:
                     snapshot[FALLBACK_KEY] = kept
+            read_at = answer.read.get(zoho_id) if answer is not None else None
+            if read_at is not None:
+                snapshot[READ_KEY] = read_at.isoformat()
             row = self.ledger.new_link_row(
                 item.contact_id, zoho_id, snapshot, result.modified_time, module=self.module
             )

@@ -286,9 +286,22 @@ class ZohoClient:
         records: Sequence[Mapping[str, Any]],
         *,
         trigger: Sequence[str] | None = None,
+        if_unmodified_since: datetime | None = None,
     ) -> list[RecordResult]:
-        """Update records by their ``id``."""
-        return self._write("PUT", f"/{module}", records, trigger=trigger, idempotent=True)
+        """Update records by their ``id``.
+
+        ``if_unmodified_since`` makes the write conditional (reference §2.3): a record
+        changed after that moment is refused with ``ALREADY_MODIFIED`` instead of being
+        overwritten, so an edit that lands while the write is on its way is not lost.
+        """
+        return self._write(
+            "PUT",
+            f"/{module}",
+            records,
+            trigger=trigger,
+            idempotent=True,
+            if_unmodified_since=if_unmodified_since,
+        )
 
     def upsert(
         self,
@@ -317,8 +330,14 @@ class ZohoClient:
         trigger: Sequence[str] | None,
         idempotent: bool,
         extra: Mapping[str, Any] | None = None,
+        if_unmodified_since: datetime | None = None,
     ) -> list[RecordResult]:
         triggers = list(self.trigger if trigger is None else trigger)
+        headers = (
+            {"If-Unmodified-Since": format_datetime(if_unmodified_since)}
+            if if_unmodified_since is not None
+            else None
+        )
         results: list[RecordResult] = []
         for offset in range(0, len(records), MAX_RECORDS_PER_WRITE):
             chunk = [dict(record) for record in records[offset : offset + MAX_RECORDS_PER_WRITE]]
@@ -328,6 +347,7 @@ class ZohoClient:
                     method,
                     path,
                     json_body=body,
+                    headers=headers,
                     records=len(chunk),
                     idempotent=idempotent,
                     per_record_errors=True,

@@ -153,6 +153,40 @@ def test_api_writes_notify_in_one_batch_per_request(
     assert receiver.received[2]["ids"] == [ids[1]]
 
 
+def test_affected_values_carry_what_each_update_wrote(
+    sandbox: SandboxHandle, api: Api, receiver: Receiver
+) -> None:
+    """With ``return_affected_field_values`` an update's payload names each record's changed
+    fields and their values as that write left them, even when a later write changed them
+    again before the notification went out; without the flag there are neither."""
+    _subscribe(api, receiver.url, ["Leads.all"], return_affected_field_values=True)
+    (created,) = api.insert("Leads", {"Last_Name": "Held", "City": "Perth"})
+    record_id = created["details"]["id"]
+    sandbox.update_record("Leads", record_id, {"City": "Hobart", "Phone": "+61 3 6000 0000"})
+    api.put("/Leads", json={"data": [{"id": record_id, "City": "Darwin"}]})
+    deliveries = sandbox.notifications(wait=5)
+    assert [d["operation"] for d in deliveries] == ["insert", "update", "update"]
+    by_user, by_api = receiver.received[1], receiver.received[2]
+    assert by_user["affected_values"] == [
+        {"record_id": record_id, "values": {"City": "Hobart", "Phone": "+61 3 6000 0000"}}
+    ]
+    assert by_user["affected_fields"] == [{record_id: ["City", "Phone"]}]
+    assert by_api["affected_values"] == [{"record_id": record_id, "values": {"City": "Darwin"}}]
+    assert "affected_values" not in receiver.received[0]  # an insert carries ids only
+
+    sandbox.notifications(wait=0)
+    api.request(
+        "PATCH",
+        "/actions/watch",
+        json={"watch": [{"channel_id": "1000000068001", "return_affected_field_values": False}]},
+    )
+    receiver.received.clear()
+    sandbox.update_record("Leads", record_id, {"City": "Cairns"})
+    sandbox.notifications(wait=5)
+    assert receiver.received[-1]["affected_fields"] == []
+    assert "affected_values" not in receiver.received[-1]
+
+
 def test_zoho_user_edits_notify_change_modified_by_and_cost_nothing(
     sandbox: SandboxHandle, api: Api, receiver: Receiver
 ) -> None:
