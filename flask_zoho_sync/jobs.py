@@ -265,14 +265,12 @@ def schedule_notified_pull(
 ) -> str | None:
     """Remember the ids Zoho named and pull them within a minute, in one job.
 
-    ``written`` (by default what ``verify_notification``'s ids carry) is what the updates
-    wrote; it is kept for the job, which checks it against our own writes."""
+    ``written`` (``Notification.written``) is what the updates wrote; it is kept for the
+    job, which checks it against our own writes."""
     connection = state.redis()
     if zoho_ids:
         connection.sadd(_key(state, "notified-ids"), *zoho_ids)
         connection.expire(_key(state, "notified-ids"), 86400)
-    if written is None:
-        written = getattr(zoho_ids, "written", ())
     if written:
         key = _key(state, "notified-writes")
         connection.rpush(key, *(json.dumps(write.as_json()) for write in written))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -80,20 +80,14 @@ def ensure_channel(
     return "renewed"
 
 
-class NotifiedIds(list[str]):
-    """The ids a notification named, carrying what it said each update wrote (``written``):
-    a plain list to whoever wants the ids only, such as the notify hook scheduling the pull."""
-
-    def __init__(self, ids: list[str], written: list[NotifiedWrite]) -> None:
-        super().__init__(ids)
-        self.written = written
-
-
 @dataclass(frozen=True)
 class Notification:
     module: str
     ids: list[str]
     operation: str
+    #: What the notification said each update wrote (``affected_values``), so the notified
+    #: pull can tell a Zoho edit that our own write replaced.
+    written: list[NotifiedWrite] = field(default_factory=list)
 
 
 def _written(payload: dict[str, Any], ids: list[str]) -> list[NotifiedWrite]:
@@ -150,6 +144,7 @@ def verify_notification(
     named = [str(record_id) for record_id in ids][:1000]
     return Notification(
         module=module,
-        ids=NotifiedIds(named, _written(payload, named)),
+        ids=named,
         operation=str(payload.get("operation") or ""),
+        written=_written(payload, named),
     )

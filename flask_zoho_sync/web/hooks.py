@@ -111,7 +111,7 @@ def notify() -> ResponseReturnValue:
         log.warning("Refused a Zoho notification: %s", exc)
         return _error(403 if payload is not None else 400, str(exc))
     try:
-        job = schedule_notified_pull(state, notification.ids)
+        job = schedule_notified_pull(state, notification.ids, notification.written)
     except (redis.RedisError, OSError) as exc:
         # Zoho does not promise to retry; the scheduled pull will still find the change.
         log.warning("Could not schedule the pull Zoho asked for: %s", exc)
