@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import nullcontext
+from typing import Any
 
 import click
 import redis
@@ -363,11 +364,48 @@ def worker_command(burst: bool, simple: bool) -> None:
     worker.work(burst=burst, with_scheduler=True)
 
 
+#: ``sandbox.server.PORT_RANGE`` and ``SEED_RANGE``, spelled out: importing the sandbox
+#: here would load all of it into every host app that registers the CLI.
+PORT_RANGE = (0, 65535)
+SEED_RANGE = (0, 10000)
+
+
+class OrgTimeZone(click.ParamType):
+    """An IANA zone name from the zone database, refused with a sentence otherwise."""
+
+    name = "IANA_ZONE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .sandbox.server import check_org_timezone
+
+        try:
+            return check_org_timezone(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @zoho_sync_cli.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--org-timezone", default=None, help="The sandbox org's time zone (IANA name).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed Leads to create.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(*PORT_RANGE),
+    help="0 picks a free port (printed at start).",
+)
+@click.option(
+    "--org-timezone",
+    default=None,
+    type=OrgTimeZone(),
+    help="The sandbox org's time zone (IANA name).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(*SEED_RANGE),
+    help="Seed Leads to create.",
+)
 @click.option("--state-file", default=None, help="Keep the sandbox's data in this JSON file.")
 def sandbox_command(
     host: str, port: int, org_timezone: str | None, seed: int, state_file: str | None
@@ -379,19 +417,21 @@ def sandbox_command(
     """
     from flask import current_app
 
-    from .sandbox.server import run_sandbox
+    from .sandbox.server import PortUnavailable, run_sandbox
     from .sandbox.state import DEFAULT_TIMEZONE
 
     config = current_app.config
-    if org_timezone is not None:
-        validate_time_zone(org_timezone)
-    run_sandbox(
-        host,
-        port,
-        org_timezone or DEFAULT_TIMEZONE,
-        seed,
-        state_file,
-        client_id=config.get("ZOHO_SYNC_CLIENT_ID"),
-        client_secret=config.get("ZOHO_SYNC_CLIENT_SECRET"),
-        echo=lambda line: click.echo(line),
-    )
+    try:
+        run_sandbox(
+            host,
+            port,
+            org_timezone or DEFAULT_TIMEZONE,
+            seed,
+            state_file,
+            client_id=config.get("ZOHO_SYNC_CLIENT_ID"),
+            client_secret=config.get("ZOHO_SYNC_CLIENT_SECRET"),
+            echo=lambda line: click.echo(line),
+        )
+    except PortUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
