@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.engine.conftest import Synced
@@ -117,3 +119,56 @@ def test_sync_waits_its_turn_while_a_worker_runs_one(synced: Synced) -> None:
     assert synced.leads() == {}
     assert invoke(synced, "sync").exit_code == 0
     assert list(synced.leads()) == ["ann@example.org"]
+
+
+_SANDBOX_COMMANDS = {
+    "flask zoho-sync sandbox": [sys.executable, "-m", "flask", "zoho-sync", "sandbox"],
+    "python -m flask_zoho_sync.sandbox": [sys.executable, "-m", "flask_zoho_sync.sandbox"],
+}
+
+
+def _run_sandbox_command(command: str, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FLASK_APP": "demo_app", "DEMO_INSTANCE_PATH": str(tmp_path)}
+    return subprocess.run(
+        [*_SANDBOX_COMMANDS[command], *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("command", sorted(_SANDBOX_COMMANDS))
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--port", "-1"), "-1"),
+        (("--port", "99999"), "99999"),
+        (("--port", "http"), "http"),
+        (("--org-timezone", "Mars/Base"), "'Mars/Base' is not an IANA time zone name"),
+        (("--org-timezone", "../../etc/passwd"), "is not an IANA time zone name"),
+        (("--seed", "-3"), "-3"),
+        (("--seed", "10000000"), "10000000"),
+    ],
+)
+def test_the_sandbox_commands_refuse_out_of_range_options(
+    command: str, args: tuple[str, ...], says: str, tmp_path
+) -> None:
+    result = _run_sandbox_command(command, tmp_path, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr
+    assert "running at" not in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(_SANDBOX_COMMANDS))
+def test_the_sandbox_commands_name_a_taken_port(command: str, tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_sandbox_command(command, tmp_path, "--port", str(port))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port 0" in result.stderr
