@@ -16,7 +16,7 @@ from .config import validate_time_zone
 from .connection import describe_connection
 from .errors import ConfigurationError, ZohoSyncError
 from .extension import get_state
-from .jobs import SyncBusy, exclusive_run
+from .jobs import SyncBusy, exclusive_run, settings_lock
 from .models import Link
 from .preferences import (
     MODULES,
@@ -144,6 +144,51 @@ def _parse_map(spec: str) -> dict[str, object]:
     return {"kind": kind, "host_key": host_key, "zoho_field": zoho_field, "inverted": inverted}
 
 
+def _change_settings(
+    state: Any,
+    settings: Any,
+    *,
+    module: str | None,
+    time_zone: str | None,
+    auto_sync: str | None,
+    conflict_policy: str | None,
+    maps: tuple[str, ...],
+    defaults: bool,
+    relink: bool,
+) -> None:
+    """Apply the options to the session (the caller commits all of them, or none)."""
+    session = state.db.session
+    if time_zone is not None:
+        validate_time_zone(time_zone)
+        settings.time_zone = time_zone
+    if module is not None and module != settings.module:
+        linked_elsewhere = session.scalar(
+            sa.select(sa.func.count()).select_from(Link).where(Link.module != module)
+        )
+        if linked_elsewhere and not relink:
+            raise click.UsageError(
+                f"{linked_elsewhere} contacts are linked to {settings.module} records. "
+                "Switching forgets those links (contacts are matched again by email on the "
+                "next sync). Repeat with --relink to confirm."
+            )
+        switch_module(session, settings, module)
+    if auto_sync is not None:
+        settings.auto_sync = auto_sync == "on"
+    if conflict_policy is not None:
+        settings.conflict_policy = conflict_policy
+    parsed = [_parse_map(spec) for spec in maps]
+    for row in parsed:
+        set_field_map(session, **row)  # type: ignore[arg-type]
+    if defaults:
+        if settings.module is None:
+            raise click.UsageError("Choose a module first: --module Leads or Contacts.")
+        if describe_connection(session) and not has_fresh_zoho_fields(settings):
+            # Matching custom fields by name needs Zoho's field list (one call).
+            refresh_zoho_fields(session, state.client(), settings)
+        added = add_default_mappings(session, state.adapter, settings.module)
+        click.echo(f"Added {added} mappings (standard fields and matches by name).")
+
+
 @zoho_sync_cli.command("settings")
 @click.option("--module", type=click.Choice(MODULES), help="Sync with Leads or Contacts.")
 @click.option("--timezone", "time_zone", help="IANA zone for naive host dates and times.")
@@ -175,42 +220,31 @@ def settings_command(
     """Show or change the module, time zone, automatic sync and field mappings."""
     state = get_state()
     session = state.db.session
-    settings = get_settings(session)
+    switching = module is not None and module != get_settings(session).module
+    if switching:
+        session.rollback()  # hold no database lock while waiting for a running sync
     try:
-        if time_zone is not None:
-            validate_time_zone(time_zone)
-            settings.time_zone = time_zone
-        if module is not None and module != settings.module:
-            linked_elsewhere = session.scalar(
-                sa.select(sa.func.count()).select_from(Link).where(Link.module != module)
+        with settings_lock(state) if switching else nullcontext():
+            settings = get_settings(session)
+            _change_settings(
+                state,
+                settings,
+                module=module,
+                time_zone=time_zone,
+                auto_sync=auto_sync,
+                conflict_policy=conflict_policy,
+                maps=maps,
+                defaults=defaults,
+                relink=relink,
             )
-            if linked_elsewhere and not relink:
-                raise click.UsageError(
-                    f"{linked_elsewhere} contacts are linked to {settings.module} records. "
-                    "Switching forgets those links (contacts are matched again by email on the "
-                    "next sync). Repeat with --relink to confirm."
-                )
-            switch_module(session, settings, module)
-        if auto_sync is not None:
-            settings.auto_sync = auto_sync == "on"
-        if conflict_policy is not None:
-            settings.conflict_policy = conflict_policy
-        parsed = [_parse_map(spec) for spec in maps]
-        for row in parsed:
-            set_field_map(session, **row)  # type: ignore[arg-type]
-        if defaults:
-            if settings.module is None:
-                raise click.UsageError("Choose a module first: --module Leads or Contacts.")
-            if describe_connection(session) and not has_fresh_zoho_fields(settings):
-                # Matching custom fields by name needs Zoho's field list (one call).
-                refresh_zoho_fields(session, state.client(), settings)
-            added = add_default_mappings(session, state.adapter, settings.module)
-            click.echo(f"Added {added} mappings (standard fields and matches by name).")
-        session.commit()
+            session.commit()
         state.preferences_changed()
     except (click.UsageError, click.BadParameter):
         session.rollback()
         raise
+    except SyncBusy as exc:
+        session.rollback()
+        _fail(ZohoSyncError(f"{exc}. Nothing was changed."))
     except (ZohoSyncError, ZohoError) as exc:
         session.rollback()
         _fail(exc)
