@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -172,3 +174,58 @@ def test_the_sandbox_commands_name_a_taken_port(command: str, tmp_path) -> None:
     assert "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port 0" in result.stderr
+
+
+def _sync_held_mid_flight(synced: Synced, hold_ms: int) -> tuple[threading.Thread, list[Any]]:
+    """A CLI-style run (under the run lock) whose first write Zoho holds for ``hold_ms``."""
+    from flask_zoho_sync import jobs
+
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    synced.zoho.faults(delay_next=[{"delay_ms": hold_ms, "method": "POST"}])
+    reports: list[Any] = []
+
+    def run() -> None:
+        with synced.host.app.app_context(), jobs.exclusive_run(synced.state):
+            reports.append(synced.state.run_sync(mode="all", trigger="cli"))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(100):  # until the run holds the lock and its write is on the wire
+        if synced.zoho.faults()["delay_next"] == []:
+            break
+        time.sleep(0.05)
+    return thread, reports
+
+
+def test_a_module_switch_while_a_sync_runs_is_refused(synced: Synced, monkeypatch) -> None:
+    from flask_zoho_sync import jobs
+
+    monkeypatch.setattr(jobs, "SWITCH_WAIT_SECONDS", 0.2)
+    thread, reports = _sync_held_mid_flight(synced, 2500)
+    try:
+        refused = invoke(synced, "settings", "--module", "Contacts", "--relink")
+    finally:
+        thread.join(timeout=30)
+    assert refused.exit_code == 1
+    assert "a sync is running; try again when it finishes" in refused.output
+    assert "Traceback" not in refused.output
+    assert reports[0].status == "succeeded", reports[0].message
+    assert list(synced.leads()) == ["ann@example.org"]
+    status = json.loads(invoke(synced, "status", "--json").output)
+    assert status["module"] == "Leads" and status["counts"]["linked"] == 1
+
+
+def test_a_module_switch_waits_for_a_sync_about_to_end(synced: Synced, monkeypatch) -> None:
+    from flask_zoho_sync import jobs
+
+    monkeypatch.setattr(jobs, "SWITCH_WAIT_SECONDS", 15.0)
+    thread, reports = _sync_held_mid_flight(synced, 1500)
+    try:
+        switched = invoke(synced, "settings", "--module", "Contacts", "--relink")
+    finally:
+        thread.join(timeout=30)
+    assert switched.exit_code == 0, switched.output
+    # The run finished before the switch forgot its links: nothing failed under it.
+    assert reports[0].status == "succeeded", reports[0].message
+    status = json.loads(invoke(synced, "status", "--json").output)
+    assert status["module"] == "Contacts" and status["counts"]["linked"] == 0
