@@ -20,7 +20,7 @@ from .jobs import SyncBusy, exclusive_run, settings_lock
 from .models import Link
 from .preferences import (
     MODULES,
-    SYSTEM_KINDS,
+    MappingRefused,
     add_default_mappings,
     field_maps,
     get_settings,
@@ -28,6 +28,7 @@ from .preferences import (
     refresh_zoho_fields,
     set_field_map,
     switch_module,
+    validate_field_map,
 )
 from .status import sync_status
 from .sync.context import RunReport
@@ -137,11 +138,27 @@ def _parse_map(spec: str) -> dict[str, object]:
     zoho_field = zoho_field.lstrip("!")
     if not host_key or not zoho_field:
         raise click.BadParameter(f"{spec!r}: both sides must be named", param_hint="--map")
-    if kind == "system" and host_key not in SYSTEM_KINDS:
-        raise click.BadParameter(
-            f"{spec!r}: system fields are {', '.join(SYSTEM_KINDS)}", param_hint="--map"
-        )
     return {"kind": kind, "host_key": host_key, "zoho_field": zoho_field, "inverted": inverted}
+
+
+def _load_zoho_fields_for(state: Any, settings: Any, names: list[str]) -> None:
+    """Zoho's field list for the chosen module, fetched (one call) when none is cached or
+    it lacks a named field, so each ``--map`` is checked against what Zoho has."""
+    session = state.db.session
+    if settings.module not in MODULES:
+        raise click.UsageError("Choose a module first: --module Leads or Contacts.")
+    fresh = has_fresh_zoho_fields(settings)
+    known = {field.get("api_name") for field in settings.zoho_fields or ()} if fresh else set()
+    if set(names) <= known:
+        return
+    if describe_connection(session) is None:
+        if fresh:
+            return  # the check names the unknown field
+        raise ZohoSyncError(
+            f"Zoho's {settings.module} fields are not loaded, so the mapping cannot be checked: "
+            "connect first (flask zoho-sync connect), then map. Nothing was changed."
+        )
+    refresh_zoho_fields(session, state.client(), settings)
 
 
 def _change_settings(
@@ -176,8 +193,15 @@ def _change_settings(
         settings.auto_sync = auto_sync == "on"
     if conflict_policy is not None:
         settings.conflict_policy = conflict_policy
-    parsed = [_parse_map(spec) for spec in maps]
-    for row in parsed:
+    parsed = [(spec, _parse_map(spec)) for spec in maps]
+    if parsed:
+        _load_zoho_fields_for(state, settings, [row["zoho_field"] for _, row in parsed])
+    for spec, row in parsed:
+        # The mapping editor's judge: the same rows refused with the same words.
+        try:
+            validate_field_map(session, state.adapter, **row)
+        except MappingRefused as refusal:
+            raise ZohoSyncError(f"--map {spec}: {refusal} Nothing was changed.") from None
         set_field_map(session, **row)  # type: ignore[arg-type]
     if defaults:
         if settings.module is None:
