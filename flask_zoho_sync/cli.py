@@ -324,7 +324,7 @@ def sync_command(
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
         click.echo(describe_report(report, dry_run=dry_run))
-    if report.status in ("failed", "needs_confirmation"):
+    if report.status in ("failed", "needs_confirmation", "stopped"):
         sys.exit(1)
 
 

@@ -229,3 +229,38 @@ def test_a_module_switch_waits_for_a_sync_about_to_end(synced: Synced, monkeypat
     assert reports[0].status == "succeeded", reports[0].message
     status = json.loads(invoke(synced, "status", "--json").output)
     assert status["module"] == "Contacts" and status["counts"]["linked"] == 0
+
+
+def test_a_run_whose_module_is_switched_under_it_stops_before_its_next_write(
+    synced: Synced,
+) -> None:
+    """The switch without the run lock (Redis was down, say): the run notices and stops."""
+    from flask_zoho_sync.preferences import get_settings, switch_module
+
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    synced.zoho.faults(delay_next=[{"delay_ms": 1500, "method": "POST"}])
+    reports: list[Any] = []
+
+    def run() -> None:
+        reports.append(synced.sync(mode="all"))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(100):  # until the run's first write is on the wire
+        if synced.zoho.faults()["delay_next"] == []:
+            break
+        time.sleep(0.05)
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        switch_module(session, get_settings(session), "Contacts")
+        session.commit()
+        session.remove()
+    thread.join(timeout=30)
+    report = reports[0]
+    assert report.status == "stopped", report.message
+    assert "the module was switched from Leads to Contacts" in report.message
+    assert "Error" not in report.message
+    status = json.loads(invoke(synced, "status", "--json").output)
+    # Nothing recorded for the old module after the switch, and the switch's reset stands.
+    assert status["module"] == "Contacts" and status["counts"]["linked"] == 0
+    assert status["last_push_at"] is None and status["last_pull_at"] is None
