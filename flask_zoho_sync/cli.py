@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import nullcontext
+from typing import Any
 
 import click
 import redis
@@ -16,11 +17,11 @@ from .config import validate_time_zone
 from .connection import describe_connection
 from .errors import ConfigurationError, ZohoSyncError
 from .extension import get_state
-from .jobs import SyncBusy, exclusive_run
+from .jobs import SyncBusy, exclusive_run, settings_lock
 from .models import Link
 from .preferences import (
     MODULES,
-    SYSTEM_KINDS,
+    MappingRefused,
     add_default_mappings,
     field_maps,
     get_settings,
@@ -28,6 +29,7 @@ from .preferences import (
     refresh_zoho_fields,
     set_field_map,
     switch_module,
+    validate_field_map,
 )
 from .schema import require_tables
 from .status import sync_status
@@ -159,11 +161,79 @@ def _parse_map(spec: str) -> dict[str, object]:
     zoho_field = zoho_field.lstrip("!")
     if not host_key or not zoho_field:
         raise click.BadParameter(f"{spec!r}: both sides must be named", param_hint="--map")
-    if kind == "system" and host_key not in SYSTEM_KINDS:
-        raise click.BadParameter(
-            f"{spec!r}: system fields are {', '.join(SYSTEM_KINDS)}", param_hint="--map"
-        )
     return {"kind": kind, "host_key": host_key, "zoho_field": zoho_field, "inverted": inverted}
+
+
+def _load_zoho_fields_for(state: Any, settings: Any, names: list[str]) -> None:
+    """Zoho's field list for the chosen module, fetched (one call) when none is cached or
+    it lacks a named field, so each ``--map`` is checked against what Zoho has."""
+    session = state.db.session
+    if settings.module not in MODULES:
+        raise click.UsageError("Choose a module first: --module Leads or Contacts.")
+    fresh = has_fresh_zoho_fields(settings)
+    known = {field.get("api_name") for field in settings.zoho_fields or ()} if fresh else set()
+    if set(names) <= known:
+        return
+    if describe_connection(session) is None:
+        if fresh:
+            return  # the check names the unknown field
+        raise ZohoSyncError(
+            f"Zoho's {settings.module} fields are not loaded, so the mapping cannot be checked: "
+            "connect first (flask zoho-sync connect), then map. Nothing was changed."
+        )
+    refresh_zoho_fields(session, state.client(), settings)
+
+
+def _change_settings(
+    state: Any,
+    settings: Any,
+    *,
+    module: str | None,
+    time_zone: str | None,
+    auto_sync: str | None,
+    conflict_policy: str | None,
+    maps: tuple[str, ...],
+    defaults: bool,
+    relink: bool,
+) -> None:
+    """Apply the options to the session (the caller commits all of them, or none)."""
+    session = state.db.session
+    if time_zone is not None:
+        validate_time_zone(time_zone)
+        settings.time_zone = time_zone
+    if module is not None and module != settings.module:
+        linked_elsewhere = session.scalar(
+            sa.select(sa.func.count()).select_from(Link).where(Link.module != module)
+        )
+        if linked_elsewhere and not relink:
+            raise click.UsageError(
+                f"{linked_elsewhere} contacts are linked to {settings.module} records. "
+                "Switching forgets those links (contacts are matched again by email on the "
+                "next sync). Repeat with --relink to confirm."
+            )
+        switch_module(session, settings, module)
+    if auto_sync is not None:
+        settings.auto_sync = auto_sync == "on"
+    if conflict_policy is not None:
+        settings.conflict_policy = conflict_policy
+    parsed = [(spec, _parse_map(spec)) for spec in maps]
+    if parsed:
+        _load_zoho_fields_for(state, settings, [row["zoho_field"] for _, row in parsed])
+    for spec, row in parsed:
+        # The mapping editor's judge: the same rows refused with the same words.
+        try:
+            validate_field_map(session, state.adapter, **row)
+        except MappingRefused as refusal:
+            raise ZohoSyncError(f"--map {spec}: {refusal} Nothing was changed.") from None
+        set_field_map(session, **row)  # type: ignore[arg-type]
+    if defaults:
+        if settings.module is None:
+            raise click.UsageError("Choose a module first: --module Leads or Contacts.")
+        if describe_connection(session) and not has_fresh_zoho_fields(settings):
+            # Matching custom fields by name needs Zoho's field list (one call).
+            refresh_zoho_fields(session, state.client(), settings)
+        added = add_default_mappings(session, state.adapter, settings.module)
+        click.echo(f"Added {added} mappings (standard fields and matches by name).")
 
 
 @zoho_sync_cli.command("settings")
@@ -197,42 +267,31 @@ def settings_command(
     """Show or change the module, time zone, automatic sync and field mappings."""
     state = get_state()
     session = state.db.session
-    settings = get_settings(session)
+    switching = module is not None and module != get_settings(session).module
+    if switching:
+        session.rollback()  # hold no database lock while waiting for a running sync
     try:
-        if time_zone is not None:
-            validate_time_zone(time_zone)
-            settings.time_zone = time_zone
-        if module is not None and module != settings.module:
-            linked_elsewhere = session.scalar(
-                sa.select(sa.func.count()).select_from(Link).where(Link.module != module)
+        with settings_lock(state) if switching else nullcontext():
+            settings = get_settings(session)
+            _change_settings(
+                state,
+                settings,
+                module=module,
+                time_zone=time_zone,
+                auto_sync=auto_sync,
+                conflict_policy=conflict_policy,
+                maps=maps,
+                defaults=defaults,
+                relink=relink,
             )
-            if linked_elsewhere and not relink:
-                raise click.UsageError(
-                    f"{linked_elsewhere} contacts are linked to {settings.module} records. "
-                    "Switching forgets those links (contacts are matched again by email on the "
-                    "next sync). Repeat with --relink to confirm."
-                )
-            switch_module(session, settings, module)
-        if auto_sync is not None:
-            settings.auto_sync = auto_sync == "on"
-        if conflict_policy is not None:
-            settings.conflict_policy = conflict_policy
-        parsed = [_parse_map(spec) for spec in maps]
-        for row in parsed:
-            set_field_map(session, **row)  # type: ignore[arg-type]
-        if defaults:
-            if settings.module is None:
-                raise click.UsageError("Choose a module first: --module Leads or Contacts.")
-            if describe_connection(session) and not has_fresh_zoho_fields(settings):
-                # Matching custom fields by name needs Zoho's field list (one call).
-                refresh_zoho_fields(session, state.client(), settings)
-            added = add_default_mappings(session, state.adapter, settings.module)
-            click.echo(f"Added {added} mappings (standard fields and matches by name).")
-        session.commit()
+            session.commit()
         state.preferences_changed()
     except (click.UsageError, click.BadParameter):
         session.rollback()
         raise
+    except SyncBusy as exc:
+        session.rollback()
+        _fail(ZohoSyncError(f"{exc}. Nothing was changed."))
     except (ZohoSyncError, ZohoError) as exc:
         session.rollback()
         _fail(exc)
@@ -288,7 +347,7 @@ def sync_command(
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
         click.echo(describe_report(report, dry_run=dry_run))
-    if report.status in ("failed", "needs_confirmation"):
+    if report.status in ("failed", "needs_confirmation", "stopped"):
         sys.exit(1)
 
 
@@ -386,11 +445,48 @@ def worker_command(burst: bool, simple: bool) -> None:
     worker.work(burst=burst, with_scheduler=True)
 
 
+#: ``sandbox.server.PORT_RANGE`` and ``SEED_RANGE``, spelled out: importing the sandbox
+#: here would load all of it into every host app that registers the CLI.
+PORT_RANGE = (0, 65535)
+SEED_RANGE = (0, 10000)
+
+
+class OrgTimeZone(click.ParamType):
+    """An IANA zone name from the zone database, refused with a sentence otherwise."""
+
+    name = "IANA_ZONE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from .sandbox.server import check_org_timezone
+
+        try:
+            return check_org_timezone(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @zoho_sync_cli.command("sandbox", cls=click.Command)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--org-timezone", default=None, help="The sandbox org's time zone (IANA name).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed Leads to create.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(*PORT_RANGE),
+    help="0 picks a free port (printed at start).",
+)
+@click.option(
+    "--org-timezone",
+    default=None,
+    type=OrgTimeZone(),
+    help="The sandbox org's time zone (IANA name).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(*SEED_RANGE),
+    help="Seed Leads to create.",
+)
 @click.option("--state-file", default=None, help="Keep the sandbox's data in this JSON file.")
 def sandbox_command(
     host: str, port: int, org_timezone: str | None, seed: int, state_file: str | None
@@ -402,19 +498,21 @@ def sandbox_command(
     """
     from flask import current_app
 
-    from .sandbox.server import run_sandbox
+    from .sandbox.server import PortUnavailable, run_sandbox
     from .sandbox.state import DEFAULT_TIMEZONE
 
     config = current_app.config
-    if org_timezone is not None:
-        validate_time_zone(org_timezone)
-    run_sandbox(
-        host,
-        port,
-        org_timezone or DEFAULT_TIMEZONE,
-        seed,
-        state_file,
-        client_id=config.get("ZOHO_SYNC_CLIENT_ID"),
-        client_secret=config.get("ZOHO_SYNC_CLIENT_SECRET"),
-        echo=lambda line: click.echo(line),
-    )
+    try:
+        run_sandbox(
+            host,
+            port,
+            org_timezone or DEFAULT_TIMEZONE,
+            seed,
+            state_file,
+            client_id=config.get("ZOHO_SYNC_CLIENT_ID"),
+            client_secret=config.get("ZOHO_SYNC_CLIENT_SECRET"),
+            echo=lambda line: click.echo(line),
+        )
+    except PortUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

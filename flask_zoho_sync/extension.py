@@ -245,6 +245,8 @@ class ZohoSyncState:
         if settings.module and not has_fresh_zoho_fields(settings, session):
             refresh_zoho_fields(session, client, settings)
             session.commit()
+        ledger = Ledger(session, settings)
+        ledger.pin_settings()  # the values this run's mapping is built from
         mapping = build_mapping(session, self.adapter)
         bulk = None
         if self.config.bulk_threshold:  # a dry run sends no job; it prices the ones it plans
@@ -258,7 +260,7 @@ class ZohoSyncState:
             client=client,
             bulk=bulk,
             adapter=self.adapter,
-            ledger=Ledger(session, settings),
+            ledger=ledger,
             mapping=mapping,
             options=EngineOptions(
                 dry_run=dry_run,

@@ -51,6 +51,9 @@ PUSH_GRACE = 60
 #: its last renewal; a thread renews it every third of that while the run lives, so a killed
 #: worker blocks the next run for at most this long, however long a healthy run takes.
 RUN_LOCK_SECONDS = 90
+#: How long a module switch waits for a running sync to end before it is refused.
+SWITCH_WAIT_SECONDS = 3.0
+SYNC_RUNNING = "a sync is running; try again when it finishes"
 #: Notifications name records; their pull runs this soon after (ids are batched meanwhile).
 NOTIFY_DELAY = 30
 #: Transient Zoho trouble is retried by RQ at these intervals (seconds).
@@ -333,7 +336,12 @@ def _discard_session() -> None:
 
 
 @contextmanager
-def run_lock(state: ZohoSyncState) -> Iterator[None]:
+def run_lock(
+    state: ZohoSyncState,
+    *,
+    wait: float = 0.0,
+    busy: str = "another Zoho sync is running; this one will run after it",
+) -> Iterator[None]:
     """One sync per connection at a time, across every worker; expires if a worker dies.
 
     A fixed expiry long enough for the longest run would keep a dead worker's lock for that
@@ -346,8 +354,8 @@ def run_lock(state: ZohoSyncState) -> Iterator[None]:
     lock = state.redis().lock(
         _key(state, "run-lock"), timeout=seconds, blocking=False, thread_local=False
     )
-    if not lock.acquire():
-        raise SyncBusy("another Zoho sync is running; this one will run after it")
+    if not lock.acquire(blocking=wait > 0, blocking_timeout=wait if wait > 0 else None):
+        raise SyncBusy(busy)
     stop = threading.Event()
 
     def renew() -> None:
@@ -386,6 +394,25 @@ def exclusive_run(state: ZohoSyncState) -> Iterator[None]:
         yield
         return
     with run_lock(state):
+        yield
+
+
+@contextmanager
+def settings_lock(state: ZohoSyncState, *, wait: float | None = None) -> Iterator[None]:
+    """The run lock for a change that pulls the ground from under a run (a module switch
+    forgets the links a running sync is writing).
+
+    It waits ``SWITCH_WAIT_SECONDS`` for a run about to end, then raises ``SyncBusy`` with
+    ``SYNC_RUNNING``. Without Redis no worker runs; an unlocked CLI run that is going on
+    anyway is the engine's to notice, before its next write.
+    """
+    try:
+        state.redis().ping()
+    except (redis.RedisError, OSError):
+        yield
+        return
+    seconds = SWITCH_WAIT_SECONDS if wait is None else wait
+    with run_lock(state, wait=seconds, busy=SYNC_RUNNING):
         yield
 
 

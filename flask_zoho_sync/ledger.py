@@ -7,7 +7,7 @@ it is, and a change of storage touches one module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import (
+    FieldMap,
     Link,
     OutboxBatch,
     OutboxEntry,
@@ -189,6 +190,10 @@ class Ledger:
         #: Whether history may hold unresolved errors (None: not looked yet). A push of
         #: 100,000 clean records then skips an UPDATE per batch resolving nothing.
         self._open_errors: bool | None = None
+        #: The settings a run started with (``pin_settings``), compared before its writes.
+        self._pinned: tuple[Any, ...] | None = None
+        #: Called before every commit while a run is going (the engine's settings check).
+        self.guard: Callable[[], None] | None = None
 
     @property
     def module(self) -> str:
@@ -204,12 +209,61 @@ class Ledger:
     # -- transactions ------------------------------------------------------------------
 
     def commit(self) -> None:
+        if self.guard is not None:
+            self.guard()
         self.write_history()
         self.session.commit()
 
     def rollback(self) -> None:
         self._history.clear()
         self.session.rollback()
+
+    # -- the settings a run started with ----------------------------------------------
+
+    def _settings_fingerprint(self) -> tuple[Any, ...]:
+        """The stored values a run's mapping was built from, read past the session's copy
+        (a column query is not answered from the identity map) and without flushing."""
+        with self.session.no_autoflush:
+            row = self.session.execute(
+                sa.select(
+                    SyncSettings.module, SyncSettings.time_zone, SyncSettings.conflict_policy
+                ).where(SyncSettings.id == _row_id(self.settings))
+            ).one_or_none()
+            maps = self.session.execute(
+                sa.select(
+                    FieldMap.kind,
+                    FieldMap.host_key,
+                    FieldMap.zoho_field,
+                    FieldMap.direction,
+                    FieldMap.policy,
+                    FieldMap.inverted,
+                ).order_by(FieldMap.kind, FieldMap.host_key)
+            ).all()
+        return (tuple(row) if row is not None else None, tuple(tuple(m) for m in maps))
+
+    def pin_settings(self) -> None:
+        """Remember the settings as the run's mapping is built from them. No version column
+        is needed: the values themselves are compared, so saving a form unchanged does not
+        stop a run."""
+        self._pinned = self._settings_fingerprint()
+
+    def settings_change(self) -> str | None:
+        """What changed since ``pin_settings``, in words, or None."""
+        if self._pinned is None:
+            return None
+        current = self._settings_fingerprint()
+        if current == self._pinned:
+            return None
+        (before, _), (after, _) = self._pinned, current
+        if after is None:
+            return "the sync settings were deleted"
+        if before is not None and before[0] != after[0]:
+            return f"the module was switched from {before[0]} to {after[0]}"
+        if before is not None and before[1] != after[1]:
+            return f"the time zone changed from {before[1]} to {after[1]}"
+        if before is not None and before[2] != after[2]:
+            return "the default conflict policy changed"
+        return "the field mapping changed"
 
     # -- links ---------------------------------------------------------------------------
 

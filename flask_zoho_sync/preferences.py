@@ -6,6 +6,8 @@ what the admin saw in the editor is exactly what the next run uses.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -174,6 +176,118 @@ def add_default_mappings(session: Session, adapter: ContactAdapter, module: str)
     session.add_all(proposals)
     session.flush()
     return len(proposals)
+
+
+class MappingRefused(ValueError):
+    """A mapping row the next run would not sync; the message is for the admin, the same
+    whichever face (the mapping editor, ``settings --map``) the row came from."""
+
+
+_KIND_WORDS = {"field": "host field", "group": "group", "system": "system field"}
+
+
+def _shown(name: str) -> str:
+    """A name as a message quotes it: escaped, and cut short when pasted at length."""
+    return repr(name if len(name) <= 60 else name[:57] + "...")
+
+
+def _entry(
+    kind: str, host_key: str, zoho_field: str, direction: str, policy: str | None, inverted: bool
+) -> FieldMapping | GroupMapping | SystemFieldMapping:
+    if kind == "field":
+        return FieldMapping(host_key, zoho_field, direction, policy)  # type: ignore[arg-type]
+    if kind == "group":
+        return GroupMapping(host_key, zoho_field, direction, policy)  # type: ignore[arg-type]
+    return SystemFieldMapping(host_key, zoho_field, inverted)  # type: ignore[arg-type]
+
+
+def check_field_map(
+    mapping: Mapping,
+    rows: Sequence[FieldMap],
+    group_keys: Collection[str],
+    *,
+    kind: str,
+    host_key: str,
+    zoho_field: str,
+    direction: str = "both",
+    policy: str | None = None,
+    inverted: bool = False,
+) -> list[str]:
+    """Refuse a row the next run would not sync (``MappingRefused``), or return its warnings.
+
+    The one judge of a mapping row for every face: a typo gets a plain refusal first, then
+    the row is put into the mapping the next run would use (``mapping``, built from the
+    stored ``rows``) and the engine's own checks decide, so what is accepted is what syncs.
+    The stored row of the same kind and key is the one this row replaces.
+    """
+    if kind not in _KIND_WORDS:
+        raise MappingRefused(f"{_shown(kind)} is not a kind of mapping (field, group, system).")
+    what = _KIND_WORDS[kind]
+    if kind == "field":
+        known = [field.name for field in mapping.host_fields]
+    elif kind == "group":
+        known = list(group_keys)
+    else:
+        known = list(SYSTEM_KINDS)
+    if host_key not in known:
+        choices = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+        raise MappingRefused(
+            f"This app has no {what} {_shown(host_key)}; choose one of: {choices or 'none'}."
+        )
+    if direction not in {item.value for item in Direction}:
+        raise MappingRefused(f"{_shown(direction)} is not a valid direction.")
+    if policy is not None and policy not in {item.value for item in ConflictPolicy}:
+        raise MappingRefused(f"{_shown(policy)} is not a valid conflict policy.")
+    if not zoho_field:
+        raise MappingRefused("Choose a Zoho field from the list.")
+    zoho = mapping.zoho_field(zoho_field)
+    if zoho is None:
+        raise MappingRefused(
+            f"Zoho's {mapping.module} module has no field {_shown(zoho_field)}. If you just "
+            "added it in Zoho, refresh the Zoho fields."
+        )
+    owner = next(
+        (
+            row
+            for row in rows
+            if row.zoho_field == zoho_field and (row.kind, row.host_key) != (kind, host_key)
+        ),
+        None,
+    )
+    if owner is not None:
+        raise MappingRefused(
+            f"Zoho field {zoho.api_name} is already mapped (to {owner.kind} {owner.host_key!r}); "
+            "a Zoho field can take only one value."
+        )
+    if kind == "group" and zoho.data_type != "boolean":
+        raise MappingRefused(
+            f"Groups can map only to Zoho checkbox (boolean) fields; {zoho.api_name} is a "
+            f"{zoho.data_type} field."
+        )
+    if inverted and (kind, host_key) != ("system", "subscription"):
+        raise MappingRefused(
+            "Only the subscription status can be inverted (for an opt-out checkbox such as "
+            "Email_Opt_Out)."
+        )
+    entry = _entry(kind, host_key, zoho_field, direction, policy, inverted)
+    attribute = {"field": "fields", "group": "groups", "system": "system"}[kind]
+    kept = tuple(item for item in getattr(mapping, attribute) if item.key != entry.key)
+    trial = replace(mapping, **{attribute: (*kept, entry)})
+    binding = trial.binding(entry.key)
+    if binding.problem:
+        raise MappingRefused(binding.problem)
+    prefix = f"{binding.description}: "
+    return [w.removeprefix(prefix) for w in trial.warnings() if w.startswith(prefix)]
+
+
+def validate_field_map(session: Session, adapter: ContactAdapter, **row: Any) -> list[str]:
+    """``check_field_map`` against the stored rows and the mapping the next run would use."""
+    return check_field_map(
+        build_mapping(session, adapter),
+        field_maps(session),
+        [group.key for group in adapter.groups()],
+        **row,
+    )
 
 
 def set_field_map(

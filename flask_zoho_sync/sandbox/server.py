@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+from functools import cache
 from types import TracebackType
 from typing import Any
+from zoneinfo import available_timezones
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -81,6 +84,55 @@ class SandboxServer:
         self.stop()
 
 
+#: The ports ``--port`` accepts; 0 asks the system for a free one (printed at start).
+PORT_RANGE = (0, 65535)
+#: Demo leads ``--seed`` may create: enough for any demo, few enough to start in seconds.
+SEED_RANGE = (0, 10000)
+
+
+class PortUnavailable(OSError):
+    """The sandbox's port is taken (or not on this machine); the message names it."""
+
+
+def _probe_port(host: str, port: int) -> None:
+    """PortUnavailable naming the port if the sandbox could not listen on it.
+
+    Werkzeug prints its own advice and exits with status 1 on a taken port; probing first
+    (as werkzeug binds: SO_REUSEADDR) gives the CLIs one sentence and their own status.
+    """
+    if port == 0:
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise PortUnavailable(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): another program holds "
+            "that port, or the address is not this machine's. Choose another --port, or "
+            "--port 0 for a free one."
+        ) from None
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_org_timezone(name: str) -> str:
+    """``name`` if it is an IANA zone name, or ValueError saying what one looks like.
+
+    Only names from the zone database: ``ZoneInfo`` also opens paths and odd spellings,
+    and the org's zone is copied into every record time the sandbox renders.
+    """
+    if name not in _zone_names():
+        raise ValueError(
+            f"{name!r} is not an IANA time zone name; use one such as 'Australia/Sydney' or 'UTC'."
+        )
+    return name
+
+
 def run_sandbox(
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -104,6 +156,11 @@ def run_sandbox(
         options["client_secret"] = client_secret
     state = SandboxState(org_timezone=org_timezone, seed=seed, state_file=state_file, **options)
     app = create_sandbox_app(state)
+    try:
+        _probe_port(host, port)
+    except OSError:
+        state.close()
+        raise
     server = make_server(host, port, app, threaded=True)
     url = f"http://{host}:{server.server_port}"
     echo(f"Zoho CRM sandbox running at {url}")

@@ -104,11 +104,17 @@ class PlannedChange:
     error_code: str | None = None
 
 
+class SettingsChanged(RuntimeError):
+    """The module, time zone, conflict policy or field mapping a run started with changed
+    under it; the run stops before its next write (the message says what changed)."""
+
+
 @dataclass
 class RunReport:
     """What a run did: counts by direction and action, the changes, and how it ended."""
 
-    status: str = "succeeded"  # succeeded | partial | failed | needs_confirmation
+    #: succeeded | partial | failed | needs_confirmation | paused | stopped (settings changed)
+    status: str = "succeeded"
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[PlannedChange] = field(default_factory=list)
     message: str | None = None

@@ -22,6 +22,7 @@ from flask_zoho_sync.sync.context import (
     EngineOptions,
     ProgressCallback,
     RunReport,
+    SettingsChanged,
 )
 from flask_zoho_sync.sync.mapping import Mapping
 from flask_zoho_sync.sync.notified import NotifiedWrite
@@ -87,6 +88,13 @@ def _partial_message(report: RunReport, *, dry_run: bool) -> str:
     return (
         f"{failed} {records} could not be synced ({reasons}); everything else was. The run's "
         "history lists each one with Zoho's reason."
+    )
+
+
+def _stopped_message(change: str) -> str:
+    return (
+        f"Stopped: {change} while this run was going, so it stopped before its next write. "
+        "What it did before is recorded; the next sync uses the new settings."
     )
 
 
@@ -157,6 +165,8 @@ class SyncEngine:
         self._progress = 0
         #: Whether this dry run planned a bulk first sync (priced as one in its estimate).
         self._bulk_plan = False
+        #: What changed in the settings under this run, once noticed (it then stops).
+        self.stop_reason: str | None = None
 
     # -- the collaborators' hooks -----------------------------------------------------------
 
@@ -169,6 +179,37 @@ class SyncEngine:
             self.run.progress_done = self._progress
         if self._on_progress is not None:
             self._on_progress(self._progress, None)
+
+    def check_settings(self) -> None:
+        """Raise ``SettingsChanged`` when the settings this run started with are no longer
+        the stored ones; called before each write batch and each commit of a run."""
+        if self.options.dry_run:
+            return
+        if self.stop_reason is None:
+            change = getattr(self.ledger, "settings_change", lambda: None)()
+            if change is None:
+                return
+            self.stop_reason = change
+        raise SettingsChanged(self.stop_reason)
+
+    def _guard_commits(self, on: bool) -> None:
+        if hasattr(self.ledger, "guard"):
+            self.ledger.guard = self.check_settings if on and not self.options.dry_run else None
+
+    def _stopped(self, report: RunReport, exc: Exception | None) -> bool:
+        """Whether the run ended because its settings changed (then the report says so)."""
+        if self.stop_reason is None and not self.options.dry_run:
+            try:
+                self.stop_reason = getattr(self.ledger, "settings_change", lambda: None)()
+            except Exception:  # the database is gone: the run failed for that reason
+                return False
+        if self.stop_reason is None:
+            return False
+        report.status = "stopped"
+        report.message = _stopped_message(self.stop_reason)
+        report.error = exc
+        log.info("Zoho sync run stopped: %s", self.stop_reason)
+        return True
 
     def too_many_deletes(self, count: int) -> bool:
         if self.options.confirm_deletes or count <= self.options.mass_delete_floor:
@@ -197,6 +238,7 @@ class SyncEngine:
                 trigger=trigger,
             )
             self.ledger.commit()
+            self._guard_commits(True)
         try:
             # Refresh the Zoho token, if due, before this run writes anything: the refresh
             # is saved on a connection of its own, which SQLite would make wait for this
@@ -221,6 +263,9 @@ class SyncEngine:
                 outbox = {cid: entries for cid, entries in outbox.items() if entries}
                 push_pass = BulkPushPass if bulk else PushPass
                 push_pass(self, report).run(self._push_candidates(mode, outbox), outbox)
+        except SettingsChanged as exc:
+            self.ledger.rollback()
+            self._stopped(report, exc)
         except ZohoBudgetExhausted as exc:
             # What was sent is committed batch by batch; the rest stays queued for the
             # resumed run, which picks up where this one stopped.
@@ -239,10 +284,15 @@ class SyncEngine:
             # A bug or a host-side failure (database gone, adapter error) must still end the
             # run as failed with its reason, never leave it "running" forever.
             self.ledger.rollback()
-            report.status = "failed"
-            report.message = f"The sync stopped on an unexpected error: {type(exc).__name__}: {exc}"
-            report.error = exc
-            log.exception("Zoho sync run stopped on an unexpected error")
+            # Rows deleted under the run (a module switch without the run lock) surface as
+            # ORM errors: the settings change is the reason to report, not the symptom.
+            if not self._stopped(report, exc):
+                report.status = "failed"
+                report.message = (
+                    f"The sync stopped on an unexpected error: {type(exc).__name__}: {exc}"
+                )
+                report.error = exc
+                log.exception("Zoho sync run stopped on an unexpected error")
         if self.options.dry_run:
             # Reading the outbox may have tidied it (captured batches expanded into rows);
             # a plan leaves the database exactly as it found it.
@@ -288,10 +338,14 @@ class SyncEngine:
         meter_before = self._meter_totals()
         self.run = self.ledger.start_run(kind="pull", mode="ids", dry_run=False, trigger=trigger)
         self.ledger.commit()
+        self._guard_commits(True)
         try:
             PullPass(self, report).run_ids(zoho_ids, notified)
             if self.push_queue and report.status != "needs_confirmation":
                 PushPass(self, report).run(list(self.push_queue), {})
+        except SettingsChanged as exc:
+            self.ledger.rollback()
+            self._stopped(report, exc)
         except ZohoBudgetExhausted as exc:
             self.ledger.rollback()
             report.status = "paused"
@@ -360,6 +414,7 @@ class SyncEngine:
         calls, credits = self._meter_totals()
         report.counts["calls"] = calls - meter_before[0]
         report.counts["credits"] = credits - meter_before[1]
+        self._guard_commits(False)
         if self.run is not None:
             self.run.status = report.status
             self.run.counts = dict(report.counts)

@@ -299,6 +299,7 @@ class PullPass:
 
     def _merge_page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
         """Merge one page that ``_look_up`` has looked up."""
+        self.engine.check_settings()
         ids = [str(record["id"]) for record in page if record.get("id")]
         maybe_linked = [
             zoho_id

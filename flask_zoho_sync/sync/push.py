@@ -416,6 +416,7 @@ class PushPass:
                 for item in chunk:
                     self._plan(item, action)
                 continue
+            self.engine.check_settings()
             self.calls.submit(
                 self._write_call(action, chunk),
                 lambda answer, chunk=chunk: self._settle(chunk, answer.results, action, answer),
@@ -463,6 +464,9 @@ class PushPass:
         batch that Zoho matched to the same record is caught as a duplicate exactly as if
         the first one's link were already stored.
         """
+        if self.engine.stop_reason is not None:
+            return  # the run is stopping: its settings changed; the outbox keeps the rest
+        self.engine.check_settings()
         claimed = self.ledger.links_in_module(
             self.module,
             zoho_ids=[result.record_id for result in results if result.ok and result.record_id],
@@ -596,6 +600,7 @@ class PushPass:
                 for item in chunk:
                     self.report.add(item.planned())
                 continue
+            self.engine.check_settings()
             results = self.engine.client.delete(
                 self.ledger.module, [item.zoho_id for item in chunk]
             )

@@ -9,7 +9,7 @@ binding: what the editor accepts is exactly what the engine will sync, with the 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,15 +18,20 @@ from sqlalchemy.orm import Session
 from ..adapter import ContactAdapter, HostGroup
 from ..connection import ConnectedAccount, describe_connection
 from ..models import FieldMap, SyncSettings
-from ..preferences import MODULES, SYSTEM_KINDS, build_mapping, field_maps, get_settings
+from ..preferences import (
+    MODULES,
+    SYSTEM_KINDS,
+    MappingRefused,
+    build_mapping,
+    check_field_map,
+    field_maps,
+    get_settings,
+)
 from ..sync import (
     ConflictPolicy,
     Direction,
-    FieldMapping,
-    GroupMapping,
     HostField,
     Mapping,
-    SystemFieldMapping,
     ZohoField,
 )
 
@@ -59,8 +64,9 @@ SYSTEM_HELP = {
 }
 
 
-class Refused(Exception):
-    """An edit that would not sync; the message is for the admin, shown next to the form."""
+#: An edit that would not sync; the message is shown next to the form (and is the one
+#: ``settings --map`` prints for the same row).
+Refused = MappingRefused
 
 
 @dataclass(frozen=True)
@@ -207,48 +213,13 @@ def load_editor(session: Session, adapter: ContactAdapter) -> Editor:
 # -- judging an edit ---------------------------------------------------------------------
 
 
-def _entry(kind: Kind, row: FieldMap | dict[str, Any]) -> Any:
-    """The ``Mapping`` entry of one stored (or proposed) row."""
-    values = (
-        row
-        if isinstance(row, dict)
-        else {
-            "host_key": row.host_key,
-            "zoho_field": row.zoho_field,
-            "direction": row.direction,
-            "policy": row.policy,
-            "inverted": row.inverted,
-        }
-    )
-    if kind == "field":
-        return FieldMapping(
-            values["host_key"], values["zoho_field"], values["direction"], values["policy"]
-        )
-    if kind == "group":
-        return GroupMapping(
-            values["host_key"], values["zoho_field"], values["direction"], values["policy"]
-        )
-    return SystemFieldMapping(values["host_key"], values["zoho_field"], values["inverted"])
-
-
-def _with_entry(mapping: Mapping, kind: Kind, entry: Any) -> Mapping:
-    """``mapping`` with ``entry`` added, or replacing the entry of the same key."""
-    attribute = {"field": "fields", "group": "groups", "system": "system"}[kind]
-    entries: Iterable[Any] = getattr(mapping, attribute)
-    kept = tuple(item for item in entries if item.key != entry.key)
-    return replace(mapping, **{attribute: (*kept, entry)})
-
-
 def judge(editor: Editor, kind: Kind, proposal: dict[str, Any]) -> list[str]:
-    """Refuse the proposal with the engine's reason, or return its warnings."""
+    """Refuse the proposal with the shared reason (``preferences.check_field_map``), or
+    return its warnings."""
     assert editor.mapping is not None
-    entry = _entry(kind, proposal)
-    trial = _with_entry(editor.mapping, kind, entry)
-    binding = trial.binding(entry.key)
-    if binding.problem:
-        raise Refused(binding.problem)
-    prefix = f"{binding.description}: "
-    return [w.removeprefix(prefix) for w in trial.warnings() if w.startswith(prefix)]
+    return check_field_map(
+        editor.mapping, editor.rows, [group.key for group in editor.groups], kind=kind, **proposal
+    )
 
 
 def _choice(value: str, allowed: Iterable[str], what: str) -> str:
@@ -263,38 +234,9 @@ def read_proposal(editor: Editor, kind: Kind, form: Any) -> dict[str, Any]:
         raise Refused("Load the Zoho fields first (button at the top of the page).")
     host_key = form.get("host_key", "")
     zoho_name = form.get("zoho_field", "")
-    if kind == "field":
-        known = {f.name for f in editor.host_fields}
-        what = "host field"
-    elif kind == "group":
-        known = {g.key for g in editor.groups}
-        what = "group"
-    else:
-        known = set(SYSTEM_KINDS)
-        what = "system field"
-    if host_key not in known:
-        raise Refused(f"Choose a {what} from the list.")
     if host_key in editor.mapped_keys(kind):
+        what = {"field": "host field", "group": "group", "system": "system field"}[kind]
         raise Refused(f"That {what} is mapped already; change or remove its row instead.")
-    zoho = editor.zoho_field(zoho_name)
-    if zoho is None:
-        raise Refused(
-            f"Zoho's {editor.module} module has no field {zoho_name!r}. If you just added it "
-            "in Zoho, refresh the Zoho fields."
-            if zoho_name
-            else "Choose a Zoho field from the list."
-        )
-    owner = next((row for row in editor.rows if row.zoho_field == zoho_name), None)
-    if owner is not None:
-        raise Refused(
-            f"Zoho field {zoho.api_name} is already mapped (to {owner.kind} {owner.host_key!r}); "
-            "a Zoho field can take only one value."
-        )
-    if kind == "group" and zoho.data_type != "boolean":
-        raise Refused(
-            f"Groups can map only to Zoho checkbox (boolean) fields; {zoho.api_name} is a "
-            f"{zoho.data_type} field."
-        )
     proposal = {"host_key": host_key, "zoho_field": zoho_name}
     proposal.update(read_options(kind, host_key, form))
     return proposal

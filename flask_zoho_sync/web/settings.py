@@ -19,6 +19,7 @@ from ..config import canonical_time_zone, canonical_time_zones, validate_time_zo
 from ..connection import ConnectedAccount, describe_connection
 from ..errors import ConfigurationError
 from ..extension import get_state
+from ..jobs import SyncBusy, settings_lock
 from ..models import Link, SyncSettings
 from ..preferences import MODULES, get_settings, switch_module
 from ..sync.mapping import ConflictPolicy
@@ -129,6 +130,12 @@ def _render(
     return render_template("zoho_sync/settings.html", **context), status
 
 
+def _store(stored: SyncSettings, form: SettingsForm) -> None:
+    stored.time_zone = form.time_zone
+    stored.auto_sync = form.auto_sync
+    stored.conflict_policy = form.conflict_policy
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> ResponseReturnValue:
     state = get_state()
@@ -143,18 +150,31 @@ def settings() -> ResponseReturnValue:
         session.rollback()
         return _render(form, account, 400)
     assert form.module is not None
-    forgotten = 0
-    if form.module != stored.module:
-        elsewhere = links_elsewhere(session, form.module)
-        if elsewhere and request.form.get("confirm_relink") != "yes":
-            form.relink = elsewhere
+    if form.module == stored.module:
+        _store(stored, form)
+        session.commit()
+        forgotten = 0
+    else:
+        # Forgetting links under a running sync would have it write to the old module's
+        # records, then stop on links deleted beneath it: the switch waits for the run lock.
+        session.rollback()  # hold no database lock while waiting for a running sync
+        try:
+            with settings_lock(state):
+                stored = get_settings(session)
+                elsewhere = links_elsewhere(session, form.module)
+                if elsewhere and request.form.get("confirm_relink") != "yes":
+                    form.relink = elsewhere
+                    session.rollback()
+                    return _render(form, account, 409)
+                forgotten = switch_module(session, stored, form.module)
+                _store(stored, form)
+                session.commit()
+        except SyncBusy:
             session.rollback()
+            form.errors["module"] = (
+                "A sync is running; try again when it finishes. Nothing was saved."
+            )
             return _render(form, account, 409)
-        forgotten = switch_module(session, stored, form.module)
-    stored.time_zone = form.time_zone
-    stored.auto_sync = form.auto_sync
-    stored.conflict_policy = form.conflict_policy
-    session.commit()
     notify_preferences_changed()
     message = "Settings saved."
     if forgotten:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from typing import Any
 
+import pytest
 import requests
 
 from tests.engine.conftest import Synced
@@ -118,3 +122,146 @@ def test_sync_waits_its_turn_while_a_worker_runs_one(synced: Synced) -> None:
     assert synced.leads() == {}
     assert invoke(synced, "sync").exit_code == 0
     assert list(synced.leads()) == ["ann@example.org"]
+
+
+_SANDBOX_COMMANDS = {
+    "flask zoho-sync sandbox": [sys.executable, "-m", "flask", "zoho-sync", "sandbox"],
+    "python -m flask_zoho_sync.sandbox": [sys.executable, "-m", "flask_zoho_sync.sandbox"],
+}
+
+
+def _run_sandbox_command(command: str, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FLASK_APP": "demo_app", "DEMO_INSTANCE_PATH": str(tmp_path)}
+    return subprocess.run(
+        [*_SANDBOX_COMMANDS[command], *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("command", sorted(_SANDBOX_COMMANDS))
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--port", "-1"), "-1"),
+        (("--port", "99999"), "99999"),
+        (("--port", "http"), "http"),
+        (("--org-timezone", "Mars/Base"), "'Mars/Base' is not an IANA time zone name"),
+        (("--org-timezone", "../../etc/passwd"), "is not an IANA time zone name"),
+        (("--seed", "-3"), "-3"),
+        (("--seed", "10000000"), "10000000"),
+    ],
+)
+def test_the_sandbox_commands_refuse_out_of_range_options(
+    command: str, args: tuple[str, ...], says: str, tmp_path
+) -> None:
+    result = _run_sandbox_command(command, tmp_path, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr
+    assert "running at" not in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(_SANDBOX_COMMANDS))
+def test_the_sandbox_commands_name_a_taken_port(command: str, tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_sandbox_command(command, tmp_path, "--port", str(port))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port 0" in result.stderr
+
+
+def _sync_held_mid_flight(synced: Synced, hold_ms: int) -> tuple[threading.Thread, list[Any]]:
+    """A CLI-style run (under the run lock) whose first write Zoho holds for ``hold_ms``."""
+    from flask_zoho_sync import jobs
+
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    synced.zoho.faults(delay_next=[{"delay_ms": hold_ms, "method": "POST"}])
+    reports: list[Any] = []
+
+    def run() -> None:
+        with synced.host.app.app_context(), jobs.exclusive_run(synced.state):
+            reports.append(synced.state.run_sync(mode="all", trigger="cli"))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(100):  # until the run holds the lock and its write is on the wire
+        if synced.zoho.faults()["delay_next"] == []:
+            break
+        time.sleep(0.05)
+    return thread, reports
+
+
+def test_a_module_switch_while_a_sync_runs_is_refused(synced: Synced, monkeypatch) -> None:
+    from flask_zoho_sync import jobs
+
+    monkeypatch.setattr(jobs, "SWITCH_WAIT_SECONDS", 0.2)
+    thread, reports = _sync_held_mid_flight(synced, 2500)
+    try:
+        refused = invoke(synced, "settings", "--module", "Contacts", "--relink")
+    finally:
+        thread.join(timeout=30)
+    assert refused.exit_code == 1
+    assert "a sync is running; try again when it finishes" in refused.output
+    assert "Traceback" not in refused.output
+    assert reports[0].status == "succeeded", reports[0].message
+    assert list(synced.leads()) == ["ann@example.org"]
+    status = json.loads(invoke(synced, "status", "--json").output)
+    assert status["module"] == "Leads" and status["counts"]["linked"] == 1
+
+
+def test_a_module_switch_waits_for_a_sync_about_to_end(synced: Synced, monkeypatch) -> None:
+    from flask_zoho_sync import jobs
+
+    monkeypatch.setattr(jobs, "SWITCH_WAIT_SECONDS", 15.0)
+    thread, reports = _sync_held_mid_flight(synced, 1500)
+    try:
+        switched = invoke(synced, "settings", "--module", "Contacts", "--relink")
+    finally:
+        thread.join(timeout=30)
+    assert switched.exit_code == 0, switched.output
+    # The run finished before the switch forgot its links: nothing failed under it.
+    assert reports[0].status == "succeeded", reports[0].message
+    status = json.loads(invoke(synced, "status", "--json").output)
+    assert status["module"] == "Contacts" and status["counts"]["linked"] == 0
+
+
+def test_a_run_whose_module_is_switched_under_it_stops_before_its_next_write(
+    synced: Synced,
+) -> None:
+    """The switch without the run lock (Redis was down, say): the run notices and stops."""
+    from flask_zoho_sync.preferences import get_settings, switch_module
+
+    synced.add_contact(last_name="Lee", email="ann@example.org")
+    synced.zoho.faults(delay_next=[{"delay_ms": 1500, "method": "POST"}])
+    reports: list[Any] = []
+
+    def run() -> None:
+        reports.append(synced.sync(mode="all"))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for _ in range(100):  # until the run's first write is on the wire
+        if synced.zoho.faults()["delay_next"] == []:
+            break
+        time.sleep(0.05)
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        switch_module(session, get_settings(session), "Contacts")
+        session.commit()
+        session.remove()
+    thread.join(timeout=30)
+    report = reports[0]
+    assert report.status == "stopped", report.message
+    assert "the module was switched from Leads to Contacts" in report.message
+    assert "Error" not in report.message
+    status = json.loads(invoke(synced, "status", "--json").output)
+    # Nothing recorded for the old module after the switch, and the switch's reset stands.
+    assert status["module"] == "Contacts" and status["counts"]["linked"] == 0
+    assert status["last_push_at"] is None and status["last_pull_at"] is None

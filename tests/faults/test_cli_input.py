@@ -108,3 +108,98 @@ def test_hostile_command_lines_are_refused_clearly_and_change_nothing(
     if result.exit_code != 0:
         assert result.output.strip(), f"{arguments!r} failed without saying why"
         assert snapshot(synced) == before, f"{arguments!r} failed but changed the settings"
+
+
+#: Bad ``--map`` rows, with the add form the mapping editor gets for the same row.
+BAD_MAPS = {
+    "unknown host field": ("nickname=Mobile", "field", "nickname", "Mobile"),
+    "unknown Zoho field": ("last_seen=No_Such_Field", "field", "last_seen", "No_Such_Field"),
+    "group to a text field": ("group:Newsletter=City", "group", "Newsletter", "City"),
+    "system field to --help": ("system:contact_url=--help", "system", "contact_url", "--help"),
+    "system field ill-typed": (
+        "system:contact_url=No_of_Employees",
+        "system",
+        "contact_url",
+        "No_of_Employees",
+    ),
+    "unknown system field": ("system:nope=Contact_Id", "system", "nope", "Contact_Id"),
+    "two host fields to one Zoho field": ("last_seen=Email", "field", "last_seen", "Email"),
+    "incompatible types": ("last_seen=No_of_Employees", "field", "last_seen", "No_of_Employees"),
+}
+
+
+@pytest.fixture
+def editor_on_synced(synced: Synced) -> Synced:
+    """The synced host with a group nobody maps yet and the editor's Zoho fields loaded."""
+    from flask_zoho_sync.preferences import get_settings, refresh_zoho_fields
+
+    synced.add_contact(last_name="Lee", email="ann@example.org", groups=["Newsletter"])
+    synced.state.admin_check = lambda: True
+    synced.host.app.config["SECRET_KEY"] = "cli-input-tests"
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        refresh_zoho_fields(session, synced.state.client(), get_settings(session))
+        session.commit()
+    return synced
+
+
+def _editor_refusal(synced: Synced, kind: str, host_key: str, zoho_field: str) -> str:
+    from tests.web.conftest import Admin
+
+    admin = Admin(host=synced.host, client=synced.host.app.test_client())
+    response = admin.post(
+        f"/mapping/{kind}/add",
+        {"host_key": host_key, "zoho_field": zoho_field, "direction": "both", "policy": ""},
+    )
+    assert response.status_code == 400
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.fault_category("hostile CLI input")
+@pytest.mark.parametrize("case", sorted(BAD_MAPS))
+def test_a_bad_map_is_refused_by_the_cli_with_the_editors_words(
+    editor_on_synced: Synced, fault_scenario: ScenarioResult, case: str
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from markupsafe import escape
+
+    from tests.faults.process import ROOT, worker_settings
+
+    synced = editor_on_synced
+    spec, kind, host_key, zoho_field = BAD_MAPS[case]
+    before = snapshot(synced)
+    env = {**os.environ, "ZOHO_SYNC_FAULT_HOST": json.dumps(worker_settings(synced))}
+    env.pop("ZOHO_SYNC_FAULT_KILL", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "tests.faults.worker_host:create_app",
+            "zoho-sync",
+            "settings",
+            "--map",
+            spec,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    fault_scenario.inputs += 1
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    prefix, suffix = f"Error: --map {spec}: ", " Nothing was changed."
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(prefix) and line.endswith(suffix), line
+    message = line[len(prefix) : -len(suffix)]
+    assert snapshot(synced) == before, f"{spec!r} was refused but changed the settings"
+    page = _editor_refusal(synced, kind, host_key, zoho_field)
+    assert f"Not added: {escape(message)}" in page, message
+    assert snapshot(synced) == before

@@ -158,3 +158,33 @@ def test_with_htmx_the_form_is_swapped_in_place_with_its_message(admin: Admin) -
     assert refused.status_code == 200
     assert "Nothing was saved" in refused.get_data(as_text=True)
     assert admin.settings().time_zone == "Europe/Berlin"
+
+
+def test_a_module_switch_during_a_sync_is_refused_and_keeps_the_form(
+    admin: Admin, monkeypatch
+) -> None:
+    from flask_zoho_sync import jobs
+
+    monkeypatch.setattr(jobs, "SWITCH_WAIT_SECONDS", 0.2)
+    admin.update_settings(module="Leads")
+    _add_links(admin, "Leads", 2)
+    with admin.host.app.app_context(), jobs.run_lock(admin.state):
+        response = admin.post(
+            "/settings",
+            {**VALID, "module": "Contacts", "time_zone": "Asia/Tokyo", "confirm_relink": "yes"},
+        )
+    assert response.status_code == 409
+    text = response.get_data(as_text=True)
+    assert "A sync is running; try again when it finishes" in text
+    assert '<option value="Asia/Tokyo" selected' in text
+    stored = admin.settings()
+    assert (stored.module, stored.time_zone) == ("Leads", "UTC")
+    assert _links(admin) == {"Leads": 2}
+    # Once the run is over the same form goes through.
+    again = admin.post(
+        "/settings",
+        {**VALID, "module": "Contacts", "confirm_relink": "yes"},
+        follow_redirects=True,
+    )
+    assert again.status_code == 200
+    assert admin.settings().module == "Contacts"
