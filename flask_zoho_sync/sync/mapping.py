@@ -480,6 +480,20 @@ class Mapping:
             )
         ]
 
+    @cached_property
+    def _data_keys(self) -> dict[str, str]:
+        return {binding.key: binding.kind for binding in self.data_bindings()}
+
+    def has_data(self, canonical: MappingABC[str, Any]) -> bool:
+        """Whether canonical values hold something beyond identity: a contact without is
+        never created on either side (it would be a blank row with an email). A group
+        counts when the contact is in it; "not in the group" is no more than blank."""
+        for key, value in canonical.items():
+            kind = self._data_keys.get(key)
+            if (kind == "group" and value is True) or (kind == "field" and not is_blank(value)):
+                return True
+        return False
+
     def sync_keys(self) -> list[str]:
         """The keys that take part in the sync."""
         return [binding.key for binding in self.active_bindings()]

@@ -73,3 +73,15 @@ def test_the_engine_itself_refuses_a_mapping_with_nothing_beyond_email(synced: S
         assert synced.host.db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
     assert set(synced.contacts()) == {"host@example.org"}
     assert [lead["Email"] for lead in synced.zoho.records("Leads")] == ["zed@example.org"]
+
+
+def test_a_record_with_nothing_beyond_its_email_creates_no_contact_on_either_side(
+    synced: Synced,
+) -> None:
+    """Email only says who; a contact made of it alone would be a blank row on the other side."""
+    synced.zoho.create_record("Leads", {"Last_Name": "Zed", "Email": "zed@example.org"})
+    synced.add_contact(email="blank@example.org")
+    report = synced.sync(mode="all", trigger="cli")
+    assert report.counts.get("to_zoho.skipped_blank") == 1
+    assert "blank@example.org" not in {lead["Email"] for lead in synced.zoho.records("Leads")}
+    assert synced.contacts()["zed@example.org"]["last_name"] == "Zed"
