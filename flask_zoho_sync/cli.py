@@ -32,7 +32,7 @@ from .preferences import (
     validate_field_map,
 )
 from .schema import require_tables
-from .status import sync_status
+from .status import sync_readiness, sync_status
 from .sync.context import RunReport
 from .zoho.errors import ZohoError
 
@@ -329,6 +329,9 @@ def sync_command(
     if everything and since_last:
         raise click.UsageError("Choose one of --all and --since-last.")
     state = get_state()
+    refusal = sync_readiness(state.db.session, state.adapter).refusal(face="cli")
+    if refusal:  # before anything is read: a plan of a blank mapping "agrees" with anything
+        _fail(ZohoSyncError(refusal))
     guard = nullcontext() if dry_run else exclusive_run(state)
     try:
         with guard:

@@ -36,6 +36,7 @@ from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
+from .status import AUTOMATIC_TRIGGERS, sync_readiness
 from .sync.context import RunReport
 from .sync.notified import NotifiedWrite
 from .zoho.errors import ZohoError, ZohoRetryLater
@@ -456,11 +457,19 @@ def paused_until(state: ZohoSyncState) -> str | None:
     return value.decode() if value else None
 
 
-def _enabled(state: ZohoSyncState, trigger: str) -> bool:
-    if trigger not in ("auto", "schedule", "notify"):
-        return True
+def _refusal(state: ZohoSyncState, trigger: str) -> str | None:
+    """Why a run of ``trigger`` writes nothing now (``status.sync_readiness``), or None.
+
+    Automatic runs need automatic sync on and the first manual sync done; every run needs a
+    mapping that carries data. The captured changes stay in the outbox meanwhile.
+    """
+    readiness = sync_readiness(state.db.session, state.adapter)
+    if trigger not in AUTOMATIC_TRIGGERS:
+        return readiness.refusal()
     settings = state.db.session.scalars(sa.select(SyncSettings)).first()
-    return bool(settings and settings.auto_sync and settings.module)
+    if not (settings and settings.auto_sync and settings.module):
+        return "automatic sync is off"
+    return readiness.automatic_refusal()
 
 
 def run_sync_job(
@@ -474,8 +483,10 @@ def run_sync_job(
         gate = {"auto": "push-pending", "schedule": "pull-pending"}.get(trigger)
         if gate:
             state.redis().delete(_key(state, gate))
-        if not _enabled(state, trigger):
-            return {"status": "skipped", "message": "automatic sync is off"}
+        refusal = _refusal(state, trigger)
+        if refusal:
+            log.info("Zoho sync job (%s) wrote nothing: %s", trigger, refusal)
+            return {"status": "skipped", "message": refusal}
         with run_lock(state):
             report = state.run_sync(mode=mode, trigger=trigger, confirm_deletes=confirm_deletes)
         return _outcome(state, report, mode=mode, trigger=trigger)
@@ -507,8 +518,10 @@ def run_notified_pull_job() -> dict[str, Any]:
         connection.delete(_key(state, "notify-pending"))
         key = _key(state, "notified-ids")
         ids = [member.decode() for member in connection.smembers(key)]
-        if not ids or not _enabled(state, "notify"):
-            return {"status": "skipped", "ids": len(ids)}
+        refusal = _refusal(state, "notify") if ids else None
+        if not ids or refusal:
+            # The ids stay remembered for a day: the first sync pulls them anyway.
+            return {"status": "skipped", "ids": len(ids), "message": refusal}
         with run_lock(state):
             connection.srem(key, *ids)
             written = _take_notified_writes(state)
@@ -560,6 +573,11 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
         return report
     if not settings.auto_sync:
         report.message = "Automatic sync is off; changes are kept and sent once it is on."
+        return report
+    refusal = sync_readiness(session, state.adapter).automatic_refusal()
+    if refusal:
+        report.message = refusal
+        report.outbox_pending = int(pending_outbox_summary(session)[0])
         return report
     paused = paused_until(state)
     if paused:

@@ -25,6 +25,7 @@ from .sync.mapping import (
     GroupMapping,
     Mapping,
     SystemFieldMapping,
+    carries_data,
     default_field_mappings,
 )
 
@@ -86,6 +87,25 @@ def build_mapping(session: Session, adapter: ContactAdapter) -> Mapping:
         host_fields=adapter.fields(),
         zoho_fields=cached or (),
         default_policy=ConflictPolicy(settings.conflict_policy or "newest"),
+        email_key=email_key_of(adapter),
+    )
+
+
+def email_key_of(adapter: ContactAdapter) -> str:
+    """The host's email column (adapters not built on ``SQLAlchemyAdapter`` say ``email``)."""
+    return str(getattr(adapter, "email_attribute", "email"))
+
+
+def mapping_carries_data(session: Session, adapter: ContactAdapter) -> bool:
+    """Whether the saved mapping has a pair beyond identity (``sync.mapping.carries_data``).
+
+    Read from the saved rows, without Zoho's field list, so the pages, the tick and the jobs
+    can ask it for free; the engine asks the same rule of the built mapping before it writes.
+    """
+    email_key = email_key_of(adapter)
+    return any(
+        carries_data(row.kind, row.host_key, row.zoho_field, email_key=email_key)
+        for row in field_maps(session)
     )
 
 

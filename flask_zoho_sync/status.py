@@ -3,6 +3,7 @@ overview page so that the two can never disagree."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,7 +12,104 @@ from sqlalchemy.orm import Session
 
 from .connection import describe_connection
 from .ledger import pending_outbox_summary
-from .models import ApiUsage, Link, RecordHistory, SyncSettings
+from .models import ApiUsage, Link, RecordHistory, Run, SyncSettings
+from .preferences import mapping_carries_data
+
+#: Runs an admin started by hand (the Synchronise page, on the worker or in the request, and
+#: ``flask zoho-sync sync``): the first of them is the one the admin previewed.
+MANUAL_TRIGGERS = ("admin", "admin-now", "cli")
+#: Runs nobody asked for at that moment; they wait for the first manual sync.
+AUTOMATIC_TRIGGERS = ("auto", "schedule", "notify")
+#: The admin's path to a running sync, in order (the overview shows it).
+SETUP_STEPS = ("connect", "settings", "mapping", "preview", "first_sync")
+
+_MAPPING_REFUSAL = (
+    "Nothing was synced: no field beyond email is mapped, so every contact would arrive blank"
+)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What stands between this app and a sync: the one rule every trigger asks.
+
+    A sync writes nothing until Zoho is connected, a module is chosen and a mapping pair
+    beyond identity is saved (issue 16: a pull with only email mapped created blank
+    contacts). Automatic runs also wait for the first manual sync, the one the admin
+    previewed; until then their changes stay in the outbox and go with that sync.
+    """
+
+    connected: bool
+    module: str | None
+    carries_data: bool
+    first_sync_done: bool
+
+    @property
+    def missing(self) -> str | None:
+        """The first setup step not done that any sync needs, or None."""
+        if not self.connected:
+            return "connect"
+        if not self.module:
+            return "settings"
+        if not self.carries_data:
+            return "mapping"
+        return None
+
+    @property
+    def automatic_allowed(self) -> bool:
+        return self.missing is None and self.first_sync_done
+
+    def refusal(self, *, face: str = "page") -> str | None:
+        """Why no sync may write now, in one sentence with the way out; None: it may.
+
+        ``face`` is ``page`` (points at Field mapping) or ``cli`` (names the command).
+        """
+        if self.missing != "mapping":
+            return None
+        if face == "cli":
+            return (
+                f"{_MAPPING_REFUSAL}; run 'flask zoho-sync settings --defaults' to map the "
+                "standard fields (or --map HOST_FIELD=ZOHO_FIELD), then sync again."
+            )
+        return f"{_MAPPING_REFUSAL}; map the fields on the Field mapping page, then sync again."
+
+    def automatic_refusal(self) -> str | None:
+        """Why an automatic run (push, scheduled pull, notification) writes nothing now."""
+        if self.missing is not None:
+            return self.refusal() or "Nothing was synced: the sync is not set up yet."
+        if not self.first_sync_done:
+            return (
+                "Nothing was synced automatically: the first sync is run by hand, after its "
+                "preview, on the Synchronise page; changes are kept and go with it."
+            )
+        return None
+
+
+def first_manual_sync_done(session: Session) -> bool:
+    """Whether a manual run has finished (succeeded, or synced all but some records)."""
+    return (
+        session.scalar(
+            sa.select(Run.id)
+            .where(
+                Run.dry_run.is_(False),
+                Run.trigger.in_(MANUAL_TRIGGERS),
+                Run.status.in_(("succeeded", "partial")),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def sync_readiness(session: Session, adapter: Any) -> Readiness:
+    """The one readiness check below the faces (jobs, tick, pages, CLI, the engine entry)."""
+    settings = session.scalars(sa.select(SyncSettings).order_by(SyncSettings.id)).first()
+    module = settings.module if settings else None
+    return Readiness(
+        connected=describe_connection(session) is not None,
+        module=module,
+        carries_data=bool(module) and mapping_carries_data(session, adapter),
+        first_sync_done=first_manual_sync_done(session),
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:

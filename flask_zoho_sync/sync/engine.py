@@ -116,6 +116,10 @@ def _paused_advice(exc: ZohoBudgetExhausted) -> str:
     return f"Lower {exc.setting} to let it use more of the org's credits."
 
 
+class MappingCarriesNoData(ValueError):
+    """The mapping has no active pair beyond identity; the run wrote nothing."""
+
+
 class SyncEngine:
     """Runs one sync with the collaborators it is given.
 
@@ -228,6 +232,8 @@ class SyncEngine:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
         report = self._new_report()
+        if self._refuse_blank_mapping(report):
+            return report
         problems = self.mapping.problems()
         meter_before = self._meter_totals()
         if not self.options.dry_run:
@@ -335,6 +341,8 @@ class SyncEngine:
         write overwrote is found from it and settled as a conflict
         (``PullPass.recover_overwritten``), at no extra call."""
         report = self._new_report()
+        if self._refuse_blank_mapping(report):
+            return report
         meter_before = self._meter_totals()
         self.run = self.ledger.start_run(kind="pull", mode="ids", dry_run=False, trigger=trigger)
         self.ledger.commit()
@@ -358,6 +366,27 @@ class SyncEngine:
             report.error = exc
         self._finish(report, meter_before)
         return report
+
+    def _refuse_blank_mapping(self, report: RunReport) -> bool:
+        """End ``report`` before anything is read or written when the mapping carries no
+        data beyond identity (``Mapping.data_bindings``): every contact the run created on
+        either side would be blank, and a plan would call blank contacts "in agreement"."""
+        if self.mapping.data_bindings():
+            return False
+        problems = self.mapping.problems()
+        reason = (
+            "none of the mapped fields can be synced (" + "; ".join(problems) + ")"
+            if problems
+            else "no field beyond email is mapped"
+        )
+        report.status = "failed"
+        report.message = (
+            f"Nothing was synced: {reason}, so every contact would arrive blank; map the "
+            "fields (Field mapping, or flask zoho-sync settings --defaults), then sync again."
+        )
+        report.error = MappingCarriesNoData(report.message)
+        log.warning("Zoho sync refused: %s", report.message)
+        return True
 
     def _new_report(self) -> RunReport:
         """A run lists its first changes, so its memory does not grow with the data: the

@@ -44,6 +44,21 @@ MAX_PULL_FIELDS = 50
 ALWAYS_PULLED = ("Email", "Last_Name", "Modified_Time")
 #: What Zoho calls an unknown name when Last_Name is blank and the email gives no hint.
 UNKNOWN_LAST_NAME = "Unknown"
+#: The Zoho field that identifies a contact (the pull links by it, the upsert matches on it).
+IDENTITY_ZOHO_FIELD = "Email"
+
+
+def carries_data(kind: str, host_key: str, zoho_field: str, *, email_key: str = "email") -> bool:
+    """Whether one mapping pair carries a contact's data, not just who the contact is.
+
+    The rule every face and the engine share (issue 16): a sync needs at least one such pair,
+    or a pull creates host contacts with every field blank. A field or group pair counts; the
+    email pair (Zoho's Email, or the host's email column ``email_key``) is identity, and the
+    system values (Contact Id, Contact URL, subscription) are bookkeeping about the contact.
+    """
+    if kind == "group":
+        return True
+    return kind == "field" and zoho_field != IDENTITY_ZOHO_FIELD and host_key != email_key
 
 
 class ConflictPolicy(enum.Enum):
@@ -304,6 +319,8 @@ class Mapping:
     host_fields: Sequence[HostField] = ()
     zoho_fields: Sequence[ZohoField | MappingABC[str, Any]] = ()
     default_policy: ConflictPolicy = ConflictPolicy.NEWEST
+    #: The host's email column: the contact's identity, like Zoho's Email.
+    email_key: str = "email"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
@@ -452,6 +469,30 @@ class Mapping:
         Worked out once: the merge asks for every key of every record, and an import of
         100,000 records asked 300,000 times."""
         return list(self._active)
+
+    def data_bindings(self) -> list[Binding]:
+        """The active bindings that carry data (``carries_data``); with none, nothing syncs."""
+        return [
+            binding
+            for binding in self._active
+            if carries_data(
+                binding.kind, binding.host.name, binding.zoho_api_name, email_key=self.email_key
+            )
+        ]
+
+    @cached_property
+    def _data_keys(self) -> dict[str, str]:
+        return {binding.key: binding.kind for binding in self.data_bindings()}
+
+    def has_data(self, canonical: MappingABC[str, Any]) -> bool:
+        """Whether canonical values hold something beyond identity: a contact without is
+        never created on either side (it would be a blank row with an email). A group
+        counts when the contact is in it; "not in the group" is no more than blank."""
+        for key, value in canonical.items():
+            kind = self._data_keys.get(key)
+            if (kind == "group" and value is True) or (kind == "field" and not is_blank(value)):
+                return True
+        return False
 
     def sync_keys(self) -> list[str]:
         """The keys that take part in the sync."""

@@ -416,6 +416,11 @@ class PullPass:
             self.report.count("to_host.skipped_new")
             return
         result = merge_new(zoho_values, self.mapping)
+        if not self.mapping.has_data(result.to_host):
+            # Nothing mapped beyond the email has a value: a contact made of it would be
+            # blank. The record is created here once a mapped field of it is filled in Zoho.
+            self.report.count("to_host.skipped_blank")
+            return
         # Converted before the contact exists, so a value the host cannot hold creates nothing
         # (the CoercionError fails this record alone, in the caller), and a plan shows that
         # failure where the run would meet it.

@@ -371,6 +371,13 @@ class PushPass:
             if link is not None and not self.dry_run:
                 self.ledger.finish_outbox(entries)
             return
+        if link is None and not self.mapping.has_data(changed):
+            # A contact with only an email would become a Zoho record named after it; it is
+            # sent once a mapped field is filled in (that edit is captured again).
+            self.report.count("to_zoho.skipped_blank")
+            if not self.dry_run:
+                self.ledger.finish_outbox(entries)
+            return
         payload = self.mapping.canonical_to_zoho(changed)
         original_last_name = payload.get("Last_Name")
         # ``values`` is what ``host_canonical`` reads, fetched once: an adapter's

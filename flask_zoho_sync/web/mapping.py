@@ -15,7 +15,8 @@ from flask.typing import ResponseReturnValue
 from ..dbids import row_by_id
 from ..extension import get_state
 from ..models import FieldMap
-from ..preferences import add_default_mappings, refresh_zoho_fields
+from ..preferences import add_default_mappings, mapping_carries_data, refresh_zoho_fields
+from ..sync.mapping import default_field_mappings
 from ..zoho.errors import ZohoError
 from ._htmx import is_htmx
 from .blueprint import bp, notify_preferences_changed
@@ -42,8 +43,19 @@ def _editor() -> Editor:
     return load_editor(state.db.session, state.adapter)
 
 
+def _proposed_pairs(editor: Editor) -> list[tuple[str, str]]:
+    """The standard pairs to offer in one click while the saved mapping carries no data
+    (``preferences.mapping_carries_data``): until then no sync runs at all."""
+    state = get_state()
+    if editor.module is None or mapping_carries_data(state.db.session, state.adapter):
+        return []
+    pairs = default_field_mappings(editor.module, state.adapter.fields())  # type: ignore[arg-type]
+    return [(pair.host_field, pair.zoho_field) for pair in pairs]
+
+
 def _context(editor: Editor) -> dict[str, Any]:
     return {
+        "proposed_pairs": _proposed_pairs(editor),
         "editor": editor,
         "directions": DIRECTION_LABELS,
         "policies": POLICY_LABELS,

@@ -9,17 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from flask import render_template
+from flask import render_template, url_for
+from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 
 from ..extension import get_state
-from ..models import FieldMap
-from ..status import sync_status
+from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
 from .activity import activity_chart
 from .blueprint import bp
 from .rendering import display_zone
+from .sync_page import PREVIEWED
 
 
 def next_pull_at(last_pull_at: str | None, pull_interval: int) -> datetime | None:
@@ -30,15 +30,43 @@ def next_pull_at(last_pull_at: str | None, pull_interval: int) -> datetime | Non
     return datetime.fromisoformat(last_pull_at) + timedelta(seconds=pull_interval)
 
 
-def next_steps(status: dict[str, Any], mapped_fields: int) -> list[str]:
+def next_steps(readiness: Readiness) -> list[str]:
     """What is missing before a sync can run, in the order it must be done."""
-    if not status["connected"]:
-        return ["connect"]
-    if not status["module"]:
-        return ["settings"]
-    if not mapped_fields:
-        return ["mapping"]
-    return []
+    return [readiness.missing] if readiness.missing else []
+
+
+#: The setup path as the overview shows it: each step, its label and the page that does it.
+_STEP_PAGES = {
+    "connect": ("Connect Zoho CRM", "zoho_sync.overview"),
+    "settings": ("Choose Leads or Contacts", "zoho_sync.settings"),
+    "mapping": ("Map the fields", "zoho_sync.mapping"),
+    "preview": ("Preview the first sync", "zoho_sync.synchronise"),
+    "first_sync": ("Run the first sync", "zoho_sync.synchronise"),
+}
+
+
+def current_step(readiness: Readiness, *, previewed: bool) -> str | None:
+    """The step the admin is on (None: set up, the first sync has run)."""
+    if readiness.missing:
+        return readiness.missing
+    if readiness.first_sync_done:
+        return None
+    return "first_sync" if previewed else "preview"
+
+
+def setup_path(current: str | None) -> list[dict[str, Any]]:
+    """Every step with whether it is done or current, for the overview's list."""
+    position = SETUP_STEPS.index(current) if current else len(SETUP_STEPS)
+    return [
+        {
+            "name": name,
+            "label": _STEP_PAGES[name][0],
+            "url": url_for(_STEP_PAGES[name][1]),
+            "done": index < position,
+            "current": index == position,
+        }
+        for index, name in enumerate(SETUP_STEPS)
+    ]
 
 
 @bp.get("/")
@@ -46,12 +74,14 @@ def overview() -> ResponseReturnValue:
     state = get_state()
     session = state.db.session
     status = sync_status(session)
-    mapped_fields = session.scalar(
-        sa.select(sa.func.count()).select_from(FieldMap).where(FieldMap.kind == "field")
-    )
+    readiness = sync_readiness(session, state.adapter)
+    current = current_step(readiness, previewed=bool(flask_session.get(PREVIEWED)))
     context = {
         "status": status,
-        "steps": next_steps(status, mapped_fields or 0),
+        "steps": next_steps(readiness),
+        "current_step": current,
+        "setup_path": setup_path(current),
+        "refusal": readiness.refusal(),
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
         "chart": activity_chart(session, display_zone()),
     }

@@ -27,8 +27,8 @@ from ..jobs import (
     schedule_plan,
     schedule_sync,
 )
-from ..models import FieldMap, Run
-from ..status import sync_status
+from ..models import Run
+from ..status import sync_readiness
 from ..sync.context import RunReport
 from ..zoho.errors import ZohoError
 from ._htmx import STOP_POLLING, is_htmx
@@ -48,13 +48,7 @@ def _mode() -> str:
 def _ready() -> str | None:
     """Why a sync cannot run yet (the page then points at the missing step)."""
     state = get_state()
-    status = sync_status(state.db.session)
-    if not status["connected"]:
-        return "connect"
-    if not status["module"]:
-        return "settings"
-    mapped = state.db.session.scalar(sa.select(sa.func.count()).select_from(FieldMap))
-    return None if mapped else "mapping"
+    return sync_readiness(state.db.session, state.adapter).missing
 
 
 def _latest_run(since: datetime | None = None) -> Run | None:
@@ -66,7 +60,11 @@ def _latest_run(since: datetime | None = None) -> Run | None:
 
 def _page(template: str = "zoho_sync/sync.html", status: int = 200, **context: object):
     context.setdefault("modes", MODES)
-    context.setdefault("missing", _ready())
+    state = get_state()
+    readiness = sync_readiness(state.db.session, state.adapter)
+    context.setdefault("missing", readiness.missing)
+    context.setdefault("refusal", readiness.refusal())
+    context.setdefault("first_sync_done", readiness.first_sync_done)
     context.setdefault("latest", _latest_run())
     if is_htmx() and template == "zoho_sync/sync.html":
         template = "zoho_sync/_sync_panel.html"
@@ -140,7 +138,13 @@ def sync_plan_progress(job_id: str) -> ResponseReturnValue:
     return _page(mode=mode, planning=progress, plan_job=job_id)
 
 
+#: The session remembers that this admin saw a plan, for the overview's "preview" step.
+PREVIEWED = "_zoho_sync_previewed"
+
+
 def _show_plan(plan: RunReport, mode: str, *, note: str | None = None) -> ResponseReturnValue:
+    if plan.status != "failed":
+        session[PREVIEWED] = True
     return _page(
         mode=mode,
         plan=plan,

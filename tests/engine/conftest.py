@@ -30,6 +30,12 @@ class Synced:
         with self.host.app.app_context():
             return self.state.run_sync(**options)
 
+    def first_manual_sync(self) -> None:
+        """What an admin does before automatic sync writes anything: run the first sync
+        by hand (``flask zoho-sync sync`` or the Synchronise page), after its preview."""
+        report = self.sync(mode="all", trigger="cli")
+        assert report.status == "succeeded", report.message
+
     def contacts(self) -> dict[str, Any]:
         """Host contacts by email (detached snapshots of their values)."""
         with self.host.app.app_context():

@@ -265,3 +265,25 @@ def test_a_run_whose_module_is_switched_under_it_stops_before_its_next_write(
     # Nothing recorded for the old module after the switch, and the switch's reset stands.
     assert status["module"] == "Contacts" and status["counts"]["linked"] == 0
     assert status["last_push_at"] is None and status["last_pull_at"] is None
+
+
+def test_sync_refuses_an_email_only_mapping_and_names_settings_defaults(synced: Synced) -> None:
+    import sqlalchemy as sa
+
+    from flask_zoho_sync.models import FieldMap
+
+    synced.zoho.create_record("Leads", {"Last_Name": "Zed", "Email": "zed@example.org"})
+    with synced.host.app.app_context():
+        synced.host.db.session.execute(sa.delete(FieldMap).where(FieldMap.host_key != "email"))
+        synced.host.db.session.commit()
+    for args in (("sync",), ("sync", "--dry-run"), ("sync", "--all", "--direction", "pull")):
+        refused = invoke(synced, *args)
+        assert refused.exit_code == 1, args
+        assert "no field beyond email is mapped" in refused.output
+        assert "flask zoho-sync settings --defaults" in refused.output
+        assert "Traceback" not in refused.output
+    assert synced.contacts() == {}
+    assert invoke(synced, "settings", "--defaults").exit_code == 0
+    ran = invoke(synced, "sync", "--all")
+    assert ran.exit_code == 0, ran.output
+    assert synced.contacts()["zed@example.org"]["last_name"] == "Zed"

@@ -89,6 +89,7 @@ def test_a_bad_budget_setting_is_named() -> None:
 def test_a_sync_pauses_at_its_budget_and_resumes_when_the_window_frees_credits(
     synced: Synced,
 ) -> None:
+    synced.first_manual_sync()  # automatic sync writes nothing before it
     with synced.host.app.app_context():
         get_settings(synced.host.db.session).auto_sync = True
         synced.host.db.session.commit()

@@ -49,3 +49,39 @@ def test_a_second_sync_with_no_changes_writes_nothing(synced: Synced) -> None:
     assert not any(writes.values()), writes
     assert report.counts.get("to_zoho.update", 0) == 0
     assert report.counts.get("to_host.update", 0) == 0
+
+
+def test_the_engine_itself_refuses_a_mapping_with_nothing_beyond_email(synced: Synced) -> None:
+    """The guard under every face: a run on an email-only mapping writes nothing anywhere."""
+    import sqlalchemy as sa
+
+    from flask_zoho_sync.models import FieldMap, Run
+
+    synced.zoho.create_record("Leads", {"Last_Name": "Zed", "Email": "zed@example.org"})
+    synced.add_contact(last_name="Host", email="host@example.org")
+    with synced.host.app.app_context():
+        synced.host.db.session.execute(sa.delete(FieldMap).where(FieldMap.host_key != "email"))
+        synced.host.db.session.commit()
+    for dry_run in (True, False):
+        report = synced.sync(mode="all", dry_run=dry_run, trigger="cli")
+        assert report.status == "failed"
+        assert "no field beyond email is mapped" in (report.message or "")
+        assert report.changes == []
+    with synced.host.app.app_context():
+        notified = synced.state.sync_engine().sync_records(["1"], trigger="notify")
+        assert notified.status == "failed"
+        assert synced.host.db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+    assert set(synced.contacts()) == {"host@example.org"}
+    assert [lead["Email"] for lead in synced.zoho.records("Leads")] == ["zed@example.org"]
+
+
+def test_a_record_with_nothing_beyond_its_email_creates_no_contact_on_either_side(
+    synced: Synced,
+) -> None:
+    """Email only says who; a contact made of it alone would be a blank row on the other side."""
+    synced.zoho.create_record("Leads", {"Last_Name": "Zed", "Email": "zed@example.org"})
+    synced.add_contact(email="blank@example.org")
+    report = synced.sync(mode="all", trigger="cli")
+    assert report.counts.get("to_zoho.skipped_blank") == 1
+    assert "blank@example.org" not in {lead["Email"] for lead in synced.zoho.records("Leads")}
+    assert synced.contacts()["zed@example.org"]["last_name"] == "Zed"

@@ -11,7 +11,8 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
 from flask_zoho_sync import jobs
-from flask_zoho_sync.models import OutboxEntry
+from flask_zoho_sync.ledger import pending_outbox_summary
+from flask_zoho_sync.models import FieldMap, OutboxEntry
 from flask_zoho_sync.preferences import get_settings
 from tests.engine.conftest import Synced
 
@@ -23,7 +24,10 @@ def work(synced: Synced) -> None:
         SimpleWorker([queue], connection=synced.state.redis()).work(burst=True, with_scheduler=True)
 
 
-def auto_sync(synced: Synced, on: bool = True) -> None:
+def auto_sync(synced: Synced, on: bool = True, *, first_sync: bool = True) -> None:
+    """Automatic sync on (or off), after the first manual sync an admin runs first."""
+    if on and first_sync:
+        synced.first_manual_sync()
     with synced.host.app.app_context():
         get_settings(synced.host.db.session).auto_sync = on
         synced.host.db.session.commit()
@@ -106,7 +110,10 @@ def test_a_commit_while_redis_is_down_still_reaches_zoho_after_the_next_tick(
 
 def test_tick_schedules_a_due_pull_once(synced: Synced) -> None:
     auto_sync(synced)
-    with synced.host.app.app_context():
+    with synced.host.app.app_context():  # the first sync's pull was two days ago
+        settings = get_settings(synced.host.db.session)
+        settings.last_pull_at = datetime.now(timezone.utc) - timedelta(days=2)
+        synced.host.db.session.commit()
         first = jobs.tick(synced.state)
         second = jobs.tick(synced.state)
     assert first.pull_scheduled is not None
@@ -162,14 +169,16 @@ def test_a_worker_without_flask_app_says_how_to_set_it(monkeypatch: pytest.Monke
 def test_a_run_a_dead_worker_left_running_is_closed_as_interrupted(synced: Synced) -> None:
     from flask_zoho_sync.models import Run
 
+    auto_sync(synced)
     with synced.host.app.app_context():
         session = synced.host.db.session
         session.add(Run(kind="sync", mode="outbox", status="running", trigger="auto"))
         session.commit()
-    auto_sync(synced)
     with synced.host.app.app_context():
         assert jobs.run_sync_job(mode="outbox", trigger="auto")["status"] == "succeeded"
-        runs = synced.host.db.session.scalars(sa.select(Run).order_by(Run.id)).all()
+        runs = synced.host.db.session.scalars(
+            sa.select(Run).where(Run.trigger == "auto").order_by(Run.id)
+        ).all()
     assert [run.status for run in runs] == ["interrupted", "succeeded"]
     assert "worker stopped before this run finished" in runs[0].error
     assert runs[0].finished_at is not None
@@ -280,3 +289,60 @@ def test_a_plan_behind_a_busy_worker_says_what_it_waits_for(synced: Synced) -> N
             busy.register_death()
     assert (idle.status, idle.workers, idle.workers_busy) == ("waiting", 1, False)
     assert (behind.status, behind.workers, behind.workers_busy) == ("waiting", 1, True)
+
+
+def _pending_outbox(synced: Synced) -> int:
+    """Contacts waiting to be pushed, as the overview and ``status`` count them."""
+    with synced.host.app.app_context():
+        return int(pending_outbox_summary(synced.host.db.session).contacts or 0)
+
+
+def test_automatic_sync_writes_nothing_before_the_first_manual_sync_then_sends_it(
+    synced: Synced,
+) -> None:
+    push_now(synced)
+    auto_sync(synced, first_sync=False)
+    synced.zoho.create_record("Leads", {"Last_Name": "Zed", "Email": "zed@example.org"})
+    synced.add_contact(last_name="Early", email="early@example.org")
+    work(synced)  # the debounced push job runs, and refuses
+    with synced.host.app.app_context():
+        tick = jobs.tick(synced.state)
+    assert "first sync is run by hand" in (tick.message or "")
+    assert tick.pull_scheduled is None and tick.push_scheduled is None
+    work(synced)
+    assert synced.zoho.records("Leads")[0]["Email"] == "zed@example.org"
+    assert len(synced.zoho.records("Leads")) == 1  # the early contact stays captured
+    assert set(synced.contacts()) == {"early@example.org"}  # nor is Zed pulled
+    assert _pending_outbox(synced) >= 1
+    synced.first_manual_sync()
+    assert {lead["Email"] for lead in synced.zoho.records("Leads")} == {
+        "zed@example.org",
+        "early@example.org",
+    }
+    assert _pending_outbox(synced) == 0
+    synced.add_contact(last_name="Later", email="later@example.org")
+    work(synced)  # after the first sync, automatic sync sends by itself
+    assert "later@example.org" in {lead["Email"] for lead in synced.zoho.records("Leads")}
+
+
+@pytest.mark.parametrize("trigger", ["auto", "schedule", "notify", "admin"])
+def test_every_trigger_refuses_while_only_email_is_mapped(synced: Synced, trigger: str) -> None:
+    synced.first_manual_sync()
+    auto_sync(synced, first_sync=False)
+    record = synced.zoho.create_record("Leads", {"Last_Name": "Zed", "Email": "zed@example.org"})
+    synced.add_contact(last_name="Host", email="host@example.org")
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        session.execute(sa.delete(FieldMap).where(FieldMap.host_key != "email"))
+        session.commit()
+        if trigger == "notify":
+            synced.state.redis().sadd(jobs._key(synced.state, "notified-ids"), str(record["id"]))
+            outcome = jobs.run_notified_pull_job()
+        else:
+            outcome = jobs.run_sync_job(mode="since_last", trigger=trigger)
+        tick = jobs.tick(synced.state)
+    assert outcome["status"] == "skipped"
+    assert "no field beyond email is mapped" in outcome["message"]
+    assert "no field beyond email is mapped" in (tick.message or "")
+    assert len(synced.zoho.records("Leads")) == 1
+    assert "zed@example.org" not in synced.contacts()

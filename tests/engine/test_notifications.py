@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -17,6 +18,8 @@ from tests.engine.conftest import Synced
 
 
 def auto_sync(synced: Synced) -> None:
+    """Automatic sync on, after the first manual sync an admin runs first."""
+    synced.first_manual_sync()
     with synced.host.app.app_context():
         get_settings(synced.host.db.session).auto_sync = True
         synced.host.db.session.commit()
@@ -44,11 +47,29 @@ def test_cron_refuses_a_wrong_secret_and_schedules_nothing(synced: Synced) -> No
 
 def test_cron_with_the_secret_ticks_and_reports_json(synced: Synced) -> None:
     auto_sync(synced)
+    with synced.host.app.app_context():  # the first sync's pull was two days ago
+        settings = get_settings(synced.host.db.session)
+        settings.last_pull_at = datetime.now(timezone.utc) - timedelta(days=2)
+        synced.host.db.session.commit()
     synced.state.config = replace(synced.state.config, cron_secret="right-secret")
     response = post(synced, "/cron", headers={"X-Zoho-Sync-Secret": "right-secret"})
     assert response.status_code == 200
     body = response.get_json()
     assert body["ok"] is True and body["pull_scheduled"]
+
+
+def test_cron_before_the_first_manual_sync_schedules_nothing_and_says_why(
+    synced: Synced,
+) -> None:
+    with synced.host.app.app_context():
+        get_settings(synced.host.db.session).auto_sync = True
+        synced.host.db.session.commit()
+    synced.add_contact(last_name="Early", email="early@example.org")
+    synced.state.config = replace(synced.state.config, cron_secret="right-secret")
+    body = post(synced, "/cron", headers={"X-Zoho-Sync-Secret": "right-secret"}).get_json()
+    assert body["pull_scheduled"] is None and body["push_scheduled"] is None
+    assert "first sync is run by hand" in body["message"]
+    assert body["outbox_pending"] >= 1
 
 
 @pytest.mark.parametrize(

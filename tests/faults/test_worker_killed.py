@@ -64,7 +64,7 @@ def baseline(synced: Synced, count: int = 12) -> list[int]:
         )
         for i in range(count)
     ]
-    report = synced.sync(mode="all")
+    report = synced.sync(mode="all", trigger="cli")  # the admin's first, manual sync
     assert report.status == "succeeded", report.message
     return ids
 

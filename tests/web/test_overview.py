@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
-from flask_zoho_sync.models import ApiUsage, FieldMap, Link, Run
+from flask_zoho_sync.models import ApiUsage, Connection, FieldMap, Link, Run
 from flask_zoho_sync.web.activity import daily_activity
 from tests.web.conftest import Admin
 
@@ -33,15 +35,59 @@ def test_connected_without_a_module_the_overview_prompts_for_settings(admin: Adm
     assert "Disconnect" in text
 
 
-def test_with_a_module_but_no_mapping_the_overview_prompts_for_the_mapping(
+def _contacts(admin: Admin) -> int:
+    with admin.host.app.app_context():
+        return admin.state.db.session.query(admin.host.Contact).count()
+
+
+def _current_step(admin: Admin) -> str:
+    """The label of the setup step the overview marks as current (aria-current="step")."""
+    found = re.search(r'<a href="([^"]*)" aria-current="step">([^<]*)</a>', admin.text("/"))
+    assert found, "the overview marks no current step"
+    return f"{found.group(2)} -> {found.group(1)}"
+
+
+def test_with_only_email_mapped_the_overview_still_prompts_for_the_mapping(
     admin: Admin,
 ) -> None:
     admin.store_connection()
     admin.update_settings(module="Leads")
+    _add(admin, FieldMap(kind="field", host_key="email", zoho_field="Email"))
     text = admin.text("/")
     assert "Map the fields" in text
-    _add(admin, FieldMap(kind="field", host_key="email", zoho_field="Email"))
-    assert "Next step" not in admin.text("/")
+    assert "no field beyond email is mapped" in text
+    assert _current_step(admin) == "Map the fields -> /admin/zoho/mapping"
+
+
+def test_the_overview_marks_each_step_of_the_setup_path_until_the_first_sync(
+    connected_admin: Admin, zoho_sandbox: Any
+) -> None:
+    """Connect, settings, mapping, preview, first sync: each marked while it is next."""
+    zoho_sandbox.generate_records("Leads", 3)
+    fresh = connected_admin
+    with fresh.host.app.app_context():
+        fresh.state.db.session.query(Connection).delete()
+        fresh.state.db.session.commit()
+    assert _current_step(fresh) == "Connect Zoho CRM -> /admin/zoho/"
+    grant = zoho_sandbox.mint_refresh_token()
+    with fresh.host.app.app_context():
+        fresh.state.connect_with_refresh_token(grant["refresh_token"], grant["accounts_server"])
+    assert _current_step(fresh) == "Choose Leads or Contacts -> /admin/zoho/settings"
+    fresh.update_settings(module="Leads", auto_sync=True)
+    assert _current_step(fresh) == "Map the fields -> /admin/zoho/mapping"
+    assert "Save the standard pairs" in fresh.text("/mapping")
+    assert fresh.post("/mapping/defaults").status_code in (200, 302)
+    assert _current_step(fresh) == "Preview the first sync -> /admin/zoho/sync"
+    assert "Run without preview" not in fresh.text("/sync")
+    plan = fresh.post("/sync/plan", {"mode": "all", "here": "1"})
+    assert plan.status_code == 200 and "Run this sync" in plan.get_data(as_text=True)
+    assert zoho_sandbox.records("Leads") and not _contacts(fresh)
+    assert _current_step(fresh) == "Run the first sync -> /admin/zoho/sync"
+    ran = fresh.post("/sync/run-now", {"mode": "all"})
+    assert ran.status_code == 200
+    assert _contacts(fresh) == len(zoho_sandbox.records("Leads"))
+    assert 'aria-current="step"' not in fresh.text("/")
+    assert "Run without preview" in fresh.text("/sync")
 
 
 def test_the_overview_shows_counts_usage_and_the_pull_schedule(make_admin) -> None:

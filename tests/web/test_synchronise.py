@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from flask_zoho_sync.models import Link, RecordHistory, Run
+from flask_zoho_sync.models import FieldMap, Link, RecordHistory, Run
 from flask_zoho_sync.status import sync_status
 from tests.web.conftest import PREFIX, Admin, sandbox_config
 from tests.web.test_sync_page import ready, run_worker  # noqa: F401  (fixture)
@@ -211,3 +211,24 @@ def test_sync_posts_without_the_token_are_refused(
     assert response.status_code == 400
     with ready.host.app.app_context():
         assert ready.state.db.session.scalar(sa.select(sa.func.count()).select_from(Run)) == 0
+
+
+def test_with_only_email_mapped_every_button_refuses_with_the_way_to_field_mapping(
+    connected_admin: Admin, zoho_sandbox: Any
+) -> None:
+    """Issue 16: an email-only mapping once pulled 25 blank contacts; now nothing syncs."""
+    zoho_sandbox.generate_records("Leads", 3)
+    connected_admin.update_settings(module="Leads")
+    with connected_admin.host.app.app_context():
+        session = connected_admin.state.db.session
+        session.add(FieldMap(kind="field", host_key="email", zoho_field="Email"))
+        session.commit()
+    page = connected_admin.text("/sync")
+    assert "no field beyond email is mapped" in page
+    assert 'href="/admin/zoho/mapping"' in page
+    for path in ("/sync/plan", "/sync/run", "/sync/run-now"):
+        refused = connected_admin.post(path, {"mode": "all", "here": "1"})
+        assert refused.status_code == 409, path
+        assert "map the fields on the Field mapping page" in refused.get_data(as_text=True)
+    with connected_admin.host.app.app_context():
+        assert connected_admin.state.db.session.query(connected_admin.host.Contact).count() == 0
