@@ -199,6 +199,8 @@ class PullPass:
             if modified is not None and (newest is None or modified > newest):
                 newest = modified
             link = links.get(zoho_id)
+            if zoho_id in self.engine.planned_deleted:
+                continue  # the plan deletes it for a host deletion; the run's pull won't see it
             if link is None and zoho_id in buried:
                 self.report.count("to_host.skipped_deleted")
                 continue
@@ -280,7 +282,10 @@ class PullPass:
         if contact is not None:
             contact_id = self.adapter.contact_id(contact)
             self._write_links()  # a contact created earlier in this page has its link now
-            if self.ledger.links_by_contact([contact_id]) or contact_id in self.engine.claimed:
+            linked = self.ledger.links_by_contact([contact_id])
+            if linked and linked[contact_id].zoho_id in self.engine.planned_deleted:
+                linked = {}  # only in a plan: the link the run drops before its pull
+            if linked or contact_id in self.engine.claimed:
                 self._error(
                     contact_id,
                     zoho_id,
@@ -488,7 +493,10 @@ class PullPass:
             if entry.deleted_time and (newest is None or entry.deleted_time > newest):
                 newest = entry.deleted_time
         links = self.ledger.links_by_zoho([entry.id for entry in deleted])
-        targets = [links[entry.id] for entry in deleted if entry.id in links]
+        planned = self.engine.planned_deleted  # the plan's own deletions are not Zoho's
+        targets = [
+            links[entry.id] for entry in deleted if entry.id in links and entry.id not in planned
+        ]
         if targets and self.engine.too_many_deletes(len(targets)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(targets)
