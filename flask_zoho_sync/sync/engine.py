@@ -151,6 +151,9 @@ class SyncEngine:
         #: pull and the push; the plan must act as if it had, or a contact that reused a
         #: deleted one's id (SQLite does) is planned as an update of the deleted record.
         self.planned_deleted: dict[str, str] = {}
+        #: In a dry run, the host contacts the plan deletes because Zoho deleted their
+        #: records: the run deletes them in its pull, so its push never sees them.
+        self.planned_host_deletes: set[str] = set()
         self._phase_base = 0
         #: Records looked at so far, over both phases (a plan has no run row to hold it).
         self._progress = 0

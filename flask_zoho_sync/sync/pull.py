@@ -335,6 +335,7 @@ class PullPass:
                 apply_host_changes(self.adapter, contact, changes)
                 contacts.append(contact)
             self.adapter.flush()
+        self._drop_stale_links([self.adapter.contact_id(contact) for contact in contacts])
         for (key, zoho_id, result, modified, changes), contact in zip(
             pending, contacts, strict=True
         ):
@@ -354,6 +355,17 @@ class PullPass:
                 action="create",
                 warnings=changes.warnings,
             )
+
+    def _drop_stale_links(self, contact_ids: list[str]) -> None:
+        """Contacts just created can hold no link yet: one found under their id is a deleted
+        contact's whose id the database reused (SQLite does). A pull-only run has not sent
+        that deletion yet; its outbox entry names the Zoho record, so the next push still
+        deletes it. Kept, the stale link made the new contact's link fail its unique key."""
+        stale = self.ledger.links_in_module(self.ledger.run_module, contact_ids=contact_ids)
+        for link in stale.values():
+            self.ledger.drop_link(link)
+        if stale:
+            self.ledger.session.flush()
 
     def _merge_with(
         self,
@@ -516,6 +528,7 @@ class PullPass:
             )
             self.report.add(change)
             if self.dry_run:
+                self.engine.planned_host_deletes.add(link.contact_id)
                 continue
             if contact is not None:
                 with self.engine.host_writes():

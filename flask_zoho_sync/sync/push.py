@@ -154,6 +154,8 @@ class PushPass:
             if link is not None and link.zoho_id == zoho_id:
                 del links[gone_contact]
         for contact_id in contact_ids:
+            if contact_id in self.engine.planned_host_deletes:
+                continue  # the plan's pull deletes it, as the run's does before its push
             entries = outbox.get(contact_id, [])
             contact = contacts.get(contact_id)
             link = links.get(contact_id)
