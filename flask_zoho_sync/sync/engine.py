@@ -164,6 +164,14 @@ class SyncEngine:
         #: In a dry run, what the pull's merge would send to Zoho per contact: the push
         #: plans exactly that for them, because the host was not actually updated.
         self.planned_to_zoho: dict[str, dict[str, Any]] = {}
+        #: In a dry run, the Zoho records the plan deletes for host deletions, by Zoho id,
+        #: with the contact id that was linked to each. The run drops those links before the
+        #: pull and the push; the plan must act as if it had, or a contact that reused a
+        #: deleted one's id (SQLite does) is planned as an update of the deleted record.
+        self.planned_deleted: dict[str, str] = {}
+        #: In a dry run, the host contacts the plan deletes because Zoho deleted their
+        #: records: the run deletes them in its pull, so its push never sees them.
+        self.planned_host_deletes: set[str] = set()
         self._phase_base = 0
         #: Records looked at so far, over both phases (a plan has no run row to hold it).
         self._progress = 0

@@ -318,6 +318,8 @@ class PullPass:
             if modified is not None and (newest is None or modified > newest):
                 newest = modified
             link = links.get(zoho_id)
+            if zoho_id in self.engine.planned_deleted:
+                continue  # the plan deletes it for a host deletion; the run's pull won't see it
             if link is None and zoho_id in buried:
                 self.report.count("to_host.skipped_deleted")
                 continue
@@ -399,7 +401,10 @@ class PullPass:
         if contact is not None:
             contact_id = self.adapter.contact_id(contact)
             self._write_links()  # a contact created earlier in this page has its link now
-            if self.ledger.links_by_contact([contact_id]) or contact_id in self.engine.claimed:
+            linked = self.ledger.links_by_contact([contact_id])
+            if linked and linked[contact_id].zoho_id in self.engine.planned_deleted:
+                linked = {}  # only in a plan: the link the run drops before its pull
+            if linked or contact_id in self.engine.claimed:
                 self._error(
                     contact_id,
                     zoho_id,
@@ -454,6 +459,7 @@ class PullPass:
                 apply_host_changes(self.adapter, contact, changes)
                 contacts.append(contact)
             self.adapter.flush()
+        self._drop_stale_links([self.adapter.contact_id(contact) for contact in contacts])
         for (key, zoho_id, result, modified, changes), contact in zip(
             pending, contacts, strict=True
         ):
@@ -473,6 +479,17 @@ class PullPass:
                 action="create",
                 warnings=changes.warnings,
             )
+
+    def _drop_stale_links(self, contact_ids: list[str]) -> None:
+        """Contacts just created can hold no link yet: one found under their id is a deleted
+        contact's whose id the database reused (SQLite does). A pull-only run has not sent
+        that deletion yet; its outbox entry names the Zoho record, so the next push still
+        deletes it. Kept, the stale link made the new contact's link fail its unique key."""
+        stale = self.ledger.links_in_module(self.ledger.run_module, contact_ids=contact_ids)
+        for link in stale.values():
+            self.ledger.drop_link(link)
+        if stale:
+            self.ledger.session.flush()
 
     def _merge_with(
         self,
@@ -612,7 +629,10 @@ class PullPass:
             if entry.deleted_time and (newest is None or entry.deleted_time > newest):
                 newest = entry.deleted_time
         links = self.ledger.links_by_zoho([entry.id for entry in deleted])
-        targets = [links[entry.id] for entry in deleted if entry.id in links]
+        planned = self.engine.planned_deleted  # the plan's own deletions are not Zoho's
+        targets = [
+            links[entry.id] for entry in deleted if entry.id in links and entry.id not in planned
+        ]
         if targets and self.engine.too_many_deletes(len(targets)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(targets)
@@ -632,6 +652,7 @@ class PullPass:
             )
             self.report.add(change)
             if self.dry_run:
+                self.engine.planned_host_deletes.add(link.contact_id)
                 continue
             if contact is not None:
                 with self.engine.host_writes():

@@ -311,7 +311,13 @@ class PushPass:
     def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:
         contacts = self.adapter.get_many(contact_ids)
         links = self.ledger.links_in_module(self.module, contact_ids=contact_ids)
+        for zoho_id, gone_contact in self.engine.planned_deleted.items():
+            link = links.get(gone_contact)
+            if link is not None and link.zoho_id == zoho_id:
+                del links[gone_contact]
         for contact_id in contact_ids:
+            if contact_id in self.engine.planned_host_deletes:
+                continue  # the plan's pull deletes it, as the run's does before its push
             entries = outbox.get(contact_id, [])
             contact = contacts.get(contact_id)
             link = links.get(contact_id)
@@ -606,6 +612,7 @@ class PushPass:
             if self.dry_run:
                 for item in chunk:
                     self.report.add(item.planned())
+                    self.engine.planned_deleted[item.zoho_id] = item.contact_id
                 continue
             self.engine.check_settings()
             results = self.engine.client.delete(
