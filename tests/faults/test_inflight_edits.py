@@ -160,7 +160,7 @@ def test_an_edit_the_conditional_write_cannot_see_is_found_from_its_notification
     world = notified_world
     synced, zoho = world.synced, world.synced.zoho
     (email,) = world.add_host(1)
-    world.sync_clean()
+    world.sync_clean(trigger="cli")  # the first manual sync
     with synced.host.app.app_context():
         assert jobs.tick(synced.state).notifications == "renewed"
     [channel] = requests.get(f"{zoho.url}/__sandbox__/channels", timeout=5).json()["channels"]
@@ -297,7 +297,7 @@ def test_random_in_flight_edits_are_never_lost_without_a_conflict(
     lost: list[str] = []
     try:
         emails = world.add_host(len(steps))
-        world.sync_clean()
+        world.sync_clean(trigger="cli")  # the first manual sync
         with synced.host.app.app_context():
             assert jobs.tick(synced.state).notifications == "renewed"
         edits = [
