@@ -4,17 +4,13 @@ expand batches into per-contact rows, and every count of pending changes sees bo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from flask_zoho_sync import jobs
 from flask_zoho_sync.capture import mark_dirty
-from flask_zoho_sync.extension import get_state
 from flask_zoho_sync.ledger import Ledger, pending_outbox_summary
 from flask_zoho_sync.models import Link, OutboxBatch, OutboxEntry, SyncSettings
 from flask_zoho_sync.preferences import get_settings
@@ -287,30 +283,3 @@ def test_pending_counts_without_sql_json_functions(host, app_context, monkeypatc
     session.commit()
     monkeypatch.setattr("flask_zoho_sync.ledger._batched_contact_ids", lambda dialect: None)
     assert pending_outbox_summary(session).contacts == 2
-
-
-def test_an_old_batch_makes_the_tick_push_without_delay(host, app_context, redis_client) -> None:
-    """The tick re-drives changes no push was scheduled for (Redis was down at commit)."""
-    state = get_state()
-    state.config = replace(state.config, push_delay=600)
-    session = host.db.session
-    settings = get_settings(session)
-    settings.module, settings.auto_sync = "Leads", True
-    settings.last_pull_at = datetime.now(timezone.utc)  # no pull due
-    session.commit()
-    ann = add_contact(host, last_name="Lee")
-    session.execute(
-        sa.update(OutboxBatch).values(created_at=datetime.now(timezone.utc) - timedelta(hours=1))
-    )
-    session.commit()
-    add_contact(host, last_name="Ray")
-    mark_dirty(session, [ann.id])  # ann twice: counted once
-    session.commit()
-    redis_client.flushdb()  # as if Redis had lost the push scheduled at commit
-
-    report = jobs.tick(state)
-
-    assert report.outbox_pending == 2
-    assert report.push_scheduled is not None
-    due = int(report.push_scheduled.rsplit("-", 1)[1])
-    assert abs(due - datetime.now(timezone.utc).timestamp()) < 60  # now, not in ten minutes

@@ -11,8 +11,9 @@ from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
 from flask_zoho_sync import jobs
+from flask_zoho_sync.capture import mark_dirty
 from flask_zoho_sync.ledger import pending_outbox_summary
-from flask_zoho_sync.models import FieldMap, OutboxEntry
+from flask_zoho_sync.models import FieldMap, OutboxBatch, OutboxEntry
 from flask_zoho_sync.preferences import get_settings
 from tests.engine.conftest import Synced
 
@@ -106,6 +107,36 @@ def test_a_commit_while_redis_is_down_still_reaches_zoho_after_the_next_tick(
     assert report.push_scheduled is not None
     work(synced)
     assert "offline@example.org" in synced.leads()
+
+
+def test_an_old_batch_makes_the_tick_push_now_not_after_another_delay(synced: Synced) -> None:
+    """The tick re-drives changes no push was scheduled for (Redis lost the push job)."""
+    auto_sync(synced)
+    synced.state.config = replace(synced.state.config, push_delay=600)
+    ann = synced.add_contact(last_name="Lee", email="lee@example.org")
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        session.execute(
+            sa.update(OutboxBatch).values(
+                created_at=datetime.now(timezone.utc) - timedelta(hours=1)
+            )
+        )
+        session.commit()
+    synced.add_contact(last_name="Ray", email="ray@example.org")
+    with synced.host.app.app_context():
+        mark_dirty(synced.host.db.session, [ann])  # Lee twice: counted once
+        synced.host.db.session.commit()
+    synced.state.redis().flushdb()  # as if Redis had lost the push scheduled at commit
+
+    with synced.host.app.app_context():
+        report = jobs.tick(synced.state)
+
+    assert report.outbox_pending == 2
+    assert report.push_scheduled is not None, report.message
+    due = int(report.push_scheduled.rsplit("-", 1)[1])
+    assert abs(due - datetime.now(timezone.utc).timestamp()) < 60  # now, not in ten minutes
+    work(synced)
+    assert {"lee@example.org", "ray@example.org"} <= set(synced.leads())
 
 
 def test_tick_schedules_a_due_pull_once(synced: Synced) -> None:
