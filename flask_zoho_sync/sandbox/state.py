@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask_zoho_sync.zoho.timefmt import format_datetime, parse_datetime
-
 from .fields import MODULES, FieldSpec, custom_field, standard_fields, store_instant
+from .zoho_time import format_datetime, parse_datetime
 
 UTC = timezone.utc
 
