@@ -18,6 +18,7 @@ from .fields import MODULES, FieldSpecError, store_epoch
 from .oauth import base_url
 from .records import apply_batch, convert_lead, delete_records, render_deleted, render_record
 from .responses import json_response
+from .seed import reset_seeded
 from .state import DEFAULT_SCOPES, SALES_REP_ID, Faults, SandboxState
 from .zoho_time import ZohoTimeRefused, parse_control_instant
 
@@ -109,7 +110,8 @@ def control_blueprint(state: SandboxState) -> Blueprint:
     def reset() -> Response:
         body = _body()
         seed = body.get("seed")
-        state.reset(
+        reset_seeded(
+            state,
             keep_custom_fields=bool(body.get("keep_custom_fields")),
             keep_tokens=bool(body.get("keep_tokens")),
             seed=int(seed) if seed is not None else None,
