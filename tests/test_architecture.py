@@ -1,69 +1,70 @@
-"""The rooms of the house keep to themselves (DESIGN.md): checked on the source, so a
-stray import fails here rather than in a host app that lacks the library."""
+"""The import contracts in pyproject.toml name every room they must keep out.
+
+`lint-imports` (run by bin/test) checks the contracts themselves. What it cannot see is a
+room added later: a forbidden contract lists modules by name, so a new top-level module
+would be free for the sandbox, the client or the engine to import until someone added it to
+the lists. These tests close that gap by comparing the lists with what is on disk.
+"""
 
 from __future__ import annotations
 
-import ast
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "flask_zoho_sync"
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the project's venv runs 3.11+
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "flask_zoho_sync"
+
+#: What the engine may take from the client: value types, no transport.
+ENGINE_MAY_USE_OF_CLIENT = {"errors", "results", "timefmt"}
 
 
-def imports_of(folder: str) -> dict[str, set[str]]:
-    """Top-level module names imported by each file of a subpackage (absolute form)."""
-    found: dict[str, set[str]] = {}
-    for path in sorted((PACKAGE / folder).glob("*.py")):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = ["flask_zoho_sync", folder][: 3 - node.level]
-                    names.add(".".join([*base, node.module or ""]).rstrip("."))
-                elif node.module:
-                    names.add(node.module)
-        found[path.name] = names
+def contracts() -> dict[str, dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {c["id"]: c for c in config["tool"]["importlinter"]["contracts"]}
+
+
+def rooms(folder: Path, prefix: str) -> set[str]:
+    """The modules and subpackages directly inside ``folder``, as dotted names."""
+    found = {f"{prefix}.{path.stem}" for path in folder.glob("*.py") if path.stem != "__init__"}
+    found |= {
+        f"{prefix}.{path.name}" for path in folder.iterdir() if (path / "__init__.py").is_file()
+    }
     return found
 
 
 @pytest.mark.parametrize(
-    ("folder", "forbidden", "allowed_inside"),
+    ("contract_id", "source"),
     [
-        (
-            "zoho",
-            ("flask", "sqlalchemy", "flask_sqlalchemy", "rq"),
-            ("flask_zoho_sync.zoho",),
-        ),
-        (
-            "sync",
-            (
-                "flask",
-                "sqlalchemy",
-                "flask_sqlalchemy",
-                "requests",
-                "httpx",
-                "urllib3",
-                "redis",
-                "rq",
-            ),
-            (
-                "flask_zoho_sync.sync",
-                "flask_zoho_sync.zoho.errors",
-                "flask_zoho_sync.zoho.results",
-                "flask_zoho_sync.zoho.timefmt",
-            ),
-        ),
+        ("sandbox-stands-alone", "flask_zoho_sync.sandbox"),
+        ("zoho-client-is-the-bottom", "flask_zoho_sync.zoho"),
+        ("engine-knows-no-framework", "flask_zoho_sync.sync"),
     ],
 )
-def test_a_room_imports_only_what_it_may(
-    folder: str, forbidden: tuple[str, ...], allowed_inside: tuple[str, ...]
-) -> None:
-    for filename, names in imports_of(folder).items():
-        for name in names:
-            top = name.split(".")[0]
-            assert top not in forbidden, f"{folder}/{filename} imports {name}"
-            if top == "flask_zoho_sync":
-                assert name.startswith(allowed_inside), f"{folder}/{filename} imports {name}"
+def test_every_other_room_is_forbidden_to_the_lower_rooms(contract_id: str, source: str) -> None:
+    contract = contracts()[contract_id]
+    assert contract["source_modules"] == [source]
+    forbidden = set(contract["forbidden_modules"])
+    expected = rooms(PACKAGE, "flask_zoho_sync") - {source}
+    if source == "flask_zoho_sync.sync":
+        expected.discard("flask_zoho_sync.zoho")
+        client = rooms(PACKAGE / "zoho", "flask_zoho_sync.zoho")
+        expected |= {n for n in client if n.rsplit(".", 1)[1] not in ENGINE_MAY_USE_OF_CLIENT}
+    missing = sorted(expected - forbidden)
+    assert not missing, f"{contract_id} does not forbid {missing}: add them to pyproject.toml"
+
+
+def test_only_the_pytest_plugin_may_reach_from_the_sandbox_into_the_client() -> None:
+    """The plugin's ``zoho_sandbox_client`` fixture builds the real client; nothing else of
+    the emulator may, or a mistake shared with the client could pass both sides."""
+    ignored = contracts()["sandbox-stands-alone"].get("ignore_imports", [])
+    importers = {line.split("->")[0].strip() for line in ignored}
+    assert importers <= {"flask_zoho_sync.sandbox.pytest_plugin"}
+    assert all(line.split("->")[1].strip().startswith("flask_zoho_sync.zoho.") for line in ignored)

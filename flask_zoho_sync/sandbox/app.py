@@ -19,15 +19,17 @@ from .guard import install_guard, method_not_allowed, not_found
 from .notifications import attach
 from .oauth import oauth_blueprint
 from .responses import internal_error
+from .seed import seeded_state
 from .state import SandboxState
 from .ui import ui_blueprint
 from .watch import watch_blueprint
 
 
 def create_sandbox_app(state: SandboxState | None = None, **options: Any) -> Flask:
-    """Build the sandbox app; ``options`` configure a new ``SandboxState`` when none is given."""
+    """Build the sandbox app; ``options`` configure a new ``SandboxState`` when none is given
+    (``seed=N`` among them fills it with demo data)."""
     if state is None:
-        state = SandboxState(**options)
+        state = seeded_state(**options)
     elif options:
         raise TypeError("pass options either to SandboxState or to create_sandbox_app, not both")
     attach(state)

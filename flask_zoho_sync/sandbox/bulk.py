@@ -24,12 +24,10 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, g, request
-
-from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
 from . import tokens
 from .fields import MODULE_IDS, MODULES, SYSTEM_DUPLICATE_CHECK, FieldSpec, store_instant
@@ -42,6 +40,14 @@ from .records import (
 )
 from .responses import json_response, too_many_requests, zoho_error
 from .state import SandboxState
+from .zoho_time import (
+    ZohoTimeRefused,
+    format_date,
+    format_datetime,
+    parse_bulk_csv_date,
+    parse_bulk_csv_datetime,
+    parse_datetime,
+)
 
 #: Zoho's published bulk limits (reference §6.1, §6.2, §4.3).
 READ_PAGE_SIZE = 200_000
@@ -183,17 +189,13 @@ def _advance(state: SandboxState, job: dict[str, Any], polled: bool, process: Ca
 # --------------------------------------------------------------------------- bulk read
 def _iso_instant(value: Any, path: str) -> str:
     """A criteria DateTime: ISO-8601 with an offset and, as Zoho insists, no milliseconds."""
-    if not isinstance(value, str) or "." in value:
+    try:
+        return store_instant(parse_datetime(value))
+    except ZohoTimeRefused as refused:
         raise BulkError(
             "INVALID_DATA",
             "invalid data",
-            {"json_path": path, "expected_data_type": "datetime without milliseconds"},
-        )
-    try:
-        return store_instant(parse_datetime(value))
-    except ZohoTimeFormatError:
-        raise BulkError(
-            "INVALID_DATA", "invalid data", {"json_path": path, "expected_data_type": "datetime"}
+            {"json_path": path, "expected_data_type": refused.reason},
         ) from None
 
 
@@ -700,15 +702,14 @@ def _cell_to_json(state: SandboxState, spec: FieldSpec, text: str, fmt: Any) -> 
         return {"id": text}
     if kind == "date" and not iso:
         try:
-            return datetime.strptime(text, "%m/%d/%Y").date().isoformat()
-        except ValueError:
+            return format_date(parse_bulk_csv_date(text))
+        except ZohoTimeRefused:
             return text
     if kind == "datetime" and not iso:
         try:
-            local = datetime.strptime(text, "%m/%d/%Y %H:%M:%S").replace(tzinfo=state.zone)
-        except ValueError:
+            return format_datetime(parse_bulk_csv_datetime(text, state.zone), state.zone)
+        except ZohoTimeRefused:
             return text
-        return local.isoformat()
     return text
 
 

@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, Response, request
 
-from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
-
 from . import tokens
 from .fields import MODULES, FieldSpecError, store_epoch
 from .oauth import base_url
 from .records import apply_batch, convert_lead, delete_records, render_deleted, render_record
 from .responses import json_response
+from .seed import reset_seeded
 from .state import DEFAULT_SCOPES, SALES_REP_ID, Faults, SandboxState
+from .zoho_time import ZohoTimeRefused, parse_control_instant
 
 #: The scripted fault queues ``/faults`` accepts, with the shape of one entry.
 _SCRIPTED_QUEUES = {
@@ -110,7 +110,8 @@ def control_blueprint(state: SandboxState) -> Blueprint:
     def reset() -> Response:
         body = _body()
         seed = body.get("seed")
-        state.reset(
+        reset_seeded(
+            state,
             keep_custom_fields=bool(body.get("keep_custom_fields")),
             keep_tokens=bool(body.get("keep_tokens")),
             seed=int(seed) if seed is not None else None,
@@ -184,8 +185,8 @@ def control_blueprint(state: SandboxState) -> Blueprint:
                 return _bad("advance_seconds must be a number")
         elif "set" in body:
             try:
-                state.set_clock(parse_datetime(str(body["set"])))
-            except ZohoTimeFormatError as exc:
+                state.set_clock(parse_control_instant(body["set"]))
+            except ZohoTimeRefused as exc:
                 return _bad(str(exc))
         return _clock()
 

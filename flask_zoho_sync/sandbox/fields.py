@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
+from .zoho_time import ZohoTimeRefused, format_date, parse_date, parse_datetime
 
 MODULES = ("Leads", "Contacts")
 
@@ -83,8 +83,6 @@ CUSTOM_TYPES = (
 SYSTEM_DUPLICATE_CHECK = {"Leads": ("Email",), "Contacts": ("Email",)}
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")
 
 SALUTATIONS = ["-None-", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof."]
 LEAD_SOURCES = [
@@ -388,19 +386,14 @@ def coerce_value(spec: FieldSpec, value: Any, user_ids: set[str]) -> Any:
             raise _expect(spec, "boolean")
         return value
     if kind == "date":
-        if not isinstance(value, str) or not _DATE.match(value):
-            raise _expect(spec, "date")
         try:
-            date.fromisoformat(value)
-        except ValueError:
+            return format_date(parse_date(value))
+        except ZohoTimeRefused:
             raise _expect(spec, "date") from None
-        return value
     if kind == "datetime":
-        if not isinstance(value, str) or not _DATETIME.match(value):
-            raise _expect(spec, "datetime")
         try:
             return store_instant(parse_datetime(value))
-        except ZohoTimeFormatError:
+        except ZohoTimeRefused:
             raise _expect(spec, "datetime") from None
     if kind == "picklist":
         if not isinstance(value, str):

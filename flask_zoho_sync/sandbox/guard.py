@@ -3,7 +3,8 @@
 Real Zoho fails in ways a happy-path emulator never shows: 429s with no Retry-After,
 expired tokens mid-run, HTML error pages, slow answers. Putting these in one gate in front
 of the views lets tests script any of them without the views knowing, and keeps the
-call/credit meter (which must agree with the client's ``estimate_credits``) in one place.
+call/credit meter (priced by the sandbox's own reading of Zoho's table, credit_costs.py)
+in one place.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from flask_zoho_sync.zoho.credits import endpoint_key, estimate_credits
-
 from . import tokens
+from .credit_costs import credit_cost, endpoint_key
 from .fields import MODULES
 from .responses import (
     error_body,
@@ -138,9 +138,7 @@ def install_guard(app: Flask, state: SandboxState) -> None:
             return response
         state.count_status(response.status_code)
         if g.get("sandbox_authenticated") and response.status_code < 429:
-            amount = estimate_credits(
-                request.method, request.path, g.get("sandbox_record_count", 0)
-            )
+            amount = credit_cost(request.method, request.path, g.get("sandbox_record_count", 0))
             state.charge(key, amount)
         if _metered_kind(request.path) == "crm":
             limit = state.credit_limit()

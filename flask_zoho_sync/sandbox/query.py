@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
-
 from .fields import store_instant
-from .records import is_converted, render_record, version
+from .records import is_converted, render_deleted, render_record, version
 from .state import SandboxState
+from .zoho_time import ZohoTimeRefused, parse_datetime
 
 DISCRETE_LIMIT = 2000
 MAX_FIELDS = 50
@@ -53,8 +52,8 @@ def parse_header_instant(value: str | None, header: str) -> str | None:
     if value is None or value.strip() == "":
         return None
     try:
-        return store_instant(parse_datetime(value))
-    except ZohoTimeFormatError:
+        return store_instant(parse_datetime(value.strip()))  # HTTP drops the padding
+    except ZohoTimeRefused:
         raise QueryError(
             "INVALID_DATA",
             "invalid data",
@@ -287,8 +286,6 @@ def list_deleted(
     state: SandboxState, module: str, args: dict[str, str], if_modified_since: str | None
 ) -> ListResult:
     """Answer `GET /{module}/deleted` (reference §2.8)."""
-    from .records import render_deleted
-
     kind = args.get("type") or "all"
     if kind not in ("all", "recycle", "permanent"):
         raise QueryError(

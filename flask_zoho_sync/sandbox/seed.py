@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from typing import Any
 
 from .fields import MODULES, store_instant
 from .records import apply_batch
@@ -105,3 +106,33 @@ def seed_demo(state: SandboxState, count: int) -> None:
             stamp = store_instant(now - timedelta(hours=3 * (age + 1)))
             record["Created_Time"] = record["Modified_Time"] = stamp
     state.save()
+
+
+def seeded_state(*, seed: int = 0, **options: Any) -> SandboxState:
+    """A new sandbox org holding ``seed`` demo leads (``options`` go to ``SandboxState``).
+
+    An org restored from its ``state_file`` keeps what it held and is not seeded again. The
+    count is remembered, so a reset without a count of its own seeds the same demo again.
+    """
+    state = SandboxState(**options)
+    state.seed_count = seed
+    if seed and not state.restored:
+        with state.lock:
+            seed_demo(state, seed)
+    return state
+
+
+def reset_seeded(
+    state: SandboxState,
+    *,
+    seed: int | None = None,
+    keep_custom_fields: bool = False,
+    keep_tokens: bool = False,
+) -> None:
+    """Reset the org and put ``seed`` demo leads back (default: the count it started with)."""
+    count = state.seed_count if seed is None else seed
+    state.reset(
+        keep_custom_fields=keep_custom_fields,
+        keep_tokens=keep_tokens,
+        refill=(lambda fresh: seed_demo(fresh, count)) if count else None,
+    )

@@ -12,6 +12,7 @@ from zoneinfo import available_timezones
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import create_sandbox_app
+from .seed import seeded_state
 from .state import DEFAULT_TIMEZONE, SandboxState
 
 
@@ -37,7 +38,7 @@ class SandboxServer:
         port: int = 0,
         **options: Any,
     ) -> None:
-        self.state = state if state is not None else SandboxState(**options)
+        self.state = state if state is not None else seeded_state(**options)
         self.host = host
         self.port = port
         self.app = create_sandbox_app(self.state)
@@ -154,7 +155,7 @@ def run_sandbox(
         options["client_id"] = client_id
     if client_secret:
         options["client_secret"] = client_secret
-    state = SandboxState(org_timezone=org_timezone, seed=seed, state_file=state_file, **options)
+    state = seeded_state(org_timezone=org_timezone, seed=seed, state_file=state_file, **options)
     app = create_sandbox_app(state)
     try:
         _probe_port(host, port)

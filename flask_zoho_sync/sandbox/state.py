@@ -16,14 +16,14 @@ import random
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask_zoho_sync.zoho.timefmt import format_datetime, parse_datetime
-
 from .fields import MODULES, FieldSpec, custom_field, standard_fields, store_instant
+from .zoho_time import format_datetime, parse_datetime
 
 UTC = timezone.utc
 
@@ -189,7 +189,6 @@ class SandboxState:
         daily_credits: int | None = None,
         concurrency_limit: int = 10,
         page_token_limit: int = 100_000,
-        seed: int = 0,
         fault_seed: int = 0,
         state_file: str | os.PathLike[str] | None = None,
         location: str = "us",
@@ -208,7 +207,9 @@ class SandboxState:
         #: What ``reset`` restores: limits a test changed through ``/faults`` must not leak
         #: into the next test on the same sandbox.
         self._configured_limits = (token_ttl, daily_credits, concurrency_limit)
-        self.seed_count = seed
+        #: Demo leads a reset fills the org with again (seed.py seeds; the state only keeps
+        #: the number, so it needs nothing of the write path that seeding goes through).
+        self.seed_count = 0
         self.location = location
         self.state_file = Path(state_file) if state_file else None
         self.faults = Faults()
@@ -221,10 +222,10 @@ class SandboxState:
         self._reset_meters()
         self.data: dict[str, Any] = self._fresh_data(org_timezone)
         self.notifier: Any = None  # set by notifications.attach (avoids an import cycle)
-        if self.state_file and self.state_file.exists():
+        #: Whether ``data`` came from ``state_file`` (a restored org is not seeded again).
+        self.restored = bool(self.state_file and self.state_file.exists())
+        if self.restored:
             self.load()
-        elif seed:
-            self.apply_seed(seed)
 
     # ----------------------------------------------------------------- data and reset
     def _fresh_data(self, time_zone: str, custom: dict[str, list] | None = None) -> dict:
@@ -258,10 +259,14 @@ class SandboxState:
         *,
         keep_custom_fields: bool = False,
         keep_tokens: bool = False,
-        seed: int | None = None,
         org_timezone: str | None = None,
+        refill: Callable[[SandboxState], None] | None = None,
     ) -> None:
-        """Back to the start state; tests call this before each case."""
+        """Back to the start state; tests call this before each case.
+
+        ``refill`` runs on the fresh org under the lock, before anyone can see it empty:
+        ``seed.reset_seeded`` puts the demo data back this way.
+        """
         if self.notifier is not None:
             self.notifier.drain(timeout=2.0)
             self.notifier.clear_log()
@@ -280,17 +285,9 @@ class SandboxState:
             self.faults.seed = fault_seed
             self.faults.rng = random.Random(fault_seed)
             self._reset_meters()
-            count = self.seed_count if seed is None else seed
-            if count:
-                self.apply_seed(count)
+            if refill is not None:
+                refill(self)
             self.save()
-
-    def apply_seed(self, count: int) -> None:
-        """Load the demo's custom fields and ``count`` deterministic leads."""
-        from .seed import seed_demo  # local import: seed builds on the write path
-
-        with self.lock:
-            seed_demo(self, count)
 
     # ---------------------------------------------------------------- persistence
     def save(self) -> None:

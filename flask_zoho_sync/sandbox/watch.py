@@ -12,13 +12,12 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
-
 from .fields import MODULE_IDS, MODULES, store_epoch
 from .guard import crm_call
 from .oauth import base_url
 from .responses import batch_status, empty, error_body, json_response, zoho_error
 from .state import SandboxState
+from .zoho_time import ZohoTimeRefused, parse_datetime
 
 MAX_TOKEN_LENGTH = 50
 MAX_EXPIRY = timedelta(days=7)
@@ -99,7 +98,7 @@ def _expiry(state: SandboxState, raw: Any, index: int) -> float:
         return (now + DEFAULT_EXPIRY).timestamp()
     try:
         moment = parse_datetime(str(raw))
-    except ZohoTimeFormatError:
+    except ZohoTimeRefused:
         raise _invalid(index, "channel_expiry", expected_data_type="datetime") from None
     if moment <= now:
         raise _invalid(index, "channel_expiry")

@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from flask_zoho_sync.sandbox import SandboxHandle, SandboxServer, SandboxState, create_sandbox_app
+from flask_zoho_sync.sandbox.seed import reset_seeded, seeded_state
 
 from .conftest import Api
 
@@ -44,7 +45,7 @@ def test_state_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_seed_is_deterministic_with_demo_fields() -> None:
-    first, second = SandboxState(seed=12), SandboxState(seed=12)
+    first, second = seeded_state(seed=12), seeded_state(seed=12)
     leads = [r["Email"] for r in first.data["records"]["Leads"].values()]
     assert leads == [r["Email"] for r in second.data["records"]["Leads"].values()]
     assert len(leads) == 12 and len(first.data["records"]["Contacts"]) == 3
@@ -53,7 +54,9 @@ def test_seed_is_deterministic_with_demo_fields() -> None:
     assert names["Membership_Level"].pick_list_values == ("-None-", "Bronze", "Silver", "Gold")
     for field in ("Newsletter", "VIP", "Volunteers", "Birthday", "Contact_URL"):
         assert field in names
-    first.reset(seed=0)
+    reset_seeded(first)  # a reset seeds the same demo again...
+    assert len(first.data["records"]["Leads"]) == 12
+    reset_seeded(first, seed=0)  # ...unless told otherwise
     assert first.data["records"]["Leads"] == {}
 
 

@@ -1,0 +1,72 @@
+"""What each call the sandbox serves costs in Zoho API credits, and the key it is counted under.
+
+Written from the reference (zoho-crm-api.md §4.1) on its own, not borrowed from the client's
+estimator (``flask_zoho_sync/zoho/credits.py``): the sandbox's meter is what the client's
+budget is checked against, so it has to be an independent reading or a shared mistake would
+agree with itself. tests/sandbox/test_formats_agree.py prices every endpoint both ways.
+
+The table, per §4.1: most calls cost 1 credit (Get Records: 1, Kaizen #60); inserting,
+updating or upserting records costs 1 credit per 10 records started (a third-party reading
+of the v8 page, the only one there is); converting a lead costs 5; creating a Bulk Write job
+costs 500. Calls to the accounts server (OAuth) are no CRM API call and cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+#: Records a write of this many costs one credit for (§4.1).
+RECORDS_PER_WRITE_CREDIT = 10
+CONVERT_LEAD_CREDITS = 5
+BULK_WRITE_JOB_CREDITS = 500
+
+#: Path prefixes Zoho's CRM API lives under, and what the meter's key keeps of them.
+_API_PREFIXES = (("/crm/bulk/v8/", "/bulk/"), ("/crm/v8/", "/"))
+#: Zoho's ids (records, fields, jobs, channels) are strings of digits (§2.1).
+_ID_SEGMENT = re.compile(r"\d+", re.ASCII)
+#: ``/{module}`` and ``/{module}/{id}``: the calls that carry records to write.
+_RECORD_WRITES = {("POST", 1), ("PUT", 1), ("PUT", 2)}
+
+
+def endpoint_key(method: str, path: str) -> str:
+    """``"GET /Leads/{id}"``: the method and the API path without its version prefix, ids
+    folded to ``{id}`` so that one endpoint is one row of the stats however many records
+    were asked for."""
+    method = method.upper()
+    trimmed = path.rstrip("/") or "/"
+    for prefix, kept in _API_PREFIXES:
+        if trimmed.startswith(prefix):
+            trimmed = kept + trimmed[len(prefix) :]
+            break
+    segments = [
+        "{id}" if _ID_SEGMENT.fullmatch(segment) else segment for segment in trimmed.split("/")
+    ]
+    return f"{method} {'/'.join(segments)}"
+
+
+def credit_cost(method: str, path: str, record_count: int = 0) -> int:
+    """The credits Zoho charges for one call; ``record_count`` is how many records a write
+    carried (ignored for every other call)."""
+    method = method.upper()
+    if not path.startswith("/crm/"):
+        return 0  # the accounts server (OAuth) is outside the CRM API's budget
+    key = endpoint_key(method, path)
+    segments = key.split(" ", 1)[1].strip("/").split("/")
+    if key == "POST /bulk/write":
+        return BULK_WRITE_JOB_CREDITS
+    if method == "POST" and segments[-2:] == ["actions", "convert"]:
+        return CONVERT_LEAD_CREDITS
+    if _is_record_write(method, segments):
+        return max(1, math.ceil(record_count / RECORDS_PER_WRITE_CREDIT))
+    return 1
+
+
+def _is_record_write(method: str, segments: list[str]) -> bool:
+    if segments[0] in ("bulk", "settings", "actions", "org", "users", "upload", "coql"):
+        return False
+    if method == "POST" and len(segments) == 2 and segments[1] == "upsert":
+        return True
+    return (method, len(segments)) in _RECORD_WRITES and (
+        len(segments) == 1 or segments[1] == "{id}"
+    )
