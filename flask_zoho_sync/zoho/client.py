@@ -39,6 +39,7 @@ from .errors import (
     ZohoReconnectRequired,
     ZohoRequestError,
     ZohoRetryLater,
+    ZohoTokenRejected,
     ZohoUnavailable,
     body_excerpt,
     error_from_response,
@@ -60,9 +61,6 @@ MAX_PER_PAGE = 200
 #: Fields every listing carries: ``id`` to merge and link, ``Modified_Time`` as the
 #: incremental watermark.
 ALWAYS_FIELDS = ("id", "Modified_Time")
-
-#: Codes after which the access token is worth replacing once before giving up.
-_STALE_TOKEN_CODES = frozenset({"INVALID_TOKEN", "INVALID_OAUTHTOKEN"})
 
 
 #: Failures where no complete HTTP answer arrived.
@@ -525,10 +523,13 @@ class ZohoClient:
         the bulk APIs' uploads and downloads alike.
 
         ``send`` makes the HTTP exchange with the current tokens; ``read`` turns its
-        response into a reply or the error it stands for. A rejected access token is
-        replaced once. 429s are always retried (Zoho did not process the call), waiting at
-        least ``rate_limit_wait``; outages and garbled replies are retried unless the
-        request is a create that Zoho may already have applied (``idempotent=False``).
+        response into a reply or the error it stands for. A rejected access token
+        (:class:`ZohoTokenRejected`, ``AUTHENTICATION_FAILURE`` included) is replaced once
+        and the call repeated once, metered like any call; a scope mismatch is not, since a
+        refresh keeps the grant's scopes. 429s are always retried (Zoho did not process the
+        call), waiting at least ``rate_limit_wait``; outages and garbled replies are retried
+        unless the request is a create that Zoho may already have applied
+        (``idempotent=False``).
         """
         endpoint = endpoint_key(method, path)
         attempt = 0
@@ -549,7 +550,17 @@ class ZohoClient:
                 if isinstance(outcome, Reply):
                     return outcome
                 failure = outcome
-                if failure.code in _STALE_TOKEN_CODES and not replaced_token:
+                if isinstance(failure, ZohoTokenRejected) and not replaced_token:
+                    # Repeating any call here, a create included, is safe: a 401 means the
+                    # request was not applied (RFC 9110 §15.5.2, "the request has not been
+                    # applied because it lacks valid authentication credentials",
+                    # https://www.rfc-editor.org/rfc/rfc9110#name-401-unauthorized), and
+                    # Zoho answers a bad token with one request-level error object, not
+                    # per-record verdicts (reference §4.4, §4.5). The refresh goes through
+                    # the token manager, so concurrent callers refresh once between them;
+                    # if it fails (a revoked refresh token gives ``invalid_code``) that
+                    # error is raised as it is, and a second 401 is raised below: never a
+                    # loop.
                     self.tokens.invalidate(tokens.access_token)
                     replaced_token = True
                     continue

@@ -5,7 +5,9 @@ grouped by remedy:
 
 * :class:`ZohoRetryLater`: transient (rate limit, outage, garbled reply); the job retries.
 * :class:`ZohoBudgetExhausted`: the host's own daily credit budget is spent; the run pauses.
-* :class:`ZohoReconnectRequired`: the stored grant is dead; an admin must connect again.
+* :class:`ZohoReconnectRequired`: the stored grant is dead; an admin must connect again
+  (:class:`ZohoTokenRejected` once a refresh did not help, :class:`ZohoScopeMismatch` when
+  the grant lacks a scope).
 * :class:`ZohoSettingError`: the configuration (module, permissions, host) is wrong.
 * :class:`ZohoRequestError`: Zoho refused this request; retrying it unchanged will not help.
 * :class:`ZohoRecordError`: one record was refused (batch calls return results instead).
@@ -168,6 +170,34 @@ class ZohoReconnectRequired(ZohoError):
     advice = "Reconnect Zoho CRM from the admin pages (or 'flask zoho-sync connect')."
 
 
+class ZohoTokenRejected(ZohoReconnectRequired):
+    """Zoho refused the access token: ``INVALID_TOKEN``, ``INVALID_OAUTHTOKEN`` or
+    ``AUTHENTICATION_FAILURE`` (HTTP 401, reference §4.5).
+
+    Each of these is sometimes fixed by one refresh (an expired token, the 16th active token
+    invalidating the oldest, or an AUTHENTICATION_FAILURE Zoho sends for a token a refresh
+    cures), so the client replaces the token once and repeats the call before it lets this
+    out. A caller that sees it therefore knows a different token was refused too.
+    """
+
+    advice = (
+        "Zoho refused a freshly refreshed access token as well, so the connection itself is "
+        "no longer valid. Reconnect Zoho CRM from the admin pages (or 'flask zoho-sync "
+        "connect')."
+    )
+
+
+class ZohoScopeMismatch(ZohoReconnectRequired):
+    """``OAUTH_SCOPE_MISMATCH``: the grant lacks a scope this call needs (reference §1.8,
+    §4.5). A refresh keeps the grant's scopes, so it cannot help; only a new consent can."""
+
+    advice = (
+        "The Zoho connection was granted without a permission (OAuth scope) this call "
+        "needs. Reconnect Zoho CRM from the admin pages so the consent grants every scope "
+        "the sync asks for."
+    )
+
+
 # -- configuration --------------------------------------------------------------------------
 
 
@@ -221,9 +251,12 @@ class ZohoRecordError(ZohoError):
 
 # -- mapping Zoho's error bodies ------------------------------------------------------------
 
-_RECONNECT_CODES = frozenset(
-    {"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE", "OAUTH_SCOPE_MISMATCH"}
+#: 401 codes a new access token may cure; the client refreshes once on these (see
+#: :class:`ZohoTokenRejected`).
+TOKEN_REJECTED_CODES = frozenset(
+    {"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE"}
 )
+_SCOPE_CODES = frozenset({"OAUTH_SCOPE_MISMATCH"})
 _SETTING_CODES = frozenset(
     {
         "INVALID_MODULE",
@@ -290,8 +323,10 @@ def error_from_response(status: int | None, body: Any, endpoint: str | None) -> 
         return ZohoRetryLater(text, advice=_EXPIRED_PAGE_TOKEN_ADVICE, **kwargs)
     if (status is not None and status >= 500) or code in _UNAVAILABLE_CODES:
         return ZohoUnavailable(text, **kwargs)
-    if code in _RECONNECT_CODES:
-        return ZohoReconnectRequired(text, **kwargs)
+    if code in TOKEN_REJECTED_CODES:
+        return ZohoTokenRejected(text, **kwargs)
+    if code in _SCOPE_CODES:
+        return ZohoScopeMismatch(text, **kwargs)
     if code in _SETTING_CODES:
         return ZohoSettingError(text, **kwargs)
     if code is None and status == 401:
