@@ -8,7 +8,8 @@ agree with itself. tests/sandbox/test_formats_agree.py prices every endpoint bot
 The table, per §4.1: most calls cost 1 credit (Get Records: 1, Kaizen #60); inserting,
 updating or upserting records costs 1 credit per 10 records started (a third-party reading
 of the v8 page, the only one there is), so updating one record by id costs 1; deleting is
-one of "most calls"; converting a lead costs 5; creating a Bulk Write job costs 500. Calls to the accounts server (OAuth) are no CRM API call and cost nothing.
+one of "most calls"; converting a lead costs 5; creating a Bulk Write job costs 500.
+Calls to the accounts server (OAuth) are no CRM API call and cost nothing.
 """
 
 from __future__ import annotations
