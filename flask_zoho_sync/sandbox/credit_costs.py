@@ -7,8 +7,9 @@ agree with itself. tests/sandbox/test_formats_agree.py prices every endpoint bot
 
 The table, per §4.1: most calls cost 1 credit (Get Records: 1, Kaizen #60); inserting,
 updating or upserting records costs 1 credit per 10 records started (a third-party reading
-of the v8 page, the only one there is); converting a lead costs 5; creating a Bulk Write job
-costs 500. Calls to the accounts server (OAuth) are no CRM API call and cost nothing.
+of the v8 page, the only one there is), so updating one record by id costs 1; deleting is
+one of "most calls"; converting a lead costs 5; creating a Bulk Write job costs 500.
+Calls to the accounts server (OAuth) are no CRM API call and cost nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ BULK_WRITE_JOB_CREDITS = 500
 _API_PREFIXES = (("/crm/bulk/v8/", "/bulk/"), ("/crm/v8/", "/"))
 #: Zoho's ids (records, fields, jobs, channels) are strings of digits (§2.1).
 _ID_SEGMENT = re.compile(r"\d+", re.ASCII)
-#: ``/{module}`` and ``/{module}/{id}``: the calls that carry records to write.
-_RECORD_WRITES = {("POST", 1), ("PUT", 1), ("PUT", 2)}
 
 
 def endpoint_key(method: str, path: str) -> str:
@@ -34,7 +33,7 @@ def endpoint_key(method: str, path: str) -> str:
     folded to ``{id}`` so that one endpoint is one row of the stats however many records
     were asked for."""
     method = method.upper()
-    trimmed = path.rstrip("/") or "/"
+    trimmed = path.split("?", 1)[0].rstrip("/") or "/"
     for prefix, kept in _API_PREFIXES:
         if trimmed.startswith(prefix):
             trimmed = kept + trimmed[len(prefix) :]
@@ -49,7 +48,7 @@ def credit_cost(method: str, path: str, record_count: int = 0) -> int:
     """The credits Zoho charges for one call; ``record_count`` is how many records a write
     carried (ignored for every other call)."""
     method = method.upper()
-    if not path.startswith("/crm/"):
+    if not path.split("?", 1)[0].startswith("/crm/"):
         return 0  # the accounts server (OAuth) is outside the CRM API's budget
     key = endpoint_key(method, path)
     segments = key.split(" ", 1)[1].strip("/").split("/")
@@ -63,10 +62,10 @@ def credit_cost(method: str, path: str, record_count: int = 0) -> int:
 
 
 def _is_record_write(method: str, segments: list[str]) -> bool:
+    """Insert (``POST /{module}``), update (``PUT /{module}``) or upsert: the calls whose
+    price grows with their records. ``PUT /{module}/{id}`` writes one record: one credit."""
     if segments[0] in ("bulk", "settings", "actions", "org", "users", "upload", "coql"):
         return False
-    if method == "POST" and len(segments) == 2 and segments[1] == "upsert":
-        return True
-    return (method, len(segments)) in _RECORD_WRITES and (
-        len(segments) == 1 or segments[1] == "{id}"
-    )
+    if len(segments) == 1:
+        return method in ("POST", "PUT")
+    return method == "POST" and segments[1:] == ["upsert"]
