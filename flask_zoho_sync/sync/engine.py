@@ -40,7 +40,7 @@ DIRECTIONS = ("both", "push", "pull")
 
 
 def estimate_cost(
-    plan: RunReport, *, extra_updates: int = 0, bulk_threshold: int = 0
+    plan: RunReport, *, extra_updates: int = 0, bulk_threshold: int = 0, reread: bool = False
 ) -> tuple[int, int]:
     """What the real run would cost in Zoho calls and credits, from a dry run's plan.
 
@@ -48,7 +48,8 @@ def estimate_cost(
     sends them (100 records a call; a write costs a credit per ten records; an update batch
     also re-reads its records first, one call). A plan of a
     bulk first sync (``bulk_threshold`` given) prices the export and the write jobs the run
-    will use instead (``sync.bulk.bulk_cost``).
+    will use instead (``sync.bulk.bulk_cost``). A plan that made the push's re-reads itself
+    (``reread``: a push-only plan, ``PushPass._plan_reread``) has them in its own calls.
     """
     calls, credits = plan.counts.get("calls", 0), plan.counts.get("credits", 0)
     updates = plan.counts.get("to_zoho.update", 0) + extra_updates
@@ -62,7 +63,7 @@ def estimate_cost(
     deletes = plan.counts.get("to_zoho.delete", 0)
     # Each update batch re-reads its records just before writing (``push.checked_update``):
     # one GET of up to 100 ids, one credit.
-    rereads = math.ceil(updates / 100)
+    rereads = 0 if reread else math.ceil(updates / 100)
     calls, credits = calls + rereads, credits + rereads
     for records, per_ten in ((updates, True), (creates, True), (deletes, False)):
         batches = math.ceil(records / 100)
@@ -172,6 +173,13 @@ class SyncEngine:
         #: In a dry run, the host contacts the plan deletes because Zoho deleted their
         #: records: the run deletes them in its pull, so its push never sees them.
         self.planned_host_deletes: set[str] = set()
+        #: In a dry run, the Zoho version (Modified_Time) the plan's merge took per contact:
+        #: the run's merge saves it on the link, and its push's re-read compares with it.
+        self.planned_seen: dict[str, datetime | None] = {}
+        #: Whether this run's pull ran: a plan without one reads before it plans updates.
+        self.pulled = False
+        #: Whether this plan made the push's re-reads itself (priced in its own calls).
+        self.plan_reread = False
         self._phase_base = 0
         #: Records looked at so far, over both phases (a plan has no run row to hold it).
         self._progress = 0
@@ -272,6 +280,7 @@ class SyncEngine:
             if direction in ("both", "pull") and report.status != "needs_confirmation":
                 pull_pass = BulkPullPass if bulk else PullPass
                 pull_pass(self, report).run(full=mode == "all")
+                self.pulled = True
                 self._phase_base = self._progress
             if direction in ("both", "push") and report.status != "needs_confirmation":
                 outbox = {cid: entries for cid, entries in outbox.items() if entries}
@@ -332,6 +341,7 @@ class SyncEngine:
                 report,
                 extra_updates=followups,
                 bulk_threshold=self.options.bulk_threshold if self._bulk_plan else 0,
+                reread=self.plan_reread,
             )
         return report
 

@@ -538,6 +538,7 @@ class PullPass:
                     )
                 )
             self.engine.planned_to_zoho[contact_id] = dict(result.to_zoho)
+            self.engine.planned_seen[contact_id] = modified
             if result.to_zoho:
                 self.engine.push_queue[contact_id] = None
             return

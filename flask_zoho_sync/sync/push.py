@@ -45,6 +45,11 @@ _TRANSIENT_CODES = {"RECORD_LOCKED", "ALREADY_MODIFIED", "LIMIT_EXCEEDED"}
 #: gives the same verdict itself when its re-read before the write shows such a change.
 CHANGED_IN_ZOHO = "ALREADY_MODIFIED"
 
+#: The verdict on an update of a record the re-read no longer finds in Zoho: Zoho's own
+#: for an update of a deleted record, given without sending it.
+GONE_FROM_ZOHO = "INVALID_DATA"
+GONE_MESSAGE = "the record is no longer in Zoho (deleted there)"
+
 #: How many times one push merges and re-sends records a Zoho user keeps changing under it;
 #: what is still contested after that waits for the next run (its pull merges it).
 CONTESTED_ROUNDS = 2
@@ -92,6 +97,15 @@ def _version_of(record: dict[str, Any]) -> datetime | None:
         return None
 
 
+def _refusal(code: str | None, message: str | None) -> str:
+    if code == GONE_FROM_ZOHO and message == GONE_MESSAGE:
+        return (
+            f"Not sent: {GONE_MESSAGE}, so Zoho would refuse it ({code}); the next sync "
+            "that pulls deletes the contact too."
+        )
+    return f"Zoho refused it: {code or 'error'} {message or ''}".strip()
+
+
 @dataclass
 class WriteAnswer:
     """Zoho's verdicts on one batch, with what the re-read before it found."""
@@ -101,6 +115,54 @@ class WriteAnswer:
     moved: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The Modified_Time each sent record had when re-read, by Zoho id.
     read: dict[str, datetime] = field(default_factory=dict)
+
+
+@dataclass
+class Reread:
+    """What the re-read before an update batch found (step 1 of ``checked_update``); a plan
+    that has not read Zoho otherwise (a push-only plan) makes the same read to foresee it."""
+
+    #: Records changed in Zoho since the version the sync holds (not sent), by Zoho id.
+    moved: dict[str, dict[str, Any]]
+    #: The Modified_Time of each record to be sent, by Zoho id.
+    read: dict[str, datetime]
+    #: Positions in the batch of the records to send.
+    sending: list[int]
+    #: The newest Modified_Time among them (the conditional write's condition).
+    newest: datetime | None
+    #: The Zoho ids the re-read did not return: Zoho no longer has them (deleted there), and
+    #: would refuse their update (INVALID_DATA, "the id given seems to be invalid"); they
+    #: are not sent, which saves the write's credit.
+    missing: set[str]
+
+    @classmethod
+    def of(
+        cls,
+        client: Any,
+        module: str,
+        ids: list[str],
+        seen: Sequence[datetime | None],
+        fields: list[str],
+    ) -> Reread:
+        current = {
+            str(record.get("id")): record for record in client.get_records(module, ids, fields)
+        }
+        found = cls({}, {}, [], None, set())
+        for position, (zoho_id, held) in enumerate(zip(ids, seen, strict=True)):
+            record = current.get(zoho_id)
+            if record is None:
+                found.missing.add(zoho_id)
+                continue
+            version = _version_of(record)
+            if version is not None and held is not None and version > held:
+                found.moved[zoho_id] = record
+                continue
+            found.sending.append(position)
+            if version is not None:
+                found.read[zoho_id] = version
+                if found.newest is None or version > found.newest:
+                    found.newest = version
+        return found
 
 
 def checked_update(
@@ -118,7 +180,8 @@ def checked_update(
     1. The batch's records are re-read (one call per 100 ids) as late as possible, on the
        sending thread just before the write. A record whose Modified_Time is newer than the
        version the sync holds (``seen``) is not sent; it comes back as ``CHANGED_IN_ZOHO``
-       with the record read, for the pull's merge.
+       with the record read, for the pull's merge. A record the re-read does not return is
+       gone from Zoho: it is not sent either, and fails with Zoho's code for it.
     2. The write is conditional (``If-Unmodified-Since``, reference §2.3) on the newest
        Modified_Time of the records it sends: an edit that lands while the write is on its
        way makes Zoho refuse that record with ``ALREADY_MODIFIED`` instead of overwriting it.
@@ -130,22 +193,8 @@ def checked_update(
     Runs on a worker thread: it touches no session, only the client and plain values.
     """
     ids = [str(payload["id"]) for payload in payloads]
-    current = {str(record.get("id")): record for record in client.get_records(module, ids, fields)}
-    moved: dict[str, dict[str, Any]] = {}
-    read: dict[str, datetime] = {}
-    sending: list[int] = []
-    newest: datetime | None = None
-    for position, (zoho_id, held) in enumerate(zip(ids, seen, strict=True)):
-        record = current.get(zoho_id)
-        version = _version_of(record) if record is not None else None
-        if record is not None and version is not None and held is not None and version > held:
-            moved[zoho_id] = record
-            continue
-        sending.append(position)
-        if version is not None:
-            read[zoho_id] = version
-            if newest is None or version > newest:
-                newest = version
+    reread = Reread.of(client, module, ids, seen, fields)
+    moved, read, sending, newest = reread.moved, reread.read, reread.sending, reread.newest
     results: list[RecordResult | None] = [None] * len(payloads)
     if sending:
         answers = client.update(
@@ -154,7 +203,19 @@ def checked_update(
         for position, answer in zip(sending, answers, strict=True):
             results[position] = replace(answer, index=position)
     for position, zoho_id in enumerate(ids):
-        if zoho_id in moved:
+        if zoho_id in reread.missing:
+            results[position] = RecordResult(
+                index=position,
+                ok=False,
+                code=GONE_FROM_ZOHO,
+                status="error",
+                message=GONE_MESSAGE,
+                action=None,
+                duplicate_field=None,
+                record_id=None,
+                modified_time=None,
+            )
+        elif zoho_id in moved:
             results[position] = RecordResult(
                 index=position,
                 ok=False,
@@ -244,7 +305,8 @@ class PushPass:
         if unread:
             records += self.engine.client.get_records(self.module, unread, self._fields)
         PullPass(self.engine, self.report).merge_records(records)
-        self.ledger.commit()
+        if not self.dry_run:
+            self.ledger.commit()
         again = {contact_id: entry.item.entries for contact_id, entry in contested.items()}
         self._prepare(list(again), again)
         self._send_updates(force=True)
@@ -409,6 +471,9 @@ class PushPass:
         if link is not None:
             outgoing.payload["id"] = link.zoho_id
             outgoing.seen_at = _aware(link.zoho_modified_at)
+            if self.dry_run and contact_id in self.engine.planned_seen:
+                # The plan merged a newer version (the run's merge saves it on the link).
+                outgoing.seen_at = _aware(self.engine.planned_seen[contact_id])
             self.updates.append(outgoing)
         else:
             self.creates.append(outgoing)
@@ -426,6 +491,9 @@ class PushPass:
         while waiting and (force or len(waiting) >= BATCH):
             chunk, waiting = waiting[:BATCH], waiting[BATCH:]
             if self.dry_run:
+                if action == "update" and not self.engine.pulled:
+                    self._plan_reread(chunk)
+                    continue
                 for item in chunk:
                     self._plan(item, action)
                 continue
@@ -450,6 +518,36 @@ class PushPass:
         return lambda: WriteAnswer(
             client.upsert(module, payloads, duplicate_check_fields=check_fields)
         )
+
+    def _plan_reread(self, chunk: list[_Outgoing]) -> None:
+        """Plan an update batch of a plan that read nothing of Zoho before its push (a
+        push-only plan) from the re-read the run makes before that batch: one call per 100
+        ids, the run's own read (and so already in the plan's cost, not added to its
+        estimate).
+
+        A plan after a pull needs none: the pull read every record changed or deleted in
+        Zoho since the last sync, and the plan's merge and deletions already account for
+        them. Without a pull, the plan would list an update of a record Zoho deleted (the
+        run's write is then refused with INVALID_DATA) or of one a Zoho user changed (the
+        run merges it first, ``_merge_contested``).
+        """
+        ids = [str(item.link.zoho_id) for item in chunk]
+        seen = [item.seen_at for item in chunk]
+        found = Reread.of(self.engine.client, self.module, ids, seen, self._fields)
+        self.engine.plan_reread = True
+        for item, zoho_id in zip(chunk, ids, strict=True):
+            if zoho_id in found.missing:
+                self._fail(
+                    item.contact_id,
+                    zoho_id,
+                    item.entries,
+                    _refusal(GONE_FROM_ZOHO, GONE_MESSAGE),
+                    GONE_FROM_ZOHO,
+                )
+            elif zoho_id in found.moved:
+                self.contested[item.contact_id] = _Contested(item, found.moved[zoho_id])
+            else:
+                self._plan(item, "update")
 
     def _plan(self, item: _Outgoing, action: str) -> None:
         self.report.add(
@@ -498,7 +596,7 @@ class PushPass:
                 continue
             if not result.ok or zoho_id is None:
                 transient = result.code in _TRANSIENT_CODES
-                reason = f"Zoho refused it: {result.code or 'error'} {result.message or ''}".strip()
+                reason = _refusal(result.code, result.message)
                 details = result.details.get("api_name") if result.details else None
                 if details:
                     reason += f" (field {details})"
