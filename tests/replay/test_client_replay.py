@@ -11,6 +11,7 @@ from __future__ import annotations
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+
 import pytest
 import responses
 
