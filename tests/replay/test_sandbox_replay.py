@@ -492,6 +492,7 @@ KNOWN_DIFFERENCES: dict[str, str] = {
     "answers 200 with data[] and info",
     "search_no_match": "no /{module}/search route: 400 where Zoho answers 204",
     "watch_details": "the channel details lack fields and notification_condition",
+    "watch_enable": "enabling a channel answers 200 where Zoho answers 201",
     "watch_disable": "the disable reply's details lack resource_uri and resource_id",
 }
 
