@@ -600,3 +600,22 @@ def test_an_empty_answer_is_labelled_as_zoho_labels_it(world: World) -> None:
 
     assert response.status_code == 204
     assert media_type(response.headers) == media_type(recorded.headers)
+
+
+@pytest.mark.parametrize("operation", ["update", "delete"])
+def test_edit_and_delete_notifications_have_the_recorded_keys(operation: str, world: World) -> None:
+    """Zoho documents one callback shape (recorded for an insert); edits and deletes carry
+    the same keys, so a host's handler written against one reads them all."""
+    recording = load("notification_callback")
+    world.enable_watch(channel_id="1000000068001")
+    record_id = world.lead(Email="notified@example.com")
+    if operation == "update":
+        world.sandbox.update_record("Leads", record_id, {"City": "Pune"})
+    else:
+        world.sandbox.delete_record("Leads", record_id)
+
+    deliveries = world.sandbox.notifications(wait=5.0)
+    [payload] = [d["payload"] for d in deliveries if d["operation"] == operation]
+
+    assert payload["ids"] == [record_id]
+    assert differences(recording.request_body, payload, same_values={"module"}) == []
