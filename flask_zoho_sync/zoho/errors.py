@@ -12,6 +12,11 @@ grouped by remedy:
 * :class:`ZohoRequestError`: Zoho refused this request; retrying it unchanged will not help.
 * :class:`ZohoRecordError`: one record was refused (batch calls return results instead).
 
+Every code Zoho documents for the endpoints the sync calls is named in
+:data:`DOCUMENTED_CODES` (and :data:`OAUTH_ERRORS` for the accounts server), with the class it
+is raised as; ``docs/zoho-errors.md`` is the same table for people, with Zoho's sources, and a
+test keeps the two in step.
+
 Messages never contain tokens, secrets or record data: they name the endpoint and Zoho's
 code and message only, because they end up in logs and on admin pages.
 """
@@ -19,6 +24,7 @@ code and message only, because they end up in logs and on admin pages.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -129,6 +135,18 @@ class ZohoTokenThrottled(ZohoRetryLater):
     )
 
 
+class ZohoPageTokenExpired(ZohoRetryLater):
+    """``EXPIRED_VALUE`` for a ``page_token``: a listing outlived its token (24 hours).
+
+    Nothing is lost: the pull resumes from its last completed page on the next run.
+    """
+
+    advice = (
+        "The listing took longer than its page_token lives (Zoho keeps them 24 hours); nothing "
+        "is lost: the next sync starts the listing again from the last completed pull."
+    )
+
+
 class ZohoBudgetExhausted(ZohoError):
     """The next call would spend more than the daily budget the host set for the sync.
 
@@ -210,6 +228,38 @@ class ZohoSettingError(ZohoError):
     )
 
 
+class ZohoPermissionDenied(ZohoSettingError):
+    """``NO_PERMISSION``, ``AUTHORIZATION_FAILED``, ``NOT_SUPPORTED``: the connected user's
+    Zoho profile may not do this (Zoho names the missing permission in ``details``)."""
+
+    advice = (
+        "The connected Zoho user's profile is not allowed to do this. Give that profile the "
+        "permission in Zoho (Setup > Users and Control > Profiles), or connect Zoho CRM as a "
+        "user who has it."
+    )
+
+
+class ZohoModuleUnavailable(ZohoSettingError):
+    """``INVALID_MODULE``, ``MODULE_NOT_AVAILABLE``, ``FEATURE_NOT_SUPPORTED``: the module or
+    feature does not exist for this org through the API, or the user has no tab permission."""
+
+    advice = (
+        "Check the sync settings: Zoho does not offer this module or feature to the connected "
+        "user through the API (a wrong module name, no tab permission for the user, or an "
+        "edition without it)."
+    )
+
+
+class ZohoMappingError(ZohoSettingError):
+    """``INVALID_FIELD``, ``MANDATORY_FIELDS_NOT_MAPPED``: a Bulk Write job's field mapping
+    does not fit the module's fields in Zoho."""
+
+    advice = (
+        "The field mapping does not fit the module's fields in Zoho: a mapped field does not "
+        "exist there, or a field Zoho requires is not mapped. Check the mapping page."
+    )
+
+
 class UnknownAccountsServer(ZohoSettingError):
     """An accounts server that is neither Zoho's nor explicitly trusted.
 
@@ -234,6 +284,28 @@ class ZohoRequestError(ZohoError):
     )
 
 
+class ZohoDataRefused(ZohoRequestError):
+    """Zoho refused the record data itself (``INVALID_DATA``, ``DUPLICATE_DATA``,
+    ``MANDATORY_NOT_FOUND`` and the like); ``details`` names the field. Batch writes report
+    these per record instead, as :class:`~.results.RecordResult` verdicts."""
+
+    advice = (
+        "Zoho refused the record's data (the details name the field: a wrong type or length, "
+        "a duplicate of a unique field, or a missing required field). Fix the record in the "
+        "app or in Zoho, then sync it again."
+    )
+
+
+class ZohoRecordBusy(ZohoRequestError):
+    """``RECORD_LOCKED``, ``NOT_APPROVED``, ``ALREADY_MODIFIED``: the record cannot be
+    written right now (locked, awaiting approval, or changed in Zoho since it was read)."""
+
+    advice = (
+        "The record is locked, awaiting approval, or was changed in Zoho meanwhile; the next "
+        "sync reads it again and retries."
+    )
+
+
 class ZohoRecordError(ZohoError):
     """Zoho refused one record; raised only by single-record helpers."""
 
@@ -253,29 +325,88 @@ class ZohoRecordError(ZohoError):
 
 #: 401 codes a new access token may cure; the client refreshes once on these (see
 #: :class:`ZohoTokenRejected`).
-TOKEN_REJECTED_CODES = frozenset(
-    {"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE"}
-)
-_SCOPE_CODES = frozenset({"OAUTH_SCOPE_MISMATCH"})
-_SETTING_CODES = frozenset(
-    {
-        "INVALID_MODULE",
-        "NO_PERMISSION",
-        "INVALID_URL_PATTERN",
-        "INVALID_HOST",
-        "AUTHORIZATION_FAILED",
-        "FEATURE_NOT_SUPPORTED",
-    }
-)
-_RATE_LIMIT_CODES = frozenset({"TOO_MANY_REQUESTS"})
-_EXPIRED_PAGE_TOKEN_ADVICE = (
-    "The listing took longer than its page_token lives (Zoho keeps them 24 hours); nothing "
-    "is lost: the next sync starts the listing again from the last completed pull."
-)
-_UNAVAILABLE_CODES = frozenset({"INTERNAL_ERROR", "INTERNAL_SERVER_ERROR"})
+TOKEN_REJECTED_CODES = frozenset({"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE"})
 
-#: OAuth ``error`` values from the token endpoint (reference §1.6). All mean the grant or the
-#: client credentials are unusable; "Access Denied"/"access_denied" is the throttle.
+#: Every CRM error code Zoho documents for the endpoints the sync calls (records, deleted
+#: records, search, count, field metadata, org, users, notifications, bulk read and write;
+#: reference §4.5 and the "Possible Errors" of each endpoint's page), and what it is raised
+#: as. ``docs/zoho-errors.md`` lists the same codes with their sources.
+DOCUMENTED_CODES: Mapping[str, type[ZohoError]] = {
+    # the token: one refresh, then reconnect
+    **dict.fromkeys(TOKEN_REJECTED_CODES, ZohoTokenRejected),
+    "OAUTH_SCOPE_MISMATCH": ZohoScopeMismatch,
+    # transient
+    "TOO_MANY_REQUESTS": ZohoRateLimited,
+    "INTERNAL_ERROR": ZohoUnavailable,
+    "EXPIRED_VALUE": ZohoPageTokenExpired,  # only for page_token; see error_from_response
+    # the configuration or the connected user's rights
+    "NO_PERMISSION": ZohoPermissionDenied,
+    "AUTHORIZATION_FAILED": ZohoPermissionDenied,
+    "NOT_SUPPORTED": ZohoPermissionDenied,
+    "INVALID_MODULE": ZohoModuleUnavailable,
+    "MODULE_NOT_AVAILABLE": ZohoModuleUnavailable,
+    "FEATURE_NOT_SUPPORTED": ZohoModuleUnavailable,
+    "INVALID_URL_PATTERN": ZohoSettingError,
+    "INVALID_HOST": ZohoSettingError,
+    "INVALID_FIELD": ZohoMappingError,
+    "MANDATORY_FIELDS_NOT_MAPPED": ZohoMappingError,
+    # the record's data
+    **dict.fromkeys(
+        (
+            "INVALID_DATA",
+            "DUPLICATE_DATA",
+            "MANDATORY_NOT_FOUND",
+            "MULTIPLE_OR_MULTI_ERRORS",
+            "DEPENDENT_FIELD_MISSING",
+            "DEPENDENT_MISMATCH",
+            "DEPENDENT_SERVICE_ERROR",
+            "EXPECTED_FIELD_MISSING",
+            "INVALID_FORMAT",
+        ),
+        ZohoDataRefused,
+    ),
+    **dict.fromkeys(("RECORD_LOCKED", "NOT_APPROVED", "ALREADY_MODIFIED"), ZohoRecordBusy),
+    # the request itself: a bug or an unusual call on our side
+    **dict.fromkeys(
+        (
+            "REQUIRED_PARAM_MISSING",
+            "EXPECTED_PARAM_MISSING",
+            "LIMIT_EXCEEDED",
+            "LIMIT_REACHED",
+            "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+            "PAGINATION_LIMIT_EXCEEDED",
+            "TOKEN_BOUND_DATA_MISMATCH",
+            "AMBIGUITY_DURING_PROCESSING",
+            "INVALID_REQUEST_METHOD",
+            "INVALID_QUERY",
+            "PATTERN_NOT_MATCHED",
+            "UNABLE_TO_PARSE_DATA_TYPE",
+            "MEDIA_TYPE_NOT_SUPPORTED",
+            "RESOURCE_NOT_FOUND",
+            "INVALID_FILE_FORMAT",
+            "FILE_TOO_LARGE",
+            "INVALID_FILE_ID",
+            "HEADER_LIMIT_EXCEEDED",
+            "COLUMN_INDEX_NOT_FOUND",
+        ),
+        ZohoRequestError,
+    ),
+}
+
+#: Codes Zoho does not document for these endpoints that the client still reads: this
+#: spelling has been handled since the client's first version, and is kept so a 200 carrying
+#: it stays a retry rather than becoming a refusal.
+_UNDOCUMENTED_CODES: Mapping[str, type[ZohoError]] = {"INTERNAL_SERVER_ERROR": ZohoUnavailable}
+
+#: OAuth ``error`` values from the token endpoint (reference §1.6), all sent with HTTP 200.
+#: All but the throttle mean the grant or the client credentials are unusable.
+OAUTH_ERRORS: Mapping[str, type[ZohoError]] = {
+    "invalid_code": ZohoReconnectRequired,
+    "invalid_client": ZohoReconnectRequired,
+    "invalid_client_secret": ZohoReconnectRequired,
+    "Access Denied": ZohoTokenThrottled,
+    "access_denied": ZohoTokenThrottled,
+}
 _OAUTH_THROTTLE = frozenset({"access denied", "access_denied"})
 _OAUTH_RECONNECT_ADVICE = {
     "invalid_code": (
@@ -317,18 +448,19 @@ def error_from_response(status: int | None, body: Any, endpoint: str | None) -> 
     }
     text = message or (f"Zoho answered HTTP {status}" if status else "Zoho reported an error")
 
-    if status == 429 or code in _RATE_LIMIT_CODES:
+    if status == 429:
         return ZohoRateLimited(text, **kwargs)
-    if code == "EXPIRED_VALUE" and details.get("param_name") == "page_token":
-        return ZohoRetryLater(text, advice=_EXPIRED_PAGE_TOKEN_ADVICE, **kwargs)
-    if (status is not None and status >= 500) or code in _UNAVAILABLE_CODES:
+    if code == "EXPIRED_VALUE" and details.get("param_name") != "page_token":
+        # Zoho documents EXPIRED_VALUE for page tokens only; another expired value is not
+        # cured by starting the listing again.
+        return ZohoRequestError(text, **kwargs)
+    if status is not None and status >= 500:
         return ZohoUnavailable(text, **kwargs)
-    if code in TOKEN_REJECTED_CODES:
-        return ZohoTokenRejected(text, **kwargs)
-    if code in _SCOPE_CODES:
-        return ZohoScopeMismatch(text, **kwargs)
-    if code in _SETTING_CODES:
-        return ZohoSettingError(text, **kwargs)
+    documented = (
+        DOCUMENTED_CODES.get(code) or _UNDOCUMENTED_CODES.get(code) if code is not None else None
+    )
+    if documented is not None:
+        return documented(text, **kwargs)
     if code is None and status == 401:
         return ZohoReconnectRequired(text, **kwargs)
     if code is None and status in (403, 404):
