@@ -58,13 +58,13 @@ def render_user(state: SandboxState, user: dict[str, Any]) -> dict[str, Any]:
     admin_brief = {"name": f"{admin['first_name']} {admin['last_name']}", "id": admin["id"]}
     created = state.show(ORG_CREATED)
     return {
-        "country": None,
+        "country": "US",
         "name_format__s": "Salutation,First Name,Last Name",
         "language": "en_US",
         "microsoft": False,
         "$shift_effective_from": None,
         "id": user["id"],
-        "state": None,
+        "state": "California",
         "fax": None,
         "country_locale": "en_US",
         "sandboxDeveloper": False,
@@ -77,8 +77,8 @@ def render_user(state: SandboxState, user: dict[str, Any]) -> dict[str, Any]:
         "created_by": dict(admin_brief),
         "zuid": f"7{user['id'][-8:]}",
         "full_name": f"{user['first_name']} {user['last_name']}",
-        "phone": None,
-        "dob": None,
+        "phone": user.get("phone") or "+1 555 0100",
+        "dob": user.get("dob") or "1990-01-01",
         "sort_order_preference__s": "First Name,Last Name",
         "status": "active",
         "type__s": "Regular User",

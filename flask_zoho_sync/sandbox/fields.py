@@ -85,6 +85,11 @@ CUSTOM_TYPES = (
 SYSTEM_DUPLICATE_CHECK = {"Leads": ("Email",), "Contacts": ("Email",)}
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: A phone number as Zoho takes it: digits with the usual separators, an optional leading +
+#: and an extension; words are refused (``expected_data_type: phone``, recorded answer).
+_PHONE = re.compile(
+    r"^\s*\+?[\d\s().\-/#*,;]*(?:(?:x|ext\.?|extension)\s*\d[\d\s]*)?$", re.IGNORECASE
+)
 
 SALUTATIONS = ["-None-", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof."]
 LEAD_SOURCES = [
@@ -183,6 +188,10 @@ METADATA_LENGTHS = {
     "layout": 50,
     "profileimage": 255,
 }
+
+#: Quick-create fields and their places in the quick-create form, as the Leads sample
+#: numbers them (``quick_sequence_number`` is a string there).
+QUICK_CREATE = {"First_Name": "2", "Last_Name": "3", "Email": "4", "Phone": "5"}
 
 #: The profiles every field lists (``profiles[]``), with the org's two default profiles.
 PROFILES = (
@@ -300,7 +309,7 @@ class FieldSpec:
             "view_type": {
                 "view": True,
                 "edit": editable,
-                "quick_create": self.system_mandatory,
+                "quick_create": self.system_mandatory or self.api_name in QUICK_CREATE,
                 "create": editable,
             },
             "separator": False,
@@ -357,6 +366,8 @@ class FieldSpec:
             "multiselectlookup": {},
             "auto_number": {},
         }
+        if self.api_name in QUICK_CREATE and not self.custom_field:
+            meta["quick_sequence_number"] = QUICK_CREATE[self.api_name]
         if kind == "textarea":
             meta["textarea"] = {"type": "large" if (self.length or 0) > 2000 else "small"}
         if kind in ("picklist", "multiselectpicklist"):
@@ -381,6 +392,7 @@ def _system(api_name: str, label: str, data_type: str, **kw: Any) -> FieldSpec:
 RATINGS = ["-None-", "Acquired", "Active", "Market Failed", "Project Cancelled", "Shut Down"]
 UNSUBSCRIBED_MODES = ["Consent form", "Manual", "Unsubscribe link", "Zoho Campaigns"]
 RECORD_STATUSES = ["Trash", "Available", "Draft"]
+DATA_SOURCES = ["API", "CRM UI", "Import", "Web Form"]
 
 
 def _common(owner_label: str) -> list[FieldSpec]:
@@ -413,6 +425,7 @@ def _common(owner_label: str) -> list[FieldSpec]:
         _system("Unsubscribed_Time", "Unsubscribed Time", "datetime"),
         _system("id", "Record Id", "bigint", length=18),
         _system("Locked__s", "Locked", "boolean"),
+        _system("Data_Source", "Data Source", "picklist", values=DATA_SOURCES),
         _system("Record_Status__s", "Record Status", "picklist", values=RECORD_STATUSES),
     ]
 
@@ -562,6 +575,8 @@ def coerce_value(spec: FieldSpec, value: Any, user_ids: set[str]) -> Any:
         _check_length(spec, value)
         if kind == "email" and not _EMAIL.match(value):
             raise _expect(spec, "email")
+        if kind == "phone" and not (_PHONE.match(value) and any(c.isdigit() for c in value)):
+            raise _expect(spec, "phone")
         return value
     if kind in ("integer", "bigint"):
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):

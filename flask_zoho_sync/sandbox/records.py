@@ -64,6 +64,8 @@ def render_value(state: SandboxState, spec: FieldSpec | None, value: Any) -> Any
         return {"name": LAYOUT["name"], "id": LAYOUT["id"]}
     if spec.api_name == "Record_Status__s":
         return value or "Available"
+    if spec.api_name == "Data_Source":
+        return value or "API"
     if spec.data_type == "lookup" and isinstance(value, dict):
         return dict(value)
     return value
@@ -113,6 +115,7 @@ def record_properties(state: SandboxState, record: dict[str, Any]) -> dict[str, 
         "$is_duplicate": False,
         "$review": None,
         "$stop_processing": False,
+        "$data_source_details": {},
         "$wizard_connection_path": None,
         "$zia_owner_assignment": "owner_recommendation_unavailable",
         "$zia_visions": None,
@@ -126,6 +129,7 @@ def render_full_record(state: SandboxState, module: str, record: dict[str, Any])
     full = {**render_record(state, module, record), **record_properties(state, record)}
     if module == "Leads":
         converted = record.get("Converted_Contact") if is_converted(record) else None
+        full["$converted"] = is_converted(record)
         full["$converted_detail"] = {"contact": dict(converted)} if converted else {}
     return full
 

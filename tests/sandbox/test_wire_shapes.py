@@ -57,6 +57,8 @@ RECORD_PROPERTIES: dict[str, type | tuple[type, ...]] = {
     "$field_states": NULL,
     "$review": NULL,
     "$converted_detail": dict,
+    "$converted": bool,
+    "$data_source_details": dict,
 }
 #: Standard Leads fields of a recorded record and the Leads fields sample, fresh from a write
 #: that set only the name: null where Zoho sends null, arrays and objects where it sends them.
@@ -72,6 +74,7 @@ LEAD_FIELDS: dict[str, type | tuple[type, ...]] = {
     "Locked__s": bool,
     "Record_Image": NULL,
     "Record_Status__s": str,
+    "Data_Source": str,
     "Layout": dict,
     "Converted__s": bool,
     "Converted_Contact": NULL,
@@ -103,9 +106,10 @@ def test_a_record_fetched_on_its_own_has_zohos_keys_and_types(api: Api) -> None:
 def test_a_contact_has_no_lead_only_keys_and_the_same_properties(api: Api) -> None:
     (created,) = api.insert("Contacts", {"Last_Name": "Contact"})
     (record,) = api.get(f"/Contacts/{created['details']['id']}").json()["data"]
-    properties = {k: v for k, v in RECORD_PROPERTIES.items() if k != "$converted_detail"}
+    lead_only = ("$converted_detail", "$converted")
+    properties = {k: v for k, v in RECORD_PROPERTIES.items() if k not in lead_only}
     assert_shape(record, properties)
-    assert "$converted_detail" not in record and "Company" not in record
+    assert "$converted" not in record and "Company" not in record
     assert_shape(record, {"Account_Name": NULL, "Reporting_To": NULL, "Other_City": NULL})
 
 
@@ -137,6 +141,29 @@ def test_a_converted_lead_names_its_contact(api: Api, sandbox: SandboxHandle) ->
 
 
 # ------------------------------------------------------------------------- writes
+@pytest.mark.parametrize("phone", ["call me maybe", "12ab", "-"])
+def test_a_phone_made_of_words_is_refused_as_zoho_refuses_it(api: Api, phone: str) -> None:
+    response = api.post("/Leads", json={"data": [{"Last_Name": "Boyle", "Phone": phone}]})
+    assert response.status_code == 400
+    (element,) = response.json()["data"]
+    assert (element["code"], element["message"], element["status"]) == (
+        "INVALID_DATA",
+        "invalid data",
+        "error",
+    )
+    assert element["details"]["expected_data_type"] == "phone"
+    assert element["details"]["api_name"] == "Phone"
+
+
+@pytest.mark.parametrize(
+    "phone", ["+61 2 9000 1234", "(02) 9000-1234", "555.0100", "+1 555 0100 ext. 12", "1"]
+)
+def test_written_phone_numbers_are_kept_as_sent(api: Api, phone: str) -> None:
+    (created,) = api.insert("Leads", {"Last_Name": "Boyle", "Mobile": phone})
+    (record,) = api.get(f"/Leads/{created['details']['id']}").json()["data"]
+    assert record["Mobile"] == phone
+
+
 def test_upsert_answers_200_insert_201_or_202(api: Api) -> None:
     one = api.post("/Leads", json={"data": [{"Last_Name": "A"}]})
     two = api.post("/Leads", json={"data": [{"Last_Name": "B"}, {"Last_Name": "C"}]})
@@ -248,6 +275,9 @@ def test_field_metadata_matches_the_leads_sample(api: Api) -> None:
     assert leads["Annual_Revenue"]["currency"] == {"rounding_option": "normal", "precision": 2}
     assert leads["Description"]["textarea"] == {"type": "large"}
     assert (leads["Last_Name"]["ui_type"], leads["Email"]["ui_type"]) == (127, 25)
+    assert leads["Email"]["quick_sequence_number"] == "4"
+    assert leads["Email"]["view_type"]["quick_create"] is True
+    assert "quick_sequence_number" not in leads["Company"]
     ratings = [p["actual_value"] for p in leads["Rating"]["pick_list_values"]]
     assert ratings[0] == "-None-" and "Acquired" in ratings
     assert set(leads["Rating"]["pick_list_values"][0]) == {
@@ -288,7 +318,10 @@ def test_the_current_user_and_the_org_have_zohos_keys(api: Api) -> None:
             "microsoft": bool,
             "personal_account": bool,
             "default_tab_group": str,
-            "phone": NULL,
+            "phone": str,
+            "dob": str,
+            "country": str,
+            "state": str,
             "$current_shift": NULL,
         },
     )
