@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from .fields import MODULE_IDS, MODULES
+from .fields import MODULE_IDS, MODULES, PROFILES
 from .guard import crm_call, take_record_failures
 from .query import QueryError, list_deleted, list_records, parse_header_instant
 from .records import (
@@ -133,6 +133,48 @@ def render_org(state: SandboxState) -> dict[str, Any]:
     org["license_details"] = dict(org.get("license_details") or {})
     org["hierarchy_preferences"] = dict(org.get("hierarchy_preferences") or {})
     return org
+
+
+def render_module(name: str) -> dict[str, Any]:
+    """A standard module as `GET /settings/modules` lists it, with every key of Zoho's
+    sample (modules-api page): never modified, visible to both profiles."""
+    singular = name[:-1]
+    return {
+        "has_more_profiles": False,
+        "access_type": "org_based",
+        "private_profile": None,
+        "deletable": False,
+        "description": None,
+        "creatable": True,
+        "recycle_bin_on_delete": True,
+        "modified_time": None,
+        "plural_label": name,
+        "presence_sub_menu": False,
+        "actual_plural_label": name,
+        "id": MODULE_IDS[name],
+        "visibility": 1,
+        "convertable": name == "Leads",
+        "sub_menu_available": True,
+        "editable": True,
+        "actual_singular_label": singular,
+        "profiles": [{"name": n, "id": i} for n, i in PROFILES],
+        "show_as_tab": True,
+        "web_link": None,
+        "singular_label": singular,
+        "viewable": True,
+        "api_supported": True,
+        "api_name": name,
+        "quick_create": True,
+        "modified_by": None,
+        "generated_type": "default",
+        "feeds_required": False,
+        "arguments": [],
+        "module_name": name,
+        "profile_count": len(PROFILES),
+        "business_card_field_limit": 5,
+        "parent_module": {},
+        "status": "visible",
+    }
 
 
 def crm_blueprint(state: SandboxState) -> Blueprint:
@@ -421,20 +463,7 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
     @bp.get("/settings/modules")
     @crm_call(state, ("settings", "modules"), "READ")
     def modules() -> Response:
-        listed = [
-            {
-                "api_name": name,
-                "module_name": name,
-                "singular_label": name[:-1],
-                "plural_label": name,
-                "id": MODULE_IDS[name],
-                "api_supported": True,
-                "generated_type": "default",
-                "visible": True,
-                "modified_time": None,
-            }
-            for name in MODULES
-        ]
+        listed = [render_module(name) for name in MODULES]
         return json_response({"modules": listed})
 
     @bp.get("/org")

@@ -528,3 +528,34 @@ def test_search_leaves_converted_leads_out_and_needs_a_module(api: Api) -> None:
     assert _found(api, email="gone@example.test") == []
     assert _found(api, email="gone@example.test", converted="true") == [created["details"]["id"]]
     assert api.get("/Deals/search", params={"word": "gone"}).json()["code"] == "INVALID_MODULE"
+
+
+def test_modules_are_listed_with_zohos_keys(api: Api) -> None:
+    response = api.get("/settings/modules")
+    assert response.status_code == 200
+    modules = {m["api_name"]: m for m in response.json()["modules"]}
+    assert set(modules) == {"Leads", "Contacts"}
+    for module in modules.values():
+        assert_shape(
+            module,
+            {
+                "id": str,
+                "module_name": str,
+                "singular_label": str,
+                "plural_label": str,
+                "api_supported": bool,
+                "creatable": bool,
+                "convertable": bool,
+                "profiles": list,
+                "arguments": list,
+                "parent_module": dict,
+                "visibility": int,
+                "profile_count": int,
+                "generated_type": str,
+                "status": str,
+                "modified_time": NULL,
+                "web_link": NULL,
+            },
+        )
+    assert modules["Leads"]["convertable"] is True and modules["Contacts"]["convertable"] is False
+    assert modules["Leads"]["singular_label"] == "Lead"
