@@ -84,14 +84,20 @@ class _Parser:
     def _expression(self) -> Condition | Group:
         parts = [self._term()]
         joiner: str | None = None
-        while self.text.startswith(("and", "or"), self.at):
-            word = "and" if self.text.startswith("and", self.at) else "or"
+        while (word := self._joiner()) is not None:
             if joiner is not None and word != joiner:
                 raise _invalid_query("mixing and/or needs parentheses", position=self.at)
             joiner = word
             self.at += len(word)
             parts.append(self._term())
         return parts[0] if joiner is None else Group(joiner, parts)
+
+    def _joiner(self) -> str | None:
+        """``and`` or ``or`` (in any case) at the cursor, else None."""
+        ahead = self.text[self.at : self.at + 3].lower()
+        if ahead == "and":
+            return "and"
+        return "or" if ahead.startswith("or") else None
 
     def _term(self) -> Condition | Group:
         if not self.text.startswith("(", self.at):

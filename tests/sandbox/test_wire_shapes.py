@@ -491,6 +491,8 @@ def test_search_by_criteria(api: Api, searchable: dict[str, str]) -> None:
     assert sorted(either) == sorted([searchable["max"], searchable["stone"]])
     assert _found(api, criteria="(No_of_Employees:between:10,50)") == [searchable["mia"]]
     assert _found(api, criteria="(Last_Name:in:Stone,Nobody)") == [searchable["stone"]]
+    shouted = _found(api, criteria="((First_Name:equals:Max)OR(First_Name:equals:Mia))")
+    assert sorted(shouted) == sorted([searchable["mia"], searchable["max"]])
 
 
 def test_search_returns_whole_records_in_zohos_shape(api: Api, searchable: dict[str, str]) -> None:
