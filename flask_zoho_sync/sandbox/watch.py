@@ -241,7 +241,10 @@ def watch_blueprint(state: SandboxState) -> Blueprint:
                     }
                 )
             state.save()
-        return json_response({"watch": results}, batch_status(results, 200))
+        # Enabling answers 201, replacing or patching 200 (zoho/crm-oas v8.0/notifications.json).
+        return json_response(
+            {"watch": results}, batch_status(results, 201 if mode == "enable" else 200)
+        )
 
     @bp.post("/watch")
     @crm_call(state, ("notifications",), "CREATE")

@@ -61,7 +61,7 @@ def _subscribe(api: Api, url: str, events: list[str], **extra: Any) -> dict[str,
         **extra,
     }
     response = api.post("/actions/watch", json={"watch": [item]})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     return response.json()["watch"][0]
 
 

@@ -361,7 +361,7 @@ def _watch(api: Api, url: str, **extra: Any) -> None:
         **extra,
     }
     response = api.post("/actions/watch", json={"watch": [item]})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
 
 
 def test_watch_details_carry_fields_and_the_notification_condition(
