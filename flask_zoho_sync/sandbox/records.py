@@ -124,13 +124,15 @@ def record_properties(state: SandboxState, record: dict[str, Any]) -> dict[str, 
 
 
 def render_full_record(state: SandboxState, module: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A record as `GET /{module}/{id}` and search return it: every field and the ``$``-keys
-    (Leads add ``$converted_detail``, empty until the lead is converted)."""
+    """A record as `GET /{module}/{id}` and search return it: every field and the ``$``-keys.
+
+    Leads add ``$converted`` and ``$converted_detail``; no recorded answer shows the detail
+    of a converted lead, so it stays ``{}`` as recorded for unconverted ones and the converted
+    contact is named where Zoho documents it, in ``Converted_Contact``."""
     full = {**render_record(state, module, record), **record_properties(state, record)}
     if module == "Leads":
-        converted = record.get("Converted_Contact") if is_converted(record) else None
         full["$converted"] = is_converted(record)
-        full["$converted_detail"] = {"contact": dict(converted)} if converted else {}
+        full["$converted_detail"] = {}
     return full
 
 
