@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from .fields import MODULE_IDS, MODULES
+from .fields import MODULE_IDS, MODULES, PROFILES
 from .guard import crm_call, take_record_failures
 from .query import QueryError, list_deleted, list_records, parse_header_instant
 from .records import (
@@ -20,10 +20,11 @@ from .records import (
     convert_lead,
     delete_records,
     is_converted,
-    render_record,
+    render_full_record,
     resolve_duplicate_check,
 )
 from .responses import batch_status, empty, json_response, zoho_error
+from .search import search_records
 from .state import SandboxState
 
 MAX_RECORDS_PER_CALL = 100
@@ -45,33 +46,134 @@ def _query_error(error: QueryError) -> Response:
     return zoho_error(error.code, error.message, error.details, error.status)
 
 
+#: When the sandbox org and its users were set up, as `GET /org` and `GET /users` show it.
+ORG_CREATED = "2024-01-15T09:00:00+00:00"
+
+
 def render_user(state: SandboxState, user: dict[str, Any]) -> dict[str, Any]:
-    """A user as `GET /users` shows it (reference §3.4); the zone is the org's."""
+    """A user as `GET /users` shows it, with every key of Zoho's sample (reference §3.4);
+    the zone is the org's, and the org's first user (the admin) set everyone up."""
     offset = state.now().astimezone(state.zone).utcoffset()
+    admin = state.data["users"][0]
+    admin_brief = {"name": f"{admin['first_name']} {admin['last_name']}", "id": admin["id"]}
+    created = state.show(ORG_CREATED)
     return {
-        "id": user["id"],
-        "first_name": user["first_name"],
-        "last_name": user["last_name"],
-        "full_name": f"{user['first_name']} {user['last_name']}",
-        "email": user["email"],
-        "role": user["role"],
-        "profile": user["profile"],
-        "status": "active",
-        "confirm": True,
-        "time_zone": state.data["org"]["time_zone"],
-        "locale": "en_US",
-        "country_locale": "en_US",
+        "country": "US",
+        "name_format__s": "Salutation,First Name,Last Name",
         "language": "en_US",
-        "date_format": "MMM d, yyyy",
+        "microsoft": False,
+        "$shift_effective_from": None,
+        "id": user["id"],
+        "state": "California",
+        "fax": None,
+        "country_locale": "en_US",
+        "sandboxDeveloper": False,
+        "zip": None,
+        "decimal_separator": "Period",
+        "created_time": created,
         "time_format": "hh:mm a",
         "offset": int(offset.total_seconds() * 1000) if offset is not None else 0,
-        "decimal_separator": "Period",
-        "number_separator": "Comma",
+        "profile": dict(user["profile"]),
+        "created_by": dict(admin_brief),
         "zuid": f"7{user['id'][-8:]}",
-        "type__s": "paid",
-        "created_time": None,
-        "Modified_Time": None,
-        "Modified_By": None,
+        "full_name": f"{user['first_name']} {user['last_name']}",
+        "phone": user.get("phone") or "+1 555 0100",
+        "dob": user.get("dob") or "1990-01-01",
+        "sort_order_preference__s": "First Name,Last Name",
+        "status": "active",
+        "type__s": "Regular User",
+        "role": dict(user["role"]),
+        "customize_info": {
+            "notes_desc": None,
+            "show_right_panel": None,
+            "bc_view": None,
+            "show_home": False,
+            "show_detail_view": True,
+            "show_left_panel": True,
+            "unpin_recent_item": None,
+        },
+        "city": None,
+        "signature": None,
+        "locale": "en_US",
+        "personal_account": False,
+        "Isonline": False,
+        "default_tab_group": "0",
+        "Modified_By": dict(admin_brief),
+        "street": None,
+        "$current_shift": None,
+        "alias": None,
+        "theme": {
+            "normal_tab": {"font_color": "#FFFFFF", "background": "#222222"},
+            "selected_tab": {"font_color": "#FFFFFF", "background": "#222222"},
+            "new_background": None,
+            "background": "#F3F0EB",
+            "screen": "fixed",
+            "type": "default",
+        },
+        "first_name": user["first_name"],
+        "email": user["email"],
+        "status_reason__s": None,
+        "website": None,
+        "Modified_Time": created,
+        "$next_shift": None,
+        "mobile": None,
+        "last_name": user["last_name"],
+        "time_zone": state.data["org"]["time_zone"],
+        "number_separator": "Comma",
+        "confirm": True,
+        "date_format": "MMM d, yyyy",
+    }
+
+
+def render_org(state: SandboxState) -> dict[str, Any]:
+    """The org as `GET /org` shows it: the stored settings plus ``created_time`` in the org's
+    zone (reference §3.3)."""
+    org = dict(state.data["org"])
+    org["created_time"] = state.show(ORG_CREATED)
+    org["license_details"] = dict(org.get("license_details") or {})
+    org["hierarchy_preferences"] = dict(org.get("hierarchy_preferences") or {})
+    return org
+
+
+def render_module(name: str) -> dict[str, Any]:
+    """A standard module as `GET /settings/modules` lists it, with every key of Zoho's
+    sample (modules-api page): never modified, visible to both profiles."""
+    singular = name[:-1]
+    return {
+        "has_more_profiles": False,
+        "access_type": "org_based",
+        "private_profile": None,
+        "deletable": False,
+        "description": None,
+        "creatable": True,
+        "recycle_bin_on_delete": True,
+        "modified_time": None,
+        "plural_label": name,
+        "presence_sub_menu": False,
+        "actual_plural_label": name,
+        "id": MODULE_IDS[name],
+        "visibility": 1,
+        "convertable": name == "Leads",
+        "sub_menu_available": True,
+        "editable": True,
+        "actual_singular_label": singular,
+        "profiles": [{"name": n, "id": i} for n, i in PROFILES],
+        "show_as_tab": True,
+        "web_link": None,
+        "singular_label": singular,
+        "viewable": True,
+        "api_supported": True,
+        "api_name": name,
+        "quick_create": True,
+        "modified_by": None,
+        "generated_type": "default",
+        "feeds_required": False,
+        "arguments": [],
+        "module_name": name,
+        "profile_count": len(PROFILES),
+        "business_card_field_limit": 5,
+        "parent_module": {},
+        "status": "visible",
     }
 
 
@@ -107,7 +209,7 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
                 return zoho_error(
                     "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1}
                 )
-            return json_response({"data": [render_record(state, module, record)]})
+            return json_response({"data": [render_full_record(state, module, record)]})
 
     @bp.get("/<module>/deleted")
     @crm_call(state, None, "READ")
@@ -123,6 +225,18 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
         if result.body is None:
             return empty(result.status)
         return json_response(result.body)
+
+    @bp.get("/<module>/search")
+    @crm_call(state, None, "READ")
+    def search(module: str) -> Response:
+        try:
+            with state.lock:
+                body = search_records(state, module, request.args.to_dict())
+        except QueryError as error:
+            return _query_error(error)
+        if body is None:
+            return empty(204)
+        return json_response(body)
 
     @bp.get("/<module>/actions/count")
     @crm_call(state, None, "READ")
@@ -214,10 +328,12 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
                 if_unmodified_since=ius,
                 refuse=take_record_failures(state),
             )
-            _publish(module, "insert", outcome.inserted)
+            _publish(module, "insert", outcome.inserted, outcome.affected)
             _publish(module, "update", outcome.updated, outcome.affected)
             state.save()
-        success = 200 if action == "update" else (201 if len(items) == 1 else 202)
+        # Insert: 201 for one record, 202 for several (Zoho's status table, reference §4.4).
+        # Update and upsert answer 200 (recorded upsert answers, reference §2.6).
+        success = 200 if action != "insert" else (201 if len(items) == 1 else 202)
         return json_response({"data": outcome.results}, batch_status(outcome.results, success))
 
     @bp.post("/<module>")
@@ -347,27 +463,14 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
     @bp.get("/settings/modules")
     @crm_call(state, ("settings", "modules"), "READ")
     def modules() -> Response:
-        listed = [
-            {
-                "api_name": name,
-                "module_name": name,
-                "singular_label": name[:-1],
-                "plural_label": name,
-                "id": MODULE_IDS[name],
-                "api_supported": True,
-                "generated_type": "default",
-                "visible": True,
-                "modified_time": None,
-            }
-            for name in MODULES
-        ]
+        listed = [render_module(name) for name in MODULES]
         return json_response({"modules": listed})
 
     @bp.get("/org")
     @crm_call(state, ("org",), "READ")
     def org() -> Response:
         with state.lock:
-            return json_response({"org": [dict(state.data["org"])]})
+            return json_response({"org": [render_org(state)]})
 
     @bp.get("/users")
     @crm_call(state, ("users",), "READ")

@@ -385,12 +385,47 @@ def _process_read(state: SandboxState, job: dict[str, Any]) -> bool:
     return True
 
 
+def _normal_query(state: SandboxState, job: dict[str, Any]) -> dict[str, Any]:
+    """The job's query as Zoho echoes it back: the module named by api_name and id, the
+    page the job reads, and the fields and criteria only when the request had them
+    (bulk-read job-details samples), whatever shape the request gave them in."""
+    module = job["module"]
+    query: dict[str, Any] = {"module": {"id": MODULE_IDS[module], "api_name": module}}
+    if job["fields"]:
+        query["fields"] = list(job["fields"])
+    criteria = job["query"].get("criteria")
+    if criteria is not None:
+        query["criteria"] = _normal_criteria(state, module, criteria)
+    query["page"] = job["page"]
+    return query
+
+
+def _normal_criteria(state: SandboxState, module: str, criteria: Any) -> Any:
+    """Criteria with each field named by api_name and id, groups kept as groups."""
+    if not isinstance(criteria, dict):
+        return criteria
+    if "group" in criteria:
+        return {
+            "group_operator": str(criteria.get("group_operator", "and")).lower(),
+            "group": [_normal_criteria(state, module, part) for part in criteria["group"]],
+        }
+    field = criteria.get("field")
+    name = field.get("api_name") if isinstance(field, dict) else field
+    spec = state.field_map(module).get(str(name))
+    shown = {"api_name": name, "id": spec.field_id if spec is not None else None}
+    return {
+        "field": shown,
+        "comparator": criteria.get("comparator"),
+        "value": criteria.get("value"),
+    }
+
+
 def _read_job_json(state: SandboxState, job: dict[str, Any]) -> dict[str, Any]:
     shown: dict[str, Any] = {
         "id": job["id"],
         "operation": "read",
         "state": job["state"],
-        "query": job["query"],
+        "query": _normal_query(state, job),
         "created_by": _user_brief(state, job["user_id"]),
         "created_time": state.show(job["created_stamp"]),
         "file_type": "csv",
@@ -839,6 +874,9 @@ def _process_write(state: SandboxState, job: dict[str, Any]) -> bool:
     return True
 
 
+_RESOURCE_CODES = {"COMPLETED": "SUCCESS", "FAILED": "FAILED", "SKIPPED": "SKIPPED"}
+
+
 def _write_job_json(state: SandboxState, job: dict[str, Any], root: str) -> dict[str, Any]:
     status = job["state"]
     file_part: dict[str, Any] = {"status": status, "name": job["file_name"]}
@@ -851,6 +889,9 @@ def _write_job_json(state: SandboxState, job: dict[str, Any], root: str) -> dict
             {
                 "status": status,
                 "type": "data",
+                # The resource's outcome code, as job details show it: ADDED while the file
+                # waits or runs, SUCCESS once done (bulk-write job-details samples).
+                "code": _RESOURCE_CODES.get(status, "ADDED"),
                 "module": {"api_name": job["module"], "id": MODULE_IDS[job["module"]]},
                 "field_mappings": [
                     {

@@ -231,7 +231,7 @@ def control_blueprint(state: SandboxState) -> Blueprint:
             items = [body.get("fields", {k: v for k, v in body.items() if k != "user"})]
         with state.lock:
             outcome = apply_batch(state, module, "insert", items, user_id)
-            _publish(module, "insert", outcome.inserted)
+            _publish(module, "insert", outcome.inserted, outcome.affected)
             state.save()
             created = [
                 render_record(state, module, state.data["records"][module][i])

@@ -40,6 +40,8 @@ JSON_TYPES = {
     "datetime": "string",
     "lookup": "jsonobject",
     "ownerlookup": "jsonobject",
+    "profileimage": "string",
+    "layout": "jsonobject",
 }
 
 #: Default and maximum lengths per type (reference §3.1, "Field type limits").
@@ -83,6 +85,11 @@ CUSTOM_TYPES = (
 SYSTEM_DUPLICATE_CHECK = {"Leads": ("Email",), "Contacts": ("Email",)}
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: A phone number as Zoho takes it: digits with the usual separators, an optional leading +
+#: and an extension; words are refused (``expected_data_type: phone``, recorded answer).
+_PHONE = re.compile(
+    r"^\s*\+?[\d\s().\-/#*,;]*(?:(?:x|ext\.?|extension)\s*\d[\d\s]*)?$", re.IGNORECASE
+)
 
 SALUTATIONS = ["-None-", "Mr.", "Mrs.", "Ms.", "Dr.", "Prof."]
 LEAD_SOURCES = [
@@ -134,9 +141,87 @@ INDUSTRIES = [
 ]
 
 
+#: Zoho's ``ui_type`` per data type, as the Leads sample of the fields API shows it; a few
+#: standard fields have their own (``UI_TYPE_OVERRIDES``).
+UI_TYPES = {
+    "text": 1,
+    "picklist": 2,
+    "textarea": 3,
+    "website": 21,
+    "date": 24,
+    "email": 25,
+    "integer": 32,
+    "phone": 33,
+    "currency": 36,
+    "double": 38,
+    "bigint": 52,
+    "profileimage": 66,
+    "multiselectpicklist": 100,
+    "lookup": 133,
+    "ownerlookup": 8,
+    "layout": 208,
+    "boolean": 301,
+    "datetime": 333,
+}
+UI_TYPE_OVERRIDES = {
+    "First_Name": 27,
+    "Last_Name": 127,
+    "Fax": 35,
+    "Skype_ID": 37,
+    "Twitter": 22,
+    "Created_By": 20,
+    "Modified_By": 20,
+    "Created_Time": 200,
+    "Modified_Time": 200,
+    "Last_Activity_Time": 786,
+    "Tag": 209,
+}
+
+#: ``length`` of the types whose values the sandbox does not measure: Zoho still gives a
+#: number for every field (120 for pick lists, lookups and date-times, 5 for booleans).
+METADATA_LENGTHS = {
+    "boolean": 5,
+    "date": 20,
+    "datetime": 120,
+    "lookup": 120,
+    "ownerlookup": 120,
+    "layout": 50,
+    "profileimage": 255,
+}
+
+#: Quick-create fields and their places in the quick-create form, as the Leads sample
+#: numbers them (``quick_sequence_number`` is a string there).
+QUICK_CREATE = {"First_Name": "2", "Last_Name": "3", "Email": "4", "Phone": "5"}
+
+#: The profiles every field lists (``profiles[]``), with the org's two default profiles.
+PROFILES = (
+    ("Administrator", "4876876000000026011"),
+    ("Standard", "4876876000000026014"),
+)
+#: The org's one layout, named by ``$layout_id`` in records and ``layout_associations``.
+LAYOUT = {"api_name": "Standard__s", "name": "Standard", "id": "4876876000000091055"}
+#: Modules the lookups of the catalogue point at, with the ids Zoho's metadata gives them.
+LOOKUP_MODULE_IDS = {
+    "Accounts": "4876876000000002177",
+    "Contacts": MODULE_IDS["Contacts"],
+    "Deals": "4876876000000002181",
+    "Vendors": "4876876000000002185",
+}
+
+
+def _stable_id(text: str) -> str:
+    """A 19-digit id derived from ``text``, so metadata ids survive restarts and resets."""
+    return f"4876876{zlib.crc32(text.encode()) % 10**12:012d}"
+
+
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field of a module: enough to render metadata and to validate a value."""
+    """One field of a module: enough to render metadata and to validate a value.
+
+    ``writable`` is Zoho's ``operation_type.api_create/api_update``; ``system`` marks the
+    fields Zoho itself maintains (``read_only`` and read-only for every profile, such as
+    ``Locked__s``), which a write may name but never changes.
+    """
 
     api_name: str
     label: str
@@ -147,11 +232,13 @@ class FieldSpec:
     writable: bool = True
     unique: bool = False
     pick_list_values: tuple[str, ...] = field(default_factory=tuple)
+    system: bool = False
+    json_type: str | None = None
+    lookup_module: str | None = None
 
     @property
     def field_id(self) -> str:
-        """A stable 19-digit id, so metadata ids survive restarts and resets."""
-        return f"4876876{zlib.crc32(self.api_name.encode()) % 10**12:012d}"
+        return _stable_id(self.api_name)
 
     def to_json(self) -> dict[str, Any]:
         """Persistable form (custom fields are stored in the state file)."""
@@ -164,49 +251,127 @@ class FieldSpec:
             "pick_list_values": list(self.pick_list_values),
         }
 
+    def _lookup(self) -> dict[str, Any]:
+        if self.lookup_module is None:
+            return {}
+        return {
+            "display_label": None,
+            "revalidate_filter_during_edit": False,
+            "api_name": None,
+            "module": {
+                "api_name": self.lookup_module,
+                "crypt": False,
+                "id": LOOKUP_MODULE_IDS.get(self.lookup_module),
+            },
+            "id": None,
+            "query_details": {},
+        }
+
     def metadata(self, module: str) -> dict[str, Any]:
-        """The element of `GET /settings/fields` for this field (reference §3.1)."""
+        """The element of `GET /settings/fields` for this field, with every key Zoho's Leads
+        sample has (reference §3.1) and values of the same JSON types."""
+        kind = self.data_type
+        permission = "read_only" if self.system else "read_write"
+        editable = self.writable and not self.system
+        length = self.length if self.length is not None else METADATA_LENGTHS.get(kind, 255)
         meta: dict[str, Any] = {
-            "api_name": self.api_name,
-            "field_label": self.label,
-            "display_label": self.label,
-            "data_type": self.data_type,
-            "json_type": JSON_TYPES.get(self.data_type, "string"),
-            "length": self.length,
-            "system_mandatory": self.system_mandatory,
-            "custom_field": self.custom_field,
-            "read_only": False,
-            "field_read_only": not self.writable,
-            "visible": True,
-            "unique": {"case_sensitive": False} if self.unique else {},
-            "id": self.field_id,
-            "created_source": "crm" if self.custom_field else "default",
+            "associated_module": None,
+            "webhook": True,
             "operation_type": {
-                "web_create": self.writable,
                 "web_update": self.writable,
                 "api_create": self.writable,
+                "web_create": self.writable,
                 "api_update": self.writable,
             },
+            "colour_code_enabled_by_system": False,
+            "field_label": self.label,
+            "tooltip": None,
+            "type": "used",
+            "field_read_only": self.system or self.api_name == "Owner",
+            "customizable_properties": (
+                ["mandatory", "removal", "private_field", "tooltip", "add_to_other_layouts"]
+                if editable
+                else None
+            ),
+            "display_label": self.label,
+            "read_only": self.system,
+            "association_details": None,
+            "businesscard_supported": editable,
+            "multi_module_lookup": {},
+            "id": self.field_id,
+            "created_time": None,
+            "filterable": True,
+            "visible": True,
+            "profiles": [
+                {"permission_type": permission, "name": name, "id": profile_id}
+                for name, profile_id in PROFILES
+            ],
+            "view_type": {
+                "view": True,
+                "edit": editable,
+                "quick_create": self.system_mandatory or self.api_name in QUICK_CREATE,
+                "create": editable,
+            },
+            "separator": False,
+            "searchable": kind not in ("profileimage",),
+            "external": None,
+            "api_name": self.api_name,
+            "unique": {"case_sensitive": False} if self.unique else {},
+            "enable_colour_code": False,
             "pick_list_values": [
                 {
                     "display_value": value,
-                    "actual_value": value,
                     "sequence_number": index + 1,
-                    "id": f"4876876{zlib.crc32((self.api_name + value).encode()) % 10**12:012d}",
+                    "reference_value": value,
+                    "colour_code": None,
+                    "actual_value": value,
+                    "id": _stable_id(self.api_name + value),
+                    "type": "used",
                 }
                 for index, value in enumerate(self.pick_list_values)
             ],
-            "decimal_place": 2 if self.data_type in ("double", "currency") else None,
-            "tooltip": None,
-            "external": None,
+            "system_mandatory": self.system_mandatory,
+            "virtual_field": False,
+            "json_type": self.json_type or JSON_TYPES.get(kind, "string"),
+            "crypt": None,
+            "created_source": "crm" if self.custom_field else "default",
+            "display_type": -1,
+            "ui_type": UI_TYPE_OVERRIDES.get(self.api_name, UI_TYPES.get(kind, 1)),
+            "modified_time": None,
+            "email_parser": {
+                "fields_update_supported": False,
+                "record_operations_supported": editable,
+            },
+            "currency": {"rounding_option": "normal", "precision": 2} if kind == "currency" else {},
+            "custom_field": self.custom_field,
+            "lookup": self._lookup(),
+            "hipaa_compliance": None,
+            "convert_mapping": (
+                {"Contacts": None, "Deals": None, "Accounts": None} if module == "Leads" else {}
+            ),
+            "rollup_summary": {},
+            "length": length,
+            "display_field": self.api_name == "Full_Name",
+            "pick_list_values_sorted_lexically": False,
+            "sortable": kind not in ("textarea", "profileimage", "layout", "multiselectpicklist")
+            and self.api_name != "Tag",
+            "layout_associations": [dict(LAYOUT)],
+            "global_picklist": None,
+            "history_tracking": None,
+            "data_type": kind,
+            "formula": {},
+            "hipaa_compliance_enabled": False,
+            "decimal_place": 2 if kind in ("double", "currency") else None,
+            "mass_update": editable and kind not in ("textarea", "profileimage"),
+            "multiselectlookup": {},
+            "auto_number": {},
         }
-        if self.data_type == "lookup":
-            meta["lookup"] = {"module": {"api_name": "Accounts", "id": "4876876000000002177"}}
-        if self.data_type == "ownerlookup":
-            meta["lookup"] = {"module": {"api_name": "users"}}
-        if self.api_name == "Owner":
-            meta["field_read_only"] = True
-        meta["module"] = {"api_name": module, "id": MODULE_IDS[module]}
+        if self.api_name in QUICK_CREATE and not self.custom_field:
+            meta["quick_sequence_number"] = QUICK_CREATE[self.api_name]
+        if kind == "textarea":
+            meta["textarea"] = {"type": "large" if (self.length or 0) > 2000 else "small"}
+        if kind in ("picklist", "multiselectpicklist"):
+            meta["blueprint_supported"] = kind == "picklist" and editable
         return meta
 
 
@@ -214,35 +379,61 @@ def _f(
     api_name: str, label: str, data_type: str, length: int | None = None, **kw: Any
 ) -> FieldSpec:
     if length is None:
-        length = DEFAULT_LENGTHS.get(data_type)
+        length = DEFAULT_LENGTHS.get(data_type, METADATA_LENGTHS.get(data_type))
     values = kw.pop("values", ())
     return FieldSpec(api_name, label, data_type, length, pick_list_values=tuple(values), **kw)
 
 
-_COMMON = [
-    _f("Owner", "Lead Owner", "ownerlookup"),
-    _f("Salutation", "Salutation", "picklist", values=SALUTATIONS),
-    _f("First_Name", "First Name", "text", 40),
-    _f("Last_Name", "Last Name", "text", 80, system_mandatory=True),
-    _f("Full_Name", "Full Name", "text", 120, writable=False),
-    _f("Email", "Email", "email", 100, unique=True),
-    _f("Secondary_Email", "Secondary Email", "email", 100),
-    _f("Phone", "Phone", "phone", 30),
-    _f("Mobile", "Mobile", "phone", 30),
-    _f("Fax", "Fax", "phone", 30),
-    _f("Website", "Website", "website", 255),
-    _f("Description", "Description", "textarea", 32000),
-    _f("Email_Opt_Out", "Email Opt Out", "boolean"),
-    _f("Lead_Source", "Lead Source", "picklist", values=LEAD_SOURCES),
-    _f("Created_By", "Created By", "ownerlookup", writable=False),
-    _f("Modified_By", "Modified By", "ownerlookup", writable=False),
-    _f("Created_Time", "Created Time", "datetime", writable=False),
-    _f("Modified_Time", "Modified Time", "datetime", writable=False),
-]
+def _system(api_name: str, label: str, data_type: str, **kw: Any) -> FieldSpec:
+    """A field Zoho maintains: listed and rendered, never written through the API."""
+    return _f(api_name, label, data_type, writable=False, system=True, **kw)
+
+
+RATINGS = ["-None-", "Acquired", "Active", "Market Failed", "Project Cancelled", "Shut Down"]
+UNSUBSCRIBED_MODES = ["Consent form", "Manual", "Unsubscribe link", "Zoho Campaigns"]
+RECORD_STATUSES = ["Trash", "Available", "Draft"]
+DATA_SOURCES = ["API", "CRM UI", "Import", "Web Form"]
+
+
+def _common(owner_label: str) -> list[FieldSpec]:
+    """Fields Leads and Contacts share, in the order the metadata lists them."""
+    return [
+        _f("Owner", owner_label, "ownerlookup"),
+        _f("Salutation", "Salutation", "picklist", 25, values=SALUTATIONS),
+        _f("First_Name", "First Name", "text", 40),
+        _f("Last_Name", "Last Name", "text", 80, system_mandatory=True),
+        _f("Full_Name", "Full Name", "text", 120, writable=False),
+        _f("Email", "Email", "email", 100, unique=True),
+        _f("Secondary_Email", "Secondary Email", "email", 100),
+        _f("Phone", "Phone", "phone", 30),
+        _f("Mobile", "Mobile", "phone", 30),
+        _f("Fax", "Fax", "text", 30),
+        _f("Skype_ID", "Skype ID", "text", 50),
+        _f("Twitter", "Twitter", "text", 50),
+        _f("Description", "Description", "textarea", 32000),
+        _f("Email_Opt_Out", "Email Opt Out", "boolean"),
+        _f("Lead_Source", "Lead Source", "picklist", values=LEAD_SOURCES),
+        _f("Created_By", "Created By", "ownerlookup", writable=False),
+        _f("Modified_By", "Modified By", "ownerlookup", writable=False),
+        _f("Created_Time", "Created Time", "datetime", writable=False),
+        _f("Modified_Time", "Modified Time", "datetime", writable=False),
+        _f("Last_Activity_Time", "Last Activity Time", "datetime", writable=False),
+        _f("Layout", "Layout", "layout", 50),
+        _f("Tag", "Tag", "text", 2000, json_type="jsonarray"),
+        _f("Record_Image", "Record Image", "profileimage"),
+        _system("Unsubscribed_Mode", "Unsubscribed Mode", "picklist", values=UNSUBSCRIBED_MODES),
+        _system("Unsubscribed_Time", "Unsubscribed Time", "datetime"),
+        _system("id", "Record Id", "bigint", length=18),
+        _system("Locked__s", "Locked", "boolean"),
+        _system("Data_Source", "Data Source", "picklist", values=DATA_SOURCES),
+        _system("Record_Status__s", "Record Status", "picklist", values=RECORD_STATUSES),
+    ]
+
 
 _LEADS_ONLY = [
     _f("Company", "Company", "text", 200),
     _f("Designation", "Title", "text", 100),
+    _f("Website", "Website", "website", 255),
     _f("Street", "Street", "text", 250),
     _f("City", "City", "text", 100),
     _f("State", "State", "text", 100),
@@ -250,14 +441,21 @@ _LEADS_ONLY = [
     _f("Country", "Country", "text", 100),
     _f("Lead_Status", "Lead Status", "picklist", values=LEAD_STATUSES),
     _f("Industry", "Industry", "picklist", values=INDUSTRIES),
+    _f("Rating", "Rating", "picklist", values=RATINGS),
     _f("No_of_Employees", "No. of Employees", "integer"),
     _f("Annual_Revenue", "Annual Revenue", "currency"),
-    _f("Converted__s", "Converted", "boolean", writable=False),
+    _system("Converted__s", "Converted", "boolean"),
     _f("Converted_Date_Time", "Converted Date Time", "datetime", writable=False),
+    _system("Lead_Conversion_Time", "Lead Conversion Time", "integer"),
+    _system("Converted_Account", "Converted Account", "lookup", lookup_module="Accounts"),
+    _system("Converted_Contact", "Converted Contact", "lookup", lookup_module="Contacts"),
+    _system("Converted_Deal", "Converted Deal", "lookup", lookup_module="Deals"),
 ]
 
 _CONTACTS_ONLY = [
-    _f("Account_Name", "Account Name", "lookup"),
+    _f("Account_Name", "Account Name", "lookup", lookup_module="Accounts"),
+    _f("Vendor_Name", "Vendor Name", "lookup", lookup_module="Vendors"),
+    _f("Reporting_To", "Reporting To", "lookup", lookup_module="Contacts"),
     _f("Title", "Title", "text", 100),
     _f("Department", "Department", "text", 100),
     _f("Date_of_Birth", "Date of Birth", "date"),
@@ -266,6 +464,11 @@ _CONTACTS_ONLY = [
     _f("Mailing_State", "Mailing State", "text", 100),
     _f("Mailing_Zip", "Mailing Zip", "text", 30),
     _f("Mailing_Country", "Mailing Country", "text", 100),
+    _f("Other_Street", "Other Street", "text", 250),
+    _f("Other_City", "Other City", "text", 100),
+    _f("Other_State", "Other State", "text", 100),
+    _f("Other_Zip", "Other Zip", "text", 30),
+    _f("Other_Country", "Other Country", "text", 100),
     _f("Home_Phone", "Home Phone", "phone", 30),
     _f("Other_Phone", "Other Phone", "phone", 30),
     _f("Assistant", "Assistant", "text", 100),
@@ -275,11 +478,9 @@ _CONTACTS_ONLY = [
 
 def standard_fields(module: str) -> list[FieldSpec]:
     """The built-in fields of a module, in the order the metadata lists them."""
-    extra = _LEADS_ONLY if module == "Leads" else _CONTACTS_ONLY
-    fields = list(_COMMON) + extra
-    if module == "Contacts":
-        fields[0] = _f("Owner", "Contact Owner", "ownerlookup")
-    return fields
+    if module == "Leads":
+        return _common("Lead Owner") + _LEADS_ONLY
+    return _common("Contact Owner") + _CONTACTS_ONLY
 
 
 class FieldSpecError(ValueError):
@@ -302,7 +503,7 @@ def custom_field(spec: dict[str, Any]) -> FieldSpec:
         if not 1 <= length <= MAX_LENGTHS[data_type]:
             raise FieldSpecError(f"length must be 1..{MAX_LENGTHS[data_type]} for {data_type}")
     else:
-        length = None
+        length = METADATA_LENGTHS.get(data_type)
     unique = bool(spec.get("unique", False))
     if unique and data_type not in UNIQUE_CAPABLE:
         raise FieldSpecError(f"a {data_type} field cannot be unique")
@@ -341,6 +542,17 @@ def _check_length(spec: FieldSpec, text: str) -> None:
         raise ValueProblem({"maximum_length": spec.length, "api_name": spec.api_name})
 
 
+def _tags(spec: FieldSpec, value: Any) -> list[dict[str, Any]]:
+    """``Tag``: a list of ``{"name": ...}``; each tag gets the id and colour Zoho shows."""
+    if not isinstance(value, list) or not all(
+        isinstance(tag, dict) and isinstance(tag.get("name"), str) and tag["name"].strip()
+        for tag in value
+    ):
+        raise _expect(spec, "jsonarray")
+    names = list(dict.fromkeys(tag["name"].strip() for tag in value))
+    return [{"name": name, "id": _stable_id("Tag:" + name), "color_code": None} for name in names]
+
+
 def coerce_value(spec: FieldSpec, value: Any, user_ids: set[str]) -> Any:
     """Check a written value and return what to store (``None`` means empty).
 
@@ -351,16 +563,20 @@ def coerce_value(spec: FieldSpec, value: Any, user_ids: set[str]) -> Any:
     if value is None or value == "":
         if spec.data_type == "boolean":
             return False
-        if spec.data_type == "multiselectpicklist":
+        if spec.data_type == "multiselectpicklist" or spec.json_type == "jsonarray":
             return []
         return None
     kind = spec.data_type
-    if kind in ("text", "textarea", "phone", "website", "email"):
+    if spec.json_type == "jsonarray" and kind == "text":
+        return _tags(spec, value)
+    if kind in ("text", "textarea", "phone", "website", "email", "profileimage"):
         if not isinstance(value, str):
             raise _expect(spec, kind if kind != "textarea" else "text")
         _check_length(spec, value)
         if kind == "email" and not _EMAIL.match(value):
             raise _expect(spec, "email")
+        if kind == "phone" and not (_PHONE.match(value) and any(c.isdigit() for c in value)):
+            raise _expect(spec, "phone")
         return value
     if kind in ("integer", "bigint"):
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):

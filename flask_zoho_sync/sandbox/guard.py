@@ -19,8 +19,9 @@ from flask import Flask, Response, g, request
 
 from . import tokens
 from .credit_costs import credit_cost, endpoint_key
-from .fields import MODULES
+from .fields import MODULES, store_epoch
 from .responses import (
+    JSON,
     error_body,
     internal_error,
     invalid_token,
@@ -141,6 +142,15 @@ def install_guard(app: Flask, state: SandboxState) -> None:
             amount = credit_cost(request.method, request.path, g.get("sandbox_record_count", 0))
             state.charge(key, amount)
         if _metered_kind(request.path) == "crm":
+            if response.content_type == JSON and response.status_code != 204:
+                response.headers.setdefault(
+                    "Content-Disposition", "attachment; filename=response.json"
+                )
+            expires_at = g.get("sandbox_token_expires_at")
+            if expires_at is not None:
+                # Zoho names, on every answer to a valid token, when that token expires
+                # (recorded answers: ``X-ACCESSTOKEN-RESET: 2024-08-01T19:21:19+08:00``).
+                response.headers["X-ACCESSTOKEN-RESET"] = state.show(store_epoch(expires_at))
             limit = state.credit_limit()
             used = state.credits_used()
             if used * 2 >= limit:
@@ -187,6 +197,7 @@ def crm_call(
             if isinstance(access, str):
                 return invalid_token()
             g.sandbox_authenticated = True
+            g.sandbox_token_expires_at = access["expires_at"]
             g.sandbox_user_id = access["user_id"]
             g.sandbox_scopes = access["scopes"]
             needed = resource

@@ -40,11 +40,13 @@ class Notifier:
     ) -> None:
         """Queue one notification per matching channel (caller holds ``state.lock``).
 
-        All ids changed by one request go in one payload, as Zoho batches them. A channel
-        with ``return_affected_field_values`` gets, for an update, the changed fields of each
-        record (``affected_fields``) and their new values (``affected_values``), read now,
-        under the lock the write still holds: what this change wrote, not what a later one
-        did (reference §5).
+        All ids changed by one request go in one payload, as Zoho batches them. Every payload
+        has ``affected_fields`` (empty but for an update). A channel with
+        ``return_affected_field_values`` gets, for an update, the changed fields of each
+        record in ``affected_fields``, and for an insert or an update the values written
+        (``affected_values``, as recorded Zoho payloads carry them for both), read now, under
+        the lock the write still holds: what this change wrote, not what a later one did
+        (reference §5).
         """
         event = _OPERATION_EVENTS[operation]
         now = self.state.timestamp()
@@ -69,7 +71,7 @@ class Notifier:
                 "channel_id": str(channel["channel_id"]),
                 "token": channel.get("token"),
             }
-            if with_values and operation == "update":
+            if with_values and operation in ("insert", "update"):
                 payload["affected_values"] = [
                     {"record_id": rid, "values": self._values(module, rid, affected.get(rid, []))}
                     for rid in ids

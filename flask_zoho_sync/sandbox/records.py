@@ -13,12 +13,19 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fields import MODULE_IDS, SYSTEM_DUPLICATE_CHECK, FieldSpec, ValueProblem, coerce_value
+from .fields import (
+    LAYOUT,
+    MODULE_IDS,
+    SYSTEM_DUPLICATE_CHECK,
+    FieldSpec,
+    ValueProblem,
+    coerce_value,
+)
 from .responses import error_body
 from .state import SandboxState
 
 #: Keys a client may send that are not fields and must not be treated as such.
-_NOT_FIELDS = {"id", "$append_values", "Tag", "Layout"}
+_NOT_FIELDS = {"id", "$append_values", "Layout"}
 
 
 @dataclass
@@ -51,8 +58,16 @@ def render_value(state: SandboxState, spec: FieldSpec | None, value: Any) -> Any
         return {"name": ref["name"], "id": ref["id"], "email": ref["email"]} if ref else None
     if spec.data_type == "boolean":
         return bool(value)
-    if spec.data_type == "multiselectpicklist":
-        return list(value or [])
+    if spec.data_type == "multiselectpicklist" or spec.json_type == "jsonarray":
+        return [dict(item) if isinstance(item, dict) else item for item in value or []]
+    if spec.data_type == "layout":
+        return {"name": LAYOUT["name"], "id": LAYOUT["id"]}
+    if spec.api_name == "Record_Status__s":
+        return value or "Available"
+    if spec.api_name == "Data_Source":
+        return value or "API"
+    if spec.data_type == "lookup" and isinstance(value, dict):
+        return dict(value)
     return value
 
 
@@ -65,10 +80,60 @@ def render_record(
     out: dict[str, Any] = {}
     for name in names:
         out[name] = render_value(state, specs[name], record.get(name))
-    if only is None and module == "Leads":
-        out["Record_Status__s"] = "Available"
     out["id"] = record["id"]
     return out
+
+
+def record_properties(state: SandboxState, record: dict[str, Any]) -> dict[str, Any]:
+    """The ``$``-keys Zoho adds to a record fetched on its own (`GET /{module}/{id}`).
+
+    They describe what the API user may do with the record (edit it, whether it is locked
+    or in an approval or review), for an org with no approval processes, blueprints or
+    Zia: the values a fresh org shows (recorded Leads and Contacts answers, reference §2.1).
+    """
+    return {
+        "$currency_symbol": state.data["org"].get("currency_symbol") or "$",
+        "$field_states": None,
+        "$review_process": {"approve": False, "reject": False, "resubmit": False},
+        "$sharing_permission": "full_access",
+        "$state": "save",
+        "$process_flow": False,
+        "$approval": {
+            "delegate": False,
+            "takeover": False,
+            "approve": False,
+            "reject": False,
+            "resubmit": False,
+        },
+        "$approval_state": "approved",
+        "$approved": True,
+        "$editable": True,
+        "$locked_for_me": bool(record.get("Locked__s")),
+        "$orchestration": False,
+        "$pathfinder": False,
+        "$in_merge": False,
+        "$is_duplicate": False,
+        "$review": None,
+        "$stop_processing": False,
+        "$data_source_details": {},
+        "$wizard_connection_path": None,
+        "$zia_owner_assignment": "owner_recommendation_unavailable",
+        "$zia_visions": None,
+        "$layout_id": {"display_label": LAYOUT["name"], "name": LAYOUT["name"], "id": LAYOUT["id"]},
+    }
+
+
+def render_full_record(state: SandboxState, module: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A record as `GET /{module}/{id}` and search return it: every field and the ``$``-keys.
+
+    Leads add ``$converted`` and ``$converted_detail``; no recorded answer shows the detail
+    of a converted lead, so it stays ``{}`` as recorded for unconverted ones and the converted
+    contact is named where Zoho documents it, in ``Converted_Contact``."""
+    full = {**render_record(state, module, record), **record_properties(state, record)}
+    if module == "Leads":
+        full["$converted"] = is_converted(record)
+        full["$converted_detail"] = {}
+    return full
 
 
 def is_converted(record: dict[str, Any]) -> bool:
@@ -394,6 +459,7 @@ def apply_batch(
         if target is None:
             record = _create(state, module, values, user_id)
             outcome.inserted.append(record["id"])
+            outcome.affected[record["id"]] = [n for n, v in values.items() if v not in (None, [])]
             element = {
                 "code": "SUCCESS",
                 "details": {**success_details(state, record), "$approval_state": "approved"},
@@ -513,6 +579,7 @@ def convert_lead(state: SandboxState, lead_id: str, user_id: str) -> dict[str, A
     contact = _create(state, "Contacts", values, user_id)
     _changed(state, "Leads")
     lead["Converted__s"] = True
+    lead["Converted_Contact"] = {"name": contact["Full_Name"], "id": contact["id"]}
     lead["Converted_Date_Time"] = state.stamp()
     lead["Modified_By"] = user_id
     lead["Modified_Time"] = lead["Converted_Date_Time"]

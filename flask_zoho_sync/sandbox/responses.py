@@ -36,10 +36,18 @@ def zoho_error(
     return json_response(error_body(code, message, details), status)
 
 
+#: What Zoho's servers label every CRM answer with, an empty 204 included: a client that
+#: trusts the label over the status and parses the empty body fails here as it would there.
+NO_CONTENT_TYPE = JSON
+
+
 def empty(status: int) -> Response:
-    """204 No Content / 304 Not Modified: no body and no JSON content type."""
+    """204 No Content / 304 Not Modified: no body. The 204 keeps Zoho's content type;
+    a 304 carries none (it answers a conditional GET, whose body the client already has)."""
     response = Response(status=status)
     response.headers.pop("Content-Type", None)
+    if status == 204:
+        response.headers["Content-Type"] = NO_CONTENT_TYPE
     return response
 
 

@@ -161,7 +161,7 @@ def ui_blueprint(state: SandboxState) -> Blueprint:
         values = _parse_form(_form_specs(state, module))
         with state.lock:
             outcome = apply_batch(state, module, "insert", [values], user_id)
-            _publish(module, "insert", outcome.inserted)
+            _publish(module, "insert", outcome.inserted, outcome.affected)
             state.save()
         result = outcome.results[0]
         if result["status"] != "success":

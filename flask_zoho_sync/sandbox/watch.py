@@ -80,6 +80,8 @@ def _apply(
         updated["token"] = token
     if full or "channel_expiry" in item:
         updated["expires_at"] = _expiry(state, item.get("channel_expiry"), index)
+    if full or "notification_condition" in item:
+        updated["notification_condition"] = _conditions(state, item, index)
     for flag, default in (
         ("return_affected_field_values", False),
         ("notify_on_related_action", True),
@@ -90,6 +92,70 @@ def _apply(
                 raise _invalid(index, flag, expected_data_type="boolean")
             updated[flag] = value
     return updated
+
+
+MAX_CONDITION_FIELDS = 10
+
+
+def _conditions(state: SandboxState, item: dict[str, Any], index: int) -> list[Any] | None:
+    """``notification_condition``: kept as Zoho echoes it in the channel details (every
+    group entry with ``field``, ``group_operator`` and ``group``), after the checks the
+    enable page lists: known module and fields, ``and``/``or``, at most 10 fields."""
+    raw = item.get("notification_condition")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise _invalid(index, "notification_condition", expected_data_type="jsonarray")
+    counted = [0]
+
+    def group(entry: Any, module: str, path: str) -> dict[str, Any]:
+        if not isinstance(entry, dict):
+            raise _invalid(index, path, expected_data_type="jsonobject")
+        if entry.get("field") is not None:
+            field = entry["field"]
+            name = field.get("api_name") if isinstance(field, dict) else None
+            spec = state.field_map(module).get(str(name))
+            if spec is None:
+                raise _invalid(index, f"{path}.field.api_name")
+            counted[0] += 1
+            if counted[0] > MAX_CONDITION_FIELDS:
+                raise _invalid(index, path, maximum_length=MAX_CONDITION_FIELDS)
+            return {
+                "field": {"api_name": spec.api_name, "id": spec.field_id},
+                "group_operator": None,
+                "group": None,
+            }
+        operator = entry.get("group_operator")
+        members = entry.get("group")
+        if operator not in ("and", "or"):
+            raise _invalid(index, f"{path}.group_operator")
+        if not isinstance(members, list) or not members:
+            raise _invalid(index, f"{path}.group", expected_data_type="jsonarray")
+        return {
+            "group_operator": operator,
+            "group": [group(m, module, f"{path}.group[{i}]") for i, m in enumerate(members)],
+        }
+
+    kept = []
+    for number, condition in enumerate(raw):
+        path = f"notification_condition[{number}]"
+        if not isinstance(condition, dict):
+            raise _invalid(index, path, expected_data_type="jsonobject")
+        if condition.get("type") != "field_selection":
+            raise _invalid(index, f"{path}.type")
+        module_ref = condition.get("module")
+        module = module_ref.get("api_name") if isinstance(module_ref, dict) else None
+        if module not in MODULES:
+            raise _invalid(index, f"{path}.module")
+        selection = group(condition.get("field_selection"), module, f"{path}.field_selection")
+        kept.append(
+            {
+                "field_selection": selection,
+                "module": {"api_name": module, "id": MODULE_IDS[module]},
+                "type": "field_selection",
+            }
+        )
+    return kept
 
 
 def _expiry(state: SandboxState, raw: Any, index: int) -> float:
@@ -175,7 +241,10 @@ def watch_blueprint(state: SandboxState) -> Blueprint:
                     }
                 )
             state.save()
-        return json_response({"watch": results}, batch_status(results, 200))
+        # Enabling answers 201, replacing or patching 200 (zoho/crm-oas v8.0/notifications.json).
+        return json_response(
+            {"watch": results}, batch_status(results, 201 if mode == "enable" else 200)
+        )
 
     @bp.post("/watch")
     @crm_call(state, ("notifications",), "CREATE")
@@ -217,13 +286,20 @@ def watch_blueprint(state: SandboxState) -> Blueprint:
                             "notify_on_related_action": channel["notify_on_related_action"],
                             "channel_expiry": entry["channel_expiry"],
                             "return_affected_field_values": channel["return_affected_field_values"],
-                            "resource_name": module,
-                            "resource_id": entry["resource_id"],
                             "resource_uri": entry["resource_uri"],
+                            "resource_id": entry["resource_id"],
+                            "notify_url": channel["notify_url"],
+                            "resource_name": module,
+                            "fields": None,
+                            "notification_condition": [
+                                condition
+                                for condition in channel.get("notification_condition") or []
+                                if condition["module"]["api_name"] == module
+                            ]
+                            or None,
                             "channel_id": channel["channel_id"],
                             "events": [e for e in channel["events"] if e.startswith(module + ".")],
                             "token": channel.get("token"),
-                            "notify_url": channel["notify_url"],
                         }
                     )
         if not out:
@@ -248,14 +324,20 @@ def watch_blueprint(state: SandboxState) -> Blueprint:
                 if channel is None:
                     results.append(error_body("INVALID_DATA", "invalid data", {"channel_id": key}))
                     continue
-                results.append(
-                    {
-                        "code": "SUCCESS",
-                        "details": {"events": _module_entries(state, channel), "channel_id": key},
-                        "message": "Successfully un-subscribed from actions-watch",
-                        "status": "success",
-                    }
-                )
+                # One element per module the channel watched, naming it (disable page sample).
+                for entry in _module_entries(state, channel):
+                    results.append(
+                        {
+                            "code": "SUCCESS",
+                            "details": {
+                                "resource_uri": entry["resource_uri"],
+                                "resource_id": entry["resource_id"],
+                                "channel_id": key,
+                            },
+                            "message": "Successfully un-subscribed from actions-watch",
+                            "status": "success",
+                        }
+                    )
             state.save()
         return json_response({"watch": results}, batch_status(results, 200))
 

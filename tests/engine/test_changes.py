@@ -68,12 +68,12 @@ def test_edits_of_different_fields_on_both_sides_are_both_kept(synced: Synced) -
 
 def test_the_same_field_edited_on_both_sides_goes_to_the_newer_edit(synced: Synced) -> None:
     contact_id, zoho_id = linked_pair(synced, phone="111")
-    synced.edit_contact(contact_id, phone="host-edit")
+    synced.edit_contact(contact_id, phone="333")
     synced.zoho.advance_clock(120)  # the salesperson edits two minutes later
-    synced.zoho.update_record("Leads", zoho_id, {"Phone": "zoho-edit"})
+    synced.zoho.update_record("Leads", zoho_id, {"Phone": "444"})
     report = synced.sync()
-    assert synced.contacts()["ann@example.org"]["phone"] == "zoho-edit"
-    assert synced.zoho.record("Leads", zoho_id)["Phone"] == "zoho-edit"
+    assert synced.contacts()["ann@example.org"]["phone"] == "444"
+    assert synced.zoho.record("Leads", zoho_id)["Phone"] == "444"
     [conflict] = [c for change in report.changes for c in change.conflicts]
     assert conflict["winner"] == "zoho"
     assert "newest wins" in conflict["reason"]
@@ -187,16 +187,16 @@ def test_a_dry_run_writes_nothing_on_either_side(synced: Synced) -> None:
 
 def test_a_plan_of_a_conflict_matches_what_the_run_then_does(synced: Synced) -> None:
     contact_id, zoho_id = linked_pair(synced, phone="111")
-    synced.edit_contact(contact_id, phone="host-edit")
+    synced.edit_contact(contact_id, phone="333")
     synced.zoho.advance_clock(120)  # Zoho's edit is the newer one: Zoho wins
-    synced.zoho.update_record("Leads", zoho_id, {"Phone": "zoho-edit"})
+    synced.zoho.update_record("Leads", zoho_id, {"Phone": "444"})
     plan = synced.sync(dry_run=True)
     planned = {(c.direction, c.action) for c in plan.changes}
     assert ("to_host", "update") in planned
     assert ("to_zoho", "update") not in planned  # the losing host value is not sent
     real = synced.sync()
     assert {(c.direction, c.action) for c in real.changes} == planned
-    assert synced.zoho.record("Leads", zoho_id)["Phone"] == "zoho-edit"
+    assert synced.zoho.record("Leads", zoho_id)["Phone"] == "444"
 
 
 def test_a_plan_leaves_the_database_as_it_found_it(synced: Synced) -> None:

@@ -61,7 +61,7 @@ def _subscribe(api: Api, url: str, events: list[str], **extra: Any) -> dict[str,
         **extra,
     }
     response = api.post("/actions/watch", json={"watch": [item]})
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     return response.json()["watch"][0]
 
 
@@ -140,8 +140,13 @@ def test_api_writes_notify_in_one_batch_per_request(
     insert_payload = receiver.received[0]
     assert set(insert_payload) == {
         "server_time", "query_params", "module", "resource_uri", "ids", "affected_fields",
-        "operation", "channel_id", "token",
+        "affected_values", "operation", "channel_id", "token",
     }  # fmt: skip
+    assert insert_payload["affected_fields"] == []
+    assert insert_payload["affected_values"] == [
+        {"record_id": ids[0], "values": {"Last_Name": "One"}},
+        {"record_id": ids[1], "values": {"Last_Name": "Two"}},
+    ]
     assert insert_payload["ids"] == ids and insert_payload["module"] == "Leads"
     assert insert_payload["query_params"] == {"key": "abc"}
     assert (
@@ -150,7 +155,9 @@ def test_api_writes_notify_in_one_batch_per_request(
     assert insert_payload["resource_uri"].endswith("/crm/v2/Leads")
     assert isinstance(insert_payload["server_time"], int) and insert_payload["server_time"] > 10**12
     assert receiver.received[1]["affected_fields"] == [{ids[0]: ["City"]}]
-    assert receiver.received[2]["ids"] == [ids[1]]
+    deleted = receiver.received[2]
+    assert deleted["ids"] == [ids[1]] and deleted["affected_fields"] == []
+    assert "affected_values" not in deleted
 
 
 def test_affected_values_carry_what_each_update_wrote(
@@ -158,7 +165,8 @@ def test_affected_values_carry_what_each_update_wrote(
 ) -> None:
     """With ``return_affected_field_values`` an update's payload names each record's changed
     fields and their values as that write left them, even when a later write changed them
-    again before the notification went out; without the flag there are neither."""
+    again before the notification went out; an insert's carries the values it wrote
+    (recorded Zoho payloads); without the flag there are neither."""
     _subscribe(api, receiver.url, ["Leads.all"], return_affected_field_values=True)
     (created,) = api.insert("Leads", {"Last_Name": "Held", "City": "Perth"})
     record_id = created["details"]["id"]
@@ -172,7 +180,10 @@ def test_affected_values_carry_what_each_update_wrote(
     ]
     assert by_user["affected_fields"] == [{record_id: ["City", "Phone"]}]
     assert by_api["affected_values"] == [{"record_id": record_id, "values": {"City": "Darwin"}}]
-    assert "affected_values" not in receiver.received[0]  # an insert carries ids only
+    assert receiver.received[0]["affected_values"] == [
+        {"record_id": record_id, "values": {"Last_Name": "Held", "City": "Perth"}}
+    ]
+    assert receiver.received[0]["affected_fields"] == []
 
     sandbox.notifications(wait=0)
     api.request(
