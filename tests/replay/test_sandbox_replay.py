@@ -6,9 +6,9 @@ sandbox up like the org in the recording (a record to read, a channel to disable
 the recorded request on v8 and compares status, media type, and every key and JSON type of
 the body, skipping what the recording marks as org-specific (see compare.py).
 
-Differences the sandbox still has are marked ``xfail(strict=True)`` with the difference as
-the reason: the suite stays green, and once the sandbox is fixed the mark turns the run red
-until it is removed.
+Today the sandbox answers every recording as Zoho did. A difference found later and not fixed
+at once goes into KNOWN_DIFFERENCES, which marks it ``xfail(strict=True)`` with the difference
+as the reason, so a fix turns the run red until the entry is removed.
 """
 
 from __future__ import annotations
@@ -464,37 +464,9 @@ def _too_many_requests(world: World, recording: Recording) -> requests.Response:
 
 # -- the comparison ---------------------------------------------------------------------------
 
-#: What the sandbox on main still answers differently from the recording. Each reason is the
-#: difference itself; remove the entry once the sandbox answers like Zoho.
-KNOWN_DIFFERENCES: dict[str, str] = {
-    "bulk_read_completed": "the read job's query is echoed as sent: no query.module.id and no "
-    "query.page, which Zoho adds",
-    "bulk_write_completed": "the write job's resource[] carries no code (Zoho: SUCCESS)",
-    "current_user": "users[0] lacks country, state, city, street, zip, phone, mobile, fax, "
-    "website, alias, dob, created_by, name_format__s, sort_order_preference__s and "
-    "status_reason__s; created_time, Modified_Time and Modified_By (an object in Zoho) are null",
-    "fields_leads": "each field lacks type, ui_type, view_type, searchable, sortable, webhook, "
-    "lookup ({} in Zoho) and about 25 more metadata keys; Fax is typed phone (Zoho: text); "
-    "length is null on Owner, Modified_Time and Email_Opt_Out (Zoho: a number); no Tag and no "
-    "id field; picklist values lack type, reference_value and colour_code",
-    "org": "org[0] has no created_time",
-    "record_get_one": "a full record lacks the $-keys ($approval_state, $approval, $approved, "
-    "$editable, $state, $process_flow, $converted, $converted_detail, $currency_symbol, "
-    "$stop_processing) and Rating, Skype_ID, Twitter, Tag, Record_Image, Unsubscribed_Mode, "
-    "Unsubscribed_Time, Last_Activity_Time, Data_Source, Data_Processing_Basis_Details",
-    "record_insert_invalid_phone": "a Phone made of words is stored (201, SUCCESS) where Zoho "
-    "refuses it: 400, INVALID_DATA with details expected_data_type=phone and api_name=Phone",
-    "record_upsert": "upsert answers 202 where Zoho answers 200",
-    "records_list": "Record_Status__s is asked for in fields but not returned",
-    "search_criteria": "no /{module}/search route: 400 (search taken for a record id) where "
-    "Zoho answers 200 with data[] and info",
-    "search_email": "no /{module}/search route: 400 (search taken for a record id) where Zoho "
-    "answers 200 with data[] and info",
-    "search_no_match": "no /{module}/search route: 400 where Zoho answers 204",
-    "watch_details": "the channel details lack fields and notification_condition",
-    "watch_enable": "enabling a channel answers 200 where Zoho answers 201",
-    "watch_disable": "the disable reply's details lack resource_uri and resource_id",
-}
+#: What the sandbox still answers differently from a recording (none today). Each reason is
+#: the difference itself; remove the entry once the sandbox answers like Zoho.
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 def media_type(headers: Any) -> str:
@@ -587,10 +559,6 @@ def test_every_recording_is_replayed_to_the_sandbox() -> None:
     assert set(KNOWN_DIFFERENCES) <= set(SCENARIOS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 204 carries no Content-Type where Zoho's carries application/json;charset=utf-8",
-)
 def test_an_empty_answer_is_labelled_as_zoho_labels_it(world: World) -> None:
     """Zoho labels its empty 204 answers JSON (headers in search_no_match); a client that
     branches on Content-Type must see the same label from the sandbox."""
