@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import current_app, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from ..connection import describe_connection, forget_connection
@@ -21,6 +21,7 @@ from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
 from ._htmx import hx_redirect
 from .blueprint import bp
+from .messages import tell
 from .rendering import render_refusal, render_zoho_error
 
 _STATE_KEY = "_zoho_sync_oauth_state"
@@ -105,7 +106,7 @@ def oauth_callback() -> ResponseReturnValue:
         state.record_usage(state.db.session)
     who = connection.zoho_user_email or connection.zoho_user_name or "your Zoho user"
     org = connection.org_name or "your Zoho organisation"
-    flash(f"Connected to {org} as {who}. Now choose what to sync.", "zs-success")
+    tell(f"Connected to {org} as {who}. Now choose what to sync.", "success")
     return redirect(url_for("zoho_sync.settings"))
 
 
@@ -130,23 +131,23 @@ def disconnect() -> ResponseReturnValue:
     db_session = state.db.session
     tokens = state.token_store().load() if describe_connection(db_session) else None
     if tokens is None:
-        flash("Zoho CRM was not connected.", "zs-info")
+        tell("Zoho CRM was not connected.", "info")
         return hx_redirect(url_for("zoho_sync.overview"))
     try:
         revoked = state.oauth().revoke(tokens)
     except ZohoError as exc:
         current_app.logger.warning("Revoking the Zoho token failed: %s", exc)
-        flash(
+        tell(
             "Disconnected here, but Zoho could not be told to revoke the access "
             f"({exc.message}). Remove the app under Connected apps in your Zoho account.",
-            "zs-warning",
+            "warning",
         )
     else:
-        flash(
+        tell(
             "Disconnected from Zoho CRM; the access was revoked at Zoho."
             if revoked
             else "Disconnected from Zoho CRM (Zoho already considered the access revoked).",
-            "zs-success",
+            "success",
         )
     forget_connection(db_session)
     db_session.commit()

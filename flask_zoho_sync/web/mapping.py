@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..dbids import row_by_id
@@ -33,6 +33,7 @@ from .mapping_editor import (
     change_row,
     load_editor,
 )
+from .messages import tell
 from .rendering import render_zoho_error
 
 SECTION_IDS = {"field": "zs-map-fields", "system": "zs-map-system", "group": "zs-map-groups"}
@@ -75,7 +76,7 @@ def _answer(kind: Kind, message: tuple[str, str], refused: bool) -> ResponseRetu
         return render_template("zoho_sync/_mapping_section.html", kind=kind, **_context(editor))
     if refused:
         return render_template("zoho_sync/mapping.html", **_context(editor)), 400
-    flash(message[1], f"zs-{message[0]}")
+    tell(message[1], message[0])
     return redirect(url_for("zoho_sync.mapping") + "#" + SECTION_IDS[kind])
 
 
@@ -151,7 +152,7 @@ def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnV
         editor = _editor()
         editor.messages["page"] = (level, message)
         return render_template("zoho_sync/mapping.html", **_context(editor)), status
-    flash(message, f"zs-{level}")
+    tell(message, level)
     return redirect(url_for("zoho_sync.mapping"))
 
 

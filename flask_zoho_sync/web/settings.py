@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from ..preferences import MODULES, get_settings, switch_module
 from ..sync.mapping import ConflictPolicy
 from ._htmx import is_htmx
 from .blueprint import bp, notify_preferences_changed
+from .messages import tell
 
 DEFAULT_TIME_ZONE = "UTC"
 POLICY_LABELS = {
@@ -183,5 +184,5 @@ def settings() -> ResponseReturnValue:
         )
     if is_htmx():
         return _render(SettingsForm.from_settings(stored, account), account, 200, notice=message)
-    flash(message, "zs-success")
+    tell(message, "success")
     return redirect(url_for("zoho_sync.settings"))
