@@ -8,7 +8,7 @@ outbox and schedules a push; the contact's own history says what happened next.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
@@ -252,7 +252,9 @@ class HistoryFilter:
         }
         return {key: value for key, value in values.items() if value}
 
-    def conditions(self) -> list[sa.ColumnElement[bool]]:
+    def _base(self) -> tuple[list[sa.ColumnElement[bool]], sa.Exists]:
+        """The conditions on the run itself, and "it has rows in the chosen direction and
+        outcome" (an EXISTS that reads the (run_id, action) index and stops at one row)."""
         conditions: list[sa.ColumnElement[bool]] = [Run.dry_run.is_(False)]
         if self.since:
             conditions.append(Run.started_at >= _start_of(self.since))
@@ -260,14 +262,15 @@ class HistoryFilter:
             conditions.append(Run.started_at < _start_of(self.until + timedelta(days=1)))
         if self.direction:
             conditions.append(Run.kind.in_(_KINDS_WRITING[self.direction]))
-        # Rows of the run in the chosen direction and outcome; EXISTS reads the
-        # (run_id, action) index and stops at the first row.
         rows = sa.select(RecordHistory.id).where(RecordHistory.run_id == Run.id)
         if self.direction:
             rows = rows.where(RecordHistory.direction == self.direction)
         if self.outcome:
             rows = rows.where(RecordHistory.action.in_(OUTCOMES[self.outcome]))
-        touched = rows.exists()
+        return conditions, rows.exists()
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        conditions, touched = self._base()
         if self.outcome == "failed":
             conditions.append(sa.or_(touched, Run.status.in_(("failed", "partial"))))
         elif self.outcome:
@@ -277,6 +280,13 @@ class HistoryFilter:
             # is still going is news even with no record changed.
             conditions.append(sa.or_(touched, Run.status != "succeeded"))
         return conditions
+
+    def hidden_conditions(self) -> list[sa.ColumnElement[bool]] | None:
+        """The runs this filter hides for having changed nothing (None: it hides none)."""
+        if self.quiet or self.outcome:
+            return None
+        conditions, touched = self._base()
+        return [*conditions, Run.status == "succeeded", ~touched]
 
 
 @bp.get("/history")
@@ -294,13 +304,12 @@ def history() -> ResponseReturnValue:
     ).all()
     older = len(runs) > PAGE_SIZE
     runs = runs[:PAGE_SIZE]
+    hidden_conditions = wanted.hidden_conditions()
     hidden = 0
-    if not wanted.quiet:
+    if hidden_conditions is not None:
         hidden = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Run)
-            .where(*replace(wanted, quiet=True).conditions())
-        ) - session.scalar(sa.select(sa.func.count()).select_from(Run).where(*wanted.conditions()))
+            sa.select(sa.func.count()).select_from(Run).where(*hidden_conditions)
+        )
     failures = session.scalars(
         sa.select(RecordHistory)
         .where(RecordHistory.action == "error", RecordHistory.resolved_at.is_(None))
@@ -376,8 +385,10 @@ def history_run(run_id: int) -> ResponseReturnValue:
     if outcome == "skipped":
         matching, rows = 0, []
     else:
-        if email or outcome:
+        if email:
             matching = session.scalar(sa.select(sa.func.count()).select_from(statement.subquery()))
+        elif outcome:
+            matching = counts[outcome]
         else:
             matching = sum(value for key, value in counts.items() if key != "skipped")
         rows = list(
