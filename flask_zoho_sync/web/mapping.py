@@ -66,12 +66,27 @@ def _context(editor: Editor) -> dict[str, Any]:
     }
 
 
-def _answer(kind: Kind, message: tuple[str, str], refused: bool) -> ResponseReturnValue:
-    """The section after an edit (htmx), or the page (refused, no JS), or a redirect."""
+def _answer(
+    kind: Kind,
+    message: tuple[str, str],
+    refused: bool,
+    *,
+    form_key: str | None = None,
+    refusal: Exception | None = None,
+) -> ResponseReturnValue:
+    """The section after an edit (htmx), or the page (refused, no JS), or a redirect.
+
+    A refused form comes back as the admin left it, with the field at fault marked.
+    """
     if not refused:
         notify_preferences_changed()
     editor = _editor()
     editor.messages[kind] = message
+    if refused and form_key is not None:
+        editor.typed[form_key] = {
+            name: value for name, value in request.form.items() if name != "csrf_token"
+        }
+        editor.invalid[form_key] = getattr(refusal, "field", "zoho_field")
     if is_htmx():
         return render_template("zoho_sync/_mapping_section.html", kind=kind, **_context(editor))
     if refused:
@@ -108,8 +123,33 @@ def mapping_add(kind: str) -> ResponseReturnValue:
         warnings = add_row(session, _editor(), section, request.form)
     except Refused as refusal:
         session.rollback()
-        return _answer(section, ("error", f"Not added: {refusal}"), refused=True)
+        return _answer(
+            section,
+            ("error", f"Not added: {refusal}"),
+            refused=True,
+            form_key=section,
+            refusal=refusal,
+        )
     return _answer(section, _outcome("Added", warnings), refused=False)
+
+
+@bp.get("/mapping/<kind>/form")
+def mapping_add_form(kind: str) -> ResponseReturnValue:
+    """A section with its add form set to the choices in the URL: htmx asks for it when the
+    admin picks a host field (to propose its best Zoho field) or a Zoho field (to offer
+    only the directions it allows)."""
+    section = _kind(kind)
+    editor = _editor()
+    editor.typed[section] = {
+        name: request.args[name]
+        for name in ("host_key", "zoho_field", "direction", "policy", "inverted")
+        if name in request.args
+    }
+    if request.args.get("changed") == "host_key":
+        editor.typed[section].pop("zoho_field", None)  # propose for the new host field
+    if is_htmx():
+        return render_template("zoho_sync/_mapping_section.html", kind=section, **_context(editor))
+    return render_template("zoho_sync/mapping.html", **_context(editor))
 
 
 def _stored_row(row_id: int) -> FieldMap:
@@ -128,7 +168,13 @@ def mapping_change(row_id: int) -> ResponseReturnValue:
         warnings = change_row(session, _editor(), row, request.form)
     except Refused as refusal:
         session.rollback()
-        return _answer(kind, ("error", f"Not changed: {refusal}"), refused=True)
+        return _answer(
+            kind,
+            ("error", f"Not changed: {refusal}"),
+            refused=True,
+            form_key=f"row-{row.id}",
+            refusal=refusal,
+        )
     return _answer(kind, _outcome("Changed", warnings), refused=False)
 
 
@@ -137,9 +183,14 @@ def mapping_remove(row_id: int) -> ResponseReturnValue:
     session = get_state().db.session
     row = _stored_row(row_id)
     kind = _kind(row.kind)
+    shown = next(item for item in _editor().rows_of(kind) if item.record.id == row.id)
+    if request.form.get("confirm") != "1":
+        # Without JavaScript there is no hx-confirm dialog: the admin confirms on a page.
+        return render_template("zoho_sync/mapping_remove.html", row=shown, section=kind)
+    described = f"{shown.host_label} ↔ {shown.zoho_label}"
     session.delete(row)
     session.commit()
-    return _answer(kind, ("success", "Removed."), refused=False)
+    return _answer(kind, ("success", f"Removed {described}."), refused=False)
 
 
 def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnValue:

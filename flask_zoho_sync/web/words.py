@@ -57,6 +57,51 @@ SKIP_REASONS = {
 }
 
 
+#: Zoho's field types (``data_type``) as its own web UI names them.
+ZOHO_TYPES = {
+    "text": "single line",
+    "textarea": "multi-line",
+    "email": "email",
+    "phone": "phone",
+    "website": "URL",
+    "picklist": "pick list",
+    "multiselectpicklist": "multi-select",
+    "integer": "number",
+    "bigint": "long integer",
+    "double": "decimal",
+    "decimal": "decimal",
+    "currency": "currency",
+    "percent": "percent",
+    "boolean": "checkbox",
+    "date": "date",
+    "datetime": "date/time",
+    "lookup": "lookup",
+    "ownerlookup": "user (owner)",
+    "userlookup": "user",
+    "autonumber": "auto-number",
+    "formula": "formula",
+    "fileupload": "file upload",
+    "imageupload": "image upload",
+    "profileimage": "image",
+    "multiselectlookup": "multi-select lookup",
+    "textarea_rich": "rich text",
+}
+#: The host's field types (``HostField.type``).
+HOST_TYPES = {
+    "text": "text",
+    "email": "email",
+    "phone": "phone",
+    "url": "web address",
+    "choice": "choice",
+    "multichoice": "several choices",
+    "integer": "whole number",
+    "decimal": "decimal",
+    "boolean": "yes/no",
+    "date": "date",
+    "datetime": "date and time",
+}
+
+
 def _word(table: Mapping[str, str], value: Any) -> str:
     if value is None or value == "":
         return "—"
@@ -103,6 +148,16 @@ def action(value: str | None) -> str:
 @bp.app_template_filter("zs_direction")
 def direction(value: str | None) -> str:
     return _word(DIRECTIONS, value)
+
+
+@bp.app_template_filter("zs_zoho_type")
+def zoho_type(value: str | None) -> str:
+    return ZOHO_TYPES.get(str(value), "other type") if value else "—"
+
+
+@bp.app_template_filter("zs_host_type")
+def host_type(value: str | None) -> str:
+    return HOST_TYPES.get(str(value), "other type") if value else "—"
 
 
 def skipped(counts: Mapping[str, int] | None, direction: str | None = None) -> dict[str, int]:
