@@ -12,14 +12,14 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, make_response, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from ..connection import describe_connection, forget_connection
 from ..extension import get_state
 from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
-from ._htmx import hx_redirect
+from ._htmx import announce_change, hx_redirect, is_htmx
 from .blueprint import bp
 from .messages import tell
 from .rendering import render_refusal, render_zoho_error
@@ -132,7 +132,7 @@ def disconnect() -> ResponseReturnValue:
     tokens = state.token_store().load() if describe_connection(db_session) else None
     if tokens is None:
         tell("Zoho CRM was not connected.", "info")
-        return hx_redirect(url_for("zoho_sync.overview"))
+        return _after_disconnect()
     try:
         revoked = state.oauth().revoke(tokens)
     except ZohoError as exc:
@@ -152,4 +152,15 @@ def disconnect() -> ResponseReturnValue:
     forget_connection(db_session)
     db_session.commit()
     state.record_usage(db_session)
-    return hx_redirect(url_for("zoho_sync.overview"))
+    return _after_disconnect()
+
+
+def _after_disconnect() -> ResponseReturnValue:
+    """The overview as it now stands, swapped in place with the message, and every other
+    panel told to refresh; without JavaScript, back to the overview page."""
+    if not is_htmx():
+        return redirect(url_for("zoho_sync.overview"))
+    from .overview import overview_fragment
+
+    body = overview_fragment() + render_template("zoho_sync/_messages_oob.html")
+    return announce_change(make_response(body))

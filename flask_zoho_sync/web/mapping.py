@@ -50,8 +50,15 @@ def _proposed_pairs(editor: Editor) -> list[tuple[str, str]]:
     state = get_state()
     if editor.module is None or mapping_carries_data(state.db.session, state.adapter):
         return []
-    pairs = default_field_mappings(editor.module, state.adapter.fields())  # type: ignore[arg-type]
-    return [(pair.host_field, pair.zoho_field) for pair in pairs]
+    host_fields = state.adapter.fields()
+    labels = {field.name: field.label for field in host_fields}
+    pairs = default_field_mappings(editor.module, host_fields)  # type: ignore[arg-type]
+    shown = []
+    for pair in pairs:
+        zoho = editor.zoho_field(pair.zoho_field)
+        zoho_label = f"{zoho.label} ({zoho.api_name})" if zoho else pair.zoho_field
+        shown.append((labels.get(pair.host_field, pair.host_field), zoho_label))
+    return shown
 
 
 def _context(editor: Editor) -> dict[str, Any]:

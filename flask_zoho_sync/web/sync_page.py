@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 import sqlalchemy as sa
-from flask import render_template, request, session
+from flask import make_response, render_template, request, session
 from flask.typing import ResponseReturnValue
 
 from ..extension import get_state
@@ -31,7 +31,7 @@ from ..models import Run
 from ..status import sync_readiness
 from ..sync.context import RunReport
 from ..zoho.errors import ZohoError
-from ._htmx import STOP_POLLING, is_htmx
+from ._htmx import STOP_POLLING, announce_change, is_htmx
 from .blueprint import bp
 from .rendering import ZohoProblem, describe_zoho_error, render_zoho_error
 
@@ -232,7 +232,9 @@ def sync_progress() -> ResponseReturnValue:
     run = _latest_run(since)
     body = render_template("zoho_sync/_sync_progress.html", run=run)
     if run is not None and run.status != "running":
-        return body, STOP_POLLING
+        # The run ended: the panels showing what it changed (the sync's choices, the
+        # overview's counts) fetch themselves again.
+        return announce_change(make_response(body, STOP_POLLING))
     return body
 
 
