@@ -35,6 +35,7 @@ from .mapping_editor import (
 )
 from .messages import tell
 from .rendering import render_zoho_error
+from .words import plural
 
 SECTION_IDS = {"field": "zs-map-fields", "system": "zs-map-system", "group": "zs-map-groups"}
 
@@ -231,7 +232,7 @@ def mapping_defaults() -> ResponseReturnValue:
         )
     return _answer_page(
         "success",
-        f"Added {added} mappings: the standard fields and the fields, groups and system "
+        f"Added {plural(added, 'mapping')}: the standard fields and the fields, groups and system "
         "fields whose names match. Check them below.",
     )
 
@@ -254,4 +255,6 @@ def mapping_refresh() -> ResponseReturnValue:
         return render_zoho_error(exc)
     finally:
         state.record_usage(session)
-    return _answer_page("success", f"Loaded {len(fields)} {editor.module} fields from Zoho.")
+    return _answer_page(
+        "success", f"Loaded {plural(len(fields), f'{editor.module} field')} from Zoho."
+    )

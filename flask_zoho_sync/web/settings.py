@@ -26,6 +26,7 @@ from ..sync.mapping import ConflictPolicy
 from ._htmx import announce_change, is_htmx
 from .blueprint import bp, notify_preferences_changed
 from .messages import tell
+from .words import plural
 
 DEFAULT_TIME_ZONE = "UTC"
 POLICY_LABELS = {
@@ -180,7 +181,8 @@ def settings() -> ResponseReturnValue:
     message = "Settings saved."
     if forgotten:
         message += (
-            f" {forgotten} links were forgotten; contacts are matched by email on the next sync."
+            f" {plural(forgotten, 'link was', 'links were')} forgotten; contacts are matched "
+            "by email on the next sync."
         )
     if is_htmx():
         answer = make_response(
