@@ -53,6 +53,7 @@ def test_a_plan_shows_the_changes_and_writes_nothing(ready: Admin, zoho_sandbox:
     assert "In Zoho</dt><dd>2 created" in text
     assert "about 3 calls" in text  # the listing, the deleted check, one upsert
     assert "&lt;script&gt;x&lt;/script&gt;" in text and "<script>x</script>" not in text
+    assert "<td>Ann Lee (ann@example.org)</td>" in text  # contacts named, not numbered
     assert zoho_sandbox.records("Leads") == []
     calls = zoho_sandbox.stats()["calls"]
     assert not [key for key in calls if not key.startswith(("GET", "POST /oauth"))]
