@@ -141,25 +141,6 @@ def mapping_add(kind: str) -> ResponseReturnValue:
     return _answer(section, _outcome("Added", warnings), refused=False)
 
 
-@bp.get("/mapping/<kind>/form")
-def mapping_add_form(kind: str) -> ResponseReturnValue:
-    """A section with its add form set to the choices in the URL: htmx asks for it when the
-    admin picks a host field (to propose its best Zoho field) or a Zoho field (to offer
-    only the directions it allows)."""
-    section = _kind(kind)
-    editor = _editor()
-    editor.typed[section] = {
-        name: request.args[name]
-        for name in ("host_key", "zoho_field", "direction", "policy", "inverted")
-        if name in request.args
-    }
-    if request.args.get("changed") == "host_key":
-        editor.typed[section].pop("zoho_field", None)  # propose for the new host field
-    if is_htmx():
-        return render_template("zoho_sync/_mapping_section.html", kind=section, **_context(editor))
-    return render_template("zoho_sync/mapping.html", **_context(editor))
-
-
 def _stored_row(row_id: int) -> FieldMap:
     row = row_by_id(get_state().db.session, FieldMap, row_id)
     if row is None:

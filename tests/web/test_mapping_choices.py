@@ -34,24 +34,29 @@ def select(html: str, name: str) -> str:
 
 
 def selected(html: str, name: str) -> str | None:
-    found = re.search(r'<option value="([^"]*)" selected>', select(html, name))
+    found = re.search(r'<option value="([^"]*)"[^>]* selected[ >]', select(html, name))
     return found.group(1) if found else None
+
+
+def proposals(fields: str) -> dict[str, str]:
+    """host key -> the Zoho field picking it selects (the option's data-zs-propose)."""
+    return dict(
+        re.findall(r'<option value="([^"]*)" data-zs-propose="([^"]*)"', select(fields, "host_key"))
+    )
 
 
 def test_the_proposed_zoho_field_is_the_standard_pair_never_the_owner(editor: Admin) -> None:
     fields = section(editor.text("/mapping"), "zs-map-fields")
-    host = selected(fields, "host_key")
-    assert host == "first_name"
+    assert selected(fields, "host_key") == "first_name"
     assert selected(fields, "zoho_field") == "First_Name"
-    # Each host field gets its own proposal when the admin picks it (htmx asks the server).
-    for host_key, proposed in (("company", "Company"), ("phone", "Phone"), ("email", "Email")):
-        answer = editor.client.get(
-            f"/admin/zoho/mapping/field/form?host_key={host_key}&changed=host_key",
-            headers={"HX-Request": "true"},
-        )
-        fields = section(answer.get_data(as_text=True), "zs-map-fields")
-        assert selected(fields, "host_key") == host_key
-        assert selected(fields, "zoho_field") == proposed, host_key
+    proposed = proposals(fields)
+    assert proposed["company"] == "Company"
+    assert proposed["phone"] == "Phone"
+    assert proposed["email"] == "Email"
+    assert "Owner" not in proposed.values()
+    # Picking a host field selects its proposal in the browser, with no request in between.
+    host_select = re.search(r'<select name="host_key"[^>]*>', fields).group(0)
+    assert "dataset.zsPropose" in host_select and "hx-get" not in host_select
 
 
 def test_a_field_with_no_good_match_proposes_nothing_rather_than_an_owner_or_a_stamp(
@@ -59,11 +64,8 @@ def test_a_field_with_no_good_match_proposes_nothing_rather_than_an_owner_or_a_s
 ) -> None:
     """The host's last_seen is a date-time; Zoho's date-times here are Created_Time,
     Modified_Time and Converted_Date_Time, all about the record: none is proposed."""
-    answer = editor.client.get("/admin/zoho/mapping/field/form?host_key=last_seen")
-    fields = section(answer.get_data(as_text=True), "zs-map-fields")
-    assert selected(fields, "host_key") == "last_seen"
-    assert selected(fields, "zoho_field") == ""
-    assert '<option value="Owner" selected' not in answer.get_data(as_text=True)
+    proposed = proposals(section(editor.text("/mapping"), "zs-map-fields"))
+    assert proposed["last_seen"] == ""
 
 
 def test_a_custom_field_matching_by_name_and_type_is_proposed(
@@ -76,9 +78,8 @@ def test_a_custom_field_matching_by_name_and_type_is_proposed(
         "Leads", api_name="Last_Seen_Note", field_label="Last seen note", data_type="text"
     )
     editor.post("/mapping/refresh")
-    answer = editor.client.get("/admin/zoho/mapping/field/form?host_key=last_seen")
-    fields = section(answer.get_data(as_text=True), "zs-map-fields")
-    assert selected(fields, "zoho_field") == "Last_Seen_At"
+    proposed = proposals(section(editor.text("/mapping"), "zs-map-fields"))
+    assert proposed["last_seen"] == "Last_Seen_At"
 
 
 def test_read_only_zoho_fields_are_offered_to_this_site_only(editor: Admin) -> None:
@@ -93,13 +94,10 @@ def test_read_only_zoho_fields_are_offered_to_this_site_only(editor: Admin) -> N
     # The system values are written to Zoho: no read-only field is offered there at all.
     system = section(page, "zs-map-system")
     assert 'value="Converted__s"' not in system and 'value="Full_Name"' not in system
-    # Choosing a read-only field leaves only the direction it allows.
-    answer = editor.client.get(
-        "/admin/zoho/mapping/field/form?host_key=company&zoho_field=Full_Name",
-        headers={"HX-Request": "true"},
-    )
-    directions = select(section(answer.get_data(as_text=True), "zs-map-fields"), "direction")
-    assert re.findall(r'<option value="([^"]+)"', directions) == ["to_host"]
+    # Choosing a read-only field leaves only the direction it allows (in the browser).
+    zoho_select = re.search(r'<select name="zoho_field"[^>]*>', fields, re.S).group(0)
+    assert "zsReadOnly" in zoho_select and "'to_host'" in zoho_select
+    assert '<option value="Converted__s" data-zs-read-only="1">' in read_only_group
 
 
 def test_a_read_only_checkbox_maps_a_group_to_this_site_only(editor: Admin) -> None:
@@ -115,6 +113,10 @@ def test_a_read_only_checkbox_maps_a_group_to_this_site_only(editor: Admin) -> N
     assert "Zoho does not let the API write Converted__s" in groups
     assert 'name="direction" aria-invalid="true"' in groups
     assert selected(groups, "zoho_field") == "Converted__s"
+    # The form now allows only the direction the field does, already chosen.
+    directions = select(groups, "direction")
+    assert '<option value="to_host" selected>' in directions
+    assert '<option value="both" disabled>' in directions
     added = editor.post(
         "/mapping/group/add",
         {"host_key": "Converted", "zoho_field": "Converted__s", "direction": "to_host"},
