@@ -277,3 +277,53 @@ def test_history_days_are_the_admins_days(admin: Admin) -> None:
         late_id = late.id
     assert run_links(admin.text("/history?from=2026-11-10&to=2026-11-10")) == {late_id}
     assert run_links(admin.text("/history?to=2026-11-09")) == set()
+
+
+def history_table_plans(admin: Admin, paths: list[str]) -> dict[str, str]:
+    """Each query on zoho_sync_history the pages at ``paths`` make, with its plan, asked of
+    the database with sequential scans discouraged (so a table this small still shows
+    whether an index can serve the query)."""
+    with admin.host.app.app_context():
+        engine = admin.state.db.engine
+    seen: list[tuple[str, Any]] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "zoho_sync_history" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    with admin.host.app.app_context():
+        sa.event.listen(engine, "before_cursor_execute", remember)
+        try:
+            for path in paths:
+                admin.text(path)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", remember)
+        plans = {}
+        with engine.connect() as connection:
+            sqlite = engine.dialect.name == "sqlite"
+            if not sqlite:
+                connection.exec_driver_sql("SET enable_seqscan = off")
+            for statement, parameters in seen:
+                explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+                rows = connection.exec_driver_sql(explain + statement, parameters).all()
+                plans[statement] = "\n".join(str(row[-1]) for row in rows)
+            connection.rollback()
+    return plans
+
+
+def test_the_run_page_and_history_read_through_indexes(admin: Admin) -> None:
+    run_id = seed_run(admin, records=30)
+    paths = [
+        f"/history/runs/{run_id}",
+        f"/history/runs/{run_id}?outcome=failed&page=1",
+        f"/history/runs/{run_id}?email=p1",
+        "/history",
+        "/history?direction=to_host&outcome=updated",
+    ]
+    plans = history_table_plans(admin, paths)
+    assert len(plans) >= 5
+    for statement, plan in plans.items():
+        if "resolved_at IS NULL" in statement:
+            continue  # the open failures: newest first, and it stops at 200
+        assert not re.search(r"(^|\n)SCAN zoho_sync_history( |$)", plan), (statement, plan)
+        assert "Seq Scan on zoho_sync_history" not in plan, (statement, plan)
