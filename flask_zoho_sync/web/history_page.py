@@ -155,14 +155,6 @@ def contact_cards(contact_ids: Iterable[str | None]) -> dict[str, ContactCard]:
     return cards
 
 
-def _contact_link(contact_id: str | None) -> str | None:
-    """The host's page of a contact, when the adapter can build one."""
-    if not contact_id:
-        return None
-    card = contact_cards([contact_id]).get(contact_id)
-    return card.url if card else None
-
-
 def _contact_ids_by_email(text: str) -> list[str] | None:
     """Ids of the host contacts whose email contains ``text`` (None: too many to list)."""
     adapter = get_state().adapter
