@@ -33,7 +33,7 @@ from ..sync.context import RunReport
 from ..zoho.errors import ZohoError
 from ._htmx import STOP_POLLING, announce_change, is_htmx
 from .blueprint import bp
-from .history_page import contact_cards
+from .history_page import contact_cards, inverted_fields
 from .rendering import ZohoProblem, describe_zoho_error, render_zoho_error
 
 MODES = {"since_last": "Modified since the last sync", "all": "All records"}
@@ -153,6 +153,7 @@ def _show_plan(plan: RunReport, mode: str, *, note: str | None = None) -> Respon
         plan_note=note,
         plan_rows=rows,
         cards=contact_cards(str(row["contact_id"]) for row in rows if row.get("contact_id")),
+        inverted=inverted_fields(get_state().db.session),
         plan_rows_total=len(plan.changes) + plan.changes_not_kept,
         problem=_problem(plan),
         budget=get_state().credit_budget(),
