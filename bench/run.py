@@ -467,6 +467,13 @@ def memory(small: int, large: int, rows: list[Row]) -> None:
         )
 
 
+def pages(records: int, repeat: int, rows: list[Row]) -> None:
+    """The admin's run page and History for a run of ``records`` (bench_pages)."""
+    from bench import bench_pages
+
+    bench_pages.run_pages(records, repeat, rows)
+
+
 def capture(repeat: int, rows: list[Row]) -> None:
     """Host commit of 1,000 updates with and without change capture (bench_capture)."""
     import sqlalchemy as sa
@@ -497,7 +504,7 @@ def capture(repeat: int, rows: list[Row]) -> None:
 
 
 def _rate(row: Row) -> str:
-    if row.rate is None or row.section in ("memory", "capture"):
+    if row.rate is None or row.section in ("memory", "capture", "pages"):
         return ""
     return f"{row.rate:,.0f}"
 
@@ -539,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument(
         "--only",
-        default="calls,throughput,bulk,latency,memory,capture",
+        default="calls,throughput,bulk,latency,memory,capture,pages",
         help="comma-separated sections to run",
     )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -557,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         ("latency", lambda: peers_at_latency(sizes[0] // (10 if args.quick else 1), 200, rows)),
         ("memory", lambda: memory(sizes[0], sizes[1], rows)),
         ("capture", lambda: capture(3 if args.quick else 9, rows)),
+        # The goal is set for 10,000 records, so --quick keeps the size and repeats less.
+        ("pages", lambda: pages(10_000, 3 if args.quick else 9, rows)),
     ]
     for name, step in steps:
         if name in sections:

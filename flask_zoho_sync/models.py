@@ -210,6 +210,9 @@ class RecordHistory(Base):
     __table_args__ = (
         sa.Index("ix_zoho_sync_history_contact", "contact_id"),
         sa.Index("ix_zoho_sync_history_zoho", "zoho_id"),
+        # A run's page lists its rows by outcome, a page at a time, and History asks which
+        # runs changed anything: both look rows up by run, then by action.
+        sa.Index("ix_zoho_sync_history_run", "run_id", "action"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

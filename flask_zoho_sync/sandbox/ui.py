@@ -189,6 +189,17 @@ def ui_blueprint(state: SandboxState) -> Blueprint:
             return _form(module, record_id, request.form.to_dict(), _describe(result), user_id)
         return redirect(url_for("sandbox_ui.index"))
 
+    @bp.route("/crm/<org>/tab/<module>/<record_id>", methods=["GET", "POST"])
+    def record_page(org: str, module: str, record_id: str) -> Response | str:
+        """The record at the address Zoho's web UI gives it
+        (``crm.zoho.<dc>/crm/org<org id>/tab/<Module>/<record id>``), so a link built for
+        Zoho opens the record here when the sandbox stands in for Zoho."""
+        with state.lock:
+            domain = state.data["org"].get("domain_name")
+        if org != domain:
+            abort(404)
+        return edit_record(module, record_id)
+
     @bp.post("/ui/<module>/<record_id>/delete")
     def delete_record(module: str, record_id: str) -> Response:
         _check(module)

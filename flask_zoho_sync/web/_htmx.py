@@ -14,6 +14,10 @@ from flask import Response, make_response, redirect, request
 
 #: htmx stops polling when a response carries this status.
 STOP_POLLING = 286
+#: The event an answer fires (``HX-Trigger``) when what the panels show has changed:
+#: connected or not, the module, a run that ended. Every panel that shows such state
+#: listens for it (``hx-trigger="zs-changed from:body"``) and fetches itself again.
+STATE_CHANGED = "zs-changed"
 
 
 def is_htmx() -> bool:
@@ -43,3 +47,8 @@ def hx_redirect(url: str) -> Response:
     response = make_response("", 200)
     response.headers["HX-Redirect"] = url
     return response
+
+
+def announce_change(response: Response) -> Response:
+    """Tell every panel on the page to show the new state (see ``STATE_CHANGED``)."""
+    return hx_trigger(response, STATE_CHANGED)

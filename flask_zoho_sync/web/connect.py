@@ -12,15 +12,16 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import current_app, make_response, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from ..connection import describe_connection, forget_connection
 from ..extension import get_state
 from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
-from ._htmx import hx_redirect
+from ._htmx import announce_change, hx_redirect, is_htmx
 from .blueprint import bp
+from .messages import tell
 from .rendering import render_refusal, render_zoho_error
 
 _STATE_KEY = "_zoho_sync_oauth_state"
@@ -105,7 +106,7 @@ def oauth_callback() -> ResponseReturnValue:
         state.record_usage(state.db.session)
     who = connection.zoho_user_email or connection.zoho_user_name or "your Zoho user"
     org = connection.org_name or "your Zoho organisation"
-    flash(f"Connected to {org} as {who}. Now choose what to sync.", "zs-success")
+    tell(f"Connected to {org} as {who}. Now choose what to sync.", "success")
     return redirect(url_for("zoho_sync.settings"))
 
 
@@ -130,25 +131,36 @@ def disconnect() -> ResponseReturnValue:
     db_session = state.db.session
     tokens = state.token_store().load() if describe_connection(db_session) else None
     if tokens is None:
-        flash("Zoho CRM was not connected.", "zs-info")
-        return hx_redirect(url_for("zoho_sync.overview"))
+        tell("Zoho CRM was not connected.", "info")
+        return _after_disconnect()
     try:
         revoked = state.oauth().revoke(tokens)
     except ZohoError as exc:
         current_app.logger.warning("Revoking the Zoho token failed: %s", exc)
-        flash(
+        tell(
             "Disconnected here, but Zoho could not be told to revoke the access "
             f"({exc.message}). Remove the app under Connected apps in your Zoho account.",
-            "zs-warning",
+            "warning",
         )
     else:
-        flash(
+        tell(
             "Disconnected from Zoho CRM; the access was revoked at Zoho."
             if revoked
             else "Disconnected from Zoho CRM (Zoho already considered the access revoked).",
-            "zs-success",
+            "success",
         )
     forget_connection(db_session)
     db_session.commit()
     state.record_usage(db_session)
-    return hx_redirect(url_for("zoho_sync.overview"))
+    return _after_disconnect()
+
+
+def _after_disconnect() -> ResponseReturnValue:
+    """The overview as it now stands, swapped in place with the message, and every other
+    panel told to refresh; without JavaScript, back to the overview page."""
+    if not is_htmx():
+        return redirect(url_for("zoho_sync.overview"))
+    from .overview import overview_fragment
+
+    body = overview_fragment() + render_template("zoho_sync/_messages_oob.html")
+    return announce_change(make_response(body))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..dbids import row_by_id
@@ -33,7 +33,9 @@ from .mapping_editor import (
     change_row,
     load_editor,
 )
+from .messages import tell
 from .rendering import render_zoho_error
+from .words import plural
 
 SECTION_IDS = {"field": "zs-map-fields", "system": "zs-map-system", "group": "zs-map-groups"}
 
@@ -49,8 +51,15 @@ def _proposed_pairs(editor: Editor) -> list[tuple[str, str]]:
     state = get_state()
     if editor.module is None or mapping_carries_data(state.db.session, state.adapter):
         return []
-    pairs = default_field_mappings(editor.module, state.adapter.fields())  # type: ignore[arg-type]
-    return [(pair.host_field, pair.zoho_field) for pair in pairs]
+    host_fields = state.adapter.fields()
+    labels = {field.name: field.label for field in host_fields}
+    pairs = default_field_mappings(editor.module, host_fields)  # type: ignore[arg-type]
+    shown = []
+    for pair in pairs:
+        zoho = editor.zoho_field(pair.zoho_field)
+        zoho_label = f"{zoho.label} ({zoho.api_name})" if zoho else pair.zoho_field
+        shown.append((labels.get(pair.host_field, pair.host_field), zoho_label))
+    return shown
 
 
 def _context(editor: Editor) -> dict[str, Any]:
@@ -65,17 +74,32 @@ def _context(editor: Editor) -> dict[str, Any]:
     }
 
 
-def _answer(kind: Kind, message: tuple[str, str], refused: bool) -> ResponseReturnValue:
-    """The section after an edit (htmx), or the page (refused, no JS), or a redirect."""
+def _answer(
+    kind: Kind,
+    message: tuple[str, str],
+    refused: bool,
+    *,
+    form_key: str | None = None,
+    refusal: Exception | None = None,
+) -> ResponseReturnValue:
+    """The section after an edit (htmx), or the page (refused, no JS), or a redirect.
+
+    A refused form comes back as the admin left it, with the field at fault marked.
+    """
     if not refused:
         notify_preferences_changed()
     editor = _editor()
     editor.messages[kind] = message
+    if refused and form_key is not None:
+        editor.typed[form_key] = {
+            name: value for name, value in request.form.items() if name != "csrf_token"
+        }
+        editor.invalid[form_key] = getattr(refusal, "field", "zoho_field")
     if is_htmx():
         return render_template("zoho_sync/_mapping_section.html", kind=kind, **_context(editor))
     if refused:
         return render_template("zoho_sync/mapping.html", **_context(editor)), 400
-    flash(message[1], f"zs-{message[0]}")
+    tell(message[1], message[0])
     return redirect(url_for("zoho_sync.mapping") + "#" + SECTION_IDS[kind])
 
 
@@ -107,7 +131,13 @@ def mapping_add(kind: str) -> ResponseReturnValue:
         warnings = add_row(session, _editor(), section, request.form)
     except Refused as refusal:
         session.rollback()
-        return _answer(section, ("error", f"Not added: {refusal}"), refused=True)
+        return _answer(
+            section,
+            ("error", f"Not added: {refusal}"),
+            refused=True,
+            form_key=section,
+            refusal=refusal,
+        )
     return _answer(section, _outcome("Added", warnings), refused=False)
 
 
@@ -127,7 +157,13 @@ def mapping_change(row_id: int) -> ResponseReturnValue:
         warnings = change_row(session, _editor(), row, request.form)
     except Refused as refusal:
         session.rollback()
-        return _answer(kind, ("error", f"Not changed: {refusal}"), refused=True)
+        return _answer(
+            kind,
+            ("error", f"Not changed: {refusal}"),
+            refused=True,
+            form_key=f"row-{row.id}",
+            refusal=refusal,
+        )
     return _answer(kind, _outcome("Changed", warnings), refused=False)
 
 
@@ -136,9 +172,14 @@ def mapping_remove(row_id: int) -> ResponseReturnValue:
     session = get_state().db.session
     row = _stored_row(row_id)
     kind = _kind(row.kind)
+    shown = next(item for item in _editor().rows_of(kind) if item.record.id == row.id)
+    if request.form.get("confirm") != "1":
+        # Without JavaScript there is no hx-confirm dialog: the admin confirms on a page.
+        return render_template("zoho_sync/mapping_remove.html", row=shown, section=kind)
+    described = f"{shown.host_label} ↔ {shown.zoho_label}"
     session.delete(row)
     session.commit()
-    return _answer(kind, ("success", "Removed."), refused=False)
+    return _answer(kind, ("success", f"Removed {described}."), refused=False)
 
 
 def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnValue:
@@ -151,7 +192,7 @@ def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnV
         editor = _editor()
         editor.messages["page"] = (level, message)
         return render_template("zoho_sync/mapping.html", **_context(editor)), status
-    flash(message, f"zs-{level}")
+    tell(message, level)
     return redirect(url_for("zoho_sync.mapping"))
 
 
@@ -172,7 +213,7 @@ def mapping_defaults() -> ResponseReturnValue:
         )
     return _answer_page(
         "success",
-        f"Added {added} mappings: the standard fields and the fields, groups and system "
+        f"Added {plural(added, 'mapping')}: the standard fields and the fields, groups and system "
         "fields whose names match. Check them below.",
     )
 
@@ -195,4 +236,6 @@ def mapping_refresh() -> ResponseReturnValue:
         return render_zoho_error(exc)
     finally:
         state.record_usage(session)
-    return _answer_page("success", f"Loaded {len(fields)} {editor.module} fields from Zoho.")
+    return _answer_page(
+        "success", f"Loaded {plural(len(fields), f'{editor.module} field')} from Zoho."
+    )

@@ -69,8 +69,7 @@ def setup_path(current: str | None) -> list[dict[str, Any]]:
     ]
 
 
-@bp.get("/")
-def overview() -> ResponseReturnValue:
+def _context() -> dict[str, Any]:
     state = get_state()
     session = state.db.session
     status = sync_status(session)
@@ -85,6 +84,16 @@ def overview() -> ResponseReturnValue:
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
         "chart": activity_chart(session, display_zone()),
     }
+    return context
+
+
+def overview_fragment() -> str:
+    """The overview's live part (``#zs-overview``), as its refresh swaps it in."""
+    return render_template("zoho_sync/_overview_body.html", **_context())
+
+
+@bp.get("/")
+def overview() -> ResponseReturnValue:
     if is_htmx() and hx_target() == "zs-overview":
-        return render_template("zoho_sync/_overview_body.html", **context)
-    return render_template("zoho_sync/overview.html", **context)
+        return overview_fragment()
+    return render_template("zoho_sync/overview.html", **_context())

@@ -127,6 +127,7 @@ def format_moment(moment: datetime | str | None, zone: tzinfo) -> str:
 def template_helpers() -> dict[str, Any]:
     """Blueprint context processor: only the admin pages see these names, and they are
     prefixed so a host layout's own ``csrf_token`` or ``when`` is never shadowed."""
+    from .messages import take
     from .security import csrf_token
 
     def token() -> str:
@@ -138,4 +139,5 @@ def template_helpers() -> dict[str, Any]:
     return {
         "zoho_sync_csrf_token": token,
         "zs_when": lambda moment: format_moment(moment, zone),
+        "zoho_sync_messages": take,
     }

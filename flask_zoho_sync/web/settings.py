@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, request, url_for
+from flask import make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -23,8 +23,10 @@ from ..jobs import SyncBusy, settings_lock
 from ..models import Link, SyncSettings
 from ..preferences import MODULES, get_settings, switch_module
 from ..sync.mapping import ConflictPolicy
-from ._htmx import is_htmx
+from ._htmx import announce_change, is_htmx
 from .blueprint import bp, notify_preferences_changed
+from .messages import tell
+from .words import plural
 
 DEFAULT_TIME_ZONE = "UTC"
 POLICY_LABELS = {
@@ -179,9 +181,13 @@ def settings() -> ResponseReturnValue:
     message = "Settings saved."
     if forgotten:
         message += (
-            f" {forgotten} links were forgotten; contacts are matched by email on the next sync."
+            f" {plural(forgotten, 'link was', 'links were')} forgotten; contacts are matched "
+            "by email on the next sync."
         )
     if is_htmx():
-        return _render(SettingsForm.from_settings(stored, account), account, 200, notice=message)
-    flash(message, "zs-success")
+        answer = make_response(
+            _render(SettingsForm.from_settings(stored, account), account, 200, notice=message)
+        )
+        return announce_change(answer)
+    tell(message, "success")
     return redirect(url_for("zoho_sync.settings"))

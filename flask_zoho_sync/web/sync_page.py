@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 import sqlalchemy as sa
-from flask import render_template, request, session
+from flask import make_response, render_template, request, session
 from flask.typing import ResponseReturnValue
 
 from ..extension import get_state
@@ -31,8 +31,9 @@ from ..models import Run
 from ..status import sync_readiness
 from ..sync.context import RunReport
 from ..zoho.errors import ZohoError
-from ._htmx import STOP_POLLING, is_htmx
+from ._htmx import STOP_POLLING, announce_change, is_htmx
 from .blueprint import bp
+from .history_page import contact_cards, inverted_fields
 from .rendering import ZohoProblem, describe_zoho_error, render_zoho_error
 
 MODES = {"since_last": "Modified since the last sync", "all": "All records"}
@@ -145,11 +146,14 @@ PREVIEWED = "_zoho_sync_previewed"
 def _show_plan(plan: RunReport, mode: str, *, note: str | None = None) -> ResponseReturnValue:
     if plan.status != "failed":
         session[PREVIEWED] = True
+    rows = _rows(plan)
     return _page(
         mode=mode,
         plan=plan,
         plan_note=note,
-        plan_rows=_rows(plan),
+        plan_rows=rows,
+        cards=contact_cards(str(row["contact_id"]) for row in rows if row.get("contact_id")),
+        inverted=inverted_fields(get_state().db.session),
         plan_rows_total=len(plan.changes) + plan.changes_not_kept,
         problem=_problem(plan),
         budget=get_state().credit_budget(),
@@ -232,7 +236,9 @@ def sync_progress() -> ResponseReturnValue:
     run = _latest_run(since)
     body = render_template("zoho_sync/_sync_progress.html", run=run)
     if run is not None and run.status != "running":
-        return body, STOP_POLLING
+        # The run ended: the panels showing what it changed (the sync's choices, the
+        # overview's counts) fetch themselves again.
+        return announce_change(make_response(body, STOP_POLLING))
     return body
 
 

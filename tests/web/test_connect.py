@@ -206,8 +206,18 @@ def test_disconnect_forgets_the_connection_even_when_zoho_cannot_be_reached(
     assert _connection_count(admin) == 0
 
 
-def test_disconnect_with_htmx_navigates_with_hx_redirect(connected_admin: Admin) -> None:
+def test_disconnect_with_htmx_swaps_the_overview_in_place(connected_admin: Admin) -> None:
+    """No page load: the overview's live part comes back showing "Not connected", the
+    message rides along out of band, and the other panels are told to refresh."""
     response = connected_admin.htmx_post("/disconnect")
     assert response.status_code == 200
-    assert response.headers["HX-Redirect"] == f"{PREFIX}/"
+    assert "HX-Redirect" not in response.headers
+    assert response.headers["HX-Trigger"] == "zs-changed"
+    text = response.get_data(as_text=True)
+    assert text.startswith('<div id="zs-overview"') or '<div id="zs-overview"' in text
+    assert "Not connected" in text and 'action="/admin/zoho/connect"' in text
+    assert '<div id="zs-messages" hx-swap-oob="true">' in text
+    assert text.count("Disconnected from Zoho CRM") == 1
     assert _connection_count(connected_admin) == 0
+    # The message was shown with the swap; the next page does not repeat it.
+    assert "Disconnected from Zoho CRM" not in connected_admin.text("/")

@@ -52,7 +52,7 @@ def test_retry_requeues_the_contact_and_resolves_the_error(failed: Admin) -> Non
         error_id, contact_id = error.id, error.contact_id
     response = failed.post(f"/history/errors/{error_id}/retry", follow_redirects=True)
     assert response.status_code == 200
-    assert f"Contact {contact_id} will be sent to Zoho again" in response.get_data(as_text=True)
+    assert "B (b@example.org) will be sent to Zoho again" in response.get_data(as_text=True)
     with failed.host.app.app_context():
         session = failed.state.db.session
         assert session.get(RecordHistory, error_id).resolved_at is not None
@@ -69,9 +69,9 @@ def test_a_contacts_history_and_a_runs_changes_are_shown(failed: Admin) -> None:
         )
         contact_id, run_id = row.contact_id, row.run_id
     contact_page = failed.get(f"/history/contacts/{contact_id}").get_data(as_text=True)
-    assert "to Zoho" in contact_page and "create" in contact_page
+    assert "To Zoho" in contact_page and "Created" in contact_page
     run_page = failed.get(f"/history/runs/{run_id}").get_data(as_text=True)
-    assert "Record changes" in run_page and contact_id in run_page
+    assert "Record changes" in run_page and "A (a@example.org)" in run_page
     assert failed.get("/history/runs/999999").status_code == 404
 
 
@@ -109,6 +109,6 @@ def test_zoho_record_links_point_at_zoho_or_at_the_sandbox() -> None:
     )
     assert (
         zoho_record_url(account("http://127.0.0.1:8765"), "Contacts", "9")
-        == "http://127.0.0.1:8765/ui/Contacts/9/edit"
+        == "http://127.0.0.1:8765/crm/org4876876/tab/Contacts/9"
     )
     assert zoho_record_url(None, "Leads", "1") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -84,7 +85,7 @@ def test_refreshing_picks_up_fields_added_in_zoho(editor: Admin, zoho_sandbox: A
     zoho_sandbox.add_custom_field("Leads", api_name="Newsletter", data_type="boolean")
     assert "Newsletter" not in editor.text("/mapping")
     editor.post("/mapping/refresh")
-    assert "Newsletter (Newsletter, boolean)" in editor.text("/mapping")
+    assert "Newsletter (Newsletter, checkbox)" in editor.text("/mapping")
 
 
 def test_a_compatible_pair_is_added(editor: Admin) -> None:
@@ -180,7 +181,11 @@ def test_with_htmx_an_added_row_swaps_its_section_and_the_summary(editor: Admin)
 
 def test_a_row_is_removed(editor: Admin) -> None:
     editor.post("/mapping/field/add", {"host_key": "email", "zoho_field": "Email"})
-    response = editor.post(f"/mapping/rows/{_row_id(editor, 'email')}/remove")
+    row_id = _row_id(editor, "email")
+    asked = editor.post(f"/mapping/rows/{row_id}/remove")
+    assert asked.status_code == 200 and "Remove this mapping?" in asked.get_data(as_text=True)
+    assert len(_rows(editor)) == 1  # nothing removed until confirmed
+    response = editor.post(f"/mapping/rows/{row_id}/remove", {"confirm": "1"})
     assert response.status_code == 302
     assert _rows(editor) == []
 
@@ -225,7 +230,7 @@ def test_groups_map_only_to_zoho_checkboxes(editor: Admin, zoho_sandbox: Any) ->
     assert added.status_code == 302
     assert _rows(editor) == [("group", "VIP", "VIP_Member", "both", None, False)]
     text = editor.text("/mapping")
-    assert '<option value="Newsletter">Newsletter</option>' in text
+    assert re.search(r'<option value="Newsletter"[^>]* selected>Newsletter</option>', text)
 
 
 def test_subscription_maps_inverted_to_the_opt_out_checkbox(editor: Admin) -> None:

@@ -104,7 +104,7 @@ def test_the_overview_shows_counts_usage_and_the_pull_schedule(make_admin) -> No
         ApiUsage(day=datetime.now(timezone.utc).date(), endpoint="GET /Leads", calls=7, credits=12),
     )
     text = admin.text("/")
-    assert '<span class="zs-stat">2</span> linked' in text
+    assert '<span class="zs-stat">2</span> contacts linked' in text
     assert '<span class="zs-stat">7</span> API calls' in text
     assert '<span class="zs-stat">12</span> credits used' in text
     assert "1 Mar 2026, 10:30 CET" in text  # last pull, in the sync's zone
@@ -134,7 +134,7 @@ def test_the_activity_chart_draws_a_bar_per_day_of_changes(admin: Admin) -> None
     text = admin.text("/")
     assert "No syncs in the last 14 days" not in text
     assert "<svg" in text and 'class="zs-bar-zoho"' in text and 'class="zs-bar-host"' in text
-    assert "5 to Zoho, 4 to this site, 1 errors (1 runs)" in text
+    assert "5 to Zoho, 4 to this site, 1 error (1 run)" in text
     assert "10 records changed in all" in text  # the dry run is not activity
 
 

@@ -112,7 +112,7 @@ def test_switching_module_with_links_asks_for_confirmation_first(admin: Admin) -
     response = admin.post("/settings", {**VALID, "module": "Contacts"})
     assert response.status_code == 409
     text = response.get_data(as_text=True)
-    assert "The links to 3 Leads will be forgotten" in text
+    assert "3 links to Leads records will be forgotten" in text
     assert "matched again by email on the next sync" in text
     assert admin.settings().module == "Leads"
     assert _links(admin) == {"Leads": 3}

@@ -53,6 +53,7 @@ def test_a_plan_shows_the_changes_and_writes_nothing(ready: Admin, zoho_sandbox:
     assert "In Zoho</dt><dd>2 created" in text
     assert "about 3 calls" in text  # the listing, the deleted check, one upsert
     assert "&lt;script&gt;x&lt;/script&gt;" in text and "<script>x</script>" not in text
+    assert "<td>Ann Lee (ann@example.org)</td>" in text  # contacts named, not numbered
     assert zoho_sandbox.records("Leads") == []
     calls = zoho_sandbox.stats()["calls"]
     assert not [key for key in calls if not key.startswith(("GET", "POST /oauth"))]
@@ -237,9 +238,9 @@ def test_the_plan_shows_the_daily_budget_and_warns_when_the_run_would_pause(
     state = ready.state
     state.config = replace(state.config, daily_credit_budget=1000)
     page = ready.plan({"mode": "all"}).get_data(as_text=True)
-    assert "1000 of 1000 credits left" in page
+    assert "1,000 of 1,000 credits left" in page
     assert "will pause" not in page
-    cost = int(re.search(r"about \d+ calls \((\d+) credits\)", page).group(1))
+    cost = int(re.search(r"about \d+ calls? \((\d+) credits?\)", page).group(1))
     # Earlier runs today spent all but what the plan's own reads need: the plan still
     # works, and it warns that the run (its reads plus its writes) would not fit.
     with ready.host.app.app_context():
@@ -255,7 +256,7 @@ def test_the_plan_shows_the_daily_budget_and_warns_when_the_run_would_pause(
         )
         session.commit()
     page = ready.plan({"mode": "all"}).get_data(as_text=True)
-    assert f"{cost - 1} of 1000 credits left" in page
+    assert f"{cost - 1:,} of 1,000 credits left" in page
     assert "the run will pause when they are spent" in page
     # With nothing left even the plan's reads do not fit: it says so instead of "nothing".
     state.config = replace(state.config, daily_credit_budget=1000 - (cost - 1))
