@@ -17,23 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
     READ_KEY,
     RESTORE_KEY,
     PlannedChange,
+    RunInProgress,
     RunReport,
     mapped_values,
     readable,
 )
 from flask_zoho_sync.sync.inflight import InFlight
+from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.zoho.results import RecordResult
 from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
-
-if TYPE_CHECKING:
-    from flask_zoho_sync.sync.engine import SyncEngine
 
 #: Zoho takes at most 100 records (or ids) per write call (reference §2.4-§2.7).
 BATCH = 100
@@ -241,7 +240,7 @@ class _Contested:
 class PushPass:
     """One push over a set of contacts (the outbox, everything, or what changed)."""
 
-    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+    def __init__(self, engine: RunInProgress, report: RunReport) -> None:
         self.engine = engine
         self.report = report
         self.mapping = engine.mapping
@@ -297,8 +296,6 @@ class PushPass:
         history with both values. Records refused by Zoho's conditional write were not read
         with their new values: they are read here, one call per 100.
         """
-        from flask_zoho_sync.sync.pull import PullPass
-
         contested, self.contested = self.contested, {}
         records = [entry.record for entry in contested.values() if entry.record is not None]
         unread = [entry.item.link.zoho_id for entry in contested.values() if entry.record is None]
