@@ -253,9 +253,7 @@ class ZohoRecordError(ZohoError):
 
 #: 401 codes a new access token may cure; the client refreshes once on these (see
 #: :class:`ZohoTokenRejected`).
-TOKEN_REJECTED_CODES = frozenset(
-    {"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE"}
-)
+TOKEN_REJECTED_CODES = frozenset({"INVALID_TOKEN", "INVALID_OAUTHTOKEN", "AUTHENTICATION_FAILURE"})
 _SCOPE_CODES = frozenset({"OAUTH_SCOPE_MISMATCH"})
 _SETTING_CODES = frozenset(
     {
