@@ -29,15 +29,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from flask_zoho_sync.sync.context import RunReport
+from flask_zoho_sync.sync.context import RunInProgress, RunReport
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.push import PushPass, _Outgoing
 from flask_zoho_sync.zoho.results import RecordResult
-
-if TYPE_CHECKING:
-    from flask_zoho_sync.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +75,7 @@ class BulkTransport(Protocol):
     def write(self, module: str, operation: str, records: Any, **options: Any) -> Any: ...
 
 
-def bulk_read_blocker(engine: SyncEngine) -> str | None:
+def bulk_read_blocker(engine: RunInProgress) -> str | None:
     """Why this mapping cannot be read through Bulk Read, or None when it can.
 
     The export gives a lookup as its record id only; a mapping that pulls a lookup's *name*
@@ -92,7 +89,7 @@ def bulk_read_blocker(engine: SyncEngine) -> str | None:
     return None
 
 
-def first_sync(engine: SyncEngine, mode: str) -> bool:
+def first_sync(engine: RunInProgress, mode: str) -> bool:
     """Whether this run may use the bulk APIs: a full sync before anything is linked.
 
     A dry run answers the same, so that its plan is made by the bulk passes: they read as
@@ -130,7 +127,7 @@ def bulk_cost(plan: RunReport, followups: int, threshold: int) -> tuple[int, int
 # -- reading -------------------------------------------------------------------------------
 
 
-def row_to_record(row: Mapping[str, str], engine: SyncEngine) -> dict[str, Any]:
+def row_to_record(row: Mapping[str, str], engine: RunInProgress) -> dict[str, Any]:
     """A CSV row as the REST API would have sent the record (reference §6.1 vs §2.1)."""
     record: dict[str, Any] = {}
     for name, text in row.items():
@@ -250,7 +247,7 @@ class BulkPushPass(PushPass):
     least ``bulk_threshold`` eligible writes they go as one job, otherwise through REST.
     """
 
-    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+    def __init__(self, engine: RunInProgress, report: RunReport) -> None:
         super().__init__(engine, report)
         self.threshold = engine.options.bulk_threshold
         self.find_by = self._create_key()

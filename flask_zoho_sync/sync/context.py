@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Mapping as MappingABC
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -149,6 +150,39 @@ class RunReport:
 
 
 ProgressCallback = Callable[[int, int | None], None]
+
+
+class RunInProgress(Protocol):
+    """The sync run as its passes (pull, push, bulk) see it; ``sync.engine.SyncEngine`` is
+    the one implementation.
+
+    The passes are typed against this rather than the engine class, so the arrows go one
+    way: the engine imports the passes, and the passes import only what lies below them.
+    """
+
+    client: Any
+    bulk: Any
+    adapter: ContactSource
+    ledger: Any
+    mapping: Mapping
+    options: EngineOptions
+    started_at: datetime
+    #: The run's row in the history (None in a dry run).
+    run: Any
+    push_queue: dict[str, None]
+    claimed: set[str]
+    planned_to_zoho: dict[str, dict[str, Any]]
+    planned_deleted: dict[str, str]
+    planned_host_deletes: set[str]
+    planned_seen: dict[str, datetime | None]
+    pulled: bool
+    plan_reread: bool
+    stop_reason: str | None
+
+    def host_writes(self) -> AbstractContextManager[Any]: ...
+    def progress(self, phase: str, done: int) -> None: ...
+    def check_settings(self) -> None: ...
+    def too_many_deletes(self, count: int) -> bool: ...
 
 
 def apply_host_changes(adapter: ContactSource, contact: Any, changes: HostChanges) -> None:

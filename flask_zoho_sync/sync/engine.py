@@ -117,6 +117,19 @@ def _paused_advice(exc: ZohoBudgetExhausted) -> str:
     return f"Lower {exc.setting} to let it use more of the org's credits."
 
 
+def _sum_up(report: RunReport, problems: Sequence[str], *, dry_run: bool) -> None:
+    """A run that failed some records is partial and says which reasons were commonest;
+    mapping rows skipped for problems are named whatever the outcome."""
+    if report.status == "succeeded" and report.counts.get("to_zoho.error", 0) + report.counts.get(
+        "to_host.error", 0
+    ):
+        report.status = "partial"
+        report.message = _partial_message(report, dry_run=dry_run)
+    if problems:
+        skipped = "Some mapping rows were skipped: " + "; ".join(problems)
+        report.message = skipped if report.message is None else f"{report.message} {skipped}"
+
+
 class MappingCarriesNoData(ValueError):
     """The mapping has no active pair beyond identity; the run wrote nothing."""
 
@@ -253,39 +266,11 @@ class SyncEngine:
         problems = self.mapping.problems()
         meter_before = self._meter_totals()
         if not self.options.dry_run:
-            self.run = self.ledger.start_run(
-                kind="sync" if direction == "both" else direction,
-                mode=mode,
-                dry_run=False,
-                trigger=trigger,
+            self._start_run(
+                kind="sync" if direction == "both" else direction, mode=mode, trigger=trigger
             )
-            self.ledger.commit()
-            self._guard_commits(True)
         try:
-            # Refresh the Zoho token, if due, before this run writes anything: the refresh
-            # is saved on a connection of its own, which SQLite would make wait for this
-            # session's write lock.
-            tokens = getattr(self.client, "tokens", None)
-            if tokens is not None:
-                tokens.current()
-            outbox = self.ledger.pending_outbox(expand=not self.options.dry_run)
-            if not self.options.dry_run:
-                self.ledger.commit()
-            if direction in ("both", "push"):
-                PushPass(self, report).run_deletions(outbox)
-            # A large first sync goes through the bulk APIs (sync.bulk); decided before the
-            # pull, because the pull creates the links that make a sync no longer "first".
-            bulk = first_sync(self, mode)
-            self._bulk_plan = bulk and self.options.dry_run
-            if direction in ("both", "pull") and report.status != "needs_confirmation":
-                pull_pass = BulkPullPass if bulk else PullPass
-                pull_pass(self, report).run(full=mode == "all")
-                self.pulled = True
-                self._phase_base = self._progress
-            if direction in ("both", "push") and report.status != "needs_confirmation":
-                outbox = {cid: entries for cid, entries in outbox.items() if entries}
-                push_pass = BulkPushPass if bulk else PushPass
-                push_pass(self, report).run(self._push_candidates(mode, outbox), outbox)
+            self._run_passes(report, mode, direction)
         except SettingsChanged as exc:
             self.ledger.rollback()
             self._stopped(report, exc)
@@ -320,30 +305,54 @@ class SyncEngine:
             # Reading the outbox may have tidied it (captured batches expanded into rows);
             # a plan leaves the database exactly as it found it.
             self.ledger.rollback()
-        if report.status == "succeeded" and report.counts.get(
-            "to_zoho.error", 0
-        ) + report.counts.get("to_host.error", 0):
-            report.status = "partial"
-            report.message = _partial_message(report, dry_run=self.options.dry_run)
-        if problems:
-            skipped = "Some mapping rows were skipped: " + "; ".join(problems)
-            report.message = skipped if report.message is None else f"{report.message} {skipped}"
+        _sum_up(report, problems, dry_run=self.options.dry_run)
         self._finish(report, meter_before)
         if self.options.dry_run:
-            # Contacts the run creates from Zoho records get their Contact Id / URL written
-            # back to Zoho by the same run: one update each, which the plan does not list.
-            writes_back = any(
-                binding.kind == "system" and binding.direction.writes_zoho
-                for binding in self.mapping.active_bindings()
-            )
-            followups = report.counts.get("to_host.create", 0) if writes_back else 0
-            report.estimate = estimate_cost(
-                report,
-                extra_updates=followups,
-                bulk_threshold=self.options.bulk_threshold if self._bulk_plan else 0,
-                reread=self.plan_reread,
-            )
+            report.estimate = self._plan_estimate(report)
         return report
+
+    def _run_passes(self, report: RunReport, mode: str, direction: str) -> None:
+        """The run's work, in order: the host's deletions, the pull, the push."""
+        # Refresh the Zoho token, if due, before this run writes anything: the refresh
+        # is saved on a connection of its own, which SQLite would make wait for this
+        # session's write lock.
+        tokens = getattr(self.client, "tokens", None)
+        if tokens is not None:
+            tokens.current()
+        outbox = self.ledger.pending_outbox(expand=not self.options.dry_run)
+        if not self.options.dry_run:
+            self.ledger.commit()
+        if direction in ("both", "push"):
+            PushPass(self, report).run_deletions(outbox)
+        # A large first sync goes through the bulk APIs (sync.bulk); decided before the
+        # pull, because the pull creates the links that make a sync no longer "first".
+        bulk = first_sync(self, mode)
+        self._bulk_plan = bulk and self.options.dry_run
+        if direction in ("both", "pull") and report.status != "needs_confirmation":
+            pull_pass = BulkPullPass if bulk else PullPass
+            pull_pass(self, report).run(full=mode == "all")
+            self.pulled = True
+            self._phase_base = self._progress
+        if direction in ("both", "push") and report.status != "needs_confirmation":
+            outbox = {cid: entries for cid, entries in outbox.items() if entries}
+            push_pass = BulkPushPass if bulk else PushPass
+            push_pass(self, report).run(self._push_candidates(mode, outbox), outbox)
+
+    def _plan_estimate(self, report: RunReport) -> tuple[int, int]:
+        """A plan's price of the real run (``estimate_cost``)."""
+        # Contacts the run creates from Zoho records get their Contact Id / URL written
+        # back to Zoho by the same run: one update each, which the plan does not list.
+        writes_back = any(
+            binding.kind == "system" and binding.direction.writes_zoho
+            for binding in self.mapping.active_bindings()
+        )
+        followups = report.counts.get("to_host.create", 0) if writes_back else 0
+        return estimate_cost(
+            report,
+            extra_updates=followups,
+            bulk_threshold=self.options.bulk_threshold if self._bulk_plan else 0,
+            reread=self.plan_reread,
+        )
 
     def sync_records(
         self,
@@ -362,9 +371,7 @@ class SyncEngine:
         if self._refuse_blank_mapping(report):
             return report
         meter_before = self._meter_totals()
-        self.run = self.ledger.start_run(kind="pull", mode="ids", dry_run=False, trigger=trigger)
-        self.ledger.commit()
-        self._guard_commits(True)
+        self._start_run(kind="pull", mode="ids", trigger=trigger)
         try:
             PullPass(self, report).run_ids(zoho_ids, notified)
             if self.push_queue and report.status != "needs_confirmation":
@@ -384,6 +391,13 @@ class SyncEngine:
             report.error = exc
         self._finish(report, meter_before)
         return report
+
+    def _start_run(self, *, kind: str, mode: str, trigger: str | None) -> None:
+        """The run's row in the history, committed before any work, so the run shows as
+        running; from here on each commit first checks the settings are still the run's."""
+        self.run = self.ledger.start_run(kind=kind, mode=mode, dry_run=False, trigger=trigger)
+        self.ledger.commit()
+        self._guard_commits(True)
 
     def _refuse_blank_mapping(self, report: RunReport) -> bool:
         """End ``report`` before anything is read or written when the mapping carries no

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask_zoho_sync.sync.coercion import CoercionError
 from flask_zoho_sync.sync.context import (
@@ -17,6 +17,7 @@ from flask_zoho_sync.sync.context import (
     READ_KEY,
     RESTORE_KEY,
     PlannedChange,
+    RunInProgress,
     RunReport,
     apply_host_changes,
     host_canonical,
@@ -35,9 +36,6 @@ from flask_zoho_sync.sync.merge import (
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
-
-if TYPE_CHECKING:
-    from flask_zoho_sync.sync.engine import SyncEngine
 
 
 def _modified_time(record: dict[str, Any]) -> datetime | None:
@@ -75,7 +73,7 @@ class PullPass:
     #: 800 emails, within one query of the default adapter's ``find_many_by_email``.
     EMAIL_LOOKUP_PAGES = 4
 
-    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+    def __init__(self, engine: RunInProgress, report: RunReport) -> None:
         self.engine = engine
         self.report = report
         self.mapping = engine.mapping

@@ -17,23 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
     READ_KEY,
     RESTORE_KEY,
     PlannedChange,
+    RunInProgress,
     RunReport,
     mapped_values,
     readable,
 )
 from flask_zoho_sync.sync.inflight import InFlight
+from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.zoho.results import RecordResult
 from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
-
-if TYPE_CHECKING:
-    from flask_zoho_sync.sync.engine import SyncEngine
 
 #: Zoho takes at most 100 records (or ids) per write call (reference §2.4-§2.7).
 BATCH = 100
@@ -231,6 +230,43 @@ def checked_update(
 
 
 @dataclass
+class _SettledBatch:
+    """What settling one batch gathers, to be written to the ledger in one go."""
+
+    #: The links the module already has to the records Zoho answered with, by Zoho id.
+    claimed: dict[str, Any]
+    #: The link rows this batch writes, by Zoho id.
+    fresh: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_links: list[dict[str, Any]] = field(default_factory=list)
+    changed_links: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
+    #: Outbox entries Zoho has answered for.
+    finished: list[Any] = field(default_factory=list)
+    #: Contacts whose earlier errors this batch's writes resolve.
+    resolved: list[str] = field(default_factory=list)
+
+
+def _written_snapshot(item: _Outgoing, read_at: datetime | None) -> dict[str, Any]:
+    """The values Zoho now holds for the record, as the next merge's base: the last synced
+    ones with this write on top, the fallbacks still standing in for blank host values,
+    and the version the re-read saw just before the write."""
+    snapshot = dict(item.base or {})
+    snapshot.update(item.changed)
+    if item.filled:
+        snapshot[FALLBACK_KEY] = item.filled
+    elif item.link is not None and FALLBACK_KEY in (item.link.snapshot or {}):
+        kept = {
+            key: value
+            for key, value in item.link.snapshot[FALLBACK_KEY].items()
+            if key not in item.changed
+        }
+        if kept:
+            snapshot[FALLBACK_KEY] = kept
+    if read_at is not None:
+        snapshot[READ_KEY] = read_at.isoformat()
+    return snapshot
+
+
+@dataclass
 class _Contested:
     """A record Zoho refused to overwrite (or the re-read showed changed): merged again."""
 
@@ -241,7 +277,7 @@ class _Contested:
 class PushPass:
     """One push over a set of contacts (the outbox, everything, or what changed)."""
 
-    def __init__(self, engine: SyncEngine, report: RunReport) -> None:
+    def __init__(self, engine: RunInProgress, report: RunReport) -> None:
         self.engine = engine
         self.report = report
         self.mapping = engine.mapping
@@ -297,8 +333,6 @@ class PushPass:
         history with both values. Records refused by Zoho's conditional write were not read
         with their new values: they are read here, one call per 100.
         """
-        from flask_zoho_sync.sync.pull import PullPass
-
         contested, self.contested = self.contested, {}
         records = [entry.record for entry in contested.values() if entry.record is not None]
         unread = [entry.item.link.zoho_id for entry in contested.values() if entry.record is None]
@@ -570,115 +604,126 @@ class PushPass:
     ) -> None:
         """Record what Zoho did with one batch and commit it.
 
-        Links are written for the whole batch at once (``Ledger.write_links``). ``fresh``
-        holds the rows this batch writes, by Zoho id, so a second contact of the same
-        batch that Zoho matched to the same record is caught as a duplicate exactly as if
-        the first one's link were already stored.
+        Links are written for the whole batch at once (``Ledger.write_links``).
+        ``batch.fresh`` holds the rows this batch writes, by Zoho id, so a second contact of
+        the same batch that Zoho matched to the same record is caught as a duplicate exactly
+        as if the first one's link were already stored.
         """
         if self.engine.stop_reason is not None:
             return  # the run is stopping: its settings changed; the outbox keeps the rest
         self.engine.check_settings()
-        claimed = self.ledger.links_in_module(
-            self.module,
-            zoho_ids=[result.record_id for result in results if result.ok and result.record_id],
+        batch = _SettledBatch(
+            claimed=self.ledger.links_in_module(
+                self.module,
+                zoho_ids=[result.record_id for result in results if result.ok and result.record_id],
+            )
         )
-        fresh: dict[str, dict[str, Any]] = {}
-        new_links: list[dict[str, Any]] = []
-        changed_links: list[tuple[Any, dict[str, Any]]] = []
-        finished: list[Any] = []
-        resolved: list[str] = []
         for item, result in zip(chunk, results, strict=True):
-            zoho_id = result.record_id
             if action == "update" and result.code == CHANGED_IN_ZOHO and item.link is not None:
                 # Not overwritten: a Zoho user changed it since the sync last read it.
                 moved = answer.moved if answer is not None else {}
                 self.contested[item.contact_id] = _Contested(item, moved.get(item.link.zoho_id))
                 continue
+            zoho_id = result.record_id
             if not result.ok or zoho_id is None:
-                transient = result.code in _TRANSIENT_CODES
-                reason = _refusal(result.code, result.message)
-                details = result.details.get("api_name") if result.details else None
-                if details:
-                    reason += f" (field {details})"
-                self._fail(
-                    item.contact_id,
-                    item.link.zoho_id if item.link else None,
-                    item.entries,
-                    reason,
-                    result.code or "ERROR",
-                    retry=transient,
-                )
+                self._fail_refused(item, result)
                 continue
-            other = claimed.get(zoho_id)
-            owner = fresh[zoho_id]["contact_id"] if zoho_id in fresh else None
-            if owner is None and other is not None:
-                owner = other.contact_id
-            if item.link is None and owner is not None and owner != item.contact_id:
-                # Zoho's upsert matched another contact's record (on Email or a unique field)
-                # and has already written this contact's values into it. Undo that on the
-                # next run by re-sending every value of the record's own contact.
-                if zoho_id in fresh:
-                    fresh[zoho_id]["snapshot"][RESTORE_KEY] = True
-                else:
-                    other.snapshot = {**(other.snapshot or {}), RESTORE_KEY: True}
-                self.ledger.requeue_contact(owner)
-                self._fail(
-                    item.contact_id,
-                    zoho_id,
-                    item.entries,
-                    f"Zoho matched this contact (by {result.duplicate_field or 'a unique field'}) "
-                    f"to record {zoho_id}, which belongs to contact {owner}; that "
-                    "record is restored on the next sync. Give the two contacts different "
-                    "values for that field, then retry this one.",
-                    "DUPLICATE_CONTACT",
-                )
+            if self._matched_another_contacts_record(item, zoho_id, result, batch):
                 continue
-            snapshot = dict(item.base or {})
-            snapshot.update(item.changed)
-            if item.filled:
-                snapshot[FALLBACK_KEY] = item.filled
-            elif item.link is not None and FALLBACK_KEY in (item.link.snapshot or {}):
-                kept = {
-                    key: value
-                    for key, value in item.link.snapshot[FALLBACK_KEY].items()
-                    if key not in item.changed
-                }
-                if kept:
-                    snapshot[FALLBACK_KEY] = kept
-            read_at = answer.read.get(zoho_id) if answer is not None else None
-            if read_at is not None:
-                snapshot[READ_KEY] = read_at.isoformat()
-            row = self.ledger.new_link_row(
-                item.contact_id, zoho_id, snapshot, result.modified_time, module=self.module
-            )
-            # The contact's own link, even when this push did not know of it: a second
-            # link row for one contact is what the table's unique key forbids.
-            existing = item.link if item.link is not None else other
-            if existing is not None:
-                changed_links.append((existing, row))
-            else:
-                new_links.append(row)
-            fresh[zoho_id] = row
-            finished.extend(item.entries)
-            resolved.append(item.contact_id)
-            shown = self._readable(item.changed)
-            kind = "link" if action == "create" and result.action == "update" else action
-            self.ledger.record(
-                self.engine.run,
-                direction="to_zoho",
-                action=kind,
-                contact_id=item.contact_id,
-                zoho_id=zoho_id,
-                changes={"fields": shown},
-                reason="; ".join(item.warnings) or "changed in the host",
-            )
-            self.report.add(PlannedChange("to_zoho", kind, item.contact_id, zoho_id, shown))
-        self.ledger.write_links(new_links, changed_links)
-        self.ledger.finish_outbox(finished)
-        self.ledger.resolve_errors(resolved)
+            self._settle_written(item, zoho_id, result, action, answer, batch)
+        self.ledger.write_links(batch.new_links, batch.changed_links)
+        self.ledger.finish_outbox(batch.finished)
+        self.ledger.resolve_errors(batch.resolved)
         self.done += len(chunk)
         self.engine.progress("push", self.done)
         self.ledger.commit()
+
+    def _fail_refused(self, item: _Outgoing, result: RecordResult) -> None:
+        """Zoho refused this record: its reason is kept; a "try later" code is retried."""
+        reason = _refusal(result.code, result.message)
+        details = result.details.get("api_name") if result.details else None
+        if details:
+            reason += f" (field {details})"
+        self._fail(
+            item.contact_id,
+            item.link.zoho_id if item.link else None,
+            item.entries,
+            reason,
+            result.code or "ERROR",
+            retry=result.code in _TRANSIENT_CODES,
+        )
+
+    def _matched_another_contacts_record(
+        self, item: _Outgoing, zoho_id: str, result: RecordResult, batch: _SettledBatch
+    ) -> bool:
+        """Whether Zoho's upsert wrote this new contact into a record linked to another
+        contact (matched on Email or a unique field); if so, it fails here and the record is
+        marked to be restored from its own contact."""
+        other = batch.claimed.get(zoho_id)
+        owner = batch.fresh[zoho_id]["contact_id"] if zoho_id in batch.fresh else None
+        if owner is None and other is not None:
+            owner = other.contact_id
+        if item.link is not None or owner is None or owner == item.contact_id:
+            return False
+        # Zoho has already written this contact's values into the other's record. Undo that
+        # on the next run by re-sending every value of the record's own contact.
+        if zoho_id in batch.fresh:
+            batch.fresh[zoho_id]["snapshot"][RESTORE_KEY] = True
+        else:
+            other.snapshot = {**(other.snapshot or {}), RESTORE_KEY: True}
+        self.ledger.requeue_contact(owner)
+        self._fail(
+            item.contact_id,
+            zoho_id,
+            item.entries,
+            f"Zoho matched this contact (by {result.duplicate_field or 'a unique field'}) "
+            f"to record {zoho_id}, which belongs to contact {owner}; that "
+            "record is restored on the next sync. Give the two contacts different "
+            "values for that field, then retry this one.",
+            "DUPLICATE_CONTACT",
+        )
+        return True
+
+    def _settle_written(
+        self,
+        item: _Outgoing,
+        zoho_id: str,
+        result: RecordResult,
+        action: str,
+        answer: WriteAnswer | None,
+        batch: _SettledBatch,
+    ) -> None:
+        """Zoho wrote this record: its link row joins the batch's, and the history says so."""
+        read_at = answer.read.get(zoho_id) if answer is not None else None
+        row = self.ledger.new_link_row(
+            item.contact_id,
+            zoho_id,
+            _written_snapshot(item, read_at),
+            result.modified_time,
+            module=self.module,
+        )
+        # The contact's own link, even when this push did not know of it: a second
+        # link row for one contact is what the table's unique key forbids.
+        existing = item.link if item.link is not None else batch.claimed.get(zoho_id)
+        if existing is not None:
+            batch.changed_links.append((existing, row))
+        else:
+            batch.new_links.append(row)
+        batch.fresh[zoho_id] = row
+        batch.finished.extend(item.entries)
+        batch.resolved.append(item.contact_id)
+        shown = self._readable(item.changed)
+        kind = "link" if action == "create" and result.action == "update" else action
+        self.ledger.record(
+            self.engine.run,
+            direction="to_zoho",
+            action=kind,
+            contact_id=item.contact_id,
+            zoho_id=zoho_id,
+            changes={"fields": shown},
+            reason="; ".join(item.warnings) or "changed in the host",
+        )
+        self.report.add(PlannedChange("to_zoho", kind, item.contact_id, zoho_id, shown))
 
     def _readable(self, changes: dict[str, Any]) -> dict[str, Any]:
         """``readable`` with the labels worked out once per pass: the same few keys come
