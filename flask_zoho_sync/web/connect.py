@@ -16,11 +16,11 @@ from flask import current_app, flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from ..connection import describe_connection, forget_connection
-from ..extension import get_state
+from ..state import ZohoSyncState
 from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
 from ._htmx import hx_redirect
-from .blueprint import bp
+from .blueprint import bp, sync_state
 from .rendering import render_refusal, render_zoho_error
 
 _STATE_KEY = "_zoho_sync_oauth_state"
@@ -29,19 +29,19 @@ MAX_CALLBACK_VALUE = 2048
 _CALLBACK_PARAMS = ("code", "state", "accounts-server", "location", "error")
 
 
-def redirect_uri() -> str:
+def redirect_uri(state: ZohoSyncState) -> str:
     """The callback URL registered in the Zoho API console (configured, or our own)."""
-    return get_state().config.redirect_uri or url_for("zoho_sync.oauth_callback", _external=True)
+    return state.config.redirect_uri or url_for("zoho_sync.oauth_callback", _external=True)
 
 
 @bp.post("/connect")
 def connect() -> ResponseReturnValue:
     """Send the admin to Zoho's consent page with a fresh one-time ``state``."""
-    state = get_state()
+    state = sync_state()
     oauth_state = secrets.token_urlsafe(32)
     session[_STATE_KEY] = oauth_state
     try:
-        url = state.oauth(redirect_uri()).authorization_url(oauth_state)
+        url = state.oauth(redirect_uri(state)).authorization_url(oauth_state)
     except ZohoError as exc:  # ZOHO_SYNC_ACCOUNTS_URL itself is not trusted
         session.pop(_STATE_KEY, None)
         return render_zoho_error(exc)
@@ -92,11 +92,11 @@ def oauth_callback() -> ResponseReturnValue:
         return _refuse_callback(
             "Zoho sent no grant code", "Nothing was stored; start again with Connect."
         )
-    state = get_state()
+    state = sync_state()
     accounts_server = request.args.get("accounts-server") or state.config.accounts_url
-    oauth = state.oauth(redirect_uri())
+    oauth = state.oauth(redirect_uri(state))
     try:
-        tokens = oauth.exchange_code(code, accounts_server, redirect_uri=redirect_uri())
+        tokens = oauth.exchange_code(code, accounts_server, redirect_uri=redirect_uri(state))
         connection = state.connect(tokens, location=_location(tokens.accounts_server))
     except ZohoError as exc:
         current_app.logger.warning("Zoho connection failed: %s", exc)
@@ -126,7 +126,7 @@ def disconnect() -> ResponseReturnValue:
     A failed revoke must not keep the admin connected against their wish; it is reported
     so they can revoke the grant in Zoho's "Connected apps" themselves.
     """
-    state = get_state()
+    state = sync_state()
     db_session = state.db.session
     tokens = state.token_store().load() if describe_connection(db_session) else None
     if tokens is None:

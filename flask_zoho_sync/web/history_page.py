@@ -16,12 +16,12 @@ from flask.typing import ResponseReturnValue
 
 from ..connection import ConnectedAccount, describe_connection
 from ..dbids import row_by_id
-from ..extension import get_state
 from ..jobs import schedule_push
 from ..ledger import Ledger
 from ..models import RecordHistory, Run
 from ..preferences import get_settings
-from .blueprint import bp
+from ..state import ZohoSyncState
+from .blueprint import bp, sync_state
 from .url_values import page_number
 
 PAGE_SIZE = 50
@@ -45,11 +45,10 @@ def zoho_record_url(
     return f"{api}/ui/{module}/{zoho_id}/edit"
 
 
-def _contact_link(contact_id: str | None) -> str | None:
+def _contact_link(state: ZohoSyncState, contact_id: str | None) -> str | None:
     """The host's page of a contact, when the adapter can build one."""
     if not contact_id:
         return None
-    state = get_state()
     contact = state.adapter.get(contact_id)
     if contact is None:
         return None
@@ -81,7 +80,8 @@ def duration(run: Run) -> str:
 
 @bp.get("/history")
 def history() -> ResponseReturnValue:
-    session = get_state().db.session
+    state = sync_state()
+    session = state.db.session
     page = page_number(PAGE_SIZE)
     # One row more than a page tells whether an older page exists, without a COUNT(*).
     runs = session.scalars(
@@ -99,7 +99,7 @@ def history() -> ResponseReturnValue:
         .order_by(RecordHistory.id.desc())
         .limit(200)
     ).all()
-    links = {row.contact_id: _contact_link(row.contact_id) for row in failures}
+    links = {row.contact_id: _contact_link(state, row.contact_id) for row in failures}
     account = describe_connection(session)
     module = get_settings(session).module
     zoho_links = {row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in failures}
@@ -116,7 +116,7 @@ def history() -> ResponseReturnValue:
 
 @bp.get("/history/runs/<zoho_sync_id:run_id>")
 def history_run(run_id: int) -> ResponseReturnValue:
-    session = get_state().db.session
+    session = sync_state().db.session
     run = row_by_id(session, Run, run_id)
     if run is None:
         abort(404)
@@ -131,7 +131,8 @@ def history_run(run_id: int) -> ResponseReturnValue:
 @bp.get("/history/contact/<contact_id>")
 @bp.get("/history/contacts/<contact_id>")
 def history_contact(contact_id: str) -> ResponseReturnValue:
-    session = get_state().db.session
+    state = sync_state()
+    session = state.db.session
     changes = session.scalars(
         sa.select(RecordHistory)
         .where(RecordHistory.contact_id == contact_id)
@@ -142,13 +143,13 @@ def history_contact(contact_id: str) -> ResponseReturnValue:
         "zoho_sync/history_contact.html",
         contact_id=contact_id,
         changes=changes,
-        link=_contact_link(contact_id),
+        link=_contact_link(state, contact_id),
     )
 
 
 @bp.post("/history/errors/<zoho_sync_id:error_id>/retry")
 def history_retry(error_id: int) -> ResponseReturnValue:
-    state = get_state()
+    state = sync_state()
     session = state.db.session
     error = row_by_id(session, RecordHistory, error_id)
     if error is None or error.action != "error" or not error.contact_id:

@@ -13,11 +13,10 @@ from flask import render_template, url_for
 from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 
-from ..extension import get_state
 from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
 from .activity import activity_chart
-from .blueprint import bp
+from .blueprint import bp, sync_state
 from .rendering import display_zone
 from .sync_page import PREVIEWED
 
@@ -71,7 +70,7 @@ def setup_path(current: str | None) -> list[dict[str, Any]]:
 
 @bp.get("/")
 def overview() -> ResponseReturnValue:
-    state = get_state()
+    state = sync_state()
     session = state.db.session
     status = sync_status(session)
     readiness = sync_readiness(session, state.adapter)
@@ -83,7 +82,7 @@ def overview() -> ResponseReturnValue:
         "setup_path": setup_path(current),
         "refusal": readiness.refusal(),
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
-        "chart": activity_chart(session, display_zone()),
+        "chart": activity_chart(session, display_zone(state)),
     }
     if is_htmx() and hx_target() == "zs-overview":
         return render_template("zoho_sync/_overview_body.html", **context)

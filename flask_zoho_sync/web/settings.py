@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 from ..config import canonical_time_zone, canonical_time_zones, validate_time_zone
 from ..connection import ConnectedAccount, describe_connection
 from ..errors import ConfigurationError
-from ..extension import get_state
 from ..jobs import SyncBusy, settings_lock
 from ..models import Link, SyncSettings
 from ..preferences import MODULES, get_settings, switch_module
 from ..sync.mapping import ConflictPolicy
 from ._htmx import is_htmx
-from .blueprint import bp, notify_preferences_changed
+from .blueprint import bp, notify_preferences_changed, sync_state
 
 DEFAULT_TIME_ZONE = "UTC"
 POLICY_LABELS = {
@@ -138,7 +137,7 @@ def _store(stored: SyncSettings, form: SettingsForm) -> None:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> ResponseReturnValue:
-    state = get_state()
+    state = sync_state()
     session = state.db.session
     account = describe_connection(session)
     stored = get_settings(session)
@@ -175,7 +174,7 @@ def settings() -> ResponseReturnValue:
                 "A sync is running; try again when it finishes. Nothing was saved."
             )
             return _render(form, account, 409)
-    notify_preferences_changed()
+    notify_preferences_changed(state)
     message = "Settings saved."
     if forgotten:
         message += (
