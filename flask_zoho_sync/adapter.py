@@ -80,8 +80,20 @@ class ContactAdapter:
     Every method works on the host's session; the engine decides when to commit.
     """
 
-    def bind(self, session_getter: Callable[[], Session]) -> None:
+    def bind(
+        self,
+        session_getter: Callable[[], Session],
+        *,
+        base_url: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Give the adapter the host's session, and (``init_app`` does) the app's public
+        address for links built outside a request.
+
+        Both are asked for when needed, not kept: one adapter may serve several apps (an
+        app factory, tests), and each call must see the app it runs in.
+        """
         self._session_getter = session_getter
+        self._base_url = base_url or (lambda: None)
 
     @property
     def session(self) -> Session:
@@ -353,9 +365,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         values = {"contact_id": getattr(contact, self._primary_key.key)}
         if has_request_context() or current_app.config.get("SERVER_NAME"):
             return url_for(self._contact_url, **values, _external=True)
-        from .extension import get_state
-
-        base = get_state().config.base_url
+        base = self._base_url()
         if not base:
             if not self._warned_about_base_url:
                 log.warning(

@@ -106,7 +106,7 @@ from .models import Link, OutboxBatch
 log = logging.getLogger(__name__)
 
 #: ``session.info`` flag: while truthy, nothing is captured (the sync engine writing Zoho's
-#: changes into the host). The same key as ``extension.CAPTURE_SUPPRESSED``.
+#: changes into the host, inside ``suppress_capture``).
 CAPTURE_SUPPRESSED = "zoho_sync.capture_suppressed"
 
 #: Per-session bookkeeping, namespaced so the host's own ``session.info`` keys are safe.
@@ -432,8 +432,19 @@ class CaptureHandle:
                 if found is not None:
                     judged[state] = found
         info[_JUDGED] = judged
-        if not unknown:
-            return
+        if unknown:
+            info[_PREFETCHED] = self._judge_by_reading_back(session, plan, unknown, judged)
+
+    def _judge_by_reading_back(
+        self,
+        session: Session,
+        plan: _Plan,
+        unknown: dict[Any, tuple[InstanceState[Any], list[str]]],
+        judged: dict[InstanceState[Any], Any],
+    ) -> dict[InstanceState[Any], dict[str, Any]]:
+        """Judge the contacts whose assigned attributes had no loaded old value (``unknown``,
+        by primary key) on old values read back in one SELECT per chunk of keys; the changed
+        ones join ``judged``. Returns what was read, for ``after_flush``."""
         wanted = sorted({key for _, keys in unknown.values() for key in keys})
         pk = self._pk_columns[0]
         columns = plan.columns
@@ -446,11 +457,11 @@ class CaptureHandle:
                 values = dict(zip(wanted, row[1:], strict=True))
                 prefetched[state] = {key: values[key] for key in keys}
         for state, _ in unknown.values():
-            if changed(state, plan, prefetched.get(state)):
-                found = contact_id(state)
+            if self._changed(state, plan, prefetched.get(state)):
+                found = self._contact_id(state)
                 if found is not None:
                     judged[state] = found
-        info[_PREFETCHED] = prefetched
+        return prefetched
 
     def _changed(
         self,

@@ -1,4 +1,8 @@
-"""``flask zoho-sync ...``: the operator's handle on the sync, without a browser."""
+"""``flask zoho-sync ...``: the operator's handle on the sync, without a browser.
+
+A face, like the admin pages: each command reads the sync state of the app it runs for
+(:func:`_state`) and hands it down.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,8 @@ from flask.cli import ScriptInfo, with_appcontext
 from .config import validate_time_zone
 from .connection import describe_connection
 from .errors import ConfigurationError, ZohoSyncError
-from .extension import get_state
-from .jobs import SyncBusy, exclusive_run, settings_lock
-from .models import Link
+from .jobs import SyncBusy, exclusive_run, queue_for, settings_lock, tick
+from .models import Connection, Link, SyncSettings
 from .preferences import (
     MODULES,
     MappingRefused,
@@ -32,9 +35,15 @@ from .preferences import (
     validate_field_map,
 )
 from .schema import require_tables
+from .state import ZohoSyncState, state_of
 from .status import sync_readiness, sync_status
 from .sync.context import RunReport
 from .zoho.errors import ZohoError
+
+
+def _state() -> ZohoSyncState:
+    """The sync state of the app this command runs for."""
+    return state_of(current_app)
 
 
 def _fail(exc: Exception) -> None:
@@ -51,7 +60,7 @@ class _NeedsTables(click.Command):
         if not current_app:
             ctx.with_resource(ctx.ensure_object(ScriptInfo).load_app().app_context())
         try:
-            state = get_state()
+            state = _state()
             require_tables(state.db.engine, state.adapter)
         except ZohoSyncError as exc:
             click.echo(f"Error: {exc}", err=True)
@@ -77,7 +86,7 @@ zoho_sync_cli.command_class = _NeedsTables
 @with_appcontext
 def connect_command(refresh_token: str, accounts_server: str | None) -> None:
     """Connect without a browser, from a refresh token (ops, tests)."""
-    state = get_state()
+    state = _state()
     try:
         row = state.connect_with_refresh_token(
             refresh_token, accounts_server or state.config.accounts_url
@@ -95,7 +104,7 @@ def connect_command(refresh_token: str, accounts_server: str | None) -> None:
 @with_appcontext
 def status_command(as_json: bool) -> None:
     """Connection, module, counts and the last push and pull."""
-    state = get_state()
+    state = _state()
     status = sync_status(state.db.session)
     if as_json:
         click.echo(json.dumps(status, indent=2))
@@ -125,9 +134,7 @@ def status_command(as_json: bool) -> None:
 @with_appcontext
 def rotate_keys_command() -> None:
     """Re-encrypt stored tokens with the newest ZOHO_SYNC_ENCRYPTION_KEYS key."""
-    from .models import Connection
-
-    state = get_state()
+    state = _state()
     session = state.db.session
     rows = session.scalars(sa.select(Connection)).all()
     try:
@@ -164,7 +171,7 @@ def _parse_map(spec: str) -> dict[str, object]:
     return {"kind": kind, "host_key": host_key, "zoho_field": zoho_field, "inverted": inverted}
 
 
-def _load_zoho_fields_for(state: Any, settings: Any, names: list[str]) -> None:
+def _load_zoho_fields_for(state: ZohoSyncState, settings: SyncSettings, names: list[str]) -> None:
     """Zoho's field list for the chosen module, fetched (one call) when none is cached or
     it lacks a named field, so each ``--map`` is checked against what Zoho has."""
     session = state.db.session
@@ -185,8 +192,8 @@ def _load_zoho_fields_for(state: Any, settings: Any, names: list[str]) -> None:
 
 
 def _change_settings(
-    state: Any,
-    settings: Any,
+    state: ZohoSyncState,
+    settings: SyncSettings,
     *,
     module: str | None,
     time_zone: str | None,
@@ -265,7 +272,7 @@ def settings_command(
     relink: bool,
 ) -> None:
     """Show or change the module, time zone, automatic sync and field mappings."""
-    state = get_state()
+    state = _state()
     session = state.db.session
     switching = module is not None and module != get_settings(session).module
     if switching:
@@ -328,7 +335,7 @@ def sync_command(
     """Synchronise now, in this process, and print what happened (or would happen)."""
     if everything and since_last:
         raise click.UsageError("Choose one of --all and --since-last.")
-    state = get_state()
+    state = _state()
     refusal = sync_readiness(state.db.session, state.adapter).refusal(face="cli")
     if refusal:  # before anything is read: a plan of a blank mapping "agrees" with anything
         _fail(ZohoSyncError(refusal))
@@ -417,9 +424,7 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
 @with_appcontext
 def tick_command() -> None:
     """Schedule a due pull and re-drive a stuck outbox; prints what it did as JSON."""
-    from .jobs import tick
-
-    state = get_state()
+    state = _state()
     try:
         report = tick(state)
     except (redis.RedisError, OSError) as exc:
@@ -440,9 +445,7 @@ def worker_command(burst: bool, simple: bool) -> None:
     """Run an RQ worker (with its scheduler) for the sync queue of this app."""
     from rq import SimpleWorker, Worker
 
-    from .jobs import queue_for
-
-    state = get_state()
+    state = _state()
     worker_class = SimpleWorker if simple else Worker
     worker = worker_class([queue_for(state)], connection=state.redis())
     worker.work(burst=burst, with_scheduler=True)

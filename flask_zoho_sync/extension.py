@@ -1,319 +1,39 @@
-"""``ZohoSync``: the Flask extension object and the per-app state it registers.
+"""``ZohoSync``: the Flask extension object, and where the faces are wired to an app.
 
 Following Flask's extension guide, the extension object holds no app; everything an app
-needs lives in ``app.extensions["zoho_sync"]`` (a :class:`ZohoSyncState`), built once in
-``init_app`` from validated settings.
+needs lives in ``app.extensions["zoho_sync"]`` (a :class:`~flask_zoho_sync.state.ZohoSyncState`),
+built once in ``init_app`` from validated settings. ``init_app`` is the top of the house: it
+mounts the admin pages, adds the CLI and connects change capture to the jobs, and nothing
+in the package imports it back.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 import weakref
-from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-import redis
-import sqlalchemy as sa
-from flask import Flask, current_app, has_app_context
-from sqlalchemy.orm import Session
+from flask import Flask, current_app
 
 from .adapter import ContactAdapter, SQLAlchemyContactAdapter
-from .capture import CaptureHandle, install_capture, suppress_capture
-from .config import ZohoSyncConfig, read_config
-from .connection import DatabaseTokenStore, store_account_details
+from .capture import CaptureHandle, install_capture
+from .cli import zoho_sync_cli
+from .config import read_config
 from .crypto import TokenVault
 from .errors import ConfigurationError
-from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
-from .models import ApiUsage, Connection, FieldMap, SyncSettings, attach_tables
-from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
-from .sync.context import EngineOptions, ProgressCallback, RunReport
-from .sync.engine import SyncEngine
-from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
-from .zoho.bulk import BulkClient
-from .zoho.client import ZohoClient
-from .zoho.credits import CreditBudget
-from .zoho.datacentres import data_centre_for
-from .zoho.meter import UsageMeter
+from .jobs import schedule_push
+from .models import attach_tables
+from .state import EXTENSION_KEY, AdminCheck, ZohoSyncState, state_of
+from .web import register_admin
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-EXTENSION_KEY = "zoho_sync"
+__all__ = ["EXTENSION_KEY", "ZohoSync", "ZohoSyncState", "get_state"]
 
-log = logging.getLogger(__name__)
-
-#: How long the set of watched contact attributes and the auto-sync flag are cached per
-#: process: they are read on the host's commit path, which must stay cheap.
-PREFERENCES_TTL = 5.0
 
 #: One capture per Flask-SQLAlchemy object: several apps (an app factory, tests) may share
 #: one ``db``; the listeners look up the current app's state when they fire.
 _CAPTURES: weakref.WeakKeyDictionary[Any, CaptureHandle] = weakref.WeakKeyDictionary()
-
-AdminCheck = Callable[[], bool]
-
-
-class ZohoSyncState:
-    """Everything one app's sync needs, assembled from its settings."""
-
-    def __init__(
-        self,
-        config: ZohoSyncConfig,
-        db: SQLAlchemy,
-        vault: TokenVault,
-        *,
-        adapter: ContactAdapter,
-        admin_check: AdminCheck | None,
-    ) -> None:
-        self.config = config
-        self.db = db
-        self.vault = vault
-        self.adapter = adapter
-        self.admin_check = admin_check
-        self.meter = UsageMeter()
-        self._redis: redis.Redis | None = None
-        self._watched: tuple[float, frozenset[str]] = (0.0, frozenset())
-        self._auto_sync: tuple[float, bool] = (0.0, False)
-
-    # -- change capture -----------------------------------------------------------------
-
-    def watched_attributes(self) -> frozenset[str]:
-        """The contact attributes whose change must reach Zoho: the mapped fields (every
-        mappable field until a mapping exists), the groups and the subscription status."""
-        stamp, cached = self._watched
-        if time.monotonic() - stamp < PREFERENCES_TTL:
-            return cached
-        with self.db.engine.connect() as connection:
-            mapped = {
-                host_key
-                for kind, host_key in connection.execute(
-                    sa.select(FieldMap.kind, FieldMap.host_key)
-                )
-                if kind == "field"
-            }
-        fields = mapped or {field.name for field in self.adapter.fields()}
-        extra = self.adapter.capture_attributes()
-        watched = frozenset(fields | extra)
-        self._watched = (time.monotonic(), watched)
-        return watched
-
-    def auto_sync_enabled(self) -> bool:
-        stamp, cached = self._auto_sync
-        if time.monotonic() - stamp < PREFERENCES_TTL:
-            return cached
-        with self.db.engine.connect() as connection:
-            enabled = bool(
-                connection.scalar(
-                    sa.select(SyncSettings.auto_sync).where(SyncSettings.module.is_not(None))
-                )
-            )
-        self._auto_sync = (time.monotonic(), enabled)
-        return enabled
-
-    def preferences_changed(self) -> None:
-        """Forget cached preferences (the mapping or automatic sync just changed here)."""
-        self._watched = (0.0, frozenset())
-        self._auto_sync = (0.0, False)
-
-    def after_host_commit(self, contact_ids: list[str]) -> None:
-        """Schedule the debounced push; capture logs and swallows a failure (Redis down):
-        the outbox row is kept and the next tick schedules it."""
-        if contact_ids and self.auto_sync_enabled():
-            from .jobs import schedule_push
-
-            schedule_push(self)
-
-    # -- infrastructure -------------------------------------------------------------------
-
-    def redis(self) -> redis.Redis:
-        """The Redis connection for locks and jobs (created on first use, not at start-up,
-        so an app without Redis still starts and serves its own pages)."""
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(self.config.redis_url)
-        return self._redis
-
-    def token_store(self) -> DatabaseTokenStore:
-        """The database-backed token store. The engine is looked up now, in the app context,
-        because the push refreshes tokens from worker threads, which have none."""
-        if has_app_context():
-            engine = self.db.engine
-            return DatabaseTokenStore(lambda: engine, self.vault)
-        return DatabaseTokenStore(lambda: self.db.engine, self.vault)
-
-    def oauth(self, redirect_uri: str | None = None) -> ZohoOAuth:
-        return ZohoOAuth(
-            self.config.client_id,
-            self.config.client_secret,
-            redirect_uri=redirect_uri or self.config.redirect_uri,
-            accounts_url=self.config.accounts_url,
-            extra_accounts_servers=self.config.extra_accounts_servers,
-            timeout=self.config.http_timeout,
-            meter=self.meter,
-        )
-
-    def token_manager(self) -> TokenManager:
-        return TokenManager(
-            self.oauth(),
-            self.token_store(),
-            lock_factory=redis_lock_factory(self.redis()),
-        )
-
-    def client(self, *, budget: CreditBudget | None = None) -> ZohoClient:
-        """A Zoho client on the stored connection (raises on first call if there is none)."""
-        return ZohoClient(
-            self.token_manager(),
-            timeout=(5.0, self.config.http_timeout),
-            trigger=("workflow", "approval", "blueprint") if self.config.trigger_workflows else (),
-            meter=self.meter,
-            budget=budget,
-            max_connections=self.config.max_concurrency,
-        )
-
-    def credit_budget(self) -> CreditBudget | None:
-        """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET and
-        ZOHO_SYNC_CREDIT_RESERVE (None: neither is set).
-
-        Zoho's window is a rolling 24 hours, so is this one: the credits of the runs that
-        started in the last day count, and the oldest of them frees its credits first.
-        """
-        limit = self.config.daily_credit_budget
-        keep = self.config.credit_reserve
-        if not limit and not keep:
-            return None
-        now = datetime.now(timezone.utc)
-        spent, oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
-        # With no earlier spending in the window, this run's own credits free up first.
-        return CreditBudget(
-            limit or None, spent, (oldest or now) + CREDIT_WINDOW, keep_for_others=keep
-        )
-
-    # -- connecting -----------------------------------------------------------------------
-
-    def connect(self, tokens: TokenSet, *, location: str | None = None) -> Connection:
-        """Store fresh tokens, then ask Zoho who and where we are.
-
-        The org and user are fetched right away because the admin pages show them and the
-        time-zone warning needs the org's zone; a token that cannot read them is reported
-        now rather than on the first sync.
-        """
-        store = self.token_store()
-        store.save(tokens)
-        client = self.client()
-        org = client.org()
-        user = client.current_user()
-        session: Session = self.db.session
-        store_account_details(session, location=location, org=org, user=user)
-        session.commit()
-        row = session.scalars(sa.select(Connection)).one()
-        self.record_usage(session)
-        return row
-
-    def connect_with_refresh_token(self, refresh_token: str, accounts_server: str) -> Connection:
-        oauth = self.oauth()
-        tokens = oauth.refresh(
-            TokenSet(
-                refresh_token=refresh_token,
-                access_token=None,
-                expires_at=0.0,
-                api_domain="",
-                accounts_server=accounts_server,
-            )
-        )
-        centre = data_centre_for(tokens.accounts_server)
-        return self.connect(tokens, location=centre.location if centre else None)
-
-    # -- syncing --------------------------------------------------------------------------
-
-    def sync_engine(
-        self,
-        *,
-        dry_run: bool = False,
-        confirm_deletes: bool = False,
-        on_progress: ProgressCallback | None = None,
-        plan_changes: int | None = None,
-    ) -> SyncEngine:
-        """An engine on the stored connection, settings and mapping.
-
-        Zoho's field metadata is fetched (one call) when none is cached for the module, so
-        the first sync after choosing a module works without a visit to the mapping editor.
-        """
-        session: Session = self.db.session
-        settings = get_settings(session)
-        client = self.client(budget=self.credit_budget())
-        if settings.module and not has_fresh_zoho_fields(settings, session):
-            refresh_zoho_fields(session, client, settings)
-            session.commit()
-        ledger = Ledger(session, settings)
-        ledger.pin_settings()  # the values this run's mapping is built from
-        mapping = build_mapping(session, self.adapter)
-        bulk = None
-        if self.config.bulk_threshold:  # a dry run sends no job; it prices the ones it plans
-            bulk = BulkClient(
-                client,
-                poll_interval=self.config.bulk_poll_interval,
-                max_poll_interval=max(60.0, self.config.bulk_poll_interval),
-                timeout=self.config.bulk_timeout,
-            )
-        return SyncEngine(
-            client=client,
-            bulk=bulk,
-            adapter=self.adapter,
-            ledger=ledger,
-            mapping=mapping,
-            options=EngineOptions(
-                dry_run=dry_run,
-                confirm_deletes=confirm_deletes,
-                mass_delete_share=self.config.mass_delete_share,
-                bulk_threshold=self.config.bulk_threshold,
-                max_concurrency=self.config.max_concurrency,
-                plan_changes=plan_changes,
-            ),
-            host_writes=lambda: suppress_capture(session),
-            on_progress=on_progress,
-        )
-
-    def run_sync(
-        self,
-        *,
-        mode: str = "since_last",
-        direction: str = "both",
-        dry_run: bool = False,
-        confirm_deletes: bool = False,
-        trigger: str | None = None,
-        on_progress: ProgressCallback | None = None,
-        plan_changes: int | None = None,
-    ) -> RunReport:
-        engine = self.sync_engine(
-            dry_run=dry_run,
-            confirm_deletes=confirm_deletes,
-            on_progress=on_progress,
-            plan_changes=plan_changes,
-        )
-        report = engine.sync(mode=mode, direction=direction, trigger=trigger)
-        self.record_usage(self.db.session)
-        return report
-
-    # -- API usage ------------------------------------------------------------------------
-
-    def record_usage(self, session: Session) -> dict[str, Any]:
-        """Move the meter's counts into today's usage rows and return what was moved."""
-        snapshot = self.meter.snapshot()
-        self.meter.reset()
-        today = datetime.now(timezone.utc).date()
-        for endpoint, calls in snapshot["calls"].items():
-            credits = snapshot["credits"].get(endpoint, 0)
-            row = session.scalars(
-                sa.select(ApiUsage).where(ApiUsage.day == today, ApiUsage.endpoint == endpoint)
-            ).first()
-            if row is None:
-                session.add(ApiUsage(day=today, endpoint=endpoint, calls=calls, credits=credits))
-            else:
-                row.calls += calls
-                row.credits += credits
-        session.commit()
-        return snapshot
 
 
 class ZohoSync:
@@ -372,7 +92,7 @@ class ZohoSync:
             )
         if adapter is None:
             adapter = SQLAlchemyContactAdapter(model)  # type: ignore[arg-type]
-        adapter.bind(lambda: database.session)
+        adapter.bind(lambda: database.session, base_url=_base_url)
         attach_tables(database.metadata)
         app.extensions[EXTENSION_KEY] = ZohoSyncState(
             config,
@@ -386,22 +106,38 @@ class ZohoSync:
             _CAPTURES[database] = install_capture(
                 database.session,
                 model=model,
-                watched_attributes=lambda: get_state().watched_attributes(),
-                on_commit=lambda ids: get_state().after_host_commit(ids),
+                watched_attributes=_watched_attributes,
+                on_commit=_after_host_commit,
             )
-        from .cli import zoho_sync_cli
-        from .web import register_admin
-
         app.cli.add_command(zoho_sync_cli)
         register_admin(app, app.extensions[EXTENSION_KEY])
 
 
 def get_state(app: Flask | None = None) -> ZohoSyncState:
-    """The current app's sync state, or a message saying the extension is not set up."""
-    app = app or current_app
-    try:
-        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-    except KeyError:
-        raise ConfigurationError(
-            "Flask-Zoho-Sync is not initialised on this app: call ZohoSync(app, db=db)."
-        ) from None
+    """The current app's sync state, or a message saying the extension is not set up.
+
+    For host code and tests (``flask_zoho_sync.get_state``). The package's own rooms never
+    call it: the faces read the state of the app they serve, and hand it down.
+    """
+    return state_of(app or current_app)
+
+
+def _watched_attributes() -> frozenset[str]:
+    """Capture's question, asked of the app whose session is committing."""
+    return get_state().watched_attributes()
+
+
+def _after_host_commit(contact_ids: list[str]) -> None:
+    """Schedule the debounced push for a host commit that changed contacts.
+
+    Capture logs and swallows a failure (Redis down): the outbox row is kept and the next
+    tick schedules it."""
+    state = get_state()
+    if contact_ids and state.auto_sync_enabled():
+        schedule_push(state)
+
+
+def _base_url() -> str | None:
+    """Where the adapter builds contact URLs outside a request: the current app's
+    ``ZOHO_SYNC_BASE_URL``."""
+    return get_state().config.base_url

@@ -7,7 +7,9 @@ engine's runs are idempotent (creates are upserts on the contact-id key).
 
 Workers find the host app the way the ``flask`` command does, through ``FLASK_APP``, so
 ``rq worker zoho-sync --with-scheduler`` works as documented; ``flask zoho-sync worker``
-does the same without the variable.
+does the same without the variable. The job functions (``run_sync_job`` and its siblings)
+are the worker's face: each takes the sync state from the app it found and hands it to the
+code below, so nothing here looks the state up anywhere else.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 import sqlalchemy as sa
@@ -36,13 +38,11 @@ from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
+from .state import ZohoSyncState, state_of
 from .status import AUTOMATIC_TRIGGERS, sync_readiness
 from .sync.context import RunReport
 from .sync.notified import NotifiedWrite
 from .zoho.errors import ZohoError, ZohoRetryLater
-
-if TYPE_CHECKING:
-    from .extension import ZohoSyncState
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +163,9 @@ def schedule_plan(state: ZohoSyncState, *, mode: str, plan_changes: int | None) 
 def run_plan_job(mode: str, plan_changes: int | None = None) -> RunReport:
     """The plan itself. It takes no run lock: it writes nothing on either side."""
     job = get_current_job()
-    with _app_context():
-        from .extension import get_state
-
+    with _job_state() as state:
         try:
-            report = get_state().run_sync(
+            report = state.run_sync(
                 mode=mode,
                 dry_run=True,
                 trigger="admin-plan",
@@ -324,14 +322,19 @@ def _app_context() -> Iterator[Flask]:
         try:
             yield app
         finally:
-            _discard_session()
+            _discard_session(app)
 
 
-def _discard_session() -> None:
-    from .extension import get_state
+@contextmanager
+def _job_state() -> Iterator[ZohoSyncState]:
+    """The sync state of the host app this job runs for, inside that app's context."""
+    with _app_context() as app:
+        yield state_of(app)
 
+
+def _discard_session(app: Flask) -> None:
     try:
-        get_state().db.session.remove()
+        state_of(app).db.session.remove()
     except Exception as exc:  # the database is gone; the next job starts afresh anyway
         log.warning("could not close the sync job's database session: %s", exc)
 
@@ -476,10 +479,7 @@ def run_sync_job(
     mode: str = "outbox", trigger: str = "auto", confirm_deletes: bool = False
 ) -> dict[str, Any]:
     """A two-way pass (incremental pull, then push); the scheduled push and pull run this."""
-    with _app_context():
-        from .extension import get_state
-
-        state = get_state()
+    with _job_state() as state:
         gate = {"auto": "push-pending", "schedule": "pull-pending"}.get(trigger)
         if gate:
             state.redis().delete(_key(state, gate))
@@ -510,10 +510,7 @@ def _take_notified_writes(state: ZohoSyncState) -> list[NotifiedWrite]:
 
 
 def run_notified_pull_job() -> dict[str, Any]:
-    with _app_context():
-        from .extension import get_state
-
-        state = get_state()
+    with _job_state() as state:
         connection = state.redis()
         connection.delete(_key(state, "notify-pending"))
         key = _key(state, "notified-ids")

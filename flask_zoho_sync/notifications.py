@@ -26,7 +26,7 @@ from .sync.notified import NotifiedWrite
 from .zoho.timefmt import format_datetime
 
 if TYPE_CHECKING:
-    from .extension import ZohoSyncState
+    from .state import ZohoSyncState
 
 #: Zoho caps channel_expiry at a week; ask for a little less so clocks never disagree.
 CHANNEL_LIFETIME = timedelta(days=7) - timedelta(minutes=5)

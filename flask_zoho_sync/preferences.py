@@ -240,6 +240,22 @@ def check_field_map(
     stored ``rows``) and the engine's own checks decide, so what is accepted is what syncs.
     The stored row of the same kind and key is the one this row replaces.
     """
+    _refuse_unknown_words(mapping, group_keys, kind, host_key, direction, policy)
+    _refuse_unfit_zoho_field(mapping, rows, kind, host_key, zoho_field, inverted)
+    return _warnings_in_trial_run(
+        mapping, _entry(kind, host_key, zoho_field, direction, policy, inverted), kind
+    )
+
+
+def _refuse_unknown_words(
+    mapping: Mapping,
+    group_keys: Collection[str],
+    kind: str,
+    host_key: str,
+    direction: str,
+    policy: str | None,
+) -> None:
+    """The typos: a kind, host field, group, direction or policy that does not exist."""
     if kind not in _KIND_WORDS:
         raise MappingRefused(f"{_shown(kind)} is not a kind of mapping (field, group, system).")
     what = _KIND_WORDS[kind]
@@ -258,6 +274,17 @@ def check_field_map(
         raise MappingRefused(f"{_shown(direction)} is not a valid direction.")
     if policy is not None and policy not in {item.value for item in ConflictPolicy}:
         raise MappingRefused(f"{_shown(policy)} is not a valid conflict policy.")
+
+
+def _refuse_unfit_zoho_field(
+    mapping: Mapping,
+    rows: Sequence[FieldMap],
+    kind: str,
+    host_key: str,
+    zoho_field: str,
+    inverted: bool,
+) -> None:
+    """A Zoho field that is missing, already taken by another row, or of the wrong kind."""
     if not zoho_field:
         raise MappingRefused("Choose a Zoho field from the list.")
     zoho = mapping.zoho_field(zoho_field)
@@ -289,7 +316,13 @@ def check_field_map(
             "Only the subscription status can be inverted (for an opt-out checkbox such as "
             "Email_Opt_Out)."
         )
-    entry = _entry(kind, host_key, zoho_field, direction, policy, inverted)
+
+
+def _warnings_in_trial_run(
+    mapping: Mapping, entry: FieldMapping | GroupMapping | SystemFieldMapping, kind: str
+) -> list[str]:
+    """Put the row into the mapping in place of its stored namesake and let the engine's
+    checks judge it: a problem refuses it, warnings about it are returned."""
     attribute = {"field": "fields", "group": "groups", "system": "system"}[kind]
     kept = tuple(item for item in getattr(mapping, attribute) if item.key != entry.key)
     trial = replace(mapping, **{attribute: (*kept, entry)})

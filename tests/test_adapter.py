@@ -142,6 +142,8 @@ def test_contact_url_outside_a_request_is_built_on_the_base_url(host) -> None:
     """The worker has no request: the link back to the contact uses ZOHO_SYNC_BASE_URL."""
     host.app.add_url_rule("/people/<int:contact_id>", "people.show", lambda contact_id: "")
     adapter = SQLAlchemyContactAdapter(host.Contact, contact_url="people.show")
+    # Bound the way init_app binds the adapter it builds: to the current app's base URL.
+    adapter.bind(lambda: host.db.session, base_url=lambda: get_state().config.base_url)
     contact = host.Contact(id=7)
     with host.app.app_context():
         state = get_state()

@@ -8,6 +8,7 @@ the lists. These tests close that gap by comparing the lists with what is on dis
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,34 @@ def test_only_the_pytest_plugin_may_reach_from_the_sandbox_into_the_client() -> 
     importers = {line.split("->")[0].strip() for line in ignored}
     assert importers <= {"flask_zoho_sync.sandbox.pytest_plugin"}
     assert all(line.split("->")[1].strip().startswith("flask_zoho_sync.zoho.") for line in ignored)
+
+
+def layer_members(layer: str) -> set[str]:
+    """The modules of one layer of a layers contract (``a | b`` or ``a : b``)."""
+    return {name.strip() for name in re.split(r"[|:]", layer)}
+
+
+def test_the_layers_place_every_room_with_the_faces_on_top() -> None:
+    """A room in no layer could import a face, or be imported from anywhere: ``exhaustive``
+    makes lint-imports refuse one, and this keeps that switch (and the faces' place) on."""
+    contract = contracts()["house-layers"]
+    assert contract["type"] == "layers"
+    assert contract["containers"] == ["flask_zoho_sync"]
+    assert contract.get("exhaustive") is True
+    layers = [layer_members(layer) for layer in contract["layers"]]
+    placed = {f"flask_zoho_sync.{name}" for layer in layers for name in layer}
+    assert placed == rooms(PACKAGE, "flask_zoho_sync")
+    # The faces: imported by nothing but the extension, which wires them to an app.
+    assert layers[0] == {"extension"}
+    assert layers[1] == {"web", "cli"}
+    assert layers[-1] == {"zoho"}
+
+
+def test_no_circle_is_allowed_between_rooms_or_inside_the_admin_pages() -> None:
+    acyclic = {
+        ancestor
+        for contract in contracts().values()
+        if contract["type"] == "acyclic_siblings"
+        for ancestor in contract["ancestors"]
+    }
+    assert {"flask_zoho_sync", "flask_zoho_sync.web"} <= acyclic

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from flask_zoho_sync.adapter import SQLAlchemyContactAdapter
 from flask_zoho_sync.errors import ConfigurationError, EncryptionKeyError
 from flask_zoho_sync.extension import ZohoSync, get_state
 from flask_zoho_sync.models import Connection
@@ -81,6 +83,43 @@ def test_missing_settings_stop_the_app_at_start_up() -> None:
 def test_a_malformed_encryption_key_is_reported_at_start_up(tmp_path) -> None:
     with pytest.raises(ConfigurationError, match="not a Fernet key"):
         make_host_app(f"sqlite:///{tmp_path / 'x.db'}", ZOHO_SYNC_ENCRYPTION_KEYS="not-a-key")
+
+
+def test_each_app_links_contacts_on_its_own_base_url(tmp_path) -> None:
+    """Syncs run in the worker, outside any request, and send Zoho a link to each contact:
+    init_app binds the adapter to the app's ZOHO_SYNC_BASE_URL, asked for at the time, so
+    one adapter shared by two apps (an app factory) links to each app's own address."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class Person(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "person"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str | None] = mapped_column(sa.String(120))
+
+    extension = ZohoSync(db=db, adapter=SQLAlchemyContactAdapter(Person, contact_url="people.show"))
+    base_urls = {"first": "https://one.example.com", "second": "https://two.example"}
+    apps = []
+    for name, base_url in base_urls.items():
+        app = Flask(name)
+        app.config.update(
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / name}.db",
+            ZOHO_SYNC_CLIENT_ID="cid",
+            ZOHO_SYNC_CLIENT_SECRET="secret",
+            ZOHO_SYNC_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
+            ZOHO_SYNC_BASE_URL=base_url,
+        )
+        app.add_url_rule("/people/<int:contact_id>", "people.show", lambda contact_id: "")
+        db.init_app(app)
+        extension.init_app(app)
+        apps.append(app)
+    for app in apps:
+        with app.app_context():
+            link = get_state().adapter.contact_url(Person(id=3))
+        assert link == f"{base_urls[app.name]}/people/3"
 
 
 def test_tables_join_the_host_metadata_and_create_all_makes_them(host) -> None:

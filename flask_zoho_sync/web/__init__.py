@@ -1,7 +1,7 @@
 """The admin pages: a ``zoho_sync`` blueprint mounted at ``ZOHO_SYNC_URL_PREFIX``.
 
-``ZohoSync.init_app`` calls :func:`register_admin`; the views find the per-app state through
-``get_state()``, so one blueprint object serves any number of apps.
+``ZohoSync.init_app`` calls :func:`register_admin`; each view reads the state of the app it
+serves (``blueprint.sync_state``), so one blueprint object serves any number of apps.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .blueprint import bp
 from .url_values import ID_CONVERTER, DatabaseIdConverter
 
 if TYPE_CHECKING:
-    from ..extension import ZohoSyncState
+    from ..state import ZohoSyncState
 
 _wired = False
 

@@ -1,4 +1,5 @@
-"""The ``zoho_sync`` blueprint object that every view module adds its routes to.
+"""The ``zoho_sync`` blueprint object that every view module adds its routes to, and the
+one place the views read the per-app sync state from.
 
 It is rooted at the package folder so its templates (``templates/zoho_sync/``) and static
 files (``static/zoho_sync/``) are found next to the rest of the package. Blueprint templates
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint
+from flask import Blueprint, current_app
+
+from ..state import ZohoSyncState, state_of
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,9 +28,16 @@ bp = Blueprint(
 )
 
 
-def notify_preferences_changed() -> None:
+def sync_state() -> ZohoSyncState:
+    """The sync state of the app serving this request (``app.extensions["zoho_sync"]``).
+
+    One blueprint object serves any number of apps, so a view asks for the state of the
+    app it runs in, once, and passes it to the helpers it calls.
+    """
+    return state_of(current_app)
+
+
+def notify_preferences_changed(state: ZohoSyncState) -> None:
     """Tell the extension the settings or mapping changed, so change capture stops using its
     short-lived cache of watched fields and the auto-sync flag at once."""
-    from ..extension import get_state
-
-    get_state().preferences_changed()
+    state.preferences_changed()

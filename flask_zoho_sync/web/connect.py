@@ -16,12 +16,13 @@ from flask import current_app, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from ..connection import describe_connection, forget_connection
-from ..extension import get_state
+from ..state import ZohoSyncState
 from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
 from ._htmx import announce_change, hx_redirect, is_htmx
-from .blueprint import bp
+from .blueprint import bp, sync_state
 from .messages import tell
+from .overview import overview_fragment
 from .rendering import render_refusal, render_zoho_error
 
 _STATE_KEY = "_zoho_sync_oauth_state"
@@ -30,19 +31,19 @@ MAX_CALLBACK_VALUE = 2048
 _CALLBACK_PARAMS = ("code", "state", "accounts-server", "location", "error")
 
 
-def redirect_uri() -> str:
+def redirect_uri(state: ZohoSyncState) -> str:
     """The callback URL registered in the Zoho API console (configured, or our own)."""
-    return get_state().config.redirect_uri or url_for("zoho_sync.oauth_callback", _external=True)
+    return state.config.redirect_uri or url_for("zoho_sync.oauth_callback", _external=True)
 
 
 @bp.post("/connect")
 def connect() -> ResponseReturnValue:
     """Send the admin to Zoho's consent page with a fresh one-time ``state``."""
-    state = get_state()
+    state = sync_state()
     oauth_state = secrets.token_urlsafe(32)
     session[_STATE_KEY] = oauth_state
     try:
-        url = state.oauth(redirect_uri()).authorization_url(oauth_state)
+        url = state.oauth(redirect_uri(state)).authorization_url(oauth_state)
     except ZohoError as exc:  # ZOHO_SYNC_ACCOUNTS_URL itself is not trusted
         session.pop(_STATE_KEY, None)
         return render_zoho_error(exc)
@@ -93,11 +94,11 @@ def oauth_callback() -> ResponseReturnValue:
         return _refuse_callback(
             "Zoho sent no grant code", "Nothing was stored; start again with Connect."
         )
-    state = get_state()
+    state = sync_state()
     accounts_server = request.args.get("accounts-server") or state.config.accounts_url
-    oauth = state.oauth(redirect_uri())
+    oauth = state.oauth(redirect_uri(state))
     try:
-        tokens = oauth.exchange_code(code, accounts_server, redirect_uri=redirect_uri())
+        tokens = oauth.exchange_code(code, accounts_server, redirect_uri=redirect_uri(state))
         connection = state.connect(tokens, location=_location(tokens.accounts_server))
     except ZohoError as exc:
         current_app.logger.warning("Zoho connection failed: %s", exc)
@@ -127,12 +128,12 @@ def disconnect() -> ResponseReturnValue:
     A failed revoke must not keep the admin connected against their wish; it is reported
     so they can revoke the grant in Zoho's "Connected apps" themselves.
     """
-    state = get_state()
+    state = sync_state()
     db_session = state.db.session
     tokens = state.token_store().load() if describe_connection(db_session) else None
     if tokens is None:
         tell("Zoho CRM was not connected.", "info")
-        return _after_disconnect()
+        return _after_disconnect(state)
     try:
         revoked = state.oauth().revoke(tokens)
     except ZohoError as exc:
@@ -152,15 +153,13 @@ def disconnect() -> ResponseReturnValue:
     forget_connection(db_session)
     db_session.commit()
     state.record_usage(db_session)
-    return _after_disconnect()
+    return _after_disconnect(state)
 
 
-def _after_disconnect() -> ResponseReturnValue:
+def _after_disconnect(state: ZohoSyncState) -> ResponseReturnValue:
     """The overview as it now stands, swapped in place with the message, and every other
     panel told to refresh; without JavaScript, back to the overview page."""
     if not is_htmx():
         return redirect(url_for("zoho_sync.overview"))
-    from .overview import overview_fragment
-
-    body = overview_fragment() + render_template("zoho_sync/_messages_oob.html")
+    body = overview_fragment(state) + render_template("zoho_sync/_messages_oob.html")
     return announce_change(make_response(body))

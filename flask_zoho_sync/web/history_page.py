@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from urllib.parse import quote
 
@@ -20,12 +20,12 @@ from flask.typing import ResponseReturnValue
 
 from ..connection import ConnectedAccount, describe_connection
 from ..dbids import row_by_id
-from ..extension import get_state
 from ..jobs import schedule_push
 from ..ledger import Ledger
 from ..models import FieldMap, RecordHistory, Run
 from ..preferences import email_key_of, get_settings
-from .blueprint import bp
+from ..state import ZohoSyncState
+from .blueprint import bp, sync_state
 from .messages import tell
 from .rendering import display_zone
 from .url_values import page_number
@@ -124,12 +124,14 @@ def _name_of(values: dict[str, Any]) -> str | None:
     return joined or None
 
 
-def contact_cards(contact_ids: Iterable[str | None]) -> dict[str, ContactCard]:
+def contact_cards(
+    state: ZohoSyncState, contact_ids: Iterable[str | None]
+) -> dict[str, ContactCard]:
     """Cards for the contacts still on this site (one query for all of them)."""
     wanted = sorted({contact_id for contact_id in contact_ids if contact_id})
     if not wanted:
         return {}
-    adapter = get_state().adapter
+    adapter = state.adapter
     try:
         contacts = adapter.get_many(wanted)
     except NotImplementedError:
@@ -155,16 +157,16 @@ def contact_cards(contact_ids: Iterable[str | None]) -> dict[str, ContactCard]:
     return cards
 
 
-def _contact_ids_by_email(text: str) -> list[str] | None:
+def _contact_ids_by_email(state: ZohoSyncState, text: str) -> list[str] | None:
     """Ids of the host contacts whose email contains ``text`` (None: too many to list)."""
-    adapter = get_state().adapter
+    adapter = state.adapter
     model = getattr(adapter, "model", None)
     column = getattr(model, email_key_of(adapter), None) if model is not None else None
     if column is None:
         found = adapter.find_by_email(text)
         return [adapter.contact_id(found)] if found is not None else []
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    session = get_state().db.session
+    session = state.db.session
     matches = session.scalars(
         sa.select(model).where(column.ilike(f"%{escaped}%", escape="\\")).limit(EMAIL_MATCHES + 1)
     ).all()
@@ -201,9 +203,9 @@ def _day(name: str) -> date | None:
     return None  # unreachable: abort() raised
 
 
-def _start_of(day: date) -> datetime:
-    """Midnight of ``day`` in the zone the pages show times in, as an aware instant."""
-    return datetime.combine(day, time.min, tzinfo=display_zone())
+def _start_of(day: date, zone: tzinfo) -> datetime:
+    """Midnight of ``day`` in ``zone`` (the one the pages show times in), as an aware instant."""
+    return datetime.combine(day, time.min, tzinfo=zone)
 
 
 @dataclass(frozen=True)
@@ -215,9 +217,11 @@ class HistoryFilter:
     since: date | None = None
     until: date | None = None
     quiet: bool = False
+    #: Days begin and end at midnight in the zone the pages show times in.
+    zone: tzinfo = timezone.utc
 
     @classmethod
-    def from_request(cls) -> HistoryFilter:
+    def from_request(cls, zone: tzinfo) -> HistoryFilter:
         since, until = _day("from"), _day("to")
         if since and until and since > until:
             _bad_filter("The first day comes after the last one; swap them.")
@@ -227,6 +231,7 @@ class HistoryFilter:
             since=since,
             until=until,
             quiet=request.args.get("quiet") in ("1", "on", "true"),
+            zone=zone,
         )
 
     @property
@@ -249,9 +254,9 @@ class HistoryFilter:
         outcome" (an EXISTS that reads the (run_id, action) index and stops at one row)."""
         conditions: list[sa.ColumnElement[bool]] = [Run.dry_run.is_(False)]
         if self.since:
-            conditions.append(Run.started_at >= _start_of(self.since))
+            conditions.append(Run.started_at >= _start_of(self.since, self.zone))
         if self.until:
-            conditions.append(Run.started_at < _start_of(self.until + timedelta(days=1)))
+            conditions.append(Run.started_at < _start_of(self.until + timedelta(days=1), self.zone))
         if self.direction:
             conditions.append(Run.kind.in_(_KINDS_WRITING[self.direction]))
         rows = sa.select(RecordHistory.id).where(RecordHistory.run_id == Run.id)
@@ -283,9 +288,10 @@ class HistoryFilter:
 
 @bp.get("/history")
 def history() -> ResponseReturnValue:
-    session = get_state().db.session
+    state = sync_state()
+    session = state.db.session
     page = page_number(PAGE_SIZE)
-    wanted = HistoryFilter.from_request()
+    wanted = HistoryFilter.from_request(display_zone(state))
     # One row more than a page tells whether an older page exists, without a COUNT(*).
     runs = session.scalars(
         sa.select(Run)
@@ -317,7 +323,7 @@ def history() -> ResponseReturnValue:
         page=page,
         older=older,
         failures=failures,
-        cards=contact_cards(row.contact_id for row in failures),
+        cards=contact_cards(state, (row.contact_id for row in failures)),
         zoho_links=zoho_links,
         wanted=wanted,
         hidden=hidden,
@@ -355,7 +361,7 @@ def _outcome_counts(session: Any, run: Run) -> dict[str, int]:
 
 @bp.get("/history/runs/<zoho_sync_id:run_id>")
 def history_run(run_id: int) -> ResponseReturnValue:
-    state = get_state()
+    state = sync_state()
     session = state.db.session
     run = row_by_id(session, Run, run_id)
     if run is None:
@@ -369,7 +375,7 @@ def history_run(run_id: int) -> ResponseReturnValue:
     if outcome:
         statement = statement.where(RecordHistory.action.in_(OUTCOMES[outcome]))
     if email:
-        contact_ids = _contact_ids_by_email(email)
+        contact_ids = _contact_ids_by_email(state, email)
         if contact_ids is None:
             too_many = True
             contact_ids = []
@@ -403,7 +409,7 @@ def history_run(run_id: int) -> ResponseReturnValue:
         email=email,
         too_many=too_many,
         skipped=skipped(run.counts),
-        cards=contact_cards(row.contact_id for row in rows),
+        cards=contact_cards(state, (row.contact_id for row in rows)),
         zoho_links={row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in rows},
         inverted=inverted_fields(session),
     )
@@ -431,7 +437,8 @@ def inverted_fields(session: Any) -> dict[str, str]:
 @bp.get("/history/contact/<contact_id>")
 @bp.get("/history/contacts/<contact_id>")
 def history_contact(contact_id: str) -> ResponseReturnValue:
-    session = get_state().db.session
+    state = sync_state()
+    session = state.db.session
     changes = session.scalars(
         sa.select(RecordHistory)
         .where(RecordHistory.contact_id == contact_id)
@@ -440,7 +447,7 @@ def history_contact(contact_id: str) -> ResponseReturnValue:
     ).all()
     account = describe_connection(session)
     module = get_settings(session).module
-    card = contact_cards([contact_id]).get(contact_id)
+    card = contact_cards(state, [contact_id]).get(contact_id)
     return render_template(
         "zoho_sync/history_contact.html",
         contact_id=contact_id,
@@ -455,7 +462,7 @@ def history_contact(contact_id: str) -> ResponseReturnValue:
 
 @bp.post("/history/errors/<zoho_sync_id:error_id>/retry")
 def history_retry(error_id: int) -> ResponseReturnValue:
-    state = get_state()
+    state = sync_state()
     session = state.db.session
     error = row_by_id(session, RecordHistory, error_id)
     if error is None or error.action != "error" or not error.contact_id:
@@ -463,7 +470,7 @@ def history_retry(error_id: int) -> ResponseReturnValue:
     Ledger(session, get_settings(session)).requeue_contact(error.contact_id)
     error.resolved_at = datetime.now(timezone.utc)
     session.commit()
-    card = contact_cards([error.contact_id]).get(error.contact_id)
+    card = contact_cards(state, [error.contact_id]).get(error.contact_id)
     who = card.label if card else f"Contact {error.contact_id}"
     try:
         schedule_push(state, delay=0)

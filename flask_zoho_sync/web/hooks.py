@@ -17,12 +17,12 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..errors import ZohoSyncError
-from ..extension import get_state
 from ..jobs import schedule_notified_pull, tick
 from ..models import SyncSettings
 from ..notifications import NotificationRefused, verify_notification
 from ..schema import require_tables
-from .blueprint import bp
+from ..state import ZohoSyncState
+from .blueprint import bp, sync_state
 from .request_body import BodyRefused, parse_bounded_json, read_bounded_body
 from .security import public
 
@@ -39,13 +39,12 @@ def _error(status: int, message: str) -> ResponseReturnValue:
     return jsonify({"ok": False, "error": message}), status
 
 
-def _database_not_ready() -> ResponseReturnValue | None:
+def _database_not_ready(state: ZohoSyncState) -> ResponseReturnValue | None:
     """A 503 naming the missing tables, so a scheduler's log says what to run, not a 500.
 
     Schedulers and Zoho retry a 503; nothing is lost meanwhile (edits stay in the host's own
     tables, Zoho's changes are found by the first pull once the tables exist).
     """
-    state = get_state()
     try:
         require_tables(state.db.engine, state.adapter)
     except ZohoSyncError as exc:
@@ -61,7 +60,7 @@ def cron() -> ResponseReturnValue:
     The body is never read (the secret travels in a header), so a huge or endless upload
     costs nothing here; the server drops what was not read with the connection.
     """
-    state = get_state()
+    state = sync_state()
     expected = state.config.cron_secret
     if not expected:
         return _error(
@@ -72,7 +71,7 @@ def cron() -> ResponseReturnValue:
     sent = request.headers.get(SECRET_HEADER, "")
     if not hmac.compare_digest(sent.encode(), expected.encode()):
         return _error(403, f"Wrong or missing {SECRET_HEADER} header.")
-    not_ready = _database_not_ready()
+    not_ready = _database_not_ready(state)
     if not_ready is not None:
         return not_ready
     try:
@@ -100,10 +99,10 @@ def notify() -> ResponseReturnValue:
     except BodyRefused as exc:
         log.warning("Refused a Zoho notification: %s", exc)
         return _error(exc.status, f"Not a Zoho notification: {exc}")
-    not_ready = _database_not_ready()
+    state = sync_state()
+    not_ready = _database_not_ready(state)
     if not_ready is not None:
         return not_ready
-    state = get_state()
     settings = state.db.session.scalars(sa.select(SyncSettings)).first()
     try:
         notification = verify_notification(state, settings, payload)

@@ -13,13 +13,13 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..dbids import row_by_id
-from ..extension import get_state
 from ..models import FieldMap
 from ..preferences import add_default_mappings, mapping_carries_data, refresh_zoho_fields
+from ..state import ZohoSyncState
 from ..sync.mapping import default_field_mappings
 from ..zoho.errors import ZohoError
 from ._htmx import is_htmx
-from .blueprint import bp, notify_preferences_changed
+from .blueprint import bp, notify_preferences_changed, sync_state
 from .mapping_editor import (
     DIRECTION_LABELS,
     KINDS,
@@ -40,15 +40,13 @@ from .words import plural
 SECTION_IDS = {"field": "zs-map-fields", "system": "zs-map-system", "group": "zs-map-groups"}
 
 
-def _editor() -> Editor:
-    state = get_state()
+def _editor(state: ZohoSyncState) -> Editor:
     return load_editor(state.db.session, state.adapter)
 
 
-def _proposed_pairs(editor: Editor) -> list[tuple[str, str]]:
+def _proposed_pairs(state: ZohoSyncState, editor: Editor) -> list[tuple[str, str]]:
     """The standard pairs to offer in one click while the saved mapping carries no data
     (``preferences.mapping_carries_data``): until then no sync runs at all."""
-    state = get_state()
     if editor.module is None or mapping_carries_data(state.db.session, state.adapter):
         return []
     host_fields = state.adapter.fields()
@@ -62,9 +60,9 @@ def _proposed_pairs(editor: Editor) -> list[tuple[str, str]]:
     return shown
 
 
-def _context(editor: Editor) -> dict[str, Any]:
+def _context(state: ZohoSyncState, editor: Editor) -> dict[str, Any]:
     return {
-        "proposed_pairs": _proposed_pairs(editor),
+        "proposed_pairs": _proposed_pairs(state, editor),
         "editor": editor,
         "directions": DIRECTION_LABELS,
         "policies": POLICY_LABELS,
@@ -75,6 +73,7 @@ def _context(editor: Editor) -> dict[str, Any]:
 
 
 def _answer(
+    state: ZohoSyncState,
     kind: Kind,
     message: tuple[str, str],
     refused: bool,
@@ -87,8 +86,8 @@ def _answer(
     A refused form comes back as the admin left it, with the field at fault marked.
     """
     if not refused:
-        notify_preferences_changed()
-    editor = _editor()
+        notify_preferences_changed(state)
+    editor = _editor(state)
     editor.messages[kind] = message
     if refused and form_key is not None:
         editor.typed[form_key] = {
@@ -96,9 +95,11 @@ def _answer(
         }
         editor.invalid[form_key] = getattr(refusal, "field", "zoho_field")
     if is_htmx():
-        return render_template("zoho_sync/_mapping_section.html", kind=kind, **_context(editor))
+        return render_template(
+            "zoho_sync/_mapping_section.html", kind=kind, **_context(state, editor)
+        )
     if refused:
-        return render_template("zoho_sync/mapping.html", **_context(editor)), 400
+        return render_template("zoho_sync/mapping.html", **_context(state, editor)), 400
     tell(message[1], message[0])
     return redirect(url_for("zoho_sync.mapping") + "#" + SECTION_IDS[kind])
 
@@ -117,32 +118,35 @@ def _outcome(verb: str, warnings: list[str]) -> tuple[str, str]:
 
 @bp.get("/mapping")
 def mapping() -> ResponseReturnValue:
-    editor = _editor()
+    state = sync_state()
+    editor = _editor(state)
     if is_htmx() and request.headers.get("HX-Target") == "zs-mapping":
-        return render_template("zoho_sync/_mapping_body.html", **_context(editor))
-    return render_template("zoho_sync/mapping.html", **_context(editor))
+        return render_template("zoho_sync/_mapping_body.html", **_context(state, editor))
+    return render_template("zoho_sync/mapping.html", **_context(state, editor))
 
 
 @bp.post("/mapping/<kind>/add")
 def mapping_add(kind: str) -> ResponseReturnValue:
     section = _kind(kind)
-    session = get_state().db.session
+    state = sync_state()
+    session = state.db.session
     try:
-        warnings = add_row(session, _editor(), section, request.form)
+        warnings = add_row(session, _editor(state), section, request.form)
     except Refused as refusal:
         session.rollback()
         return _answer(
+            state,
             section,
             ("error", f"Not added: {refusal}"),
             refused=True,
             form_key=section,
             refusal=refusal,
         )
-    return _answer(section, _outcome("Added", warnings), refused=False)
+    return _answer(state, section, _outcome("Added", warnings), refused=False)
 
 
-def _stored_row(row_id: int) -> FieldMap:
-    row = row_by_id(get_state().db.session, FieldMap, row_id)
+def _stored_row(state: ZohoSyncState, row_id: int) -> FieldMap:
+    row = row_by_id(state.db.session, FieldMap, row_id)
     if row is None:
         abort(404)
     return row
@@ -150,48 +154,53 @@ def _stored_row(row_id: int) -> FieldMap:
 
 @bp.post("/mapping/rows/<zoho_sync_id:row_id>")
 def mapping_change(row_id: int) -> ResponseReturnValue:
-    session = get_state().db.session
-    row = _stored_row(row_id)
+    state = sync_state()
+    session = state.db.session
+    row = _stored_row(state, row_id)
     kind = _kind(row.kind)
     try:
-        warnings = change_row(session, _editor(), row, request.form)
+        warnings = change_row(session, _editor(state), row, request.form)
     except Refused as refusal:
         session.rollback()
         return _answer(
+            state,
             kind,
             ("error", f"Not changed: {refusal}"),
             refused=True,
             form_key=f"row-{row.id}",
             refusal=refusal,
         )
-    return _answer(kind, _outcome("Changed", warnings), refused=False)
+    return _answer(state, kind, _outcome("Changed", warnings), refused=False)
 
 
 @bp.post("/mapping/rows/<zoho_sync_id:row_id>/remove")
 def mapping_remove(row_id: int) -> ResponseReturnValue:
-    session = get_state().db.session
-    row = _stored_row(row_id)
+    state = sync_state()
+    session = state.db.session
+    row = _stored_row(state, row_id)
     kind = _kind(row.kind)
-    shown = next(item for item in _editor().rows_of(kind) if item.record.id == row.id)
+    shown = next(item for item in _editor(state).rows_of(kind) if item.record.id == row.id)
     if request.form.get("confirm") != "1":
         # Without JavaScript there is no hx-confirm dialog: the admin confirms on a page.
         return render_template("zoho_sync/mapping_remove.html", row=shown, section=kind)
     described = f"{shown.host_label} ↔ {shown.zoho_label}"
     session.delete(row)
     session.commit()
-    return _answer(kind, ("success", f"Removed {described}."), refused=False)
+    return _answer(state, kind, ("success", f"Removed {described}."), refused=False)
 
 
-def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnValue:
+def _answer_page(
+    state: ZohoSyncState, level: str, message: str, status: int = 200
+) -> ResponseReturnValue:
     """The whole editor after a page-wide action (defaults, refresh)."""
     if is_htmx():
-        editor = _editor()
+        editor = _editor(state)
         editor.messages["page"] = (level, message)
-        return render_template("zoho_sync/_mapping_body.html", **_context(editor))
+        return render_template("zoho_sync/_mapping_body.html", **_context(state, editor))
     if status >= 400:
-        editor = _editor()
+        editor = _editor(state)
         editor.messages["page"] = (level, message)
-        return render_template("zoho_sync/mapping.html", **_context(editor)), status
+        return render_template("zoho_sync/mapping.html", **_context(state, editor)), status
     tell(message, level)
     return redirect(url_for("zoho_sync.mapping"))
 
@@ -199,19 +208,20 @@ def _answer_page(level: str, message: str, status: int = 200) -> ResponseReturnV
 @bp.post("/mapping/defaults")
 def mapping_defaults() -> ResponseReturnValue:
     """Map the module's standard fields and whatever matches by name (existing rows are kept)."""
-    state = get_state()
+    state = sync_state()
     session = state.db.session
-    editor = _editor()
+    editor = _editor(state)
     if editor.module is None:
-        return _answer_page("error", "Choose Leads or Contacts in the settings first.", 400)
+        return _answer_page(state, "error", "Choose Leads or Contacts in the settings first.", 400)
     added = add_default_mappings(session, state.adapter, editor.module)
     session.commit()
-    notify_preferences_changed()
+    notify_preferences_changed(state)
     if not added:
         return _answer_page(
-            "info", "Every standard field and every match by name is mapped already."
+            state, "info", "Every standard field and every match by name is mapped already."
         )
     return _answer_page(
+        state,
         "success",
         f"Added {plural(added, 'mapping')}: the standard fields and the fields, groups and system "
         "fields whose names match. Check them below.",
@@ -221,13 +231,15 @@ def mapping_defaults() -> ResponseReturnValue:
 @bp.post("/mapping/refresh")
 def mapping_refresh() -> ResponseReturnValue:
     """Fetch the module's fields from Zoho (one API call) and cache them for the editor."""
-    state = get_state()
+    state = sync_state()
     session = state.db.session
-    editor = _editor()
+    editor = _editor(state)
     if editor.module is None:
-        return _answer_page("error", "Choose Leads or Contacts in the settings first.", 400)
+        return _answer_page(state, "error", "Choose Leads or Contacts in the settings first.", 400)
     if editor.account is None:
-        return _answer_page("error", "Connect Zoho CRM first: the fields come from Zoho.", 400)
+        return _answer_page(
+            state, "error", "Connect Zoho CRM first: the fields come from Zoho.", 400
+        )
     try:
         fields = refresh_zoho_fields(session, state.client(), editor.settings)
         session.commit()
@@ -237,5 +249,5 @@ def mapping_refresh() -> ResponseReturnValue:
     finally:
         state.record_usage(session)
     return _answer_page(
-        "success", f"Loaded {plural(len(fields), f'{editor.module} field')} from Zoho."
+        state, "success", f"Loaded {plural(len(fields), f'{editor.module} field')} from Zoho."
     )

@@ -13,11 +13,11 @@ from flask import render_template, url_for
 from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 
-from ..extension import get_state
+from ..state import ZohoSyncState
 from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
 from .activity import activity_chart
-from .blueprint import bp
+from .blueprint import bp, sync_state
 from .rendering import display_zone
 from .sync_page import PREVIEWED
 
@@ -69,8 +69,7 @@ def setup_path(current: str | None) -> list[dict[str, Any]]:
     ]
 
 
-def _context() -> dict[str, Any]:
-    state = get_state()
+def _context(state: ZohoSyncState) -> dict[str, Any]:
     session = state.db.session
     status = sync_status(session)
     readiness = sync_readiness(session, state.adapter)
@@ -82,18 +81,19 @@ def _context() -> dict[str, Any]:
         "setup_path": setup_path(current),
         "refusal": readiness.refusal(),
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
-        "chart": activity_chart(session, display_zone()),
+        "chart": activity_chart(session, display_zone(state)),
     }
     return context
 
 
-def overview_fragment() -> str:
+def overview_fragment(state: ZohoSyncState) -> str:
     """The overview's live part (``#zs-overview``), as its refresh swaps it in."""
-    return render_template("zoho_sync/_overview_body.html", **_context())
+    return render_template("zoho_sync/_overview_body.html", **_context(state))
 
 
 @bp.get("/")
 def overview() -> ResponseReturnValue:
+    state = sync_state()
     if is_htmx() and hx_target() == "zs-overview":
-        return overview_fragment()
-    return render_template("zoho_sync/overview.html", **_context())
+        return overview_fragment(state)
+    return render_template("zoho_sync/overview.html", **_context(state))

@@ -17,10 +17,10 @@ from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
 
 from ..errors import ZohoSyncError
-from ..extension import get_state
 from ..models import SyncSettings
 from ..preferences import zone_of
 from ..schema import missing_tables
+from ..state import ZohoSyncState
 from ..zoho.datacentres import EXTRA_SERVERS_SETTING
 from ..zoho.errors import (
     UnknownAccountsServer,
@@ -31,6 +31,9 @@ from ..zoho.errors import (
     ZohoSettingError,
     ZohoTokenThrottled,
 )
+from .blueprint import sync_state
+from .csrf import csrf_token
+from .messages import take
 
 
 def render_refusal(template: str, status: int, **context: Any) -> ResponseReturnValue:
@@ -100,9 +103,8 @@ def render_zoho_error(exc: ZohoError) -> ResponseReturnValue:
     )
 
 
-def display_zone() -> tzinfo:
+def display_zone(state: ZohoSyncState) -> tzinfo:
     """The zone times are shown in: the sync's configured zone (the admin's choice)."""
-    state = get_state()
     try:
         if missing_tables(state.db.engine, state.adapter):
             return timezone.utc  # the page being rendered is the one that says so
@@ -127,15 +129,13 @@ def format_moment(moment: datetime | str | None, zone: tzinfo) -> str:
 def template_helpers() -> dict[str, Any]:
     """Blueprint context processor: only the admin pages see these names, and they are
     prefixed so a host layout's own ``csrf_token`` or ``when`` is never shadowed."""
-    from .messages import take
-    from .security import csrf_token
 
     def token() -> str:
         # Without a secret key there is no session to keep a token in; the page that
         # explains how to set one must still render.
         return csrf_token() if current_app.secret_key else ""
 
-    zone = display_zone()
+    zone = display_zone(sync_state())
     return {
         "zoho_sync_csrf_token": token,
         "zs_when": lambda moment: format_moment(moment, zone),

@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 from ..config import canonical_time_zone, canonical_time_zones, validate_time_zone
 from ..connection import ConnectedAccount, describe_connection
 from ..errors import ConfigurationError
-from ..extension import get_state
 from ..jobs import SyncBusy, settings_lock
 from ..models import Link, SyncSettings
 from ..preferences import MODULES, get_settings, switch_module
 from ..sync.mapping import ConflictPolicy
 from ._htmx import announce_change, is_htmx
-from .blueprint import bp, notify_preferences_changed
+from .blueprint import bp, notify_preferences_changed, sync_state
 from .messages import tell
 from .words import plural
 
@@ -140,7 +139,7 @@ def _store(stored: SyncSettings, form: SettingsForm) -> None:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> ResponseReturnValue:
-    state = get_state()
+    state = sync_state()
     session = state.db.session
     account = describe_connection(session)
     stored = get_settings(session)
@@ -177,7 +176,7 @@ def settings() -> ResponseReturnValue:
                 "A sync is running; try again when it finishes. Nothing was saved."
             )
             return _render(form, account, 409)
-    notify_preferences_changed()
+    notify_preferences_changed(state)
     message = "Settings saved."
     if forgotten:
         message += (

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from flask import make_response, render_template, request, session
 from flask.typing import ResponseReturnValue
 
-from ..extension import get_state
 from ..jobs import (
     PlanProgress,
     SyncBusy,
@@ -28,11 +27,12 @@ from ..jobs import (
     schedule_sync,
 )
 from ..models import Run
+from ..state import ZohoSyncState
 from ..status import sync_readiness
 from ..sync.context import RunReport
 from ..zoho.errors import ZohoError
 from ._htmx import STOP_POLLING, announce_change, is_htmx
-from .blueprint import bp
+from .blueprint import bp, sync_state
 from .history_page import contact_cards, inverted_fields
 from .rendering import ZohoProblem, describe_zoho_error, render_zoho_error
 
@@ -46,27 +46,30 @@ def _mode() -> str:
     return mode if mode in MODES else "since_last"
 
 
-def _ready() -> str | None:
+def _ready(state: ZohoSyncState) -> str | None:
     """Why a sync cannot run yet (the page then points at the missing step)."""
-    state = get_state()
     return sync_readiness(state.db.session, state.adapter).missing
 
 
-def _latest_run(since: datetime | None = None) -> Run | None:
+def _latest_run(state: ZohoSyncState, since: datetime | None = None) -> Run | None:
     statement = sa.select(Run).where(Run.dry_run.is_(False)).order_by(Run.id.desc()).limit(1)
     if since is not None:
         statement = statement.where(Run.started_at >= since)
-    return get_state().db.session.scalars(statement).first()
+    return state.db.session.scalars(statement).first()
 
 
-def _page(template: str = "zoho_sync/sync.html", status: int = 200, **context: object):
+def _page(
+    state: ZohoSyncState,
+    template: str = "zoho_sync/sync.html",
+    status: int = 200,
+    **context: object,
+) -> ResponseReturnValue:
     context.setdefault("modes", MODES)
-    state = get_state()
     readiness = sync_readiness(state.db.session, state.adapter)
     context.setdefault("missing", readiness.missing)
     context.setdefault("refusal", readiness.refusal())
     context.setdefault("first_sync_done", readiness.first_sync_done)
-    context.setdefault("latest", _latest_run())
+    context.setdefault("latest", _latest_run(state))
     if is_htmx() and template == "zoho_sync/sync.html":
         template = "zoho_sync/_sync_panel.html"
         # _head.html routes htmx's 4xx/5xx answers to the alert box, keeping only their
@@ -78,15 +81,15 @@ def _page(template: str = "zoho_sync/sync.html", status: int = 200, **context: o
 
 @bp.get("/sync")
 def synchronise() -> ResponseReturnValue:
-    return _page(mode="since_last")
+    return _page(sync_state(), mode="since_last")
 
 
 @bp.post("/sync/plan")
 def sync_plan() -> ResponseReturnValue:
     """Queue the plan for the worker, or (``here=1``, or Redis down) make it right here."""
-    if _ready():
-        return _page(mode=_mode(), status=409)
-    state = get_state()
+    state = sync_state()
+    if _ready(state):
+        return _page(state, mode=_mode(), status=409)
     note = None
     if request.form.get("here") != "1":
         try:
@@ -96,29 +99,33 @@ def sync_plan() -> ResponseReturnValue:
         else:
             # Where the queued plan is, as the page's polling will ask; a Redis that fails
             # only now shows as a failed plan there, not as a second plan made here.
-            return sync_plan_progress(job_id)
+            return _plan_progress_page(state, job_id)
     try:
         plan = state.run_sync(
             mode=_mode(), dry_run=True, trigger="admin-plan", plan_changes=PLAN_ROWS_SHOWN
         )
     except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
         return render_zoho_error(exc)
-    return _show_plan(plan, _mode(), note=note)
+    return _show_plan(state, plan, _mode(), note=note)
 
 
 @bp.get("/sync/plan/<job_id>")
 def sync_plan_progress(job_id: str) -> ResponseReturnValue:
     """The plan made on the worker, or where it is; the page polls this until it is done."""
-    if _ready():
-        return _page(mode="since_last", status=409)
+    return _plan_progress_page(sync_state(), job_id)
+
+
+def _plan_progress_page(state: ZohoSyncState, job_id: str) -> ResponseReturnValue:
+    if _ready(state):
+        return _page(state, mode="since_last", status=409)
     try:
-        progress = plan_progress(get_state(), job_id)
+        progress = plan_progress(state, job_id)
     except (redis.RedisError, OSError):
         reason = "Redis, which carries the plan back from the worker, did not answer"
         progress = PlanProgress("failed", error=reason)
     mode = progress.mode if progress.mode in MODES else "since_last"
     if progress.status == "done" and progress.report is not None:
-        return _show_plan(progress.report, mode)
+        return _show_plan(state, progress.report, mode)
     if progress.status == "gone":
         problem = ZohoProblem(
             "This plan is no longer available",
@@ -126,7 +133,7 @@ def sync_plan_progress(job_id: str) -> ResponseReturnValue:
             404,
             "retry",
         )
-        return _page(mode=mode, problem=problem)
+        return _page(state, mode=mode, problem=problem)
     if progress.status == "failed":
         problem = ZohoProblem(
             "The plan could not be made",
@@ -135,52 +142,57 @@ def sync_plan_progress(job_id: str) -> ResponseReturnValue:
             500,
             "retry",
         )
-        return _page(mode=mode, problem=problem)
-    return _page(mode=mode, planning=progress, plan_job=job_id)
+        return _page(state, mode=mode, problem=problem)
+    return _page(state, mode=mode, planning=progress, plan_job=job_id)
 
 
 #: The session remembers that this admin saw a plan, for the overview's "preview" step.
 PREVIEWED = "_zoho_sync_previewed"
 
 
-def _show_plan(plan: RunReport, mode: str, *, note: str | None = None) -> ResponseReturnValue:
+def _show_plan(
+    state: ZohoSyncState, plan: RunReport, mode: str, *, note: str | None = None
+) -> ResponseReturnValue:
     if plan.status != "failed":
         session[PREVIEWED] = True
     rows = _rows(plan)
     return _page(
+        state,
         mode=mode,
         plan=plan,
         plan_note=note,
         plan_rows=rows,
-        cards=contact_cards(str(row["contact_id"]) for row in rows if row.get("contact_id")),
-        inverted=inverted_fields(get_state().db.session),
+        cards=contact_cards(
+            state, (str(row["contact_id"]) for row in rows if row.get("contact_id"))
+        ),
+        inverted=inverted_fields(state.db.session),
         plan_rows_total=len(plan.changes) + plan.changes_not_kept,
         problem=_problem(plan),
-        budget=get_state().credit_budget(),
+        budget=state.credit_budget(),
     )
 
 
 @bp.post("/sync/run")
 def sync_run() -> ResponseReturnValue:
-    if _ready():
-        return _page(mode=_mode(), status=409)
-    state = get_state()
+    state = sync_state()
+    if _ready(state):
+        return _page(state, mode=_mode(), status=409)
     confirm = request.form.get("confirm_deletes") == "1"
     asked_at = datetime.now(timezone.utc) - timedelta(seconds=2)
     try:
         job_id = schedule_sync(state, mode=_mode(), trigger="admin", confirm_deletes=confirm)
     except (redis.RedisError, OSError):
-        return _page(mode=_mode(), redis_down=True, confirm=confirm, status=503)
+        return _page(state, mode=_mode(), redis_down=True, confirm=confirm, status=503)
     session[_ASKED_AT] = asked_at.isoformat()
-    return _page(mode=_mode(), queued=job_id, asked_at=asked_at)
+    return _page(state, mode=_mode(), queued=job_id, asked_at=asked_at)
 
 
 @bp.post("/sync/run-now")
 def sync_run_now() -> ResponseReturnValue:
     """Run in this request: the way out when no worker or Redis is available."""
-    if _ready():
-        return _page(mode=_mode(), status=409)
-    state = get_state()
+    state = sync_state()
+    if _ready(state):
+        return _page(state, mode=_mode(), status=409)
     confirm = request.form.get("confirm_deletes") == "1"
     try:
         with exclusive_run(state):
@@ -196,8 +208,14 @@ def sync_run_now() -> ResponseReturnValue:
             409,
             "retry",
         )
-        return _page(mode=_mode(), problem=busy, status=409)
-    return _page(mode=_mode(), result=report, result_run=_latest_run(), problem=_problem(report))
+        return _page(state, mode=_mode(), problem=busy, status=409)
+    return _page(
+        state,
+        mode=_mode(),
+        result=report,
+        result_run=_latest_run(state),
+        problem=_problem(report),
+    )
 
 
 def _problem(report: RunReport) -> ZohoProblem | None:
@@ -233,7 +251,7 @@ def sync_progress() -> ResponseReturnValue:
     """The progress fragment the page polls; 286 stops the polling once the run ended."""
     asked = session.get(_ASKED_AT)
     since = datetime.fromisoformat(asked) if isinstance(asked, str) else None
-    run = _latest_run(since)
+    run = _latest_run(sync_state(), since)
     body = render_template("zoho_sync/_sync_progress.html", run=run)
     if run is not None and run.status != "running":
         # The run ended: the panels showing what it changed (the sync's choices, the

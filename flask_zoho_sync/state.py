@@ -1,0 +1,316 @@
+"""``ZohoSyncState``: one app's sync services, assembled by ``ZohoSync.init_app``.
+
+It lives in ``app.extensions["zoho_sync"]``. The faces (the admin pages, the CLI, the RQ
+jobs) read it from there, from the app they serve, and hand it (or the part of it that is
+needed) down as an argument; nothing below the faces looks it up, so this module imports
+none of them and no room below it reaches back up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import redis
+import sqlalchemy as sa
+from flask import Flask, has_app_context
+from sqlalchemy.orm import Session
+
+from .adapter import ContactAdapter
+from .capture import suppress_capture
+from .config import ZohoSyncConfig
+from .connection import DatabaseTokenStore, store_account_details
+from .crypto import TokenVault
+from .errors import ConfigurationError
+from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
+from .models import ApiUsage, Connection, FieldMap, SyncSettings
+from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
+from .sync.context import EngineOptions, ProgressCallback, RunReport
+from .sync.engine import SyncEngine
+from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
+from .zoho.bulk import BulkClient
+from .zoho.client import ZohoClient
+from .zoho.credits import CreditBudget
+from .zoho.datacentres import data_centre_for
+from .zoho.meter import UsageMeter
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+#: Where ``init_app`` keeps the state: ``app.extensions[EXTENSION_KEY]``.
+EXTENSION_KEY = "zoho_sync"
+
+#: How long the set of watched contact attributes and the auto-sync flag are cached per
+#: process: they are read on the host's commit path, which must stay cheap.
+PREFERENCES_TTL = 5.0
+
+AdminCheck = Callable[[], bool]
+
+
+class ZohoSyncState:
+    """Everything one app's sync needs, assembled from its settings."""
+
+    def __init__(
+        self,
+        config: ZohoSyncConfig,
+        db: SQLAlchemy,
+        vault: TokenVault,
+        *,
+        adapter: ContactAdapter,
+        admin_check: AdminCheck | None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.vault = vault
+        self.adapter = adapter
+        self.admin_check = admin_check
+        self.meter = UsageMeter()
+        self._redis: redis.Redis | None = None
+        self._watched: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._auto_sync: tuple[float, bool] = (0.0, False)
+
+    # -- change capture -----------------------------------------------------------------
+
+    def watched_attributes(self) -> frozenset[str]:
+        """The contact attributes whose change must reach Zoho: the mapped fields (every
+        mappable field until a mapping exists), the groups and the subscription status."""
+        stamp, cached = self._watched
+        if time.monotonic() - stamp < PREFERENCES_TTL:
+            return cached
+        with self.db.engine.connect() as connection:
+            mapped = {
+                host_key
+                for kind, host_key in connection.execute(
+                    sa.select(FieldMap.kind, FieldMap.host_key)
+                )
+                if kind == "field"
+            }
+        fields = mapped or {field.name for field in self.adapter.fields()}
+        extra = self.adapter.capture_attributes()
+        watched = frozenset(fields | extra)
+        self._watched = (time.monotonic(), watched)
+        return watched
+
+    def auto_sync_enabled(self) -> bool:
+        stamp, cached = self._auto_sync
+        if time.monotonic() - stamp < PREFERENCES_TTL:
+            return cached
+        with self.db.engine.connect() as connection:
+            enabled = bool(
+                connection.scalar(
+                    sa.select(SyncSettings.auto_sync).where(SyncSettings.module.is_not(None))
+                )
+            )
+        self._auto_sync = (time.monotonic(), enabled)
+        return enabled
+
+    def preferences_changed(self) -> None:
+        """Forget cached preferences (the mapping or automatic sync just changed here)."""
+        self._watched = (0.0, frozenset())
+        self._auto_sync = (0.0, False)
+
+    # -- infrastructure -------------------------------------------------------------------
+
+    def redis(self) -> redis.Redis:
+        """The Redis connection for locks and jobs (created on first use, not at start-up,
+        so an app without Redis still starts and serves its own pages)."""
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.config.redis_url)
+        return self._redis
+
+    def token_store(self) -> DatabaseTokenStore:
+        """The database-backed token store. The engine is looked up now, in the app context,
+        because the push refreshes tokens from worker threads, which have none."""
+        if has_app_context():
+            engine = self.db.engine
+            return DatabaseTokenStore(lambda: engine, self.vault)
+        return DatabaseTokenStore(lambda: self.db.engine, self.vault)
+
+    def oauth(self, redirect_uri: str | None = None) -> ZohoOAuth:
+        return ZohoOAuth(
+            self.config.client_id,
+            self.config.client_secret,
+            redirect_uri=redirect_uri or self.config.redirect_uri,
+            accounts_url=self.config.accounts_url,
+            extra_accounts_servers=self.config.extra_accounts_servers,
+            timeout=self.config.http_timeout,
+            meter=self.meter,
+        )
+
+    def token_manager(self) -> TokenManager:
+        return TokenManager(
+            self.oauth(),
+            self.token_store(),
+            lock_factory=redis_lock_factory(self.redis()),
+        )
+
+    def client(self, *, budget: CreditBudget | None = None) -> ZohoClient:
+        """A Zoho client on the stored connection (raises on first call if there is none)."""
+        return ZohoClient(
+            self.token_manager(),
+            timeout=(5.0, self.config.http_timeout),
+            trigger=("workflow", "approval", "blueprint") if self.config.trigger_workflows else (),
+            meter=self.meter,
+            budget=budget,
+            max_connections=self.config.max_concurrency,
+        )
+
+    def credit_budget(self) -> CreditBudget | None:
+        """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET and
+        ZOHO_SYNC_CREDIT_RESERVE (None: neither is set).
+
+        Zoho's window is a rolling 24 hours, so is this one: the credits of the runs that
+        started in the last day count, and the oldest of them frees its credits first.
+        """
+        limit = self.config.daily_credit_budget
+        keep = self.config.credit_reserve
+        if not limit and not keep:
+            return None
+        now = datetime.now(timezone.utc)
+        spent, oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
+        # With no earlier spending in the window, this run's own credits free up first.
+        return CreditBudget(
+            limit or None, spent, (oldest or now) + CREDIT_WINDOW, keep_for_others=keep
+        )
+
+    # -- connecting -----------------------------------------------------------------------
+
+    def connect(self, tokens: TokenSet, *, location: str | None = None) -> Connection:
+        """Store fresh tokens, then ask Zoho who and where we are.
+
+        The org and user are fetched right away because the admin pages show them and the
+        time-zone warning needs the org's zone; a token that cannot read them is reported
+        now rather than on the first sync.
+        """
+        store = self.token_store()
+        store.save(tokens)
+        client = self.client()
+        org = client.org()
+        user = client.current_user()
+        session: Session = self.db.session
+        store_account_details(session, location=location, org=org, user=user)
+        session.commit()
+        row = session.scalars(sa.select(Connection)).one()
+        self.record_usage(session)
+        return row
+
+    def connect_with_refresh_token(self, refresh_token: str, accounts_server: str) -> Connection:
+        oauth = self.oauth()
+        tokens = oauth.refresh(
+            TokenSet(
+                refresh_token=refresh_token,
+                access_token=None,
+                expires_at=0.0,
+                api_domain="",
+                accounts_server=accounts_server,
+            )
+        )
+        centre = data_centre_for(tokens.accounts_server)
+        return self.connect(tokens, location=centre.location if centre else None)
+
+    # -- syncing --------------------------------------------------------------------------
+
+    def sync_engine(
+        self,
+        *,
+        dry_run: bool = False,
+        confirm_deletes: bool = False,
+        on_progress: ProgressCallback | None = None,
+        plan_changes: int | None = None,
+    ) -> SyncEngine:
+        """An engine on the stored connection, settings and mapping.
+
+        Zoho's field metadata is fetched (one call) when none is cached for the module, so
+        the first sync after choosing a module works without a visit to the mapping editor.
+        """
+        session: Session = self.db.session
+        settings = get_settings(session)
+        client = self.client(budget=self.credit_budget())
+        if settings.module and not has_fresh_zoho_fields(settings, session):
+            refresh_zoho_fields(session, client, settings)
+            session.commit()
+        ledger = Ledger(session, settings)
+        ledger.pin_settings()  # the values this run's mapping is built from
+        mapping = build_mapping(session, self.adapter)
+        bulk = None
+        if self.config.bulk_threshold:  # a dry run sends no job; it prices the ones it plans
+            bulk = BulkClient(
+                client,
+                poll_interval=self.config.bulk_poll_interval,
+                max_poll_interval=max(60.0, self.config.bulk_poll_interval),
+                timeout=self.config.bulk_timeout,
+            )
+        return SyncEngine(
+            client=client,
+            bulk=bulk,
+            adapter=self.adapter,
+            ledger=ledger,
+            mapping=mapping,
+            options=EngineOptions(
+                dry_run=dry_run,
+                confirm_deletes=confirm_deletes,
+                mass_delete_share=self.config.mass_delete_share,
+                bulk_threshold=self.config.bulk_threshold,
+                max_concurrency=self.config.max_concurrency,
+                plan_changes=plan_changes,
+            ),
+            host_writes=lambda: suppress_capture(session),
+            on_progress=on_progress,
+        )
+
+    def run_sync(
+        self,
+        *,
+        mode: str = "since_last",
+        direction: str = "both",
+        dry_run: bool = False,
+        confirm_deletes: bool = False,
+        trigger: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        plan_changes: int | None = None,
+    ) -> RunReport:
+        engine = self.sync_engine(
+            dry_run=dry_run,
+            confirm_deletes=confirm_deletes,
+            on_progress=on_progress,
+            plan_changes=plan_changes,
+        )
+        report = engine.sync(mode=mode, direction=direction, trigger=trigger)
+        self.record_usage(self.db.session)
+        return report
+
+    # -- API usage ------------------------------------------------------------------------
+
+    def record_usage(self, session: Session) -> dict[str, Any]:
+        """Move the meter's counts into today's usage rows and return what was moved."""
+        snapshot = self.meter.snapshot()
+        self.meter.reset()
+        today = datetime.now(timezone.utc).date()
+        for endpoint, calls in snapshot["calls"].items():
+            credits = snapshot["credits"].get(endpoint, 0)
+            row = session.scalars(
+                sa.select(ApiUsage).where(ApiUsage.day == today, ApiUsage.endpoint == endpoint)
+            ).first()
+            if row is None:
+                session.add(ApiUsage(day=today, endpoint=endpoint, calls=calls, credits=credits))
+            else:
+                row.calls += calls
+                row.credits += credits
+        session.commit()
+        return snapshot
+
+
+def state_of(app: Flask) -> ZohoSyncState:
+    """``app``'s sync state, or a message saying the extension is not set up on it.
+
+    For the faces, which know their app (``current_app`` in a request or a command, the
+    app a worker loaded for a job); rooms below them are handed the state instead.
+    """
+    try:
+        return app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+    except KeyError:
+        raise ConfigurationError(
+            "Flask-Zoho-Sync is not initialised on this app: call ZohoSync(app, db=db)."
+        ) from None
