@@ -195,6 +195,17 @@ def test_two_workers_given_the_same_job_run_it_once_at_a_time(
     assert upserts == 2  # seven creates in batches of four, sent once
 
 
+def _cut_when_asked(synced: Synced, pages_before: int, proxy: CuttableProxy) -> None:
+    """Cut the database once the sandbox has seen the pull's first page request (or after
+    a minute, so the test cannot hang on a worker that never pulls)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if synced.calls().get("GET /Leads", 0) > pages_before:
+            break
+        time.sleep(0.05)
+    proxy.cut()
+
+
 @pytest.mark.fault_category("database down")
 def test_the_database_going_away_mid_pull_loses_nothing(
     postgres_url: str,
@@ -211,7 +222,13 @@ def test_the_database_going_away_mid_pull_loses_nothing(
     try:
         expected, _ = zoho_changes(synced)  # 210 new leads: the pull takes two pages
         synced.zoho.faults(latency_ms=400)
-        cutter = threading.Timer(1.2, proxy.cut)
+        # Cut once the pull has asked Zoho for its first page (the answer takes 400 ms), not
+        # after a fixed delay: on a busy machine the worker may still be starting by then,
+        # and a worker that finds no database at start-up refuses to run at all.
+        pages_before = synced.calls().get("GET /Leads", 0)
+        cutter = threading.Thread(
+            target=_cut_when_asked, args=(synced, pages_before, proxy), daemon=True
+        )
         cutter.start()
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         run_worker(synced, tmp_path / "steps", database_url=proxied)
