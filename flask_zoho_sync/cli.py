@@ -119,6 +119,8 @@ def status_command(as_json: bool) -> None:
         click.echo("Not connected to Zoho CRM.")
     zone = status["time_zone"] or "not set (UTC is used)"  # no settings saved yet
     click.echo(f"Module: {status['module'] or 'not chosen'}; time zone: {zone}")
+    if status["time_zone_differs"]:
+        click.echo(_zone_warning(status["time_zone"], connection["org_time_zone"]))
     click.echo(f"Automatic sync: {'on' if status['auto_sync'] else 'off'}")
     counts = status["counts"]
     click.echo(
@@ -128,6 +130,16 @@ def status_command(as_json: bool) -> None:
     click.echo(f"Last pull: {status['last_pull_at'] or 'never'}")
     api = status["api_today"]
     click.echo(f"Zoho API today: {api['calls']} calls, {api['credits']} credits")
+
+
+def _zone_warning(zone: str, org_zone: str) -> str:
+    """The settings page's warning, in the CLI's words: the two zones differ, so naive host
+    date-times are read in ours, not the org's."""
+    return (
+        f"Warning: your Zoho organisation uses {org_zone}, but the sync uses {zone}; "
+        f"date-times this site stores without a zone are read as {zone} time. "
+        f"To match Zoho: flask zoho-sync settings --timezone {org_zone}"
+    )
 
 
 @zoho_sync_cli.command("rotate-keys")
@@ -307,6 +319,9 @@ def settings_command(
         f"automatic sync: {'on' if settings.auto_sync else 'off'}; "
         f"conflicts: {settings.conflict_policy}"
     )
+    account = describe_connection(session)
+    if account and account.org_time_zone and account.org_time_zone != settings.time_zone:
+        click.echo(_zone_warning(settings.time_zone, account.org_time_zone))
     for row in field_maps(session):
         arrow = {"both": "<->", "to_zoho": "->", "to_host": "<-"}.get(row.direction, "<->")
         label = row.host_key if row.kind == "field" else f"{row.kind}:{row.host_key}"

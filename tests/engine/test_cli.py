@@ -287,3 +287,18 @@ def test_sync_refuses_an_email_only_mapping_and_names_settings_defaults(synced: 
     ran = invoke(synced, "sync", "--all")
     assert ran.exit_code == 0, ran.output
     assert synced.contacts()["zed@example.org"]["last_name"] == "Zed"
+
+
+def test_status_and_settings_warn_when_the_sync_zone_is_not_the_orgs(synced: Synced) -> None:
+    connection = json.loads(invoke(synced, "status", "--json").output)["connection"]
+    org_zone = connection["org_time_zone"]
+    other = "Europe/Paris" if org_zone != "Europe/Paris" else "Asia/Tokyo"
+    changed = invoke(synced, "settings", "--timezone", other)
+    assert changed.exit_code == 0, changed.output
+    for output in (changed.output, invoke(synced, "status").output):
+        assert f"your Zoho organisation uses {org_zone}, but the sync uses {other}" in output
+        assert f"settings --timezone {org_zone}" in output
+    matched = invoke(synced, "settings", "--timezone", org_zone)
+    assert matched.exit_code == 0, matched.output
+    for output in (matched.output, invoke(synced, "status").output):
+        assert "Warning" not in output
