@@ -164,8 +164,7 @@ def test_a_refused_change_keeps_the_rows_typed_value_and_marks_it(editor: Admin)
     answer = editor.post(f"/mapping/rows/{row_id}", {"direction": "both", "policy": "host_wins"})
     assert answer.status_code == 400
     page = answer.get_data(as_text=True)
-    row = page[page.index(f'id="zs-dir-{row_id}"') - 300 : page.index(f'zs-row-error-{row_id}"')]
-    direction_tag = re.search(rf'<select id="zs-dir-{row_id}"[^>]*>', row).group(0)
+    direction_tag = re.search(rf'<select id="zs-dir-{row_id}"[^>]*>', page).group(0)
     assert 'aria-invalid="true"' in direction_tag
     direction = re.search(rf'id="zs-dir-{row_id}".*?</select>', page, re.S).group(0)
     assert '<option value="both" selected>' in direction
