@@ -207,28 +207,33 @@ def _criteria_value(spec: FieldSpec, value: Any, path: str) -> Any:
     return value
 
 
-def _compile_criteria(
-    state: SandboxState, module: str, criteria: Any, path: str
+def _compile_group(
+    state: SandboxState, module: str, criteria: dict[str, Any], path: str
 ) -> Callable[[dict[str, Any]], bool]:
-    """Turn a criteria tree into a predicate over stored records, refusing what Zoho would."""
-    if not isinstance(criteria, dict):
-        raise BulkError("INVALID_DATA", "invalid data", {"json_path": path})
-    if "group" in criteria:
-        operator = str(criteria.get("group_operator", "")).lower()
-        group = criteria["group"]
-        if operator not in ("and", "or") or not isinstance(group, list) or len(group) < 2:
-            raise BulkError(
-                "INVALID_DATA",
-                "a group needs group_operator and/or and at least two criteria",
-                {"json_path": f"{path}.group_operator"},
-            )
-        parts = [
-            _compile_criteria(state, module, item, f"{path}.group[{i}]")
-            for i, item in enumerate(group)
-        ]
-        if operator == "and":
-            return lambda record: all(part(record) for part in parts)
-        return lambda record: any(part(record) for part in parts)
+    """An and/or of at least two sub-criteria, each compiled with its own json_path."""
+    operator = str(criteria.get("group_operator", "")).lower()
+    group = criteria["group"]
+    if operator not in ("and", "or") or not isinstance(group, list) or len(group) < 2:
+        raise BulkError(
+            "INVALID_DATA",
+            "a group needs group_operator and/or and at least two criteria",
+            {"json_path": f"{path}.group_operator"},
+        )
+    parts = [
+        _compile_criteria(state, module, item, f"{path}.group[{i}]") for i, item in enumerate(group)
+    ]
+    if operator == "and":
+        return lambda record: all(part(record) for part in parts)
+    return lambda record: any(part(record) for part in parts)
+
+
+def _criterion_field(
+    state: SandboxState, module: str, criteria: dict[str, Any], path: str
+) -> FieldSpec | None:
+    """The field a criterion compares, given as ``field.api_name`` or ``api_name``.
+
+    ``None`` means the record id, which has no field spec.
+    """
     field = criteria.get("field")
     api_name = field.get("api_name") if isinstance(field, dict) else criteria.get("api_name")
     specs = state.field_map(module)
@@ -239,13 +244,13 @@ def _compile_criteria(
             "invalid data",
             {"api_name": str(api_name), "json_path": f"{path}.field"},
         )
-    comparator = criteria.get("comparator")
-    if comparator not in _COMPARATORS:
-        raise BulkError(
-            "INVALID_DATA",
-            "invalid data",
-            {"api_name": "comparator", "json_path": f"{path}.comparator"},
-        )
+    return spec
+
+
+def _criterion_value(
+    criteria: dict[str, Any], spec: FieldSpec | None, comparator: str, path: str
+) -> Any:
+    """The criterion's value in stored form, shaped as its comparator needs."""
     if "value" not in criteria:
         raise BulkError(
             "REQUIRED_PARAM_MISSING",
@@ -262,9 +267,17 @@ def _compile_criteria(
         )
     if comparator in ("between", "not_between") and len(value) != 2:
         raise BulkError("INVALID_DATA", "between needs two values", {"json_path": f"{path}.value"})
-    name = "id" if spec is None else spec.api_name
+    return value
 
-    folds_case = spec is not None and spec.data_type not in ("datetime", "date")
+
+def _comparison(
+    name: str, comparator: str, value: Any, folds_case: bool
+) -> Callable[[dict[str, Any]], bool]:
+    """A predicate applying ``comparator`` to a record's ``name`` value.
+
+    Text compares case-blind, ``${EMPTY}`` stands for no value, and an empty or
+    incomparable value matches no ordering comparator, as in Zoho.
+    """
 
     def normal(item: Any) -> Any:
         if item == "${EMPTY}":
@@ -308,6 +321,28 @@ def _compile_criteria(
             return False
 
     return test
+
+
+def _compile_criteria(
+    state: SandboxState, module: str, criteria: Any, path: str
+) -> Callable[[dict[str, Any]], bool]:
+    """Turn a criteria tree into a predicate over stored records, refusing what Zoho would."""
+    if not isinstance(criteria, dict):
+        raise BulkError("INVALID_DATA", "invalid data", {"json_path": path})
+    if "group" in criteria:
+        return _compile_group(state, module, criteria, path)
+    spec = _criterion_field(state, module, criteria, path)
+    comparator = criteria.get("comparator")
+    if comparator not in _COMPARATORS:
+        raise BulkError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "comparator", "json_path": f"{path}.comparator"},
+        )
+    value = _criterion_value(criteria, spec, comparator, path)
+    name = "id" if spec is None else spec.api_name
+    folds_case = spec is not None and spec.data_type not in ("datetime", "date")
+    return _comparison(name, comparator, value, folds_case)
 
 
 def _csv_cell(state: SandboxState, spec: FieldSpec | None, value: Any) -> str:
