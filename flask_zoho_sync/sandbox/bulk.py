@@ -470,6 +470,57 @@ def _read_job_json(state: SandboxState, job: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def _export_fields(state: SandboxState, module: str, query: dict[str, Any]) -> list[str]:
+    """The fields to export, each known to the module, without ``id`` (always the first column)."""
+    specs = state.field_map(module)
+    fields = query.get("fields") or []
+    if not isinstance(fields, list):
+        raise BulkError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "fields", "expected_data_type": "jsonarray"},
+        )
+    for index, name in enumerate(fields):
+        if name != "id" and name not in specs:
+            raise BulkError(
+                "INVALID_DATA",
+                "invalid data",
+                {"api_name": str(name), "json_path": f"$.query.fields[{index}]"},
+            )
+    return [name for name in dict.fromkeys(fields) if name != "id"]
+
+
+def _export_page(state: SandboxState, query: dict[str, Any], query_key: str) -> int:
+    """The page to export: from ``page``, or from a page token bound to this query and user."""
+    if query.get("page_token") is not None:
+        if "page" in query:
+            raise BulkError(
+                "INVALID_DATA", "send either page or page_token, not both", {"api_name": "page"}
+            )
+        saved = _store(state, "read_tokens").get(str(query["page_token"]))
+        if saved is None or saved["expires_at"] < state.timestamp():
+            raise BulkError(
+                "INVALID_DATA", "the page_token is invalid or expired", {"api_name": "page_token"}
+            )
+        if saved["query_key"] != query_key or saved["user_id"] != g.sandbox_user_id:
+            raise BulkError(
+                "TOKEN_BOUND_DATA_MISMATCH",
+                "the page_token belongs to another query or user",
+                {"api_name": "page_token"},
+            )
+        return saved["page"]
+    if "page" not in query:
+        return 1
+    page = query["page"]
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise BulkError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "page", "expected_data_type": "integer"},
+        )
+    return page
+
+
 def _create_read_job(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     query = body.get("query")
     if not isinstance(query, dict):
@@ -487,22 +538,7 @@ def _create_read_job(state: SandboxState, body: dict[str, Any]) -> dict[str, Any
             "only csv exports are supported for this module (ics is for Events)",
             {"api_name": "file_type"},
         )
-    specs = state.field_map(module)
-    fields = query.get("fields") or []
-    if not isinstance(fields, list):
-        raise BulkError(
-            "INVALID_DATA",
-            "invalid data",
-            {"api_name": "fields", "expected_data_type": "jsonarray"},
-        )
-    for index, name in enumerate(fields):
-        if name != "id" and name not in specs:
-            raise BulkError(
-                "INVALID_DATA",
-                "invalid data",
-                {"api_name": str(name), "json_path": f"$.query.fields[{index}]"},
-            )
-    names = [name for name in dict.fromkeys(fields) if name != "id"]
+    names = _export_fields(state, module, query)
     criteria = query.get("criteria")
     predicate = (
         _compile_criteria(state, module, criteria, "$.query.criteria")
@@ -510,32 +546,7 @@ def _create_read_job(state: SandboxState, body: dict[str, Any]) -> dict[str, Any
         else (lambda record: True)
     )
     query_key = repr((module, names, criteria))
-    page = 1
-    if query.get("page_token") is not None:
-        if "page" in query:
-            raise BulkError(
-                "INVALID_DATA", "send either page or page_token, not both", {"api_name": "page"}
-            )
-        saved = _store(state, "read_tokens").get(str(query["page_token"]))
-        if saved is None or saved["expires_at"] < state.timestamp():
-            raise BulkError(
-                "INVALID_DATA", "the page_token is invalid or expired", {"api_name": "page_token"}
-            )
-        if saved["query_key"] != query_key or saved["user_id"] != g.sandbox_user_id:
-            raise BulkError(
-                "TOKEN_BOUND_DATA_MISMATCH",
-                "the page_token belongs to another query or user",
-                {"api_name": "page_token"},
-            )
-        page = saved["page"]
-    elif "page" in query:
-        page = query["page"]
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise BulkError(
-                "INVALID_DATA",
-                "invalid data",
-                {"api_name": "page", "expected_data_type": "integer"},
-            )
+    page = _export_page(state, query, query_key)
     job_id = state.new_id()
     job = {
         "id": job_id,
