@@ -177,6 +177,67 @@ def render_module(name: str) -> dict[str, Any]:
     }
 
 
+def _batch_items(body: Any) -> list[Any]:
+    """The ``data`` array of a record write, refused as Zoho refuses a malformed body."""
+    if not isinstance(body, dict):
+        raise QueryError(
+            "INVALID_DATA", "body is not a valid JSON", {"expected_data_type": "jsonobject"}
+        )
+    items = body.get("data")
+    if items is None:
+        raise QueryError(
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "data"},
+        )
+    if not isinstance(items, list) or not items:
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "data", "expected_data_type": "jsonarray"},
+        )
+    return items
+
+
+def _check_batch_options(body: dict[str, Any], items: list[Any]) -> None:
+    """Refuse a batch over Zoho's per-call record limit or with a malformed ``trigger``."""
+    if len(items) > MAX_RECORDS_PER_CALL:
+        raise QueryError(
+            "LIMIT_EXCEEDED",
+            "the number of records exceeds the limit",
+            {"limit": MAX_RECORDS_PER_CALL},
+        )
+    trigger = body.get("trigger")
+    if trigger is not None and not isinstance(trigger, list):
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "trigger", "expected_data_type": "jsonarray"},
+        )
+
+
+def _upsert_duplicate_check(state: SandboxState, module: str, body: dict[str, Any]) -> list[str]:
+    """The fields an upsert matches existing records on, in the order it tries them."""
+    given = body.get("duplicate_check_fields")
+    if given is not None and not isinstance(given, list):
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "duplicate_check_fields", "expected_data_type": "jsonarray"},
+        )
+    try:
+        return resolve_duplicate_check(state, module, given)
+    except DuplicateCheckError as error:
+        raise QueryError(
+            "INVALID_DATA",
+            "invalid data",
+            {
+                "api_name": error.api_name,
+                "json_path": f"$.duplicate_check_fields[{error.index}]",
+            },
+        ) from error
+
+
 def crm_blueprint(state: SandboxState) -> Blueprint:
     bp = Blueprint("sandbox_crm", __name__, url_prefix="/crm/v8")
 
@@ -256,40 +317,12 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
         # Zoho reads the body as JSON whatever its Content-Type; the official SDK sends
         # record writes with none.
         body = request.get_json(silent=True, force=True)
-        if not isinstance(body, dict):
-            return zoho_error(
-                "INVALID_DATA", "body is not a valid JSON", {"expected_data_type": "jsonobject"}
-            )
-        items = body.get("data")
-        if items is None:
-            return zoho_error(
-                "REQUIRED_PARAM_MISSING",
-                "One of the expected parameter is missing",
-                {"param_name": "data"},
-            )
-        if not isinstance(items, list) or not items:
-            return zoho_error(
-                "INVALID_DATA",
-                "invalid data",
-                {"api_name": "data", "expected_data_type": "jsonarray"},
-            )
-        g.sandbox_record_count = len(items)
-        if len(items) > MAX_RECORDS_PER_CALL:
-            return zoho_error(
-                "LIMIT_EXCEEDED",
-                "the number of records exceeds the limit",
-                {"limit": MAX_RECORDS_PER_CALL},
-            )
-        trigger = body.get("trigger")
-        if trigger is not None and not isinstance(trigger, list):
-            return zoho_error(
-                "INVALID_DATA",
-                "invalid data",
-                {"api_name": "trigger", "expected_data_type": "jsonarray"},
-            )
-        if record_id is not None:
-            items = [{**items[0], "id": record_id}] if isinstance(items[0], dict) else items[:1]
         try:
+            items = _batch_items(body)
+            g.sandbox_record_count = len(items)
+            _check_batch_options(body, items)
+            if record_id is not None:
+                items = [{**items[0], "id": record_id}] if isinstance(items[0], dict) else items[:1]
             ius = None
             if action != "insert":
                 ius = parse_header_instant(
@@ -300,24 +333,10 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
         with state.lock:
             duplicate_check = None
             if action == "upsert":
-                given = body.get("duplicate_check_fields")
-                if given is not None and not isinstance(given, list):
-                    return zoho_error(
-                        "INVALID_DATA",
-                        "invalid data",
-                        {"api_name": "duplicate_check_fields", "expected_data_type": "jsonarray"},
-                    )
                 try:
-                    duplicate_check = resolve_duplicate_check(state, module, given)
-                except DuplicateCheckError as error:
-                    return zoho_error(
-                        "INVALID_DATA",
-                        "invalid data",
-                        {
-                            "api_name": error.api_name,
-                            "json_path": f"$.duplicate_check_fields[{error.index}]",
-                        },
-                    )
+                    duplicate_check = _upsert_duplicate_check(state, module, body)
+                except QueryError as error:
+                    return _query_error(error)
             outcome = apply_batch(
                 state,
                 module,

@@ -207,28 +207,33 @@ def _criteria_value(spec: FieldSpec, value: Any, path: str) -> Any:
     return value
 
 
-def _compile_criteria(
-    state: SandboxState, module: str, criteria: Any, path: str
+def _compile_group(
+    state: SandboxState, module: str, criteria: dict[str, Any], path: str
 ) -> Callable[[dict[str, Any]], bool]:
-    """Turn a criteria tree into a predicate over stored records, refusing what Zoho would."""
-    if not isinstance(criteria, dict):
-        raise BulkError("INVALID_DATA", "invalid data", {"json_path": path})
-    if "group" in criteria:
-        operator = str(criteria.get("group_operator", "")).lower()
-        group = criteria["group"]
-        if operator not in ("and", "or") or not isinstance(group, list) or len(group) < 2:
-            raise BulkError(
-                "INVALID_DATA",
-                "a group needs group_operator and/or and at least two criteria",
-                {"json_path": f"{path}.group_operator"},
-            )
-        parts = [
-            _compile_criteria(state, module, item, f"{path}.group[{i}]")
-            for i, item in enumerate(group)
-        ]
-        if operator == "and":
-            return lambda record: all(part(record) for part in parts)
-        return lambda record: any(part(record) for part in parts)
+    """An and/or of at least two sub-criteria, each compiled with its own json_path."""
+    operator = str(criteria.get("group_operator", "")).lower()
+    group = criteria["group"]
+    if operator not in ("and", "or") or not isinstance(group, list) or len(group) < 2:
+        raise BulkError(
+            "INVALID_DATA",
+            "a group needs group_operator and/or and at least two criteria",
+            {"json_path": f"{path}.group_operator"},
+        )
+    parts = [
+        _compile_criteria(state, module, item, f"{path}.group[{i}]") for i, item in enumerate(group)
+    ]
+    if operator == "and":
+        return lambda record: all(part(record) for part in parts)
+    return lambda record: any(part(record) for part in parts)
+
+
+def _criterion_field(
+    state: SandboxState, module: str, criteria: dict[str, Any], path: str
+) -> FieldSpec | None:
+    """The field a criterion compares, given as ``field.api_name`` or ``api_name``.
+
+    ``None`` means the record id, which has no field spec.
+    """
     field = criteria.get("field")
     api_name = field.get("api_name") if isinstance(field, dict) else criteria.get("api_name")
     specs = state.field_map(module)
@@ -239,13 +244,13 @@ def _compile_criteria(
             "invalid data",
             {"api_name": str(api_name), "json_path": f"{path}.field"},
         )
-    comparator = criteria.get("comparator")
-    if comparator not in _COMPARATORS:
-        raise BulkError(
-            "INVALID_DATA",
-            "invalid data",
-            {"api_name": "comparator", "json_path": f"{path}.comparator"},
-        )
+    return spec
+
+
+def _criterion_value(
+    criteria: dict[str, Any], spec: FieldSpec | None, comparator: str, path: str
+) -> Any:
+    """The criterion's value in stored form, shaped as its comparator needs."""
     if "value" not in criteria:
         raise BulkError(
             "REQUIRED_PARAM_MISSING",
@@ -262,9 +267,17 @@ def _compile_criteria(
         )
     if comparator in ("between", "not_between") and len(value) != 2:
         raise BulkError("INVALID_DATA", "between needs two values", {"json_path": f"{path}.value"})
-    name = "id" if spec is None else spec.api_name
+    return value
 
-    folds_case = spec is not None and spec.data_type not in ("datetime", "date")
+
+def _comparison(
+    name: str, comparator: str, value: Any, folds_case: bool
+) -> Callable[[dict[str, Any]], bool]:
+    """A predicate applying ``comparator`` to a record's ``name`` value.
+
+    Text compares case-blind, ``${EMPTY}`` stands for no value, and an empty or
+    incomparable value matches no ordering comparator, as in Zoho.
+    """
 
     def normal(item: Any) -> Any:
         if item == "${EMPTY}":
@@ -308,6 +321,28 @@ def _compile_criteria(
             return False
 
     return test
+
+
+def _compile_criteria(
+    state: SandboxState, module: str, criteria: Any, path: str
+) -> Callable[[dict[str, Any]], bool]:
+    """Turn a criteria tree into a predicate over stored records, refusing what Zoho would."""
+    if not isinstance(criteria, dict):
+        raise BulkError("INVALID_DATA", "invalid data", {"json_path": path})
+    if "group" in criteria:
+        return _compile_group(state, module, criteria, path)
+    spec = _criterion_field(state, module, criteria, path)
+    comparator = criteria.get("comparator")
+    if comparator not in _COMPARATORS:
+        raise BulkError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "comparator", "json_path": f"{path}.comparator"},
+        )
+    value = _criterion_value(criteria, spec, comparator, path)
+    name = "id" if spec is None else spec.api_name
+    folds_case = spec is not None and spec.data_type not in ("datetime", "date")
+    return _comparison(name, comparator, value, folds_case)
 
 
 def _csv_cell(state: SandboxState, spec: FieldSpec | None, value: Any) -> str:
@@ -435,6 +470,57 @@ def _read_job_json(state: SandboxState, job: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def _export_fields(state: SandboxState, module: str, query: dict[str, Any]) -> list[str]:
+    """The fields to export, each known to the module, without ``id`` (always the first column)."""
+    specs = state.field_map(module)
+    fields = query.get("fields") or []
+    if not isinstance(fields, list):
+        raise BulkError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "fields", "expected_data_type": "jsonarray"},
+        )
+    for index, name in enumerate(fields):
+        if name != "id" and name not in specs:
+            raise BulkError(
+                "INVALID_DATA",
+                "invalid data",
+                {"api_name": str(name), "json_path": f"$.query.fields[{index}]"},
+            )
+    return [name for name in dict.fromkeys(fields) if name != "id"]
+
+
+def _export_page(state: SandboxState, query: dict[str, Any], query_key: str) -> int:
+    """The page to export: from ``page``, or from a page token bound to this query and user."""
+    if query.get("page_token") is not None:
+        if "page" in query:
+            raise BulkError(
+                "INVALID_DATA", "send either page or page_token, not both", {"api_name": "page"}
+            )
+        saved = _store(state, "read_tokens").get(str(query["page_token"]))
+        if saved is None or saved["expires_at"] < state.timestamp():
+            raise BulkError(
+                "INVALID_DATA", "the page_token is invalid or expired", {"api_name": "page_token"}
+            )
+        if saved["query_key"] != query_key or saved["user_id"] != g.sandbox_user_id:
+            raise BulkError(
+                "TOKEN_BOUND_DATA_MISMATCH",
+                "the page_token belongs to another query or user",
+                {"api_name": "page_token"},
+            )
+        return saved["page"]
+    if "page" not in query:
+        return 1
+    page = query["page"]
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise BulkError(
+            "INVALID_DATA",
+            "invalid data",
+            {"api_name": "page", "expected_data_type": "integer"},
+        )
+    return page
+
+
 def _create_read_job(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     query = body.get("query")
     if not isinstance(query, dict):
@@ -452,22 +538,7 @@ def _create_read_job(state: SandboxState, body: dict[str, Any]) -> dict[str, Any
             "only csv exports are supported for this module (ics is for Events)",
             {"api_name": "file_type"},
         )
-    specs = state.field_map(module)
-    fields = query.get("fields") or []
-    if not isinstance(fields, list):
-        raise BulkError(
-            "INVALID_DATA",
-            "invalid data",
-            {"api_name": "fields", "expected_data_type": "jsonarray"},
-        )
-    for index, name in enumerate(fields):
-        if name != "id" and name not in specs:
-            raise BulkError(
-                "INVALID_DATA",
-                "invalid data",
-                {"api_name": str(name), "json_path": f"$.query.fields[{index}]"},
-            )
-    names = [name for name in dict.fromkeys(fields) if name != "id"]
+    names = _export_fields(state, module, query)
     criteria = query.get("criteria")
     predicate = (
         _compile_criteria(state, module, criteria, "$.query.criteria")
@@ -475,32 +546,7 @@ def _create_read_job(state: SandboxState, body: dict[str, Any]) -> dict[str, Any
         else (lambda record: True)
     )
     query_key = repr((module, names, criteria))
-    page = 1
-    if query.get("page_token") is not None:
-        if "page" in query:
-            raise BulkError(
-                "INVALID_DATA", "send either page or page_token, not both", {"api_name": "page"}
-            )
-        saved = _store(state, "read_tokens").get(str(query["page_token"]))
-        if saved is None or saved["expires_at"] < state.timestamp():
-            raise BulkError(
-                "INVALID_DATA", "the page_token is invalid or expired", {"api_name": "page_token"}
-            )
-        if saved["query_key"] != query_key or saved["user_id"] != g.sandbox_user_id:
-            raise BulkError(
-                "TOKEN_BOUND_DATA_MISMATCH",
-                "the page_token belongs to another query or user",
-                {"api_name": "page_token"},
-            )
-        page = saved["page"]
-    elif "page" in query:
-        page = query["page"]
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise BulkError(
-                "INVALID_DATA",
-                "invalid data",
-                {"api_name": "page", "expected_data_type": "integer"},
-            )
+    page = _export_page(state, query, query_key)
     job_id = state.new_id()
     job = {
         "id": job_id,

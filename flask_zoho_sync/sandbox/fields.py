@@ -192,6 +192,14 @@ METADATA_LENGTHS = {
 #: Quick-create fields and their places in the quick-create form, as the Leads sample
 #: numbers them (``quick_sequence_number`` is a string there).
 QUICK_CREATE = {"First_Name": "2", "Last_Name": "3", "Email": "4", "Phone": "5"}
+#: What an org admin may change on an editable field (``customizable_properties``).
+CUSTOMIZABLE_PROPERTIES = (
+    "mandatory",
+    "removal",
+    "private_field",
+    "tooltip",
+    "add_to_other_layouts",
+)
 
 #: The profiles every field lists (``profiles[]``), with the org's two default profiles.
 PROFILES = (
@@ -271,28 +279,18 @@ class FieldSpec:
         """The element of `GET /settings/fields` for this field, with every key Zoho's Leads
         sample has (reference §3.1) and values of the same JSON types."""
         kind = self.data_type
-        permission = "read_only" if self.system else "read_write"
         editable = self.writable and not self.system
         length = self.length if self.length is not None else METADATA_LENGTHS.get(kind, 255)
         meta: dict[str, Any] = {
             "associated_module": None,
             "webhook": True,
-            "operation_type": {
-                "web_update": self.writable,
-                "api_create": self.writable,
-                "web_create": self.writable,
-                "api_update": self.writable,
-            },
+            "operation_type": self._operation_type(),
             "colour_code_enabled_by_system": False,
             "field_label": self.label,
             "tooltip": None,
             "type": "used",
             "field_read_only": self.system or self.api_name == "Owner",
-            "customizable_properties": (
-                ["mandatory", "removal", "private_field", "tooltip", "add_to_other_layouts"]
-                if editable
-                else None
-            ),
+            "customizable_properties": list(CUSTOMIZABLE_PROPERTIES) if editable else None,
             "display_label": self.label,
             "read_only": self.system,
             "association_details": None,
@@ -302,34 +300,15 @@ class FieldSpec:
             "created_time": None,
             "filterable": True,
             "visible": True,
-            "profiles": [
-                {"permission_type": permission, "name": name, "id": profile_id}
-                for name, profile_id in PROFILES
-            ],
-            "view_type": {
-                "view": True,
-                "edit": editable,
-                "quick_create": self.system_mandatory or self.api_name in QUICK_CREATE,
-                "create": editable,
-            },
+            "profiles": self._profiles(),
+            "view_type": self._view_type(editable),
             "separator": False,
             "searchable": kind not in ("profileimage",),
             "external": None,
             "api_name": self.api_name,
             "unique": {"case_sensitive": False} if self.unique else {},
             "enable_colour_code": False,
-            "pick_list_values": [
-                {
-                    "display_value": value,
-                    "sequence_number": index + 1,
-                    "reference_value": value,
-                    "colour_code": None,
-                    "actual_value": value,
-                    "id": _stable_id(self.api_name + value),
-                    "type": "used",
-                }
-                for index, value in enumerate(self.pick_list_values)
-            ],
+            "pick_list_values": self._pick_list_metadata(),
             "system_mandatory": self.system_mandatory,
             "virtual_field": False,
             "json_type": self.json_type or JSON_TYPES.get(kind, "string"),
@@ -366,13 +345,58 @@ class FieldSpec:
             "multiselectlookup": {},
             "auto_number": {},
         }
-        if self.api_name in QUICK_CREATE and not self.custom_field:
-            meta["quick_sequence_number"] = QUICK_CREATE[self.api_name]
-        if kind == "textarea":
-            meta["textarea"] = {"type": "large" if (self.length or 0) > 2000 else "small"}
-        if kind in ("picklist", "multiselectpicklist"):
-            meta["blueprint_supported"] = kind == "picklist" and editable
+        meta.update(self._kind_metadata(editable))
         return meta
+
+    def _operation_type(self) -> dict[str, bool]:
+        return {
+            "web_update": self.writable,
+            "api_create": self.writable,
+            "web_create": self.writable,
+            "api_update": self.writable,
+        }
+
+    def _profiles(self) -> list[dict[str, str]]:
+        """Both default profiles see a field alike: read-only if the system sets it."""
+        permission = "read_only" if self.system else "read_write"
+        return [
+            {"permission_type": permission, "name": name, "id": profile_id}
+            for name, profile_id in PROFILES
+        ]
+
+    def _view_type(self, editable: bool) -> dict[str, bool]:
+        return {
+            "view": True,
+            "edit": editable,
+            "quick_create": self.system_mandatory or self.api_name in QUICK_CREATE,
+            "create": editable,
+        }
+
+    def _pick_list_metadata(self) -> list[dict[str, Any]]:
+        """Choices with ids stable across runs, so a recorded exchange replays the same."""
+        return [
+            {
+                "display_value": value,
+                "sequence_number": index + 1,
+                "reference_value": value,
+                "colour_code": None,
+                "actual_value": value,
+                "id": _stable_id(self.api_name + value),
+                "type": "used",
+            }
+            for index, value in enumerate(self.pick_list_values)
+        ]
+
+    def _kind_metadata(self, editable: bool) -> dict[str, Any]:
+        """The keys Zoho only sends for some fields, appended after the common ones as it does."""
+        extra: dict[str, Any] = {}
+        if self.api_name in QUICK_CREATE and not self.custom_field:
+            extra["quick_sequence_number"] = QUICK_CREATE[self.api_name]
+        if self.data_type == "textarea":
+            extra["textarea"] = {"type": "large" if (self.length or 0) > 2000 else "small"}
+        if self.data_type in ("picklist", "multiselectpicklist"):
+            extra["blueprint_supported"] = self.data_type == "picklist" and editable
+        return extra
 
 
 def _f(

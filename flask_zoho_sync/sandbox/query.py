@@ -122,14 +122,21 @@ def _sorted(
     return candidates, keys
 
 
-def list_records(
-    state: SandboxState,
-    module: str,
-    args: dict[str, str],
-    if_modified_since: str | None,
-    user_id: str,
-) -> ListResult:
-    """Answer `GET /crm/v8/{module}`; raises ``QueryError`` for request-level errors."""
+@dataclass(frozen=True)
+class _ListParams:
+    """The checked query parameters of one listing, and the binding a page token keeps."""
+
+    ids: list[str]
+    fields: list[str]
+    per_page: int
+    sort_by: str
+    sort_order: str
+    converted: str
+    binding: dict[str, Any]
+
+
+def _list_params(module: str, args: dict[str, str], if_modified_since: str | None) -> _ListParams:
+    """Check the parameters in the order Zoho reports them, so the first error matches."""
     ids = _split(args.get("ids"))
     if len(ids) > MAX_IDS:
         raise QueryError(
@@ -181,66 +188,135 @@ def list_records(
         "converted": converted,
         "If-Modified-Since": if_modified_since,
     }
+    return _ListParams(ids, fields, per_page, sort_by, sort_order, converted, binding)
 
-    now = state.timestamp()
-    token = args.get("page_token")
-    previous_token = None
-    if token:
-        saved = state.page_tokens.get(token)
-        if saved is None or saved["user_id"] != user_id:
-            raise QueryError("INVALID_DATA", "invalid data", {"param_name": "page_token"})
-        if now >= saved["expires_at"]:
-            raise QueryError(
-                "EXPIRED_VALUE", "the given page_token has expired", {"param_name": "page_token"}
-            )
-        for key, value in binding.items():
-            if saved["binding"][key] != value:
-                raise QueryError(
-                    "TOKEN_BOUND_DATA_MISMATCH",
-                    "the parameters do not match the ones the page_token was issued for",
-                    {"param_name": key},
-                )
-        served = saved["served"]
-        if served >= state.page_token_limit:
-            raise QueryError(
-                "PAGINATION_LIMIT_EXCEEDED",
-                f"You can only get the first {state.page_token_limit} records",
-                {"limit": state.page_token_limit},
-            )
-        page = served // per_page + 1
-        previous_token = token
-    else:
-        page = _int_param(args, "page", 1, None)
-        served = (page - 1) * per_page
-        if served >= DISCRETE_LIMIT:
-            raise QueryError(
-                "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
-                "You can only get the first 2000 records without using page_token param",
-                {"limit": DISCRETE_LIMIT},
-            )
 
-    ascending, keys = _sorted(state, module, ids, sort_by, converted, if_modified_since)
+def _resumed_position(
+    state: SandboxState, token: str, params: _ListParams, user_id: str, now: float
+) -> tuple[int, int]:
+    """Records already served and the page number for a page token, once it is proven valid.
+
+    A token is only good for the user it was issued to, before it expires, with the same
+    parameters, and up to the org's page-token record limit.
+    """
+    saved = state.page_tokens.get(token)
+    if saved is None or saved["user_id"] != user_id:
+        raise QueryError("INVALID_DATA", "invalid data", {"param_name": "page_token"})
+    if now >= saved["expires_at"]:
+        raise QueryError(
+            "EXPIRED_VALUE", "the given page_token has expired", {"param_name": "page_token"}
+        )
+    for key, value in params.binding.items():
+        if saved["binding"][key] != value:
+            raise QueryError(
+                "TOKEN_BOUND_DATA_MISMATCH",
+                "the parameters do not match the ones the page_token was issued for",
+                {"param_name": key},
+            )
+    served = saved["served"]
+    if served >= state.page_token_limit:
+        raise QueryError(
+            "PAGINATION_LIMIT_EXCEEDED",
+            f"You can only get the first {state.page_token_limit} records",
+            {"limit": state.page_token_limit},
+        )
+    return served, served // params.per_page + 1
+
+
+def _discrete_position(args: dict[str, str], per_page: int) -> tuple[int, int]:
+    """Records before the requested page and its number; ``page`` stops at record 2,000."""
+    page = _int_param(args, "page", 1, None)
+    served = (page - 1) * per_page
+    if served >= DISCRETE_LIMIT:
+        raise QueryError(
+            "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+            "You can only get the first 2000 records without using page_token param",
+            {"limit": DISCRETE_LIMIT},
+        )
+    return served, page
+
+
+def _page_window(
+    state: SandboxState,
+    token: str | None,
+    keys: list[tuple[str, str]],
+    total: int,
+    served: int,
+    per_page: int,
+    sort_order: str,
+) -> tuple[int, int, int]:
+    """Slice bounds in the ascending order for this page, and how many records remain after it.
+
+    With a token the page starts at its keyset cursor, so records created meanwhile do not
+    shift it; without one it starts at an offset.
+    """
     if token:
         cursor = tuple(state.page_tokens[token]["cursor"])
         take = min(per_page, state.page_token_limit - served)
         if sort_order == "desc":
             end = bisect.bisect_left(keys, cursor)  # everything before the cursor
             start = max(0, end - take)
-            left = start
-        else:
-            start = bisect.bisect_right(keys, cursor)  # everything after the cursor
-            end = min(len(ascending), start + take)
-            left = len(ascending) - end
+            return start, end, start
+        start = bisect.bisect_right(keys, cursor)  # everything after the cursor
+        end = min(total, start + take)
+        return start, end, total - end
+    take = min(per_page, DISCRETE_LIMIT - served)
+    if sort_order == "desc":
+        end = max(0, total - served)
+        start = max(0, end - take)
+        return start, end, start
+    start = min(total, served)
+    end = min(total, start + take)
+    return start, end, total - end
+
+
+def _issue_page_token(
+    state: SandboxState,
+    params: _ListParams,
+    last: dict[str, Any],
+    served: int,
+    user_id: str,
+    now: float,
+) -> tuple[str, str | None]:
+    """Save a cursor after ``last`` and return its token and the expiry shown to the client."""
+    next_token = secrets.token_hex(16)
+    ttl = state.faults.page_token_ttl
+    lifetime = PAGE_TOKEN_TTL if ttl is None else timedelta(seconds=ttl)
+    state.page_tokens[next_token] = {
+        "binding": params.binding,
+        "cursor": list(_sort_key(params.sort_by)(last)),
+        "served": served,
+        "expires_at": now + lifetime.total_seconds(),
+        "user_id": user_id,
+    }
+    return next_token, state.show(store_instant(state.now() + lifetime))
+
+
+def list_records(
+    state: SandboxState,
+    module: str,
+    args: dict[str, str],
+    if_modified_since: str | None,
+    user_id: str,
+) -> ListResult:
+    """Answer `GET /crm/v8/{module}`; raises ``QueryError`` for request-level errors."""
+    params = _list_params(module, args, if_modified_since)
+    per_page, sort_by, sort_order = params.per_page, params.sort_by, params.sort_order
+    now = state.timestamp()
+    token = args.get("page_token")
+    previous_token = None
+    if token:
+        served, page = _resumed_position(state, token, params, user_id, now)
+        previous_token = token
     else:
-        take = min(per_page, DISCRETE_LIMIT - served)
-        if sort_order == "desc":
-            end = max(0, len(ascending) - served)
-            start = max(0, end - take)
-            left = start
-        else:
-            start = min(len(ascending), served)
-            end = min(len(ascending), start + take)
-            left = len(ascending) - end
+        served, page = _discrete_position(args, per_page)
+
+    ascending, keys = _sorted(
+        state, module, params.ids, sort_by, params.converted, if_modified_since
+    )
+    start, end, left = _page_window(
+        state, token, keys, len(ascending), served, per_page, sort_order
+    )
     page_records = ascending[start:end]
     if sort_order == "desc":
         page_records.reverse()
@@ -251,20 +327,10 @@ def list_records(
     next_token = None
     expiry = None
     if more:
-        next_token = secrets.token_hex(16)
-        ttl = state.faults.page_token_ttl
-        lifetime = PAGE_TOKEN_TTL if ttl is None else timedelta(seconds=ttl)
-        expires_at = now + lifetime.total_seconds()
-        last = page_records[-1]
-        state.page_tokens[next_token] = {
-            "binding": binding,
-            "cursor": list(_sort_key(sort_by)(last)),
-            "served": served + len(page_records),
-            "expires_at": expires_at,
-            "user_id": user_id,
-        }
-        expiry = state.show(store_instant(state.now() + lifetime))
-    only = fields or None
+        next_token, expiry = _issue_page_token(
+            state, params, page_records[-1], served + len(page_records), user_id, now
+        )
+    only = params.fields or None
     data = [render_record(state, module, r, only) for r in page_records]
     info = {
         "call": False,

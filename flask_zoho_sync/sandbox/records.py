@@ -376,6 +376,129 @@ def _update(
     return changed
 
 
+def _update_target(
+    records: dict[str, dict[str, Any]], item: dict[str, Any], index: int
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The record an update element names by id, or the error Zoho gives when it names none."""
+    record_id = item.get("id")
+    details = {"api_name": "id", "json_path": _json_path(index, "id")}
+    if record_id in (None, ""):
+        return None, error_body("MANDATORY_NOT_FOUND", "required field not found", details)
+    target = records.get(str(record_id))
+    if target is None:
+        return None, error_body("INVALID_DATA", "the id given seems to be invalid", details)
+    return target, None
+
+
+def _upsert_match(
+    state: SandboxState,
+    module: str,
+    item: dict[str, Any],
+    duplicate_check: list[str] | None,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The first existing record sharing a duplicate-check value, in the order Zoho tries them."""
+    for api_name in duplicate_check or []:
+        value = item.get(api_name)
+        if value in (None, "") or not isinstance(value, str | int):
+            continue
+        found = _find_by_value(state, module, api_name, value)
+        if found:
+            return found[0], api_name
+    return None, None
+
+
+def _stale_error(
+    target: dict[str, Any] | None, if_unmodified_since: str | None
+) -> dict[str, Any] | None:
+    """Refuse to overwrite a record changed after the caller last read it."""
+    if (
+        target is not None
+        and if_unmodified_since is not None
+        and target["Modified_Time"] > if_unmodified_since
+    ):
+        return error_body(
+            "ALREADY_MODIFIED",
+            "Record updated time has already passed if-unmodified-since time",
+            {"id": target["id"]},
+        )
+    return None
+
+
+def _checked_values(
+    state: SandboxState,
+    module: str,
+    item: dict[str, Any],
+    index: int,
+    target: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Coerced values of one element, or the combined error if Zoho would refuse them.
+
+    Duplicates are only looked for once the element is otherwise valid, as Zoho reports them.
+    """
+    values, problems = _collect_values(state, module, item, index)
+    creating_without = target is None and not values.get("Last_Name")
+    emptying = target is not None and "Last_Name" in values and not values["Last_Name"]
+    if creating_without or emptying:
+        problems.insert(0, _mandatory_problem(index))
+    if not problems:
+        exclude = target["id"] if target is not None else None
+        duplicate = _duplicate_problem(state, module, values, index, exclude)
+        if duplicate:
+            problems.append(duplicate)
+    if problems:
+        return values, _combine(problems)
+    return values, None
+
+
+def _insert_one(
+    state: SandboxState,
+    module: str,
+    values: dict[str, Any],
+    user_id: str,
+    action: str,
+    outcome: BatchOutcome,
+) -> dict[str, Any]:
+    """Create the record and return its success element; upserts also say they inserted."""
+    record = _create(state, module, values, user_id)
+    outcome.inserted.append(record["id"])
+    outcome.affected[record["id"]] = [n for n, v in values.items() if v not in (None, [])]
+    element = {
+        "code": "SUCCESS",
+        "details": {**success_details(state, record), "$approval_state": "approved"},
+        "message": "record added",
+        "status": "success",
+    }
+    if action == "upsert":
+        element = {"code": "SUCCESS", "duplicate_field": None, "action": "insert", **element}
+    return element
+
+
+def _update_one(
+    state: SandboxState,
+    module: str,
+    target: dict[str, Any],
+    values: dict[str, Any],
+    user_id: str,
+    action: str,
+    matched_on: str | None,
+    outcome: BatchOutcome,
+) -> dict[str, Any]:
+    """Update the record and return its success element; upserts also name the matching field."""
+    changed = _update(state, target, values, user_id)
+    _reindex(state, module, target)
+    outcome.updated.append(target["id"])
+    outcome.affected[target["id"]] = changed
+    element = {
+        "code": "SUCCESS",
+        "details": success_details(state, target),
+        "message": "record updated",
+        "status": "success",
+    }
+    if action == "upsert":
+        element = {"code": "SUCCESS", "duplicate_field": matched_on, "action": "update", **element}
+    return element
+
+
 def apply_batch(
     state: SandboxState,
     module: str,
@@ -407,90 +530,26 @@ def apply_batch(
         target: dict[str, Any] | None = None
         matched_on: str | None = None
         if action == "update":
-            record_id = item.get("id")
-            if record_id in (None, ""):
-                details = {"api_name": "id", "json_path": _json_path(index, "id")}
-                outcome.results.append(
-                    error_body("MANDATORY_NOT_FOUND", "required field not found", details)
-                )
-                continue
-            target = records.get(str(record_id))
-            if target is None:
-                details = {"api_name": "id", "json_path": _json_path(index, "id")}
-                outcome.results.append(
-                    error_body("INVALID_DATA", "the id given seems to be invalid", details)
-                )
+            target, missing = _update_target(records, item, index)
+            if missing is not None:
+                outcome.results.append(missing)
                 continue
         elif action == "upsert":
-            for api_name in duplicate_check or []:
-                value = item.get(api_name)
-                if value in (None, "") or not isinstance(value, str | int):
-                    continue
-                found = _find_by_value(state, module, api_name, value)
-                if found:
-                    target, matched_on = found[0], api_name
-                    break
-        if (
-            target is not None
-            and if_unmodified_since is not None
-            and target["Modified_Time"] > if_unmodified_since
-        ):
-            outcome.results.append(
-                error_body(
-                    "ALREADY_MODIFIED",
-                    "Record updated time has already passed if-unmodified-since time",
-                    {"id": target["id"]},
-                )
-            )
+            target, matched_on = _upsert_match(state, module, item, duplicate_check)
+        stale = _stale_error(target, if_unmodified_since)
+        if stale is not None:
+            outcome.results.append(stale)
             continue
-        values, problems = _collect_values(state, module, item, index)
-        creating_without = target is None and not values.get("Last_Name")
-        emptying = target is not None and "Last_Name" in values and not values["Last_Name"]
-        if creating_without or emptying:
-            problems.insert(0, _mandatory_problem(index))
-        if not problems:
-            exclude = target["id"] if target is not None else None
-            duplicate = _duplicate_problem(state, module, values, index, exclude)
-            if duplicate:
-                problems.append(duplicate)
-        if problems:
-            outcome.results.append(_combine(problems))
+        values, refused = _checked_values(state, module, item, index, target)
+        if refused is not None:
+            outcome.results.append(refused)
             continue
         if target is None:
-            record = _create(state, module, values, user_id)
-            outcome.inserted.append(record["id"])
-            outcome.affected[record["id"]] = [n for n, v in values.items() if v not in (None, [])]
-            element = {
-                "code": "SUCCESS",
-                "details": {**success_details(state, record), "$approval_state": "approved"},
-                "message": "record added",
-                "status": "success",
-            }
-            if action == "upsert":
-                element = {
-                    "code": "SUCCESS",
-                    "duplicate_field": None,
-                    "action": "insert",
-                    **element,
-                }
+            element = _insert_one(state, module, values, user_id, action, outcome)
         else:
-            changed = _update(state, target, values, user_id)
-            _reindex(state, module, target)
-            outcome.updated.append(target["id"])
-            outcome.affected[target["id"]] = changed
-            element = {
-                "code": "SUCCESS",
-                "details": success_details(state, target),
-                "message": "record updated",
-                "status": "success",
-            }
-            if action == "upsert":
-                element = {
-                    "code": "SUCCESS",
-                    "duplicate_field": matched_on,
-                    "action": "update",
-                    **element,
-                }
+            element = _update_one(
+                state, module, target, values, user_id, action, matched_on, outcome
+            )
         outcome.results.append(element)
     return outcome
 
