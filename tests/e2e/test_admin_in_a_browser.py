@@ -4,8 +4,6 @@ failed record and retry it. Screenshots of each step go to test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,23 +16,17 @@ from werkzeug.serving import make_server
 from flask_zoho_sync import get_state
 from flask_zoho_sync.web import register_admin
 from tests.conftest import TEST_REDIS_URL
+from tests.e2e.chromium import chromium, skip_without_chromium
 from tests.hostapp import make_host_app
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 
-if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    pytest.skip(
-        "browser tests need Debian's chromium and chromium-driver "
-        "(apt-get install chromium chromium-driver; .ci/run installs them)",
-        allow_module_level=True,
-    )
+skip_without_chromium()
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -42,29 +34,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    profile = tempfile.mkdtemp(prefix="zoho-sync-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(2)
-    try:
+    with chromium("zoho-sync-chromium-") as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
@@ -154,13 +125,15 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
         ("email", "Email"),
         ("company", "Badge"),
     ):
-        Select(browser.find_element(By.XPATH, "(//select[@name='host_key'])[1]")).select_by_value(
-            host_key
-        )
+        host_select = browser.find_element(By.XPATH, "(//select[@name='host_key'])[1]")
+        Select(host_select).select_by_value(host_key)
         Select(browser.find_element(By.XPATH, "(//select[@name='zoho_field'])[1]")).select_by_value(
             zoho_field
         )
         click(browser, "(//button[normalize-space()='Add'])[1]")
+        # The answer swaps the section in: wait for that, not for the field's name, which the
+        # offer of standard pairs may already show.
+        WebDriverWait(browser, 15).until(ec.staleness_of(host_select))
         wait_text(browser, f"({zoho_field})")
     shot(browser, "3-mapping")
 

@@ -19,8 +19,6 @@ alone. The demo's run writes README's screenshots (docs/*.png), so they cannot g
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,27 +30,21 @@ from jinja2 import ChoiceLoader, DictLoader
 from werkzeug.serving import make_server
 
 from tests.conftest import TEST_REDIS_URL, _reclaim
+from tests.e2e.chromium import chromium, skip_without_chromium
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ROOT = Path(__file__).resolve().parent.parent.parent
 HOSTS_DIR = Path(__file__).resolve().parent / "hosts"
 DOCS = ROOT / "docs"
 ARTIFACTS = ROOT / "test-artifacts"
 PREFIX = "/admin/zoho"
 
-if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    pytest.skip(
-        "browser tests need Debian's chromium and chromium-driver "
-        "(apt-get install chromium chromium-driver; .ci/run installs them)",
-        allow_module_level=True,
-    )
+skip_without_chromium()
 
 webdriver = pytest.importorskip("selenium.webdriver")
 axe_selenium_python = pytest.importorskip("axe_selenium_python")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -268,29 +260,6 @@ class Site:
         return answer
 
 
-def _browser() -> tuple[Any, str]:
-    profile = tempfile.mkdtemp(prefix="zoho-sync-hosts-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(0)
-    return driver, profile
-
-
 def _host_layouts(app: Any) -> None:
     """Put the host layout chosen by the browser's ``zs-test-host`` cookie around our pages,
     the way a host app does: by providing its own zoho_sync/layout.html."""
@@ -362,17 +331,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, zoho_sandbox_url: str) -> Ite
     url = f"http://127.0.0.1:{server.server_port}"
     client = app.test_client()
     _log_in_client(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    driver, profile = _browser()
     try:
-        driver.get(f"{url}/login")
-        driver.find_element(By.NAME, "email").send_keys(ADMIN_EMAIL)
-        driver.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
-        driver.find_element(By.XPATH, "//form//button").click()
-        _wait_text(driver, "Log out")
-        yield Site(url=url, app=app, client=client, sandbox=sandbox, driver=driver)
+        with chromium("zoho-sync-hosts-", height=900, implicit_wait=0) as driver:
+            driver.get(f"{url}/login")
+            driver.find_element(By.NAME, "email").send_keys(ADMIN_EMAIL)
+            driver.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+            driver.find_element(By.XPATH, "//form//button").click()
+            _wait_text(driver, "Log out")
+            yield Site(url=url, app=app, client=client, sandbox=sandbox, driver=driver)
     finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
         server.shutdown()
         thread.join(5)
         with app.app_context():
