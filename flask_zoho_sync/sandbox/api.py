@@ -207,24 +207,22 @@ def _check_batch_options(body: dict[str, Any], items: list[Any]) -> None:
             "the number of records exceeds the limit",
             {"limit": MAX_RECORDS_PER_CALL},
         )
-    trigger = body.get("trigger")
-    if trigger is not None and not isinstance(trigger, list):
+    _optional_array(body, "trigger")
+
+
+def _optional_array(body: dict[str, Any], key: str) -> Any:
+    """``body[key]`` when absent or a JSON array; anything else is Zoho's INVALID_DATA."""
+    value = body.get(key)
+    if value is not None and not isinstance(value, list):
         raise QueryError(
-            "INVALID_DATA",
-            "invalid data",
-            {"api_name": "trigger", "expected_data_type": "jsonarray"},
+            "INVALID_DATA", "invalid data", {"api_name": key, "expected_data_type": "jsonarray"}
         )
+    return value
 
 
 def _upsert_duplicate_check(state: SandboxState, module: str, body: dict[str, Any]) -> list[str]:
     """The fields an upsert matches existing records on, in the order it tries them."""
-    given = body.get("duplicate_check_fields")
-    if given is not None and not isinstance(given, list):
-        raise QueryError(
-            "INVALID_DATA",
-            "invalid data",
-            {"api_name": "duplicate_check_fields", "expected_data_type": "jsonarray"},
-        )
+    given = _optional_array(body, "duplicate_check_fields")
     try:
         return resolve_duplicate_check(state, module, given)
     except DuplicateCheckError as error:
