@@ -35,6 +35,7 @@ from flask_zoho_sync.sync.merge import (
 )
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
+from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
 
@@ -540,9 +541,12 @@ class PullPass:
             if result.to_zoho:
                 self.engine.push_queue[contact_id] = None
             return
+        undo: dict[str, Any] = {}
         if result.to_host and action != "create":
+            held = self._host_values(contact, result.to_host)
             with self.engine.host_writes():
                 warnings = (*warnings, *self._write_host(contact, result.to_host))
+            undo = {UNDO_KEY: undo_values(held, self._host_values(contact, result.to_host))}
         # Keys the merge gave to Zoho keep their old base, so the push still sees them as
         # host changes and sends them; everything else is now held by both sides.
         snapshot = dict(result.new_base)
@@ -571,13 +575,19 @@ class PullPass:
                 action=action,
                 contact_id=contact_id,
                 zoho_id=zoho_id,
-                changes={"fields": shown, "conflicts": conflicts},
+                changes={"fields": shown, "conflicts": conflicts, **undo},
                 # A value cut to fit the host column says so, or the cut would go unseen.
                 reason="; ".join(
                     ["changed in Zoho" if action == "update" else "new in Zoho", *warnings]
                 ),
             )
             self.report.add(PlannedChange("to_host", action, contact_id, zoho_id, shown, conflicts))
+
+    def _host_values(self, contact: Any, keys: Iterable[str]) -> dict[str, Any]:
+        """The contact's canonical values of ``keys``, kept in the history before and after
+        the pull writes them, so the write can be reverted (``sync.revert``)."""
+        held = host_canonical(self.mapping, self.adapter, contact)
+        return {key: held.get(key) for key in keys}
 
     def _write_host(self, contact: Any, to_host: dict[str, Any]) -> tuple[str, ...]:
         """Write Zoho's values; returns the warnings of values cut to fit the host."""
@@ -653,7 +663,10 @@ class PullPass:
             if self.dry_run:
                 self.engine.planned_host_deletes.add(link.contact_id)
                 continue
+            undo: dict[str, Any] = {}
             if contact is not None:
+                held = host_canonical(self.mapping, self.adapter, contact)
+                undo = {UNDO_KEY: undo_values(held, None)}
                 with self.engine.host_writes():
                     self.adapter.delete(contact)
             self.ledger.bury(zoho_id=link.zoho_id, contact_id=link.contact_id, deleted_on="zoho")
@@ -664,6 +677,7 @@ class PullPass:
                 action="delete",
                 contact_id=link.contact_id,
                 zoho_id=link.zoho_id,
+                changes=undo,
                 reason="deleted in Zoho",
             )
         if not self.dry_run:

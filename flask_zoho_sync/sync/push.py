@@ -31,6 +31,7 @@ from flask_zoho_sync.sync.context import (
 )
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
+from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
 from flask_zoho_sync.zoho.results import RecordResult
 from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
 
@@ -264,6 +265,24 @@ def _written_snapshot(item: _Outgoing, read_at: datetime | None) -> dict[str, An
     if read_at is not None:
         snapshot[READ_KEY] = read_at.isoformat()
     return snapshot
+
+
+def _undo_of_update(item: _Outgoing, action: str) -> dict[str, Any]:
+    """What Zoho held before this update and what it holds now, for a revert
+    (``sync.revert``): the link's snapshot is what Zoho held, as the re-read before the
+    write confirmed. Creates and links have no before-values in Zoho to go back to."""
+    if action != "update":
+        return {}
+    base = item.base or {}
+    before = {key: base.get(key) for key in item.changed}
+    return {UNDO_KEY: undo_values(before, item.changed)}
+
+
+def _undo_of_deletion(item: _Deletion) -> dict[str, Any]:
+    """The deleted record's last synced values, so a revert can bring it back."""
+    if item.link is None:
+        return {}
+    return {UNDO_KEY: undo_values(mapped_values(item.link.snapshot), None)}
 
 
 @dataclass
@@ -720,7 +739,7 @@ class PushPass:
             action=kind,
             contact_id=item.contact_id,
             zoho_id=zoho_id,
-            changes={"fields": shown},
+            changes={"fields": shown, **_undo_of_update(item, kind)},
             reason="; ".join(item.warnings) or "changed in the host",
         )
         self.report.add(PlannedChange("to_zoho", kind, item.contact_id, zoho_id, shown))
@@ -785,6 +804,7 @@ class PushPass:
                     action="delete",
                     contact_id=item.contact_id,
                     zoho_id=item.zoho_id,
+                    changes=_undo_of_deletion(item),
                     reason="deleted in the host"
                     + ("; it was already gone in Zoho" if gone else ""),
                 )
