@@ -38,6 +38,7 @@ from .schema import require_tables
 from .state import ZohoSyncState, state_of
 from .status import sync_readiness, sync_status
 from .sync.context import RunReport
+from .undo import outcome_as_dict, revert_lines, revert_run
 from .zoho.errors import ZohoError
 
 
@@ -338,6 +339,13 @@ def settings_command(
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing anywhere.")
 @click.option("--confirm-deletes", is_flag=True, help="Allow a run that deletes many records.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--revert",
+    "revert_id",
+    type=int,
+    metavar="RUN",
+    help="Take run RUN back (History shows run ids); with --dry-run, preview it.",
+)
 @with_appcontext
 def sync_command(
     everything: bool,
@@ -346,11 +354,19 @@ def sync_command(
     dry_run: bool,
     confirm_deletes: bool,
     as_json: bool,
+    revert_id: int | None,
 ) -> None:
     """Synchronise now, in this process, and print what happened (or would happen)."""
     if everything and since_last:
         raise click.UsageError("Choose one of --all and --since-last.")
     state = _state()
+    if revert_id is not None:
+        if everything or since_last or direction != "both" or confirm_deletes:
+            raise click.UsageError(
+                "--revert takes only --dry-run and --json: it reverts what run RUN did."
+            )
+        _revert(state, revert_id, dry_run=dry_run, as_json=as_json)
+        return
     refusal = sync_readiness(state.db.session, state.adapter).refusal(face="cli")
     if refusal:  # before anything is read: a plan of a blank mapping "agrees" with anything
         _fail(ZohoSyncError(refusal))
@@ -373,6 +389,24 @@ def sync_command(
     else:
         click.echo(describe_report(report, dry_run=dry_run))
     if report.status in ("failed", "needs_confirmation", "stopped"):
+        sys.exit(1)
+
+
+def _revert(state: ZohoSyncState, run_id: int, *, dry_run: bool, as_json: bool) -> None:
+    """``sync --revert RUN``: preview or carry out the revert, and print it."""
+    guard = nullcontext() if dry_run else exclusive_run(state)
+    try:
+        with guard:
+            outcome = revert_run(state, run_id, dry_run=dry_run)
+    except SyncBusy as exc:
+        _fail(ZohoSyncError(f"{exc}. Wait for it to finish, then run this command again."))
+    except (ZohoError, ZohoSyncError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(outcome_as_dict(outcome), indent=2, default=str))
+    else:
+        click.echo("\n".join(revert_lines(outcome)))
+    if outcome.status != "succeeded":
         sys.exit(1)
 
 

@@ -1,0 +1,457 @@
+"""Reverting a run: the CLI's ``sync --revert RUN`` and the run page's "Revert this run".
+
+``sync.revert`` decides what a revert does from the run's history and today's values;
+this module reads those (the history rows, the host's contacts, one Zoho read per 100
+records) and writes the decision: host fields through the adapter, Zoho fields in
+batched updates of 100, deleted records brought back. A preview reads the same and
+writes nothing, so what it lists is what the revert then does.
+
+The revert is a run of its own in History (kind ``revert``, trigger ``revert:<run id>``).
+A run is reverted once: a second revert of it is refused, as is the revert of a revert
+(revert the original run's effects by hand, or sync again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .errors import ZohoSyncError
+from .ledger import Ledger
+from .models import RecordHistory, Run, Tombstone
+from .preferences import build_mapping, get_settings
+from .state import ZohoSyncState
+from .sync.context import apply_host_changes, host_canonical, readable
+from .sync.mapping import Mapping
+from .sync.revert import (
+    REVERT_TRIGGER,
+    UNDO_KEY,
+    CurrentValues,
+    HistoryEntry,
+    RecordRevert,
+    RevertPlan,
+    deleted_emails,
+    email_key,
+    needed_ids,
+    plan_revert,
+    undo_values,
+)
+
+#: Zoho takes at most 100 records a write call (reference §2.4/2.5).
+BATCH = 100
+#: A revert's outcome, like a sync's: nothing failed, or some records did.
+_REVERTED_STATUSES = ("succeeded", "partial")
+
+
+class RevertRefused(ZohoSyncError, ValueError):
+    """The run cannot be reverted; the message says why and what to do instead."""
+
+
+@dataclass
+class RevertOutcome:
+    """What a revert did (or, previewed, would do)."""
+
+    run_id: int
+    plan: RevertPlan
+    labels: dict[str, str]
+    dry_run: bool
+    #: The revert's own run (None for a preview).
+    revert_run_id: int | None = None
+    status: str = "succeeded"
+    errors: list[str] = field(default_factory=list)
+
+    def label(self, key: str) -> str:
+        return self.labels.get(key, key)
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.plan.records:
+            name = f"{record.direction}.{record.action}"
+            counts[name] = counts.get(name, 0) + 1
+            if record.skipped:
+                counts["fields_skipped"] = counts.get("fields_skipped", 0) + len(record.skipped)
+        return counts
+
+
+def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOutcome:
+    """Preview (``dry_run``) or carry out the revert of run ``run_id``.
+
+    Raises :class:`RevertRefused` when the run cannot be reverted (unknown, a plan, still
+    running, a revert itself, already reverted, or recorded before runs kept the values
+    from before their writes).
+    """
+    session: Session = state.db.session
+    run = _revertible_run(session, run_id)
+    entries = _history_of(session, run_id)
+    mapping = build_mapping(session, state.adapter)
+    module = get_settings(session).module or ""
+    client = state.client(budget=state.credit_budget())
+    meter_before = _meter_totals(client)
+    contacts, current = _current_values(state, client, module, mapping, entries)
+    plan = plan_revert(entries, current, mapping)
+    if not plan.records and plan.not_revertible:
+        session.rollback()
+        raise RevertRefused(
+            f"Run {run.id} was recorded before runs kept the values from before their "
+            "changes, so it cannot be reverted; change the records back by hand."
+        )
+    labels = {key: next(iter(readable(mapping, {key: None}))) for key in _keys(plan)}
+    outcome = RevertOutcome(run_id, plan, labels, dry_run)
+    if dry_run:
+        session.rollback()
+        state.record_usage(session)
+        session.commit()
+        return outcome
+    ledger = Ledger(session, get_settings(session))
+    revert = ledger.start_run(
+        kind="revert", mode="run", dry_run=False, trigger=f"{REVERT_TRIGGER}{run_id}"
+    )
+    ledger.commit()
+    outcome.revert_run_id = revert.id
+    _write_host(state, ledger, revert, mapping, plan, contacts, run_id)
+    _write_zoho(client, ledger, revert, mapping, module, plan, current, run_id, outcome)
+    _record_skips(ledger, revert, mapping, plan, run_id)
+    ledger.write_history()
+    calls, credits = _meter_totals(client)
+    revert.calls = calls - meter_before[0]
+    revert.credits = credits - meter_before[1]
+    revert.status = outcome.status = "partial" if outcome.errors else "succeeded"
+    revert.counts = {**outcome.summary(), "errors": len(outcome.errors), "calls": revert.calls}
+    revert.error = "; ".join(outcome.errors) or None
+    revert.finished_at = datetime.now(timezone.utc)
+    ledger.commit()
+    state.record_usage(session)
+    session.commit()
+    return outcome
+
+
+def _meter_totals(client: Any) -> tuple[int, int]:
+    snapshot = client.meter.snapshot()
+    return int(snapshot["total_calls"]), int(snapshot["total_credits"])
+
+
+def _revertible_run(session: Session, run_id: int) -> Run:
+    """The run, or a refusal that says why it cannot be reverted."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise RevertRefused(f"There is no run {run_id}; History lists the runs and their ids.")
+    if run.dry_run:
+        raise RevertRefused(f"Run {run_id} was a preview: it changed nothing to revert.")
+    if run.status == "running":
+        raise RevertRefused(f"Run {run_id} is still running; revert it once it has finished.")
+    if run.kind == "revert":
+        raise RevertRefused(
+            f"Run {run_id} is itself a revert (of run "
+            f"{(run.trigger or '').removeprefix(REVERT_TRIGGER)}); a revert is not reverted. "
+            "Edit the records again, and the next sync carries the edits across."
+        )
+    earlier = session.scalar(
+        sa.select(Run.id).where(
+            Run.trigger == f"{REVERT_TRIGGER}{run_id}",
+            Run.dry_run.is_(False),
+            Run.status.in_(_REVERTED_STATUSES),
+        )
+    )
+    if earlier is not None:
+        raise RevertRefused(
+            f"Run {run_id} was already reverted by run {earlier}; a run is reverted once."
+        )
+    return run
+
+
+def _history_of(session: Session, run_id: int) -> list[HistoryEntry]:
+    rows = session.execute(
+        sa.select(
+            RecordHistory.id,
+            RecordHistory.direction,
+            RecordHistory.action,
+            RecordHistory.contact_id,
+            RecordHistory.zoho_id,
+            RecordHistory.changes,
+        )
+        .where(RecordHistory.run_id == run_id)
+        .order_by(RecordHistory.id)
+    )
+    return [HistoryEntry(*row) for row in rows]
+
+
+def _current_values(
+    state: ZohoSyncState,
+    client: Any,
+    module: str,
+    mapping: Mapping,
+    entries: Sequence[HistoryEntry],
+) -> tuple[dict[str, Any], CurrentValues]:
+    """Today's values of what the run touched: the host's contacts (and, for contacts the
+    run deleted, whether their email is back), and Zoho's records, one read per 100."""
+    adapter = state.adapter
+    contact_ids, zoho_ids = needed_ids(entries)
+    zoho_ids += [
+        entry.zoho_id
+        for entry in entries
+        if entry.direction == "to_zoho" and entry.action == "delete" and entry.zoho_id
+    ]
+    contacts = adapter.get_many(contact_ids) if contact_ids else {}
+    host = {
+        contact_id: (
+            host_canonical(mapping, adapter, contacts[contact_id])
+            if contact_id in contacts
+            else None
+        )
+        for contact_id in contact_ids
+    }
+    zoho: dict[str, Any] = dict.fromkeys(zoho_ids)
+    if zoho_ids:
+        for record in client.get_records(module, zoho_ids, mapping.zoho_api_names()):
+            zoho[str(record["id"])] = mapping.zoho_to_canonical(record)
+    key = email_key(mapping)
+    emails = deleted_emails(entries, key)
+    back = frozenset(adapter.find_many_by_email(emails)) if emails else frozenset()
+    return contacts, CurrentValues(host=host, zoho=zoho, host_emails=back, email_key=key)
+
+
+def _keys(plan: RevertPlan) -> set[str]:
+    keys: set[str] = set()
+    for record in plan.records:
+        keys.update(record.values)
+        keys.update(skipped.key for skipped in record.skipped)
+    return keys
+
+
+def _skipped(mapping: Mapping, record: RecordRevert) -> dict[str, dict[str, Any]]:
+    """Fields left as they are, by the name an admin knows, with both values."""
+    return {
+        next(iter(readable(mapping, {item.key: None}))): {
+            "run wrote": item.wrote,
+            "now": item.current,
+        }
+        for item in record.skipped
+    }
+
+
+def _record(
+    ledger: Ledger,
+    revert: Run,
+    mapping: Mapping,
+    record: RecordRevert,
+    run_id: int,
+    now: dict[str, Any] | None,
+) -> None:
+    """The revert's history row for one record it wrote: each field as [was, now]."""
+    was = now or {}
+    ledger.record(
+        revert,
+        direction=record.direction,
+        action=record.action,
+        contact_id=record.contact_id,
+        zoho_id=record.zoho_id,
+        changes={
+            "fields": readable(
+                mapping,
+                {key: [was.get(key), value] for key, value in record.values.items()}
+                if now is not None
+                else record.values,
+            ),
+            "skipped": _skipped(mapping, record),
+            UNDO_KEY: undo_values(
+                None if now is None else {key: was.get(key) for key in record.values},
+                record.values,
+            ),
+        },
+        reason=f"reverted run {run_id}",
+    )
+
+
+def _record_skips(
+    ledger: Ledger, revert: Run, mapping: Mapping, plan: RevertPlan, run_id: int
+) -> None:
+    """Records the revert left alone, with the reason, so History shows them too."""
+    for record in plan.records:
+        if record.action != "skip":
+            continue
+        ledger.record(
+            revert,
+            direction=record.direction,
+            action="skip",
+            contact_id=record.contact_id,
+            zoho_id=record.zoho_id,
+            changes={"skipped": _skipped(mapping, record)},
+            reason=f"not reverted: {record.reason}",
+        )
+
+
+def _write_host(
+    state: ZohoSyncState,
+    ledger: Ledger,
+    revert: Run,
+    mapping: Mapping,
+    plan: RevertPlan,
+    contacts: dict[str, Any],
+    run_id: int,
+) -> None:
+    """Put the host's before-values back and re-create the contacts the run deleted.
+
+    These are host edits like an admin's: change capture sees them, so the next push
+    carries them to Zoho (a re-created contact gets its Zoho record again and its link).
+    """
+    adapter = state.adapter
+    session = ledger.session
+    for record in plan.of("to_host", "update"):
+        contact = contacts[record.contact_id or ""]
+        now = host_canonical(mapping, adapter, contact)
+        apply_host_changes(adapter, contact, mapping.canonical_to_host(record.values))
+        _record(ledger, revert, mapping, record, run_id, now)
+    created = plan.of("to_host", "create")
+    for record in created:
+        contact = adapter.create()
+        apply_host_changes(adapter, contact, mapping.canonical_to_host(record.values))
+        adapter.flush()
+        old_contact_id = record.contact_id
+        record.contact_id = adapter.contact_id(contact)
+        _unbury(session, zoho_id=record.zoho_id, contact_id=old_contact_id)
+        _record(ledger, revert, mapping, record, run_id, None)
+    ledger.commit()
+
+
+def _write_zoho(
+    client: Any,
+    ledger: Ledger,
+    revert: Run,
+    mapping: Mapping,
+    module: str,
+    plan: RevertPlan,
+    current: CurrentValues,
+    run_id: int,
+    outcome: RevertOutcome,
+) -> None:
+    """Write Zoho's before-values back, 100 records a call, and re-create the records the
+    run deleted (Zoho's recycle-bin restore is not used: see docs/zoho-api-notes.md)."""
+    updates = plan.of("to_zoho", "update")
+    for start in range(0, len(updates), BATCH):
+        chunk = updates[start : start + BATCH]
+        payloads = [
+            {"id": record.zoho_id, **mapping.canonical_to_zoho(record.values)} for record in chunk
+        ]
+        results = client.update(module, payloads)
+        for record, result in zip(chunk, results, strict=True):
+            if not result.ok:
+                outcome.errors.append(_refused(record, result))
+                continue
+            now = dict(current.zoho.get(record.zoho_id or "") or {})
+            _record(ledger, revert, mapping, record, run_id, now)
+        ledger.commit()
+    creates = plan.of("to_zoho", "create")
+    for start in range(0, len(creates), BATCH):
+        chunk = creates[start : start + BATCH]
+        payloads = []
+        for record in chunk:
+            payload, _warnings, _errors = mapping.prepare_outgoing(
+                mapping.canonical_to_zoho(record.values), True
+            )
+            payloads.append(payload)
+        results = client.insert(module, payloads)
+        for record, result in zip(chunk, results, strict=True):
+            if not result.ok:
+                outcome.errors.append(_refused(record, result))
+                continue
+            _unbury(ledger.session, zoho_id=record.zoho_id, contact_id=record.contact_id)
+            record.zoho_id = result.record_id
+            _record(ledger, revert, mapping, record, run_id, None)
+        ledger.commit()
+
+
+def _refused(record: RecordRevert, result: Any) -> str:
+    return (
+        f"Zoho refused record {record.zoho_id or '(new)'}: {result.code} "
+        f"{result.message or ''}".strip()
+    )
+
+
+def _unbury(session: Session, *, zoho_id: str | None, contact_id: str | None) -> None:
+    """Remove the tombstone of a pairing the revert brings back, so it is not kept out
+    (or deleted again) as a deleted record."""
+    conditions = []
+    if zoho_id:
+        conditions.append(Tombstone.zoho_id == zoho_id)
+    if contact_id:
+        conditions.append(Tombstone.contact_id == contact_id)
+    if conditions:
+        session.execute(sa.delete(Tombstone).where(sa.or_(*conditions)))
+
+
+_SIDES = {"to_host": "this app", "to_zoho": "Zoho"}
+
+
+def revert_lines(outcome: RevertOutcome) -> list[str]:
+    """The revert (or its preview) in words, record by record: what goes back, what is
+    brought back, what is left alone and why, and any field skipped with both values."""
+    verb = "would" if outcome.dry_run else "did"
+    lines: list[str] = []
+    for record in outcome.plan.records:
+        side = _SIDES.get(record.direction, record.direction)
+        name = (
+            f"contact {record.contact_id}"
+            if record.direction == "to_host"
+            else f"Zoho record {record.zoho_id}"
+        )
+        if record.action == "update":
+            values = ", ".join(
+                f"{outcome.label(key)} = {value!r}" for key, value in record.values.items()
+            )
+            lines.append(f"{side}: {name}: put back {values}")
+        elif record.action == "create":
+            lines.append(f"{side}: {name} (deleted by the run): brought back")
+        else:
+            lines.append(f"{side}: {name}: not reverted: {record.reason}")
+        for skipped in record.skipped:
+            lines.append(
+                f"    skipped {outcome.label(skipped.key)}: changed since the run "
+                f"(the run wrote {skipped.wrote!r}, it is now {skipped.current!r})"
+            )
+    for kind, count in sorted(outcome.plan.not_revertible.items()):
+        direction, _, action = kind.partition(".")
+        lines.append(
+            f"{_SIDES.get(direction, direction)}: {count} {action} row(s) of the run "
+            "cannot be reverted (creates and links, or rows recorded before runs kept "
+            "their before-values)"
+        )
+    head = (
+        f"Revert of run {outcome.run_id} (preview): "
+        if outcome.dry_run
+        else f"Revert of run {outcome.run_id} (run {outcome.revert_run_id}): {outcome.status}; "
+    )
+    head += f"{outcome.plan.writes} record(s) {verb} change"
+    return [head, *lines, *(f"error: {error}" for error in outcome.errors)]
+
+
+def outcome_as_dict(outcome: RevertOutcome) -> dict[str, Any]:
+    """The revert for ``--json``: every record with its values and skipped fields."""
+    return {
+        "run": outcome.run_id,
+        "revert_run": outcome.revert_run_id,
+        "dry_run": outcome.dry_run,
+        "status": outcome.status,
+        "counts": outcome.summary(),
+        "records": [
+            {
+                "direction": record.direction,
+                "action": record.action,
+                "contact_id": record.contact_id,
+                "zoho_id": record.zoho_id,
+                "values": {outcome.label(key): value for key, value in record.values.items()},
+                "skipped": [
+                    {"field": outcome.label(item.key), "run_wrote": item.wrote, "now": item.current}
+                    for item in record.skipped
+                ],
+                "reason": record.reason,
+            }
+            for record in outcome.plan.records
+        ],
+        "not_revertible": outcome.plan.not_revertible,
+        "errors": outcome.errors,
+    }

@@ -1,0 +1,217 @@
+"""A run taken back: each side gets the values from before it, edits made since are kept,
+deleted records come back, and a run is reverted once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_zoho_sync.models import RecordHistory, Run, Tombstone
+from flask_zoho_sync.undo import RevertOutcome, RevertRefused, revert_run
+from tests.engine.conftest import Synced
+from tests.engine.test_changes import delta, linked_pair
+
+
+def last_run_id(synced: Synced) -> int:
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        return int(session.scalar(sa.select(sa.func.max(Run.id)).where(Run.dry_run.is_(False))))
+
+
+def revert(synced: Synced, run_id: int, *, dry_run: bool = False) -> RevertOutcome:
+    with synced.host.app.app_context():
+        return revert_run(synced.state, run_id, dry_run=dry_run)
+
+
+def shown(outcome: RevertOutcome) -> list[tuple[Any, ...]]:
+    """What a revert lists, record by record, in a form two outcomes can be compared in."""
+    return [
+        (
+            record.direction,
+            record.action,
+            record.values,
+            [(item.key, item.wrote, item.current) for item in record.skipped],
+            record.reason,
+        )
+        for record in outcome.plan.records
+    ]
+
+
+def test_reverting_a_pull_puts_the_host_values_back(synced: Synced) -> None:
+    _contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie", "VIP": True})
+    assert synced.sync().status == "succeeded"
+    pulled = last_run_id(synced)
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+
+    outcome = revert(synced, pulled)
+
+    contact = synced.contacts()["ann@example.org"]
+    assert (contact["first_name"], contact["groups"]) == ("Ann", set())
+    with synced.host.app.app_context():
+        row = synced.host.db.session.get(Run, outcome.revert_run_id)
+        assert (row.kind, row.trigger, row.status) == ("revert", f"revert:{pulled}", "succeeded")
+    # The reverted values are a host edit like any other: the next sync carries them across.
+    assert synced.sync().status == "succeeded"
+    assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Ann"
+    assert synced.zoho.record("Leads", zoho_id)["VIP"] is False
+
+
+def test_reverting_a_push_writes_zoho_values_back_in_one_batched_call(synced: Synced) -> None:
+    ids = [
+        synced.add_contact(last_name="Lee", email=f"p{n}@example.org", phone=f"10{n}")
+        for n in range(3)
+    ]
+    synced.first_manual_sync()
+    for n, contact_id in enumerate(ids):
+        synced.edit_contact(contact_id, phone=f"20{n}")
+    assert synced.sync().status == "succeeded"
+    pushed = last_run_id(synced)
+    assert synced.leads()["p1@example.org"]["Phone"] == "201"
+
+    before = synced.calls()
+    outcome = revert(synced, pushed)
+
+    assert outcome.status == "succeeded"
+    assert {email: lead["Phone"] for email, lead in synced.leads().items()} == {
+        f"p{n}@example.org": f"10{n}" for n in range(3)
+    }
+    # One read of today's values for the three-way check, one write for all three records.
+    assert delta(before, synced.calls()) == {"GET /Leads": 1, "PUT /Leads": 1}
+    assert synced.sync().status == "succeeded"
+    assert synced.contacts()["p2@example.org"]["phone"] == "102"
+
+
+def test_a_field_changed_since_the_run_is_skipped_with_both_values(synced: Synced) -> None:
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie", "VIP": True})
+    synced.sync()
+    pulled = last_run_id(synced)
+    synced.edit_contact(contact_id, first_name="Anna")  # edited again since the run
+
+    outcome = revert(synced, pulled)
+
+    contact = synced.contacts()["ann@example.org"]
+    assert contact["first_name"] == "Anna"  # not clobbered
+    assert contact["groups"] == set()  # VIP, untouched since, is reverted
+    [record] = outcome.plan.records
+    assert [(item.wrote, item.current) for item in record.skipped] == [("Annie", "Anna")]
+    with synced.host.app.app_context():
+        rows = synced.host.db.session.scalars(
+            sa.select(RecordHistory).where(RecordHistory.run_id == outcome.revert_run_id)
+        ).all()
+    [row] = rows
+    assert row.changes["skipped"] == {
+        "First name (First_Name)": {"run wrote": "Annie", "now": "Anna"}
+    }
+
+
+def test_the_preview_lists_exactly_what_the_revert_does_and_writes_nothing(
+    synced: Synced,
+) -> None:
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann", phone="111")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie", "Phone": "222"})
+    synced.sync()
+    pulled = last_run_id(synced)
+    synced.edit_contact(contact_id, phone="333")
+
+    preview = revert(synced, pulled, dry_run=True)
+
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+    assert last_run_id(synced) == pulled  # a preview is no run
+    done = revert(synced, pulled)
+    assert shown(done) == shown(preview)
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Ann"
+
+
+def test_a_run_is_reverted_once_and_a_revert_is_not_reverted(synced: Synced) -> None:
+    _contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    synced.sync()
+    pulled = last_run_id(synced)
+    first = revert(synced, pulled)
+
+    with pytest.raises(RevertRefused, match=f"already reverted by run {first.revert_run_id}"):
+        revert(synced, pulled)
+    with pytest.raises(RevertRefused, match="is itself a revert"):
+        revert(synced, first.revert_run_id or 0)
+    with pytest.raises(RevertRefused, match="no run 9999"):
+        revert(synced, 9999)
+
+
+def test_a_run_recorded_before_runs_kept_before_values_cannot_be_reverted(
+    synced: Synced,
+) -> None:
+    _contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    synced.sync()
+    pulled = last_run_id(synced)
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        for row in session.scalars(sa.select(RecordHistory).where(RecordHistory.run_id == pulled)):
+            row.changes = {key: value for key, value in row.changes.items() if key != "undo"}
+        session.commit()
+
+    with pytest.raises(RevertRefused, match="recorded before runs kept"):
+        revert(synced, pulled)
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+
+
+def test_reverting_a_push_that_deleted_a_zoho_record_brings_the_record_back(
+    synced: Synced,
+) -> None:
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann", phone="111")
+    synced.delete_contact(contact_id)
+    assert synced.sync().counts["to_zoho.delete"] == 1
+    deleting = last_run_id(synced)
+
+    outcome = revert(synced, deleting)
+
+    [back] = outcome.plan.of("to_zoho", "create")
+    lead = synced.leads()["ann@example.org"]
+    assert (lead["First_Name"], lead["Phone"]) == ("Ann", "111")
+    with synced.host.app.app_context():
+        buried = synced.host.db.session.scalars(sa.select(Tombstone.zoho_id)).all()
+    assert zoho_id not in buried
+    # Its tombstone gone, the record is no longer kept out: the next pull links it again.
+    assert synced.sync().status == "succeeded"
+    assert synced.contacts()["ann@example.org"]["phone"] == "111"
+    assert back.zoho_id == lead["id"]
+
+
+def test_reverting_a_pull_that_deleted_a_contact_brings_the_contact_back(
+    synced: Synced,
+) -> None:
+    _contact_id, zoho_id = linked_pair(synced, first_name="Ann", groups=["VIP"])
+    synced.zoho.delete_record("Leads", zoho_id)
+    assert synced.sync().counts["to_host.delete"] == 1
+    deleting = last_run_id(synced)
+    assert "ann@example.org" not in synced.contacts()
+
+    revert(synced, deleting)
+
+    contact = synced.contacts()["ann@example.org"]
+    assert (contact["first_name"], contact["groups"]) == ("Ann", {"VIP"})
+    # The contact reaches Zoho again on the next sync, as a new record linked to it.
+    assert synced.sync().status == "succeeded"
+    assert synced.leads()["ann@example.org"]["First_Name"] == "Ann"
+    # A second revert is refused; the contact is not made twice.
+    with pytest.raises(RevertRefused, match="already reverted"):
+        revert(synced, deleting)
+    assert len([c for c in synced.contacts() if c == "ann@example.org"]) == 1
+
+
+def test_a_contact_deleted_since_the_run_is_not_brought_back(synced: Synced) -> None:
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    synced.sync()
+    pulled = last_run_id(synced)
+    synced.delete_contact(contact_id)  # the admin deleted it after the run
+
+    outcome = revert(synced, pulled)
+
+    assert "ann@example.org" not in synced.contacts()
+    [record] = outcome.plan.records
+    assert (record.action, record.reason) == ("skip", "the contact was deleted since the run")
