@@ -215,3 +215,34 @@ def test_a_contact_deleted_since_the_run_is_not_brought_back(synced: Synced) -> 
     assert "ann@example.org" not in synced.contacts()
     [record] = outcome.plan.records
     assert (record.action, record.reason) == ("skip", "the contact was deleted since the run")
+
+
+def test_the_command_line_previews_then_reverts_and_refuses_a_second_time(
+    synced: Synced,
+) -> None:
+    from tests.engine.test_cli import invoke
+
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    synced.sync()
+    pulled = last_run_id(synced)
+    synced.edit_contact(contact_id, phone="555")  # a field the run did not write
+
+    preview = invoke(synced, "sync", "--revert", str(pulled), "--dry-run")
+    assert preview.exit_code == 0, preview.output
+    assert f"Revert of run {pulled} (preview): 1 record(s) would change" in preview.output
+    assert "put back First name (First_Name) = 'Ann'" in preview.output
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+
+    done = invoke(synced, "sync", "--revert", str(pulled), "--json")
+    assert done.exit_code == 0, done.output
+    assert '"to_host.update": 1' in done.output
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Ann"
+    assert synced.contacts()["ann@example.org"]["phone"] == "555"
+
+    again = invoke(synced, "sync", "--revert", str(pulled))
+    assert again.exit_code == 1
+    assert "already reverted" in again.output
+    mixed = invoke(synced, "sync", "--revert", str(pulled), "--all")
+    assert mixed.exit_code == 2
+    assert "--revert takes only --dry-run and --json" in mixed.output
