@@ -34,6 +34,7 @@ def _wire_blueprint() -> None:
         hooks,
         mapping,
         overview,
+        revert_page,
         settings,
         sync_page,
     )

@@ -25,6 +25,7 @@ from ..ledger import Ledger
 from ..models import FieldMap, RecordHistory, Run
 from ..preferences import email_key_of, get_settings
 from ..state import ZohoSyncState
+from ..sync.revert import REVERT_TRIGGER
 from .blueprint import bp, sync_state
 from .messages import tell
 from .rendering import display_zone
@@ -41,7 +42,9 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "updated": ("update", "link"),
     "deleted": ("delete",),
     "failed": ("error",),
-    "skipped": (),
+    # Records a revert left alone have a row each (with both values); the engine's own
+    # skips are only counted (``words.skipped``).
+    "skipped": ("skip",),
 }
 OUTCOME_LABELS = {
     "created": "Created",
@@ -355,7 +358,7 @@ def _outcome_counts(session: Any, run: Run) -> dict[str, int]:
         name: sum(int(by_action.get(action, 0)) for action in actions)
         for name, actions in OUTCOMES.items()
     }
-    counts["skipped"] = skipped_total(run.counts)
+    counts["skipped"] += skipped_total(run.counts)
     return counts
 
 
@@ -380,22 +383,20 @@ def history_run(run_id: int) -> ResponseReturnValue:
             too_many = True
             contact_ids = []
         statement = statement.where(RecordHistory.contact_id.in_(contact_ids))
-    if outcome == "skipped":
-        matching, rows = 0, []
+    if email or outcome == "skipped":
+        matching = session.scalar(sa.select(sa.func.count()).select_from(statement.subquery()))
+    elif outcome:
+        matching = counts[outcome]
     else:
-        if email:
-            matching = session.scalar(sa.select(sa.func.count()).select_from(statement.subquery()))
-        elif outcome:
-            matching = counts[outcome]
-        else:
-            matching = sum(value for key, value in counts.items() if key != "skipped")
-        rows = list(
-            session.scalars(
-                statement.order_by(RecordHistory.id)
-                .offset((page - 1) * RUN_PAGE_SIZE)
-                .limit(RUN_PAGE_SIZE)
-            )
+        matching = sum(value for key, value in counts.items() if key != "skipped")
+        matching += counts["skipped"] - skipped_total(run.counts)
+    rows = list(
+        session.scalars(
+            statement.order_by(RecordHistory.id)
+            .offset((page - 1) * RUN_PAGE_SIZE)
+            .limit(RUN_PAGE_SIZE)
         )
+    )
     pages = max(1, -(-int(matching or 0) // RUN_PAGE_SIZE))
     account = describe_connection(session)
     module = get_settings(session).module
@@ -412,6 +413,18 @@ def history_run(run_id: int) -> ResponseReturnValue:
         cards=contact_cards(state, (row.contact_id for row in rows)),
         zoho_links={row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in rows},
         inverted=inverted_fields(session),
+        reverted_by=reverted_by(session, run),
+    )
+
+
+def reverted_by(session: Any, run: Run) -> int | None:
+    """The revert that took this run back, if one did (the page then offers none)."""
+    return session.scalar(
+        sa.select(Run.id).where(
+            Run.trigger == f"{REVERT_TRIGGER}{run.id}",
+            Run.dry_run.is_(False),
+            Run.status.in_(("succeeded", "partial")),
+        )
     )
 
 

@@ -14,12 +14,18 @@ from typing import Any
 
 from .blueprint import bp
 
-RUN_KINDS = {"sync": "Both ways", "push": "To Zoho", "pull": "From Zoho"}
+RUN_KINDS = {
+    "sync": "Both ways",
+    "push": "To Zoho",
+    "pull": "From Zoho",
+    "revert": "Revert of an earlier run",
+}
 RUN_MODES = {
     "all": "all records",
     "since_last": "changes since the last sync",
     "outbox": "edits saved on this site",
     "ids": "records Zoho reported changed",
+    "run": "what one earlier run changed",
 }
 RUN_TRIGGERS = {
     "admin": "Started by an admin",
@@ -47,6 +53,7 @@ ACTIONS = {
     "link": "Linked by email",
     "delete": "Deleted",
     "error": "Failed",
+    "skip": "Not reverted",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
@@ -132,6 +139,8 @@ def run_mode(value: str | None) -> str:
 
 @bp.app_template_filter("zs_run_trigger")
 def run_trigger(value: str | None) -> str:
+    if value and value.startswith("revert:"):  # sync.revert.REVERT_TRIGGER and the run id
+        return f"Revert of run {value.partition(':')[2]}"
     return _word(RUN_TRIGGERS, value)
 
 

@@ -12,6 +12,21 @@ from flask_zoho_sync.models import RecordHistory, Run, Tombstone
 from flask_zoho_sync.undo import RevertOutcome, RevertRefused, revert_run
 from tests.engine.conftest import Synced
 from tests.engine.test_changes import delta, linked_pair
+from tests.web.conftest import PREFIX, Admin
+
+
+@pytest.fixture
+def synced_config() -> dict[str, Any]:
+    """A secret key, so the admin pages (the run page's revert) can keep a session."""
+    return {"SECRET_KEY": "revert-tests-secret"}
+
+
+def admin_pages(synced: Synced) -> Admin:
+    from flask_zoho_sync.web import register_admin
+
+    synced.state.admin_check = lambda: True
+    register_admin(synced.host.app, synced.state)
+    return Admin(host=synced.host, client=synced.host.app.test_client())
 
 
 def last_run_id(synced: Synced) -> int:
@@ -246,3 +261,38 @@ def test_the_command_line_previews_then_reverts_and_refuses_a_second_time(
     mixed = invoke(synced, "sync", "--revert", str(pulled), "--all")
     assert mixed.exit_code == 2
     assert "--revert takes only --dry-run and --json" in mixed.output
+
+
+def test_the_run_page_previews_the_revert_then_reverts_and_links_both_runs(
+    synced: Synced,
+) -> None:
+    admin = admin_pages(synced)
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann", phone="111")
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie", "Phone": "222"})
+    synced.sync()
+    pulled = last_run_id(synced)
+    synced.edit_contact(contact_id, phone="333")
+
+    run_page = admin.text(f"/history/runs/{pulled}")
+    assert "Preview reverting this run" in run_page
+    preview = admin.text(f"/history/runs/{pulled}/revert")
+    assert "Put back <strong>First name (First_Name)</strong>: “Ann”" in preview
+    assert (
+        "Skipped <strong>Phone (Phone)</strong>: changed since the run "
+        "(the run wrote “222”, it is now “333”)"
+    ) in preview
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+
+    done = admin.post(f"/history/runs/{pulled}/revert")
+    assert done.status_code == 302
+    reverting = last_run_id(synced)
+    assert done.headers["Location"].endswith(f"{PREFIX}/history/runs/{reverting}")
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Ann"
+    revert_page = admin.text(f"/history/runs/{reverting}")
+    assert f"Revert of run {pulled}" in revert_page
+    assert "changed since the reverted run (it wrote “222”, it is now “333”)" in revert_page
+    assert f"reverted by <a href=\"{PREFIX}/history/runs/{reverting}\">run {reverting}</a>" in (
+        admin.text(f"/history/runs/{pulled}")
+    )
+    again = admin.post(f"/history/runs/{pulled}/revert", follow_redirects=True)
+    assert "already reverted" in again.get_data(as_text=True)
