@@ -41,6 +41,7 @@ from .sync.revert import (
     plan_revert,
     undo_values,
 )
+from .zoho.timefmt import parse_datetime
 
 #: Zoho takes at most 100 records a write call (reference §2.4/2.5).
 BATCH = 100
@@ -92,7 +93,8 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     module = get_settings(session).module or ""
     client = state.client(budget=state.credit_budget())
     meter_before = _meter_totals(client)
-    contacts, current = _current_values(state, client, module, mapping, entries)
+    zoho_read_at: dict[str, datetime] = {}
+    contacts, current = _current_values(state, client, module, mapping, entries, zoho_read_at)
     plan = plan_revert(entries, current, mapping)
     if not plan.records and plan.not_revertible:
         session.rollback()
@@ -114,7 +116,9 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     ledger.commit()
     outcome.revert_run_id = revert.id
     _write_host(state, ledger, revert, mapping, plan, contacts, run_id)
-    _write_zoho(client, ledger, revert, mapping, module, plan, current, run_id, outcome)
+    _write_zoho(
+        client, ledger, revert, mapping, module, plan, current, zoho_read_at, run_id, outcome
+    )
     _record_skips(ledger, revert, mapping, plan, run_id)
     ledger.write_history()
     calls, credits = _meter_totals(client)
@@ -186,9 +190,11 @@ def _current_values(
     module: str,
     mapping: Mapping,
     entries: Sequence[HistoryEntry],
+    zoho_read_at: dict[str, datetime],
 ) -> tuple[dict[str, Any], CurrentValues]:
     """Today's values of what the run touched: the host's contacts (and, for contacts the
-    run deleted, whether their email is back), and Zoho's records, one read per 100."""
+    run deleted, whether their email is back), and Zoho's records, one read per 100, with
+    the version read of each (``zoho_read_at``, filled here) for the conditional write."""
     adapter = state.adapter
     contact_ids, zoho_ids = needed_ids(entries)
     zoho_ids += [
@@ -209,6 +215,8 @@ def _current_values(
     if zoho_ids:
         for record in client.get_records(module, zoho_ids, mapping.zoho_api_names()):
             zoho[str(record["id"])] = mapping.zoho_to_canonical(record)
+            if record.get("Modified_Time"):
+                zoho_read_at[str(record["id"])] = parse_datetime(record["Modified_Time"])
     key = email_key(mapping)
     emails = deleted_emails(entries, key)
     back = frozenset(adapter.find_many_by_email(emails)) if emails else frozenset()
@@ -326,18 +334,25 @@ def _write_zoho(
     module: str,
     plan: RevertPlan,
     current: CurrentValues,
+    read_at: dict[str, datetime],
     run_id: int,
     outcome: RevertOutcome,
 ) -> None:
     """Write Zoho's before-values back, 100 records a call, and re-create the records the
-    run deleted (Zoho's recycle-bin restore is not used: see docs/zoho-api-notes.md)."""
+    run deleted (Zoho's recycle-bin restore is not used: see docs/zoho-api-notes.md).
+
+    The write is conditional on the versions the three-way check read (reference §2.3): a
+    record edited in Zoho since then is refused, not overwritten, and listed as failed."""
     updates = plan.of("to_zoho", "update")
     for start in range(0, len(updates), BATCH):
         chunk = updates[start : start + BATCH]
         payloads = [
             {"id": record.zoho_id, **mapping.canonical_to_zoho(record.values)} for record in chunk
         ]
-        results = client.update(module, payloads)
+        versions = [read_at[record.zoho_id] for record in chunk if record.zoho_id in read_at]
+        results = client.update(
+            module, payloads, if_unmodified_since=max(versions) if versions else None
+        )
         for record, result in zip(chunk, results, strict=True):
             if not result.ok:
                 outcome.errors.append(_refused(record, result))

@@ -296,3 +296,20 @@ def test_the_run_page_previews_the_revert_then_reverts_and_links_both_runs(
     )
     again = admin.post(f"/history/runs/{pulled}/revert", follow_redirects=True)
     assert "already reverted" in again.get_data(as_text=True)
+
+
+def test_a_zoho_field_edited_since_a_push_is_not_clobbered(synced: Synced) -> None:
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann", phone="111")
+    synced.edit_contact(contact_id, first_name="Annie", phone="222")
+    synced.sync()
+    pushed = last_run_id(synced)
+    synced.zoho.advance_clock(60)
+    synced.zoho.update_record("Leads", zoho_id, {"Phone": "999"})  # a salesperson's edit
+
+    outcome = revert(synced, pushed)
+
+    lead = synced.zoho.record("Leads", zoho_id)
+    assert (lead["First_Name"], lead["Phone"]) == ("Ann", "999")
+    [record] = outcome.plan.records
+    assert [(item.wrote, item.current) for item in record.skipped] == [("222", "999")]
+    assert outcome.status == "succeeded"
