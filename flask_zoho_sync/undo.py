@@ -115,12 +115,18 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     )
     ledger.commit()
     outcome.revert_run_id = revert.id
-    _write_host(state, ledger, revert, mapping, plan, contacts, run_id)
-    _write_zoho(
-        client, ledger, revert, mapping, module, plan, current, zoho_read_at, run_id, outcome
-    )
-    _record_skips(ledger, revert, mapping, plan, run_id)
-    ledger.write_history()
+    try:
+        _write_host(state, ledger, revert, mapping, plan, contacts, run_id)
+        _write_zoho(
+            client, ledger, revert, mapping, module, plan, current, zoho_read_at, run_id, outcome
+        )
+        _record_skips(ledger, revert, mapping, plan, run_id)
+        ledger.write_history()
+    except Exception as exc:
+        # What was written is committed batch by batch and recorded; the revert can be run
+        # again, and its three-way check then finds those records already reverted.
+        _failed(session, revert.id, exc)
+        raise
     calls, credits = _meter_totals(client)
     revert.calls = calls - meter_before[0]
     revert.credits = credits - meter_before[1]
@@ -132,6 +138,17 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     state.record_usage(session)
     session.commit()
     return outcome
+
+
+def _failed(session: Session, revert_id: int, exc: Exception) -> None:
+    """Mark the revert's run failed with the reason, so it does not stay "running"."""
+    session.rollback()
+    row = session.get(Run, revert_id)
+    if row is not None:
+        row.status = "failed"
+        row.error = f"The revert stopped: {type(exc).__name__}: {exc}"
+        row.finished_at = datetime.now(timezone.utc)
+        session.commit()
 
 
 def _meter_totals(client: Any) -> tuple[int, int]:

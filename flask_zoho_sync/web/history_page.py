@@ -56,7 +56,7 @@ OUTCOME_LABELS = {
 #: The outcomes History filters runs by (skipped records leave no row to find a run by).
 RUN_OUTCOMES = ("created", "updated", "deleted", "failed")
 #: Run kinds that can write each way.
-_KINDS_WRITING = {"to_zoho": ("sync", "push"), "to_host": ("sync", "pull")}
+_KINDS_WRITING = {"to_zoho": ("sync", "push", "revert"), "to_host": ("sync", "pull", "revert")}
 #: How many host contacts an email filter may match before it asks for more of the address.
 EMAIL_MATCHES = 500
 

@@ -291,7 +291,7 @@ def test_the_run_page_previews_the_revert_then_reverts_and_links_both_runs(
     revert_page = admin.text(f"/history/runs/{reverting}")
     assert f"Revert of run {pulled}" in revert_page
     assert "changed since the reverted run (it wrote “222”, it is now “333”)" in revert_page
-    assert f"reverted by <a href=\"{PREFIX}/history/runs/{reverting}\">run {reverting}</a>" in (
+    assert f'reverted by <a href="{PREFIX}/history/runs/{reverting}">run {reverting}</a>' in (
         admin.text(f"/history/runs/{pulled}")
     )
     again = admin.post(f"/history/runs/{pulled}/revert", follow_redirects=True)
@@ -313,3 +313,29 @@ def test_a_zoho_field_edited_since_a_push_is_not_clobbered(synced: Synced) -> No
     [record] = outcome.plan.records
     assert [(item.wrote, item.current) for item in record.skipped] == [("222", "999")]
     assert outcome.status == "succeeded"
+
+
+def test_a_revert_stopped_by_zoho_is_recorded_as_failed_and_can_be_run_again(
+    synced: Synced,
+) -> None:
+    from flask_zoho_sync.zoho.errors import ZohoError
+
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.edit_contact(contact_id, first_name="Annie")
+    synced.sync()
+    pushed = last_run_id(synced)
+    synced.zoho.faults(
+        fail_next=[{"status": 400, "method": "PUT", "body": {"code": "INVALID_REQUEST"}}]
+    )
+
+    with pytest.raises(ZohoError):
+        revert(synced, pushed)
+
+    with synced.host.app.app_context():
+        failed = synced.host.db.session.get(Run, last_run_id(synced))
+        assert (failed.kind, failed.status) == ("revert", "failed")
+        assert "The revert stopped" in (failed.error or "")
+    assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Annie"
+    again = revert(synced, pushed)
+    assert again.status == "succeeded"
+    assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Ann"
