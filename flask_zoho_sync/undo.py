@@ -372,7 +372,7 @@ def _write_zoho(
         )
         for record, result in zip(chunk, results, strict=True):
             if not result.ok:
-                outcome.errors.append(_refused(record, result))
+                _refused(ledger, revert, record, result, outcome)
                 continue
             now = dict(current.zoho.get(record.zoho_id or "") or {})
             _record(ledger, revert, mapping, record, run_id, now)
@@ -389,7 +389,7 @@ def _write_zoho(
         results = client.insert(module, payloads)
         for record, result in zip(chunk, results, strict=True):
             if not result.ok:
-                outcome.errors.append(_refused(record, result))
+                _refused(ledger, revert, record, result, outcome)
                 continue
             _unbury(ledger.session, zoho_id=record.zoho_id, contact_id=record.contact_id)
             record.zoho_id = result.record_id
@@ -397,10 +397,25 @@ def _write_zoho(
         ledger.commit()
 
 
-def _refused(record: RecordRevert, result: Any) -> str:
-    return (
+def _refused(
+    ledger: Ledger, revert: Run, record: RecordRevert, result: Any, outcome: RevertOutcome
+) -> None:
+    """Zoho refused this record's revert (``ALREADY_MODIFIED``: edited in Zoho since the
+    revert read it): it fails alone, with Zoho's reason, in the outcome and the history."""
+    reason = (
         f"Zoho refused record {record.zoho_id or '(new)'}: {result.code} "
         f"{result.message or ''}".strip()
+    )
+    record.action, record.reason = "error", reason
+    outcome.errors.append(reason)
+    ledger.record(
+        revert,
+        direction=record.direction,
+        action="error",
+        contact_id=record.contact_id,
+        zoho_id=record.zoho_id,
+        reason=f"not reverted: {reason}",
+        error_code=result.code or "ERROR",
     )
 
 

@@ -339,3 +339,32 @@ def test_a_revert_stopped_by_zoho_is_recorded_as_failed_and_can_be_run_again(
     again = revert(synced, pushed)
     assert again.status == "succeeded"
     assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Ann"
+
+
+def test_a_record_zoho_refuses_fails_alone_and_is_listed(synced: Synced) -> None:
+    contact_id, zoho_id = linked_pair(synced, first_name="Ann")
+    synced.edit_contact(contact_id, first_name="Annie")
+    synced.sync()
+    pushed = last_run_id(synced)
+    refusal = {
+        "code": "INVALID_DATA",
+        "status": "error",
+        "message": "the id given seems to be invalid",
+        "details": {"id": zoho_id},
+    }
+    synced.zoho.faults(fail_next=[{"status": 400, "method": "PUT", "body": {"data": [refusal]}}])
+
+    outcome = revert(synced, pushed)
+
+    assert outcome.status == "partial"
+    [record] = outcome.plan.records
+    assert record.action == "error"
+    assert outcome.errors == [
+        f"Zoho refused record {zoho_id}: INVALID_DATA the id given seems to be invalid"
+    ]
+    with synced.host.app.app_context():
+        [row] = synced.host.db.session.scalars(
+            sa.select(RecordHistory).where(RecordHistory.run_id == outcome.revert_run_id)
+        ).all()
+        assert (row.action, row.error_code) == ("error", "INVALID_DATA")
+    assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Annie"
