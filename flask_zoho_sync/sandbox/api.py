@@ -22,6 +22,7 @@ from .records import (
     is_converted,
     render_full_record,
     resolve_duplicate_check,
+    restore_from_recycle_bin,
 )
 from .responses import batch_status, empty, json_response, zoho_error
 from .search import search_records
@@ -453,6 +454,17 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
                 {"param_name": "module"},
             )
         return module
+
+    @bp.post("/settings/recycle_bin/<record_id>/actions/restore")
+    @crm_call(state, ("settings", "recycle_bin"), "UPDATE")
+    def restore_from_bin(record_id: str) -> Response:
+        """One record back from the recycle bin; no body (docs/zoho-api-notes.md). The
+        answer is wrapped in ``recycle_bin`` as the OAS's recycle-bin actions answer."""
+        with state.lock:
+            element, module = restore_from_recycle_bin(state, record_id)
+            if module is not None:
+                state.save()
+        return json_response({"recycle_bin": [element]}, 200 if module else 400)
 
     @bp.get("/settings/fields")
     @crm_call(state, ("settings", "fields"), "READ")

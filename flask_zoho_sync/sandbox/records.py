@@ -647,3 +647,32 @@ def convert_lead(state: SandboxState, lead_id: str, user_id: str) -> dict[str, A
         "Accounts": None,
         "Deals": None,
     }
+
+
+def restore_from_recycle_bin(
+    state: SandboxState, record_id: str
+) -> tuple[dict[str, Any], str | None]:
+    """Put a record from the recycle bin back in its module: ``(answer element, module)``.
+
+    Zoho v8's ``POST /settings/recycle_bin/{record_ID}/actions/restore``
+    (docs/zoho-api-notes.md, "Recycle bin"): the record comes back under its own id with
+    its values, and leaves the bin. One only in the bin permanently deleted (purged), or
+    never deleted, is ``INVALID_DATA`` on ``details.id``, as for a delete of an unknown id.
+    """
+    for module, entries in state.data["deleted"].items():
+        for position, entry in enumerate(entries):
+            if entry["id"] != record_id or entry["type"] != "recycle" or "record" not in entry:
+                continue
+            del entries[position]
+            state.data["records"][module][record_id] = entry["record"]
+            _changed(state, module)
+            return (
+                {
+                    "code": "SUCCESS",
+                    "details": {"id": record_id},
+                    "message": "record restored",
+                    "status": "success",
+                },
+                module,
+            )
+    return error_body("INVALID_DATA", "the id given seems to be invalid", {"id": record_id}), None
