@@ -95,6 +95,14 @@ SETTINGS: tuple[Setting, ...] = (
         "A run that would delete more than this share of linked contacts stops and asks.",
     ),
     Setting(
+        "ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN",
+        False,
+        "A revert brings a Zoho record the reverted run deleted back from Zoho's recycle bin "
+        "(same id, notes and attachments; one call per record) instead of re-creating it. "
+        "The connection then asks for ZohoCRM.settings.recycle_bin.UPDATE: reconnect once "
+        "after turning it on.",
+    ),
+    Setting(
         "ZOHO_SYNC_DAILY_CREDIT_BUDGET",
         0,
         "Zoho API credits the sync may spend in any 24 hours (0: no limit of our own). A run "
@@ -166,6 +174,7 @@ class ZohoSyncConfig:
     trigger_workflows: bool
     http_timeout: float
     mass_delete_share: float
+    revert_from_recycle_bin: bool
     daily_credit_budget: int
     credit_reserve: int
     bulk_threshold: int
@@ -288,6 +297,9 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         http_timeout=_as_float("ZOHO_SYNC_HTTP_TIMEOUT", get("ZOHO_SYNC_HTTP_TIMEOUT"), 1.0),
         mass_delete_share=_as_float(
             "ZOHO_SYNC_MASS_DELETE_SHARE", get("ZOHO_SYNC_MASS_DELETE_SHARE"), 0.0, 1.0
+        ),
+        revert_from_recycle_bin=_as_bool(
+            "ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN", get("ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN")
         ),
         daily_credit_budget=_as_int(
             "ZOHO_SYNC_DAILY_CREDIT_BUDGET", get("ZOHO_SYNC_DAILY_CREDIT_BUDGET"), 0, "credits"

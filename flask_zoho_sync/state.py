@@ -29,7 +29,14 @@ from .models import ApiUsage, Connection, FieldMap, SyncSettings
 from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
 from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
-from .zoho.auth import TokenManager, TokenSet, ZohoOAuth, redis_lock_factory
+from .zoho.auth import (
+    DEFAULT_SCOPES,
+    RECYCLE_BIN_SCOPE,
+    TokenManager,
+    TokenSet,
+    ZohoOAuth,
+    redis_lock_factory,
+)
 from .zoho.bulk import BulkClient
 from .zoho.client import ZohoClient
 from .zoho.credits import CreditBudget
@@ -137,7 +144,16 @@ class ZohoSyncState:
             extra_accounts_servers=self.config.extra_accounts_servers,
             timeout=self.config.http_timeout,
             meter=self.meter,
+            scopes=self.scopes,
         )
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """What the connection asks Zoho for: the sync's scopes, and the recycle bin's when
+        a revert may restore from it (``ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN``)."""
+        if self.config.revert_from_recycle_bin:
+            return (*DEFAULT_SCOPES, RECYCLE_BIN_SCOPE)
+        return DEFAULT_SCOPES
 
     def token_manager(self) -> TokenManager:
         return TokenManager(

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .capture import suppress_capture
 from .errors import ZohoSyncError
 from .ledger import Ledger
 from .models import RecordHistory, Run, Tombstone
@@ -115,12 +116,14 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     )
     ledger.commit()
     outcome.revert_run_id = revert.id
+    writer = _Writer(
+        state, client, ledger, revert, mapping, module, run_id, outcome, current, zoho_read_at
+    )
     try:
-        _write_host(state, ledger, revert, mapping, plan, contacts, run_id)
-        _write_zoho(
-            client, ledger, revert, mapping, module, plan, current, zoho_read_at, run_id, outcome
-        )
-        _record_skips(ledger, revert, mapping, plan, run_id)
+        writer.write_host(contacts)
+        writer.write_zoho()
+        writer.bring_back_zoho()
+        writer.record_skips()
         ledger.write_history()
     except Exception as exc:
         # What was written is committed batch by batch and recorded; the revert can be run
@@ -259,164 +262,184 @@ def _skipped(mapping: Mapping, record: RecordRevert) -> dict[str, dict[str, Any]
     }
 
 
-def _record(
-    ledger: Ledger,
-    revert: Run,
-    mapping: Mapping,
-    record: RecordRevert,
-    run_id: int,
-    now: dict[str, Any] | None,
-) -> None:
-    """The revert's history row for one record it wrote: each field as [was, now]."""
-    was = now or {}
-    ledger.record(
-        revert,
-        direction=record.direction,
-        action=record.action,
-        contact_id=record.contact_id,
-        zoho_id=record.zoho_id,
-        changes={
-            "fields": readable(
-                mapping,
-                {key: [was.get(key), value] for key, value in record.values.items()}
-                if now is not None
-                else record.values,
-            ),
-            "skipped": _skipped(mapping, record),
-            UNDO_KEY: undo_values(
-                None if now is None else {key: was.get(key) for key in record.values},
-                record.values,
-            ),
-        },
-        reason=f"reverted run {run_id}",
-    )
+@dataclass
+class _Writer:
+    """What the revert's writes share: where they go, how they are recorded, what failed."""
 
+    state: ZohoSyncState
+    client: Any
+    ledger: Ledger
+    revert: Run
+    mapping: Mapping
+    module: str
+    run_id: int
+    outcome: RevertOutcome
+    current: CurrentValues
+    #: The Zoho versions the three-way check read, by Zoho id, for the conditional write.
+    read_at: dict[str, datetime]
 
-def _record_skips(
-    ledger: Ledger, revert: Run, mapping: Mapping, plan: RevertPlan, run_id: int
-) -> None:
-    """Records the revert left alone, with the reason, so History shows them too."""
-    for record in plan.records:
-        if record.action != "skip":
-            continue
-        ledger.record(
-            revert,
+    def record(self, record: RecordRevert, now: dict[str, Any] | None, reason: str = "") -> None:
+        """The revert's history row for one record it wrote: each field as [was, now]."""
+        was = now or {}
+        self.ledger.record(
+            self.revert,
             direction=record.direction,
-            action="skip",
+            action=record.action,
             contact_id=record.contact_id,
             zoho_id=record.zoho_id,
-            changes={"skipped": _skipped(mapping, record)},
-            reason=f"not reverted: {record.reason}",
+            changes={
+                "fields": readable(
+                    self.mapping,
+                    {key: [was.get(key), value] for key, value in record.values.items()}
+                    if now is not None
+                    else record.values,
+                ),
+                "skipped": _skipped(self.mapping, record),
+                UNDO_KEY: undo_values(
+                    None if now is None else {key: was.get(key) for key in record.values},
+                    record.values,
+                ),
+            },
+            reason=f"reverted run {self.run_id}{reason}",
         )
 
-
-def _write_host(
-    state: ZohoSyncState,
-    ledger: Ledger,
-    revert: Run,
-    mapping: Mapping,
-    plan: RevertPlan,
-    contacts: dict[str, Any],
-    run_id: int,
-) -> None:
-    """Put the host's before-values back and re-create the contacts the run deleted.
-
-    These are host edits like an admin's: change capture sees them, so the next push
-    carries them to Zoho (a re-created contact gets its Zoho record again and its link).
-    """
-    adapter = state.adapter
-    session = ledger.session
-    for record in plan.of("to_host", "update"):
-        contact = contacts[record.contact_id or ""]
-        now = host_canonical(mapping, adapter, contact)
-        apply_host_changes(adapter, contact, mapping.canonical_to_host(record.values))
-        _record(ledger, revert, mapping, record, run_id, now)
-    created = plan.of("to_host", "create")
-    for record in created:
-        contact = adapter.create()
-        apply_host_changes(adapter, contact, mapping.canonical_to_host(record.values))
-        adapter.flush()
-        old_contact_id = record.contact_id
-        record.contact_id = adapter.contact_id(contact)
-        _unbury(session, zoho_id=record.zoho_id, contact_id=old_contact_id)
-        _record(ledger, revert, mapping, record, run_id, None)
-    ledger.commit()
-
-
-def _write_zoho(
-    client: Any,
-    ledger: Ledger,
-    revert: Run,
-    mapping: Mapping,
-    module: str,
-    plan: RevertPlan,
-    current: CurrentValues,
-    read_at: dict[str, datetime],
-    run_id: int,
-    outcome: RevertOutcome,
-) -> None:
-    """Write Zoho's before-values back, 100 records a call, and re-create the records the
-    run deleted (Zoho's recycle-bin restore is not used: see docs/zoho-api-notes.md).
-
-    The write is conditional on the versions the three-way check read (reference §2.3): a
-    record edited in Zoho since then is refused, not overwritten, and listed as failed."""
-    updates = plan.of("to_zoho", "update")
-    for start in range(0, len(updates), BATCH):
-        chunk = updates[start : start + BATCH]
-        payloads = [
-            {"id": record.zoho_id, **mapping.canonical_to_zoho(record.values)} for record in chunk
-        ]
-        versions = [read_at[record.zoho_id] for record in chunk if record.zoho_id in read_at]
-        results = client.update(
-            module, payloads, if_unmodified_since=max(versions) if versions else None
-        )
-        for record, result in zip(chunk, results, strict=True):
-            if not result.ok:
-                _refused(ledger, revert, record, result, outcome)
+    def record_skips(self) -> None:
+        """Records the revert left alone, with the reason, so History shows them too."""
+        for record in self.outcome.plan.records:
+            if record.action != "skip":
                 continue
-            now = dict(current.zoho.get(record.zoho_id or "") or {})
-            _record(ledger, revert, mapping, record, run_id, now)
-        ledger.commit()
-    creates = plan.of("to_zoho", "create")
-    for start in range(0, len(creates), BATCH):
-        chunk = creates[start : start + BATCH]
-        payloads = []
-        for record in chunk:
-            payload, _warnings, _errors = mapping.prepare_outgoing(
-                mapping.canonical_to_zoho(record.values), True
+            self.ledger.record(
+                self.revert,
+                direction=record.direction,
+                action="skip",
+                contact_id=record.contact_id,
+                zoho_id=record.zoho_id,
+                changes={"skipped": _skipped(self.mapping, record)},
+                reason=f"not reverted: {record.reason}",
             )
-            payloads.append(payload)
-        results = client.insert(module, payloads)
-        for record, result in zip(chunk, results, strict=True):
-            if not result.ok:
-                _refused(ledger, revert, record, result, outcome)
-                continue
-            _unbury(ledger.session, zoho_id=record.zoho_id, contact_id=record.contact_id)
-            record.zoho_id = result.record_id
-            _record(ledger, revert, mapping, record, run_id, None)
-        ledger.commit()
 
+    def refused(self, record: RecordRevert, result: Any) -> None:
+        """Zoho refused this record's revert (``ALREADY_MODIFIED``: edited in Zoho since
+        the revert read it): it fails alone, with Zoho's reason, in the outcome and the
+        history."""
+        reason = (
+            f"Zoho refused record {record.zoho_id or '(new)'}: {result.code} "
+            f"{result.message or ''}".strip()
+        )
+        record.action, record.reason = "error", reason
+        self.outcome.errors.append(reason)
+        self.ledger.record(
+            self.revert,
+            direction=record.direction,
+            action="error",
+            contact_id=record.contact_id,
+            zoho_id=record.zoho_id,
+            reason=f"not reverted: {reason}",
+            error_code=result.code or "ERROR",
+        )
 
-def _refused(
-    ledger: Ledger, revert: Run, record: RecordRevert, result: Any, outcome: RevertOutcome
-) -> None:
-    """Zoho refused this record's revert (``ALREADY_MODIFIED``: edited in Zoho since the
-    revert read it): it fails alone, with Zoho's reason, in the outcome and the history."""
-    reason = (
-        f"Zoho refused record {record.zoho_id or '(new)'}: {result.code} "
-        f"{result.message or ''}".strip()
-    )
-    record.action, record.reason = "error", reason
-    outcome.errors.append(reason)
-    ledger.record(
-        revert,
-        direction=record.direction,
-        action="error",
-        contact_id=record.contact_id,
-        zoho_id=record.zoho_id,
-        reason=f"not reverted: {reason}",
-        error_code=result.code or "ERROR",
-    )
+    def write_host(self, contacts: dict[str, Any]) -> None:
+        """Put the host's before-values back and re-create the contacts the run deleted.
+
+        These are host edits like an admin's: change capture sees them, so the next push
+        carries them to Zoho (a re-created contact gets its Zoho record again and its link).
+        """
+        adapter, mapping = self.state.adapter, self.mapping
+        for record in self.outcome.plan.of("to_host", "update"):
+            contact = contacts[record.contact_id or ""]
+            now = host_canonical(mapping, adapter, contact)
+            apply_host_changes(adapter, contact, mapping.canonical_to_host(record.values))
+            self.record(record, now)
+        for record in self.outcome.plan.of("to_host", "create"):
+            contact = adapter.create()
+            apply_host_changes(adapter, contact, mapping.canonical_to_host(record.values))
+            adapter.flush()
+            _unbury(self.ledger.session, zoho_id=record.zoho_id, contact_id=record.contact_id)
+            record.contact_id = adapter.contact_id(contact)
+            self.record(record, None)
+        self.ledger.commit()
+
+    def write_zoho(self) -> None:
+        """Write Zoho's before-values back, 100 records a call.
+
+        The write is conditional on the versions the three-way check read (reference §2.3):
+        a record edited in Zoho since then is refused, not overwritten, and listed as failed.
+        """
+        updates = self.outcome.plan.of("to_zoho", "update")
+        for start in range(0, len(updates), BATCH):
+            chunk = updates[start : start + BATCH]
+            payloads = [
+                {"id": record.zoho_id, **self.mapping.canonical_to_zoho(record.values)}
+                for record in chunk
+            ]
+            versions = [self.read_at[r.zoho_id] for r in chunk if r.zoho_id in self.read_at]
+            results = self.client.update(
+                self.module, payloads, if_unmodified_since=max(versions) if versions else None
+            )
+            for record, result in zip(chunk, results, strict=True):
+                if not result.ok:
+                    self.refused(record, result)
+                    continue
+                self.record(record, dict(self.current.zoho.get(record.zoho_id or "") or {}))
+            self.ledger.commit()
+
+    def bring_back_zoho(self) -> None:
+        """The Zoho records the run deleted: from Zoho's recycle bin when the app allows it
+        (``ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN``), otherwise, or when the bin no longer has
+        one, re-created from their last synced values, 100 a call (docs/zoho-api-notes.md)."""
+        creates = self.outcome.plan.of("to_zoho", "create")
+        if self.state.config.revert_from_recycle_bin:
+            creates = [record for record in creates if not self._restore(record)]
+            self.ledger.commit()
+        for start in range(0, len(creates), BATCH):
+            chunk = creates[start : start + BATCH]
+            payloads = [
+                self.mapping.prepare_outgoing(self.mapping.canonical_to_zoho(record.values), True)[
+                    0
+                ]
+                for record in chunk
+            ]
+            results = self.client.insert(self.module, payloads)
+            for record, result in zip(chunk, results, strict=True):
+                if not result.ok:
+                    self.refused(record, result)
+                    continue
+                _unbury(self.ledger.session, zoho_id=record.zoho_id, contact_id=record.contact_id)
+                record.zoho_id = result.record_id
+                self.record(record, None, "; re-created in Zoho")
+            self.ledger.commit()
+
+    def _restore(self, record: RecordRevert) -> bool:
+        """Restore one record from Zoho's recycle bin; False when the bin does not have it
+        (purged, or past Zoho's 60 days), so it is re-created instead.
+
+        A restored record keeps its old Modified_Time, so no incremental pull would see it
+        come back: it is linked here, to a contact re-created from the same values (unless a
+        contact with its email exists again, which the next full sync links by email).
+        """
+        result = self.client.restore_from_recycle_bin(str(record.zoho_id))
+        if not result.ok:
+            return False
+        _unbury(self.ledger.session, zoho_id=record.zoho_id, contact_id=record.contact_id)
+        if result.code == "SCHEDULED":
+            self.record(record, None, "; Zoho restores it from its recycle bin in the background")
+            return True
+        email = record.values.get(self.current.email_key or "")
+        adapter = self.state.adapter
+        if isinstance(email, str) and adapter.find_many_by_email([email]):
+            self.record(record, None, "; restored from Zoho's recycle bin")
+            return True
+        with suppress_capture(self.ledger.session):
+            contact = adapter.create()
+            apply_host_changes(adapter, contact, self.mapping.canonical_to_host(record.values))
+            adapter.flush()
+        contact_id = adapter.contact_id(contact)
+        self.ledger.save_link(contact_id, str(record.zoho_id), record.values, None)
+        record.contact_id = contact_id
+        self.record(
+            record, None, f"; restored from Zoho's recycle bin, linked to contact {contact_id}"
+        )
+        return True
 
 
 def _unbury(session: Session, *, zoho_id: str | None, contact_id: str | None) -> None:

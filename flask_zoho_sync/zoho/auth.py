@@ -54,6 +54,10 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "ZohoFiles.files.ALL",
 )
 
+#: What restoring a record from Zoho's recycle bin needs (docs/zoho-api-notes.md); asked
+#: for only when a revert may restore (``ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN``).
+RECYCLE_BIN_SCOPE = "ZohoCRM.settings.recycle_bin.UPDATE"
+
 #: Zoho's documented access-token life, used when a token response omits it (seen "from
 #: time to time" in the wild, reference §10).
 DEFAULT_ACCESS_TOKEN_SECONDS = 3600.0

@@ -368,3 +368,38 @@ def test_a_record_zoho_refuses_fails_alone_and_is_listed(synced: Synced) -> None
         ).all()
         assert (row.action, row.error_code) == ("error", "INVALID_DATA")
     assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Annie"
+
+
+def test_with_the_recycle_bin_allowed_a_deleted_record_comes_back_under_its_own_id(
+    database_url: str, redis_client: Any, zoho_sandbox: Any
+) -> None:
+    from flask_zoho_sync.models import Link
+    from tests.engine.conftest import connect_synced, dispose_synced
+
+    synced = connect_synced(database_url, zoho_sandbox, ZOHO_SYNC_REVERT_FROM_RECYCLE_BIN=True)
+    try:
+        contact_id, zoho_id = linked_pair(synced, first_name="Ann", phone="111")
+        synced.delete_contact(contact_id)
+        synced.sync()
+        deleting = last_run_id(synced)
+
+        before = synced.calls()
+        revert(synced, deleting)
+
+        assert delta(before, synced.calls()) == {
+            "GET /Leads": 1,
+            "POST /settings/recycle_bin/{id}/actions/restore": 1,
+        }
+        assert synced.zoho.record("Leads", zoho_id)["First_Name"] == "Ann"
+        contact = synced.contacts()["ann@example.org"]
+        assert contact["phone"] == "111"
+        with synced.host.app.app_context():
+            link = synced.host.db.session.scalar(sa.select(Link))
+            assert (link.contact_id, link.zoho_id) == (str(contact["id"]), zoho_id)
+        # Linked already: the next sync has nothing to create on either side.
+        report = synced.sync()
+        assert report.status == "succeeded", report.message
+        assert [lead["id"] for lead in synced.zoho.records("Leads")] == [zoho_id]
+        assert not report.counts.get("to_zoho.create") and not report.counts.get("to_host.create")
+    finally:
+        dispose_synced(synced)
