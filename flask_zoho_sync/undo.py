@@ -217,11 +217,12 @@ def _current_values(
     the version read of each (``zoho_read_at``, filled here) for the conditional write."""
     adapter = state.adapter
     contact_ids, zoho_ids = needed_ids(entries)
-    zoho_ids += [
+    deleted_in_zoho = [
         entry.zoho_id
         for entry in entries
         if entry.direction == "to_zoho" and entry.action == "delete" and entry.zoho_id
     ]
+    zoho_ids += deleted_in_zoho
     contacts = adapter.get_many(contact_ids) if contact_ids else {}
     host = {
         contact_id: (
@@ -240,7 +241,17 @@ def _current_values(
     key = email_key(mapping)
     emails = deleted_emails(entries, key)
     back = frozenset(adapter.find_many_by_email(emails)) if emails else frozenset()
-    return contacts, CurrentValues(host=host, zoho=zoho, host_emails=back, email_key=key)
+    buried = frozenset(
+        state.db.session.scalars(
+            sa.select(Tombstone.zoho_id).where(
+                Tombstone.module == module, Tombstone.zoho_id.in_(deleted_in_zoho)
+            )
+        )
+        if deleted_in_zoho
+        else ()
+    )
+    current = CurrentValues(host=host, zoho=zoho, host_emails=back, email_key=key, buried=buried)
+    return contacts, current
 
 
 def _keys(plan: RevertPlan) -> set[str]:

@@ -129,6 +129,10 @@ class CurrentValues:
     host_emails: frozenset[str] = frozenset()
     #: The mapping key of the host's email field (the one bound to Zoho's Email).
     email_key: str | None = None
+    #: Zoho ids the sync holds as deleted in the module it syncs now (its tombstones): a
+    #: record the run deleted in another module (the module was switched since) is not
+    #: re-created in this one. None: not known, every record qualifies.
+    buried: frozenset[str] | None = None
 
 
 def _writes_fields(entry: HistoryEntry) -> bool:
@@ -264,6 +268,12 @@ def _revert_delete(
         if isinstance(email, str) and email.strip().lower() in current.host_emails:
             record.action = "skip"
             record.reason = f"a contact with the email {email} exists again"
+    elif current.buried is not None and entry.zoho_id not in current.buried:
+        record.action = "skip"
+        record.reason = (
+            "the run deleted it in another Zoho module than the one synced now, or it was "
+            "brought back since"
+        )
     elif current.zoho.get(entry.zoho_id or "") is not None:
         record.action = "skip"
         record.reason = "the Zoho record exists again (restored from Zoho's recycle bin?)"

@@ -84,3 +84,16 @@ def test_a_deleted_contact_whose_email_is_back_is_not_made_twice(leads_mapping: 
     still_gone = CurrentValues(host={}, zoho={}, email_key=key)
     [record] = plan_revert([gone], still_gone, leads_mapping).records
     assert (record.action, record.values["field:phone"]) == ("create", "111")
+
+
+def test_a_zoho_record_deleted_in_another_module_is_not_re_created(
+    leads_mapping: Mapping,
+) -> None:
+    gone = entry("delete", "to_zoho", before={"field:phone": "111"})
+    elsewhere = CurrentValues(host={}, zoho={}, buried=frozenset())
+    [record] = plan_revert([gone], elsewhere, leads_mapping).records
+    assert record.action == "skip"
+    assert "another Zoho module" in (record.reason or "")
+    here = CurrentValues(host={}, zoho={}, buried=frozenset({"z7"}))
+    [record] = plan_revert([gone], here, leads_mapping).records
+    assert record.action == "create"
