@@ -19,7 +19,7 @@ from typing import Any
 
 from .fields import FieldSpec
 from .query import QueryError
-from .records import render_record
+from .records import render_value
 from .state import SandboxState
 from .zoho_time import ZohoTimeRefused, format_date, parse_date, parse_datetime
 
@@ -493,7 +493,16 @@ def run_query(state: SandboxState, query: Select) -> dict[str, Any] | None:
     page = found[query.offset : query.offset + query.limit]
     if not page:
         return None
-    names = [spec.api_name for spec in query.fields if spec.api_name != "id"]
-    data = [render_record(state, query.module, record, names) for record in page]
+    shown = [spec for spec in query.fields if spec.api_name != "id"]
+    data = [
+        {
+            **{
+                spec.api_name: render_value(state, spec, record.get(spec.api_name))
+                for spec in shown
+            },
+            "id": record["id"],
+        }
+        for record in page
+    ]
     more = len(found) > query.offset + query.limit
     return {"data": data, "info": {"count": len(data), "more_records": more}}

@@ -31,7 +31,7 @@ import requests.adapters
 from urllib3.exceptions import NewConnectionError
 
 from .auth import TokenManager, TokenSet
-from .coql import OffsetReader, limit_of
+from .coql import MAX_LIMIT, MAX_OFFSET_RECORDS, OffsetReader, limit_of
 from .credits import CreditBudget, endpoint_key
 from .errors import (
     ZohoError,
@@ -84,6 +84,11 @@ class ZohoClient:
     only read per request, over urllib3's thread-safe pool (sized by ``max_connections``
     so parallel calls keep their connections) and a cookie jar that locks itself.
     """
+
+    #: Records a COQL page asks for (Zoho's most, 2,000: 3 credits) and the records its
+    #: LIMIT/OFFSET reach before reading on by id (Zoho: 100,000).
+    coql_page_size = MAX_LIMIT
+    coql_offset_records = MAX_OFFSET_RECORDS
 
     def __init__(
         self,
@@ -452,7 +457,13 @@ class ZohoClient:
         """Like :meth:`iter_pages`, by COQL: 2,000 records a call, ``concurrency`` offsets
         read at once, keyset past 100,000 (``coql.OffsetReader``); pages in id order."""
         reader = OffsetReader(
-            self.coql, module, fields, modified_since=modified_since, concurrency=concurrency
+            self.coql,
+            module,
+            fields,
+            modified_since=modified_since,
+            concurrency=concurrency,
+            page_size=self.coql_page_size,
+            window=self.coql_offset_records,
         )
         return reader.pages()
 
