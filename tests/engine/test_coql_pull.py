@@ -42,7 +42,8 @@ def _use_coql(synced: Synced, on: bool) -> None:
 @pytest.mark.slow
 def test_a_full_pull_of_10000_takes_five_coql_calls(synced: Synced) -> None:
     count = 10_000
-    synced.zoho.generate_records("Leads", count)
+    for start in range(1, count, 2000):  # in parts: one call stays short on a busy machine
+        synced.zoho.generate_records("Leads", 2000, start=start)
     before = synced.zoho.stats()
     report = synced.sync(mode="all", direction="pull")
     assert report.status == "succeeded", report.message
