@@ -3,11 +3,11 @@
 The parser is the sandbox's own, written from Zoho's pages (docs/zoho-api-notes.md, "COQL")
 and not shared with the client's query builder: a client bug in quoting or paging must meet
 a reading of Zoho's rules that did not come from the same hands. What is kept: one select
-of plain fields (at most 50, no duplicates) from one module; a WHERE of comparisons joined
-by ``and``/``or`` where more than two need brackets, with the comparators each field type
-takes; ORDER BY; ``limit N``, ``limit offset, N`` or ``limit N offset M`` with at most 2,000
-records a call and 100,000 reachable by offset. Joins, aliases and aggregates are refused as
-an invalid query rather than half-imitated.
+of plain fields (at most 50, no duplicates) from one module; a WHERE (required, as Zoho's
+error list says) of comparisons joined by ``and``/``or`` where more than two need brackets,
+with the comparators each field type takes; ORDER BY; ``limit N``, ``limit offset, N`` or
+``limit N offset M`` with at most 2,000 records a call and 100,000 reachable by offset.
+Joins, aliases and aggregates are refused as an invalid query rather than half-imitated.
 """
 
 from __future__ import annotations
@@ -179,8 +179,10 @@ class QueryParser:
         module = self._module()
         selected = [self._field(name, "select") for name in names]
         query = Select(module, selected)
-        if self._accept_word("where"):
-            query.where = self._condition()
+        if not self._accept_word("where"):
+            # Zoho's error list: a query without "the where clause" is a syntax error.
+            raise QueryError("SYNTAX_ERROR", "invalid query formed", {"clause": "where"})
+        query.where = self._condition()
         if self._accept_word("order"):
             self._expect_word("by")
             query.order = self._order_list()

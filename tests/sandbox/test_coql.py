@@ -39,21 +39,28 @@ def test_selected_fields_and_id_come_back_with_count_and_more_records(
     sandbox: SandboxHandle, api: Api
 ) -> None:
     _leads(sandbox)
-    body = _coql(api, "select Last_Name, Email, Modified_Time from Leads limit 2").json()
+    body = _coql(
+        api, "select Last_Name, Email, Modified_Time from Leads where id is not null limit 2"
+    ).json()
     assert [set(r) for r in body["data"]] == [{"Last_Name", "Email", "Modified_Time", "id"}] * 2
     assert ZOHO_DATETIME.match(body["data"][0]["Modified_Time"])
     assert body["info"] == {"count": 2, "more_records": True}
-    rest = _coql(api, "SELECT Last_Name FROM Leads LIMIT 2 OFFSET 2").json()
+    rest = _coql(api, "SELECT Last_Name FROM Leads where id is not null LIMIT 2 OFFSET 2").json()
     assert rest["info"] == {"count": 1, "more_records": False}
 
 
 def test_default_order_is_by_id_and_order_by_sorts(sandbox: SandboxHandle, api: Api) -> None:
     ids = _leads(sandbox)
     by_id = sorted(ids, key=lambda last: int(ids[last]))
-    assert _names(_coql(api, "select Last_Name from Leads")) == by_id
-    ordered = _coql(api, "select Last_Name from Leads order by No_of_Employees desc")
+    assert _names(_coql(api, "select Last_Name from Leads where id is not null")) == by_id
+    ordered = _coql(
+        api, "select Last_Name from Leads where id is not null order by No_of_Employees desc"
+    )
     assert _names(ordered) == ["Pi", "Ode", "Ng"]
-    assert _names(_coql(api, "select Last_Name from Leads limit 1, 1")) == by_id[1:2]
+    assert (
+        _names(_coql(api, "select Last_Name from Leads where id is not null limit 1, 1"))
+        == by_id[1:2]
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +91,9 @@ def test_modified_time_and_id_criteria_read_any_offset(sandbox: SandboxHandle, a
     first = min(ids.values(), key=int)
     later = _coql(api, f"select Last_Name from Leads where id > '{first}'")
     assert len(_names(later)) == 2
-    stamp = _coql(api, "select Modified_Time from Leads limit 1").json()["data"][0]
+    stamp = _coql(api, "select Modified_Time from Leads where id is not null limit 1").json()[
+        "data"
+    ][0]
     since = stamp["Modified_Time"]
     assert (
         len(_coql(api, f"select id from Leads where Modified_Time >= '{since}'").json()["data"])
@@ -100,7 +109,7 @@ def test_quoted_value_with_an_escaped_quote(sandbox: SandboxHandle, api: Api) ->
 
 
 def test_nothing_found_is_204(api: Api) -> None:
-    response = _coql(api, "select Last_Name from Contacts")
+    response = _coql(api, "select Last_Name from Contacts where id is not null")
     assert response.status_code == 204 and response.content == b""
 
 
@@ -122,17 +131,23 @@ def _error(response: Any) -> dict[str, Any]:
             "select Last_Name from Leads where Email = 'a' and City = 'b' or State = 'c'",
             "SYNTAX_ERROR",
         ),
-        ("select Last_Name from Leads limit 2001", "LIMIT_EXCEEDED"),
-        ("select Nope from Leads", "INVALID_QUERY"),
-        ("select Last_Name from Deals", "INVALID_QUERY"),
+        ("select Last_Name from Leads where id is not null limit 2001", "LIMIT_EXCEEDED"),
+        ("select Nope from Leads where id is not null", "INVALID_QUERY"),
+        ("select Last_Name from Deals where id is not null", "INVALID_QUERY"),
         ("select Last_Name from Leads where No_of_Employees = 'many'", "INVALID_QUERY"),
         ("select Last_Name from Leads where Last_Name >= 'a'", "INVALID_QUERY"),
         ("select Last_Name from Leads where Description = 'a'", "INVALID_QUERY"),
-        ("select Last_Name, Last_Name from Leads", "DUPLICATE_DATA"),
+        ("select Last_Name, Last_Name from Leads where id is not null", "DUPLICATE_DATA"),
     ],
 )
 def test_bad_queries_get_zohos_error_bodies(api: Api, query: str, code: str) -> None:
     assert _error(_coql(api, query))["code"] == code
+
+
+def test_a_query_without_where_is_a_syntax_error(api: Api) -> None:
+    """Zoho's error list: a query without "proper criteria ... or the where clause"."""
+    body = _error(_coql(api, "select Last_Name from Leads limit 2"))
+    assert body["code"] == "SYNTAX_ERROR" and body["details"] == {"clause": "where"}
 
 
 def test_syntax_error_says_where(api: Api) -> None:
@@ -143,14 +158,17 @@ def test_syntax_error_says_where(api: Api) -> None:
 
 def test_more_than_fifty_fields_and_values_are_limit_exceeded(api: Api) -> None:
     fields = ", ".join(f"Field_{n}" for n in range(51))
-    assert _error(_coql(api, f"select {fields} from Leads"))["code"] == "LIMIT_EXCEEDED"
+    assert (
+        _error(_coql(api, f"select {fields} from Leads where id is not null"))["code"]
+        == "LIMIT_EXCEEDED"
+    )
     values = ", ".join(f"'v{n}'" for n in range(51))
     too_many = _coql(api, f"select Last_Name from Leads where Last_Name in ({values})")
     assert _error(too_many)["code"] == "LIMIT_EXCEEDED"
 
 
 def test_missing_select_query_is_required_param_missing(api: Api) -> None:
-    body = _error(api.post("/coql", json={"query": "select id from Leads"}))
+    body = _error(api.post("/coql", json={"query": "select id from Leads where id is not null"}))
     assert body["code"] == "REQUIRED_PARAM_MISSING"
 
 
@@ -159,8 +177,15 @@ def test_offset_past_the_record_limit_is_refused() -> None:
         handle.generate_records("Leads", 5)
         api = Api(handle)
         try:
-            assert _coql(api, "select id from Leads limit 200 offset 100").status_code == 204
-            body = _error(_coql(api, "select id from Leads limit 200 offset 101"))
+            assert (
+                _coql(
+                    api, "select id from Leads where id is not null limit 200 offset 100"
+                ).status_code
+                == 204
+            )
+            body = _error(
+                _coql(api, "select id from Leads where id is not null limit 200 offset 101")
+            )
             assert body["code"] == "LIMIT_EXCEEDED"
             assert body["message"] == "Max records limit exceeded"
         finally:
@@ -171,8 +196,8 @@ def test_credits_follow_the_limit(sandbox: SandboxHandle, api: Api) -> None:
     _leads(sandbox)
     before = sandbox.stats()["credits"].get("POST /coql", 0)
     for limit in (200, 201, 1000, 1001, 2000):
-        _coql(api, f"select id from Leads limit {limit}")
-    _coql(api, "select id from Leads")  # no LIMIT: 200
+        _coql(api, f"select id from Leads where id is not null limit {limit}")
+    _coql(api, "select id from Leads where id is not null")  # no LIMIT: 200
     spent = sandbox.stats()["credits"]["POST /coql"] - before
     assert spent == 1 + 2 + 2 + 3 + 3 + 1
 
@@ -180,7 +205,9 @@ def test_credits_follow_the_limit(sandbox: SandboxHandle, api: Api) -> None:
 def test_converted_leads_are_read_too(sandbox: SandboxHandle, api: Api) -> None:
     ids = _leads(sandbox)
     sandbox.convert_lead(ids["Ng"])
-    body = _coql(api, "select Last_Name, Converted__s from Leads order by Last_Name").json()
+    body = _coql(
+        api, "select Last_Name, Converted__s from Leads where id is not null order by Last_Name"
+    ).json()
     assert [(r["Last_Name"], r["Converted__s"]) for r in body["data"]] == [
         ("Ng", True), ("Ode", False), ("Pi", False)
     ]  # fmt: skip
@@ -190,8 +217,8 @@ def test_coql_needs_its_scope_and_the_modules(sandbox: SandboxHandle) -> None:
     no_coql = Api(sandbox, scope="ZohoCRM.modules.ALL")
     only_coql = Api(sandbox, scope="ZohoCRM.coql.READ,ZohoCRM.modules.contacts.READ")
     try:
-        assert _coql(no_coql, "select id from Leads").status_code == 401
-        refused = _coql(only_coql, "select id from Leads")
+        assert _coql(no_coql, "select id from Leads where id is not null").status_code == 401
+        refused = _coql(only_coql, "select id from Leads where id is not null")
         assert refused.status_code == 401 and refused.json()["code"] == "OAUTH_SCOPE_MISMATCH"
     finally:
         no_coql.close()
