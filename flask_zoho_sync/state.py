@@ -270,6 +270,7 @@ class ZohoSyncState:
                 mass_delete_share=self.config.mass_delete_share,
                 bulk_threshold=self.config.bulk_threshold,
                 max_concurrency=self.config.max_concurrency,
+                pull_with_coql=self.config.pull_with_coql,
                 plan_changes=plan_changes,
             ),
             host_writes=lambda: suppress_capture(session),

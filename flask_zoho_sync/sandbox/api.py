@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from . import tokens
+from .coql import parser_for, run_query
 from .fields import MODULE_IDS, MODULES, PROFILES
 from .guard import crm_call, take_record_failures
 from .query import QueryError, list_deleted, list_records, parse_header_instant
@@ -437,6 +439,28 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
             "status": "success",
         }
         return json_response({"data": [element]})
+
+    # -------------------------------------------------------------------- COQL
+    @bp.post("/coql")
+    @crm_call(state, ("coql",), "READ")
+    def coql() -> Response:
+        """A COQL select (coql.py); the module's own scope is needed as well as coql's."""
+        try:
+            with state.lock:
+                parser = parser_for(state, request.get_json(silent=True))
+                try:
+                    query = parser.parse()
+                finally:
+                    g.sandbox_coql_limit = parser.limit_asked
+                needed = ("modules", query.module.lower())
+                if not tokens.scope_allows(g.sandbox_scopes, needed, "READ"):
+                    return zoho_error("OAUTH_SCOPE_MISMATCH", "Unauthorized", status=401)
+                body = run_query(state, query)
+        except QueryError as error:
+            return _query_error(error)
+        if body is None:
+            return empty(204)
+        return json_response(body)
 
     # ---------------------------------------------------------------- metadata
     def _module_param() -> str | Response:

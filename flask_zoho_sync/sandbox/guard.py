@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from . import tokens
-from .credit_costs import credit_cost, endpoint_key
+from .credit_costs import COQL_DEFAULT_LIMIT, credit_cost, endpoint_key
 from .fields import MODULES, store_epoch
 from .responses import (
     JSON,
@@ -139,7 +139,12 @@ def install_guard(app: Flask, state: SandboxState) -> None:
             return response
         state.count_status(response.status_code)
         if g.get("sandbox_authenticated") and response.status_code < 429:
-            amount = credit_cost(request.method, request.path, g.get("sandbox_record_count", 0))
+            amount = credit_cost(
+                request.method,
+                request.path,
+                g.get("sandbox_record_count", 0),
+                g.get("sandbox_coql_limit", COQL_DEFAULT_LIMIT),
+            )
             state.charge(key, amount)
         if _metered_kind(request.path) == "crm":
             if response.content_type == JSON and response.status_code != 204:

@@ -33,6 +33,7 @@ DEFAULT_CLIENT_SECRET = "sandbox-client-secret"
 #: What `POST /__sandbox__/tokens` grants when the caller names no scope: all a sync needs.
 DEFAULT_SCOPES = (
     "ZohoCRM.modules.ALL",
+    "ZohoCRM.coql.READ",
     "ZohoCRM.settings.ALL",
     "ZohoCRM.org.READ",
     "ZohoCRM.users.READ",
@@ -189,6 +190,7 @@ class SandboxState:
         daily_credits: int | None = None,
         concurrency_limit: int = 10,
         page_token_limit: int = 100_000,
+        coql_record_limit: int = 100_000,
         fault_seed: int = 0,
         state_file: str | os.PathLike[str] | None = None,
         location: str = "us",
@@ -204,6 +206,8 @@ class SandboxState:
         self.daily_credits = daily_credits
         self.concurrency_limit = concurrency_limit
         self.page_token_limit = page_token_limit
+        #: Records COQL's LIMIT/OFFSET reach (Zoho: 100,000); lower it to test keyset paging.
+        self.coql_record_limit = coql_record_limit
         #: What ``reset`` restores: limits a test changed through ``/faults`` must not leak
         #: into the next test on the same sandbox.
         self._configured_limits = (token_ttl, daily_credits, concurrency_limit)

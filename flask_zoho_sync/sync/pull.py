@@ -7,7 +7,8 @@ merge left for Zoho (see ``engine``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,7 +37,11 @@ from flask_zoho_sync.sync.merge import (
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
+from flask_zoho_sync.zoho.coql import MAX_SELECT_FIELDS, unreadable_fields
+from flask_zoho_sync.zoho.errors import ZohoRequestError, ZohoScopeMismatch
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
+
+logger = logging.getLogger(__name__)
 
 
 def _modified_time(record: dict[str, Any]) -> datetime | None:
@@ -65,6 +70,25 @@ def _conflicts(result: MergeResult) -> list[dict[str, Any]]:
         }
         for conflict in result.conflicts
     ]
+
+
+def _coql_or_rest(
+    by_coql: Iterator[list[dict[str, Any]]],
+    by_rest: Callable[[], Iterator[list[dict[str, Any]]]],
+) -> Iterator[list[dict[str, Any]]]:
+    """COQL's pages, or REST's when Zoho refuses the first query: a connection consented
+    before the sync asked for ``ZohoCRM.coql.READ``, or a field type COQL refuses that
+    the field metadata did not show. A refusal after the first page is a real failure."""
+    try:
+        first = next(by_coql)
+    except StopIteration:
+        return
+    except (ZohoScopeMismatch, ZohoRequestError) as refused:
+        logger.warning("Zoho refused the COQL read (%s); pulling by REST", refused.code)
+        yield from by_rest()
+        return
+    yield first
+    yield from by_coql
 
 
 class PullPass:
@@ -104,15 +128,39 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
-        pages = self.engine.client.iter_pages(
-            self.ledger.module, self.mapping.zoho_api_names(), modified_since=since
-        )
+        pages = self._changed_pages(since)
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
         self._deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
+
+    def _changed_pages(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """The records changed since ``since`` (all when None), a page at a time: by COQL
+        when the setting is on and COQL can select every pulled field, else by REST."""
+        client, module = self.engine.client, self.ledger.module
+        fields = self.mapping.zoho_api_names()
+        options = self.engine.options
+
+        def by_rest() -> Iterator[list[dict[str, Any]]]:
+            return client.iter_pages(module, fields, modified_since=since)
+
+        if not options.pull_with_coql:
+            return by_rest()
+        types = {field.api_name: field.data_type for field in self.mapping.zoho_fields}
+        unreadable = unreadable_fields(types, fields)  # type: ignore[arg-type]
+        if unreadable or len({"id", "Converted__s", *fields}) > MAX_SELECT_FIELDS:
+            logger.info(
+                "Pulling %s by REST: COQL cannot select %s",
+                module,
+                ", ".join(unreadable) or f"more than {MAX_SELECT_FIELDS} fields",
+            )
+            return by_rest()
+        by_coql = client.iter_coql_pages(
+            module, fields, modified_since=since, concurrency=options.max_concurrency
+        )
+        return _coql_or_rest(by_coql, by_rest)
 
     def _merge_pages(
         self,

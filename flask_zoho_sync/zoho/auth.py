@@ -41,10 +41,12 @@ from .meter import UsageMeter
 logger = logging.getLogger(__name__)
 
 #: What a contact sync needs (reference §1.8): the two modules it can sync, field and module
-#: metadata for mapping, org/user for time zones, notifications, and bulk for large loads.
+#: metadata for mapping, org/user for time zones, notifications, bulk for large loads, and
+#: COQL for pulls of 2,000 records a call.
 DEFAULT_SCOPES: tuple[str, ...] = (
     "ZohoCRM.modules.leads.ALL",
     "ZohoCRM.modules.contacts.ALL",
+    "ZohoCRM.coql.READ",
     "ZohoCRM.settings.fields.READ",
     "ZohoCRM.settings.modules.READ",
     "ZohoCRM.org.READ",

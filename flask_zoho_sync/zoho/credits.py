@@ -54,12 +54,22 @@ def _template(key: str) -> str:
     return f"{method} {_MODULE_SEGMENT.sub('/{module}', path)}"
 
 
+#: COQL is priced by the query's LIMIT (Zoho's COQL overview): up to 200 records 1 credit,
+#: up to 1,000 2, up to 2,000 3.
+_COQL_STEPS = ((200, 1), (1000, 2))
+_COQL_TOP_PRICE = 3
+
+
 def estimate_credits(method: str, path: str, record_count: int = 0) -> int:
-    """Credits one call costs; OAuth calls cost none (they are not CRM API calls)."""
+    """Credits one call costs; OAuth calls cost none (they are not CRM API calls).
+    For ``POST /coql`` ``record_count`` is the query's LIMIT (0: Zoho's default, 200)."""
     key = endpoint_key(method, path)
     if key.split(" ", 1)[1].startswith("/oauth"):
         return 0
     template = _template(key)
+    if template == "POST /coql":
+        limit = record_count or 200
+        return next((price for top, price in _COQL_STEPS if limit <= top), _COQL_TOP_PRICE)
     if template in _FIXED_PRICES:
         return _FIXED_PRICES[template]
     if template in _PER_TEN_RECORDS:

@@ -379,6 +379,7 @@ DOCUMENTED_CODES: Mapping[str, type[ZohoError]] = {
             "AMBIGUITY_DURING_PROCESSING",
             "INVALID_REQUEST_METHOD",
             "INVALID_QUERY",
+            "SYNTAX_ERROR",
             "PATTERN_NOT_MATCHED",
             "UNABLE_TO_PARSE_DATA_TYPE",
             "MEDIA_TYPE_NOT_SUPPORTED",

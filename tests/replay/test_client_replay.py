@@ -465,3 +465,20 @@ def test_a_429_is_retried_with_backoff_then_reported_as_rate_limited(
     assert len(rsps.calls) == client.max_retries + 1
     assert len(sleeps) == client.max_retries
     assert "API credit" in str(caught.value)
+
+
+def test_a_documented_coql_reply_gives_its_records_and_whether_more_follow(
+    client: ZohoClient, rsps: responses.RequestsMock
+) -> None:
+    recording = load("coql_select")
+    serve(rsps, recording)
+
+    records, more = client.coql(recording.request_body["select_query"])
+
+    assert [(r["id"], r["Full_Name"]) for r in records] == [
+        ("554023000000310003", "Patricia Boyle"),
+        ("554023000000310012", "Steve Boyle"),
+    ]
+    assert records[0]["Languages_Known"] == ["English", "German"]
+    assert more is False
+    assert client.meter.snapshot()["credits"] == {"POST /coql": 1}  # LIMIT 2: the lowest price

@@ -223,6 +223,22 @@ def _record_get_one(world: World, recording: Recording) -> requests.Response:
     return world.crm("GET", f"/crm/v8/Leads/{record_id}")
 
 
+@scenario("coql_select")
+def _coql_select(world: World, recording: Recording) -> requests.Response:
+    """The recorded query less its org's own multi-select field (Languages_Known), which
+    the sandbox's Contacts do not have."""
+    for first in ("Patricia", "Steve"):
+        world.sandbox.create_record(
+            "Contacts", {"First_Name": first, "Last_Name": "Boyle", "Lead_Source": "Advertisement"}
+        )
+    world.sandbox.create_record("Contacts", {"Last_Name": "Boyle", "Lead_Source": "Partner"})
+    query = (
+        "select Last_Name, First_Name, Full_Name, Lead_Source from Contacts "
+        "where ((Last_Name = 'Boyle') and (Lead_Source = Advertisement)) limit 2"
+    )
+    return world.crm("POST", recording.v8_path(), json={"select_query": query})
+
+
 @scenario("search_criteria")
 def _search_criteria(world: World, recording: Recording) -> requests.Response:
     world.lead(Last_Name="Burns,B", First_Name="Mary", Email="burns.mary@example.com")

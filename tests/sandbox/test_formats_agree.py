@@ -373,3 +373,14 @@ def test_only_crm_api_calls_cost_credits_in_the_sandbox() -> None:
     one. The sandbox's guard meters ``/crm/`` and ``/oauth/v2/token`` only."""
     assert server_credits.credit_cost("GET", "/__sandbox__/stats") == 0
     assert client_credits.estimate_credits("GET", "/__sandbox__/stats") == 1
+
+
+#: COQL's price by LIMIT (Zoho's COQL overview), written out by hand: LIMIT -> credits.
+COQL_PRICES = {1: 1, 200: 1, 201: 2, 1000: 2, 1001: 3, 2000: 3}
+
+
+@pytest.mark.parametrize(("limit", "credits"), sorted(COQL_PRICES.items()))
+def test_sandbox_and_client_price_a_coql_query_by_its_limit(limit: int, credits: int) -> None:
+    path = "/crm/v8/coql"
+    assert server_credits.credit_cost("POST", path, coql_limit=limit) == credits
+    assert client_credits.estimate_credits("POST", path, limit) == credits

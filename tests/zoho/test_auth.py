@@ -71,6 +71,7 @@ def test_default_scopes_cover_a_contact_sync() -> None:
     assert set(DEFAULT_SCOPES) == {
         "ZohoCRM.modules.leads.ALL",
         "ZohoCRM.modules.contacts.ALL",
+        "ZohoCRM.coql.READ",
         "ZohoCRM.settings.fields.READ",
         "ZohoCRM.settings.modules.READ",
         "ZohoCRM.org.READ",
