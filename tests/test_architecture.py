@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "flask_zoho_sync"
 
 #: What the engine may take from the client: value types, no transport.
-ENGINE_MAY_USE_OF_CLIENT = {"errors", "results", "timefmt"}
+ENGINE_MAY_USE_OF_CLIENT = {"coql", "errors", "results", "timefmt"}
 
 
 def contracts() -> dict[str, dict[str, Any]]:
