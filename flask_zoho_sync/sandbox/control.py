@@ -15,7 +15,9 @@ from flask import Blueprint, Response, request
 
 from . import tokens
 from .fields import MODULES, FieldSpecError, store_epoch
+from .merging import merge_records
 from .oauth import base_url
+from .query import QueryError
 from .records import apply_batch, convert_lead, delete_records, render_deleted, render_record
 from .responses import json_response
 from .seed import reset_seeded
@@ -314,6 +316,24 @@ def control_blueprint(state: SandboxState) -> Blueprint:
             _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
             state.save()
         return json_response(outcome)
+
+    @bp.post("/records/<module>/<record_id>/merge")
+    def merge(module: str, record_id: str) -> Response:
+        """A Zoho user's Find and Merge: body ``{"merge": [{"data": [...]}]}`` as the API
+        takes it, plus ``user``; no credits spent."""
+        body = _body()
+        user_id = _acting_user(body)
+        if isinstance(user_id, Response):
+            return user_id
+        with state.lock:
+            try:
+                element, deleted = merge_records(state, module, record_id, body, user_id)
+            except QueryError as error:
+                return _bad(f"{error.code}: {error.message} {error.details}")
+            _publish(module, "delete", deleted)
+            _publish(module, "update", [record_id])
+            state.save()
+        return json_response({"result": element, "deleted": deleted})
 
     @bp.get("/deleted/<module>")
     def recycle_bin(module: str) -> Response:
