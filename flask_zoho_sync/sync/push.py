@@ -29,6 +29,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.identity import adopt_duplicate
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.zoho.results import RecordResult
@@ -626,7 +627,8 @@ class PushPass:
                 continue
             zoho_id = result.record_id
             if not result.ok or zoho_id is None:
-                self._fail_refused(item, result)
+                if not adopt_duplicate(self, item, result, batch):
+                    self._fail_refused(item, result)
                 continue
             if self._matched_another_contacts_record(item, zoho_id, result, batch):
                 continue
