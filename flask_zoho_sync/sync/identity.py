@@ -11,6 +11,8 @@ they are about identity rather than values, and each pass only asks at one point
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from flask_zoho_sync.sync.context import RESTORE_KEY, PlannedChange
@@ -76,3 +78,189 @@ def adopt_duplicate(push: Any, item: Any, result: Any, batch: Any) -> bool:
         error_code="DUPLICATE_DATA",
     )
     return True
+
+
+class MergeFollower:
+    """Tell a record merged away in Zoho from one deleted there, for one pull's deletions.
+
+    Zoho's deleted list does not say a record was merged, nor into which record (see
+    docs/zoho-api-notes.md, "Merge records"). The master is the record that now carries the
+    vanished record's email or the host's Contact Id: one search a run finds the masters
+    of all its vanished linked records at once, and only when some vanished.
+
+    * master linked to no contact: the link moves to it and the contact stays; the
+      master's values are merged at once (the search read them: no further call);
+    * master linked to another contact: both contacts stay; this one's link, to a record
+      that is gone, is dropped, and an open ``MERGED_PAIR`` error names the pair, for the
+      admin to merge the two contacts (the adapter's ``merge_contacts``) or keep both;
+    * no master found: a deletion like any other (the caller deletes the contact).
+    """
+
+    def __init__(self, pull: Any) -> None:
+        self.pull = pull
+        self.mapping = pull.mapping
+        self.ledger = pull.ledger
+        self.engine = pull.engine
+        self.email_key = self._binding_key("Email")
+        self.contact_id_field = self._zoho_field("system:contact_id")
+
+    def _binding_key(self, zoho_api_name: str) -> str | None:
+        for binding in self.mapping.active_bindings():
+            if binding.zoho_api_name == zoho_api_name:
+                return str(binding.key)
+        return None
+
+    def _zoho_field(self, key: str) -> str | None:
+        for binding in self.mapping.active_bindings():
+            if binding.key == key:
+                return str(binding.zoho_api_name)
+        return None
+
+    def follow(self, vanished: Sequence[Any], deleted_ids: set[str]) -> list[Any]:
+        """The links of ``vanished`` whose records were deleted for good; those of merged
+        records are moved or paired here."""
+        if not vanished:
+            return []
+        contacts = self.pull.adapter.get_many([link.contact_id for link in vanished])
+        emails = {
+            link.contact_id: self._emails(link, contacts.get(link.contact_id)) for link in vanished
+        }
+        wanted: dict[str, list[str]] = {}
+        all_emails = sorted({email for found in emails.values() for email in found})
+        if all_emails:
+            wanted["Email"] = all_emails
+        if self.contact_id_field:
+            wanted[self.contact_id_field] = sorted({str(link.contact_id) for link in vanished})
+        if not wanted:
+            return list(vanished)
+        records = [
+            record
+            for record in self.engine.client.search_in(
+                self.ledger.module, wanted, self.mapping.zoho_api_names()
+            )
+            if str(record.get("id")) not in deleted_ids
+        ]
+        if not records:
+            return list(vanished)
+        claimed = self.ledger.links_by_zoho([str(record["id"]) for record in records])
+        owners = {zoho_id: link.contact_id for zoho_id, link in claimed.items()}
+        remaining: list[Any] = []
+        masters: dict[str, dict[str, Any]] = {}
+        for link in vanished:
+            master = self._master_of(link, emails[link.contact_id], records)
+            if master is None:
+                remaining.append(link)
+                continue
+            master_id = str(master["id"])
+            owner = owners.get(master_id)
+            if owner is None:
+                owners[master_id] = link.contact_id
+                masters[master_id] = master
+                self._move(link, master_id)
+            else:
+                self._pair(link, master_id, owner)
+        if masters and not self.pull.dry_run:
+            self.ledger.session.flush()
+            self.pull.merge_records(list(masters.values()))
+        return remaining
+
+    def _emails(self, link: Any, contact: Any) -> set[str]:
+        """The emails the vanished record had (last synced) and its contact has now."""
+        if self.email_key is None:
+            return set()
+        candidates = [(link.snapshot or {}).get(self.email_key)]
+        if contact is not None:
+            host_name = self.mapping.binding(self.email_key).host.name
+            candidates.append(self.pull.adapter.get_values(contact).get(host_name))
+        return {
+            email.strip().lower()
+            for email in candidates
+            if isinstance(email, str) and email.strip()
+        }
+
+    def _master_of(
+        self, link: Any, emails: set[str], records: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """The record carrying this contact's Contact Id, else one carrying its email (the
+        newest change first: the merge has just modified its master)."""
+        if self.contact_id_field:
+            for record in records:
+                if str(record.get(self.contact_id_field) or "") == str(link.contact_id):
+                    return record
+        by_email = [
+            record
+            for record in records
+            if isinstance(record.get("Email"), str) and record["Email"].strip().lower() in emails
+        ]
+        by_email.sort(key=lambda record: str(record.get("Modified_Time") or ""), reverse=True)
+        return by_email[0] if by_email else None
+
+    def _move(self, link: Any, master_id: str) -> None:
+        former = link.zoho_id
+        reason = (
+            f"Zoho record {former} is gone and record {master_id} now carries its email or "
+            "Contact Id (a merge in Zoho): the link moved to it; the contact stays"
+        )
+        self.pull.report.add(
+            PlannedChange("to_host", LINK_ACTION, link.contact_id, master_id, reason=reason)
+        )
+        self._withdraw_duplicate_error(link.contact_id, master_id)
+        if self.pull.dry_run:
+            return
+        link.zoho_id = master_id
+        self.ledger.record(
+            self.engine.run,
+            direction="to_host",
+            action=LINK_ACTION,
+            contact_id=link.contact_id,
+            zoho_id=master_id,
+            changes={"former_zoho_id": former},
+            reason=reason,
+        )
+        self.ledger.resolve_errors([link.contact_id])
+
+    def _withdraw_duplicate_error(self, contact_id: str, master_id: str) -> None:
+        """This run's pull met the master before the deletions and, the contact being
+        linked to the vanished record then, reported Zoho as holding its email twice
+        (``DUPLICATE_IN_ZOHO``). The move settles that: the report drops the error (its
+        history row is resolved with the contact's other errors)."""
+        report = self.pull.report
+        kept = []
+        for change in report.changes:
+            if (
+                change.action == "error"
+                and change.error_code == "DUPLICATE_IN_ZOHO"
+                and change.contact_id == contact_id
+                and change.zoho_id == master_id
+            ):
+                report.counts[f"{change.direction}.error"] -= 1
+                continue
+            kept.append(change)
+        report.changes[:] = kept
+        report.counts += Counter()  # drops the counts brought to zero
+
+    def _pair(self, link: Any, master_id: str, owner: str) -> None:
+        former = link.zoho_id
+        reason = (
+            f"Zoho merged record {former} into record {master_id}, which is linked to "
+            f"contact {owner}: both contacts are kept, this one unlinked. Merge the two "
+            "contacts or keep both (Identity section of the overview)."
+        )
+        self.pull.report.add(
+            PlannedChange(
+                "to_host", "error", link.contact_id, master_id, reason=reason, error_code=PAIR_CODE
+            )
+        )
+        if self.pull.dry_run:
+            return
+        self.ledger.drop_link(link)
+        self.ledger.record(
+            self.engine.run,
+            direction="to_host",
+            action="error",
+            contact_id=link.contact_id,
+            zoho_id=master_id,
+            changes={"pair_contact_id": owner, "former_zoho_id": former},
+            reason=reason,
+            error_code=PAIR_CODE,
+        )

@@ -24,6 +24,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.identity import MergeFollower
 from flask_zoho_sync.sync.merge import (
     Conflict,
     MergeResult,
@@ -632,6 +633,7 @@ class PullPass:
         targets = [
             links[entry.id] for entry in deleted if entry.id in links and entry.id not in planned
         ]
+        targets = MergeFollower(self).follow(targets, {entry.id for entry in deleted})
         if targets and self.engine.too_many_deletes(len(targets)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(targets)

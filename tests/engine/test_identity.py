@@ -96,3 +96,86 @@ def test_a_duplicate_naming_a_record_linked_to_another_contact_stays_refused(
     assert error.contact_id == str(second) and error.error_code == "DUPLICATE_DATA"
     assert _links(synced) == {str(first): first_record}
     assert set(synced.contacts()) == {"first@example.org", "second@example.org"}
+
+
+# -------------------------------------------------------------------------------- merges
+
+
+def _search_calls(calls: dict[str, int]) -> int:
+    return calls.get("GET /Leads/search", 0)
+
+
+def test_records_merged_away_move_their_links_to_the_masters_with_one_search(
+    synced: Synced,
+) -> None:
+    """Three linked records merged in Zoho into records created there since the last sync:
+    the contacts stay, their links move to the masters, the masters' values reach them, and
+    finding the three masters costs one search call."""
+    ids = [synced.add_contact(last_name=f"Person {n}", email=f"p{n}@example.org") for n in range(3)]
+    synced.first_manual_sync()
+    children = _links(synced)
+    masters = {}
+    for n, contact_id in enumerate(ids):
+        master = synced.zoho.create_record(
+            "Leads", {"Last_Name": f"Person {n}", "Email": f"p{n}@example.org", "Phone": f"55{n}"}
+        )
+        synced.zoho.merge_records("Leads", master["id"], [children[str(contact_id)]])
+        masters[str(contact_id)] = master["id"]
+    before = synced.calls()
+    report = synced.sync()
+    assert report.status == "succeeded", report.message
+    contacts = synced.contacts()
+    assert len(contacts) == 3
+    assert [contacts[f"p{n}@example.org"]["phone"] for n in range(3)] == ["550", "551", "552"]
+    assert _links(synced) == masters
+    assert report.counts.get("to_host.delete") is None
+    assert len(synced.zoho.records("Leads")) == 3
+    moved = [h for h in _history(synced, "link") if h.changes.get("former_zoho_id")]
+    assert len(moved) == 3
+    assert _search_calls(_calls_since(synced, before)) == 1
+    again = synced.sync()
+    assert again.status == "succeeded", again.message
+    assert len(synced.zoho.records("Leads")) == 3 and len(synced.contacts()) == 3
+
+
+def test_a_deletion_that_is_no_merge_still_deletes_the_contact(synced: Synced) -> None:
+    keep = synced.add_contact(last_name="Keep", email="keep@example.org")
+    gone = synced.add_contact(last_name="Gone", email="gone@example.org")
+    synced.first_manual_sync()
+    synced.zoho.delete_record("Leads", _links(synced)[str(gone)])
+    before = synced.calls()
+    report = synced.sync()
+    assert report.status == "succeeded", report.message
+    assert set(synced.contacts()) == {"keep@example.org"}
+    assert _search_calls(_calls_since(synced, before)) == 1
+    assert str(keep) in _links(synced)
+
+
+def test_no_search_when_nothing_linked_vanished(synced: Synced) -> None:
+    synced.add_contact(last_name="Still", email="still@example.org")
+    synced.first_manual_sync()
+    before = synced.calls()
+    synced.sync()
+    assert _search_calls(_calls_since(synced, before)) == 0
+
+
+def test_two_contacts_ending_on_one_record_are_both_kept_as_a_pair(synced: Synced) -> None:
+    """Zoho merges B's record into A's, taking B's email: A keeps the link, B is kept
+    unlinked, and an open MERGED_PAIR error names the pair; never a second link."""
+    a = synced.add_contact(last_name="Anna", email="anna@example.org")
+    b = synced.add_contact(last_name="Anne", email="anne@example.org")
+    synced.first_manual_sync()
+    links = _links(synced)
+    synced.zoho.merge_records(
+        "Leads", links[str(a)], [links[str(b)]], take={links[str(b)]: ["Email"]}
+    )
+    report = synced.sync()
+    assert report.status == "partial", report.message
+    with synced.host.app.app_context():
+        kept = synced.host.db.session.scalars(sa.select(synced.host.Contact.id)).all()
+    assert sorted(kept) == sorted([a, b])
+    assert _links(synced) == {str(a): links[str(a)]}
+    [pair] = [h for h in _history(synced, "error") if h.error_code == "MERGED_PAIR"]
+    assert pair.contact_id == str(b) and pair.resolved_at is None
+    assert pair.changes["pair_contact_id"] == str(a) and pair.zoho_id == links[str(a)]
+    assert len(synced.zoho.records("Leads")) == 1
