@@ -22,9 +22,7 @@ import sqlalchemy as sa
 from .dbids import row_by_id
 from .models import RecordHistory
 from .state import ZohoSyncState
-
-#: The error code the pull records for a pair (``sync.identity.PAIR_CODE``).
-PAIR_CODE = "MERGED_PAIR"
+from .sync.identity import PAIR_CODE
 
 
 @dataclass(frozen=True)
@@ -88,6 +86,7 @@ def keep_both(state: ZohoSyncState, history_id: int) -> Pair:
             zoho_id=row.zoho_id,
             direction="to_host",
             action="keep",
+            error_code=PAIR_CODE,  # keeps the contact unlinked (``Ledger.held_unlinked``)
             changes=dict(row.changes or {}),
             reason="The admin kept both contacts after the merge in Zoho; this one unlinked.",
         )

@@ -80,6 +80,18 @@ def adopt_duplicate(push: Any, item: Any, result: Any, batch: Any) -> bool:
     return True
 
 
+def held_unlinked(push: Any, unlinked: list[str], outbox: dict[str, list[Any]]) -> set[str]:
+    """Of these unlinked contacts, those a Zoho merge paired with another: the push sends
+    nothing for them (a create would bring back the record the Zoho user merged away) and
+    answers their outbox entries, so they do not wait there; the pair's error says why."""
+    held = push.ledger.held_unlinked(unlinked)
+    for contact_id in held:
+        push.report.count("to_zoho.skipped_pair")
+        if not push.dry_run and outbox.get(contact_id):
+            push.ledger.finish_outbox(outbox[contact_id])
+    return held
+
+
 class MergeFollower:
     """Tell a record merged away in Zoho from one deleted there, for one pull's deletions.
 

@@ -179,3 +179,35 @@ def test_two_contacts_ending_on_one_record_are_both_kept_as_a_pair(synced: Synce
     assert pair.contact_id == str(b) and pair.resolved_at is None
     assert pair.changes["pair_contact_id"] == str(a) and pair.zoho_id == links[str(a)]
     assert len(synced.zoho.records("Leads")) == 1
+
+
+def test_a_paired_contact_stays_unlinked_until_the_admin_decides_and_after_keep_both(
+    synced: Synced,
+) -> None:
+    """The unlinked contact of a pair is not pushed as a new record (that would undo the
+    Zoho user's merge), neither while the pair is open nor once the admin kept both."""
+    from flask_zoho_sync.pairs import keep_both, open_pairs
+
+    a = synced.add_contact(last_name="Anna", email="anna@example.org")
+    b = synced.add_contact(last_name="Anne", email="anne@example.org")
+    synced.first_manual_sync()
+    links = _links(synced)
+    child = links[str(b)]
+    synced.zoho.merge_records("Leads", links[str(a)], [child], take={child: ["Email"]})
+    synced.sync()
+    synced.edit_contact(b, phone="123")
+    report = synced.sync(mode="all")
+    assert report.counts.get("to_zoho.create") is None
+    assert report.counts["to_zoho.skipped_pair"] == 1
+    assert len(synced.zoho.records("Leads")) == 1
+    with synced.host.app.app_context():
+        [pair] = open_pairs(synced.host.db.session)
+        keep_both(synced.state, pair.history_id)
+        assert open_pairs(synced.host.db.session) == []
+    synced.edit_contact(b, phone="456")
+    after = synced.sync()
+    assert after.counts.get("to_zoho.create") is None
+    assert len(synced.zoho.records("Leads")) == 1
+    with synced.host.app.app_context():
+        kept = synced.host.db.session.scalars(sa.select(synced.host.Contact.id)).all()
+    assert sorted(kept) == sorted([a, b])  # A took the email B's record gave the master
