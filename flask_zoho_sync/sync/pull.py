@@ -1,4 +1,4 @@
-"""Zoho -> host: changed records since the watermark, then Zoho's deletions.
+"""Zoho -> host: Zoho's deletions, then changed records since the watermark.
 
 Order matters: the pull runs before the push in a two-way pass, so a field both sides
 changed is decided by the three-way merge here and the push then only carries what the
@@ -104,11 +104,14 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
+        # Deletions first: a record merged away in Zoho moves its link to the merge's master
+        # (``identity.MergeFollower``) before the changed records, the master among them,
+        # are merged; the other way round the master would be imported as a new contact.
+        self._deletions()
         pages = self.engine.client.iter_pages(
             self.ledger.module, self.mapping.zoho_api_names(), modified_since=since
         )
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
-        self._deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at

@@ -211,3 +211,25 @@ def test_a_paired_contact_stays_unlinked_until_the_admin_decides_and_after_keep_
     with synced.host.app.app_context():
         kept = synced.host.db.session.scalars(sa.select(synced.host.Contact.id)).all()
     assert sorted(kept) == sorted([a, b])  # A took the email B's record gave the master
+
+
+def test_a_master_found_by_contact_id_alone_takes_the_link_and_a_plan_shows_it_first(
+    synced: Synced,
+) -> None:
+    """The master kept its own email but took the child's Contact Id: found by that. The
+    preview (dry run) shows the moved link and deletes nothing; the run then moves it."""
+    contact_id = synced.add_contact(last_name="Carl", email="carl@example.org")
+    synced.first_manual_sync()
+    child = _links(synced)[str(contact_id)]
+    master = synced.zoho.create_record(
+        "Leads", {"Last_Name": "Carl", "Email": "c.other@example.org"}
+    )
+    synced.zoho.merge_records("Leads", master["id"], [child], take={child: ["Contact_Id"]})
+    plan = synced.sync(dry_run=True)
+    assert plan.counts.get("to_host.delete") is None
+    assert [c.zoho_id for c in plan.changes if c.action == "link"] == [master["id"]]
+    assert _links(synced) == {str(contact_id): child}  # the plan wrote nothing
+    report = synced.sync()
+    assert report.status == "succeeded", report.message
+    assert _links(synced) == {str(contact_id): master["id"]}
+    assert set(synced.contacts()) == {"c.other@example.org"}  # the master's email came
