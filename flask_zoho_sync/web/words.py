@@ -47,6 +47,8 @@ ACTIONS = {
     "link": "Linked by email",
     "delete": "Deleted",
     "error": "Failed",
+    "merge": "Merged into another contact",
+    "keep": "Kept apart from its pair",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
@@ -54,6 +56,7 @@ SKIP_REASONS = {
     "skipped_deleted": "deleted on this site before, so not brought back",
     "skipped_new": "new in Zoho, and this site does not take new contacts",
     "skipped_blank": "no mapped field beyond the email has a value",
+    "skipped_pair": "left unlinked: a merge in Zoho paired it with another contact",
 }
 
 
