@@ -373,6 +373,19 @@ def control_blueprint(state: SandboxState) -> Blueprint:
             state.save()
             return json_response({"org": dict(current)})
 
+    @bp.post("/unique-email/<module>")
+    def unique_email(module: str) -> Response:
+        """Tick (``{"refuse": true}``) or untick Email's "Do not allow duplicate values"."""
+        if (problem := _module_or_404(module)) is not None:
+            return problem
+        refuse = bool(_body().get("refuse", True))
+        with state.lock:
+            modules = set(state.data.get("unique_email_modules", ()))
+            modules = modules | {module} if refuse else modules - {module}
+            state.data["unique_email_modules"] = sorted(modules)
+            state.save()
+        return json_response({"unique_email_modules": sorted(modules)})
+
     @bp.get("/users")
     def users() -> Response:
         with state.lock:

@@ -142,6 +142,11 @@ class SandboxHandle:
             {"merge": [{"data": data}], "user": user},
         )
 
+    def refuse_duplicate_email(self, module: str, refuse: bool = True) -> None:
+        """Tick Email's "Do not allow duplicate values" in ``module``: a create or update
+        repeating another record's Email is then refused with DUPLICATE_DATA."""
+        self._call("POST", f"/unique-email/{module}", {"refuse": refuse})
+
     def records(self, module: str) -> list[dict[str, Any]]:
         """Every live record, converted leads included, at no credit cost."""
         return self._call("GET", f"/records/{module}")["data"]

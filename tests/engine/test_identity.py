@@ -233,3 +233,29 @@ def test_a_master_found_by_contact_id_alone_takes_the_link_and_a_plan_shows_it_f
     assert report.status == "succeeded", report.message
     assert _links(synced) == {str(contact_id): master["id"]}
     assert set(synced.contacts()) == {"c.other@example.org"}  # the master's email came
+
+
+def test_with_email_duplicates_refused_in_zoho_the_create_links_to_the_email_holder(
+    synced: Synced,
+) -> None:
+    """The org refuses duplicate Emails; the engine's upsert matches on the unique Contact
+    Id, misses, and Zoho refuses the insert naming the record with the email: linked, and
+    the next run writes the contact's values there. Every call counted."""
+    synced.zoho.refuse_duplicate_email("Leads")
+    synced.first_manual_sync()
+    holder = synced.zoho.create_record(
+        "Leads", {"Last_Name": "Zoho Side", "Email": "dup@example.org"}
+    )
+    contact_id = synced.add_contact(last_name="Host Side", email="dup@example.org")
+    before = synced.calls()
+    report = synced.sync(direction="push")
+    assert report.status == "succeeded", report.message
+    assert [c.action for c in report.changes] == ["link"]
+    assert _links(synced) == {str(contact_id): holder["id"]}
+    assert _calls_since(synced, before) == {"POST /Leads/upsert": 1}
+    before = synced.calls()
+    follow_up = synced.sync()
+    assert follow_up.status == "succeeded", follow_up.message
+    assert _calls_since(synced, before).get("POST /Leads/upsert") is None  # an update
+    (lead,) = synced.zoho.records("Leads")
+    assert lead["Last_Name"] == "Host Side" and lead["Contact_Id"] == str(contact_id)

@@ -90,3 +90,34 @@ def test_the_ui_merges_a_record_into_another(sandbox: SandboxHandle) -> None:
     assert response.status_code == 302
     assert sandbox.record("Contacts", master["id"])["Email"] == "f@example.test"
     assert [d["id"] for d in sandbox.deleted("Contacts")] == [child["id"]]
+
+
+def test_with_email_duplicates_refused_an_insert_repeating_an_email_is_duplicate_data(
+    sandbox: SandboxHandle, api: Api
+) -> None:
+    """Email's "Do not allow duplicate values" is an org's choice in Zoho; ticked, a create
+    repeating an Email is refused naming the record that has it (an upsert listing only a
+    custom unique field does not match on Email, so it meets the same refusal)."""
+    first = sandbox.create_record("Leads", {"Last_Name": "First", "Email": "Same@example.test"})
+    sandbox.refuse_duplicate_email("Leads")
+    response = api.post(
+        "/Leads", json={"data": [{"Last_Name": "Second", "Email": "same@example.test"}]}
+    )
+    (element,) = response.json()["data"]
+    assert element["code"] == "DUPLICATE_DATA"
+    assert element["details"]["api_name"] == "Email"
+    assert element["details"]["duplicate_record"]["id"] == first["id"]
+    sandbox.add_custom_field("Leads", api_name="Member_No__c", data_type="text", unique=True)
+    upsert = {
+        "data": [{"Last_Name": "Third", "Email": "same@example.test", "Member_No__c": "M-9"}],
+        "duplicate_check_fields": ["Member_No__c"],
+    }
+    (refused,) = api.post("/Leads/upsert", json=upsert).json()["data"]
+    assert refused["code"] == "DUPLICATE_DATA"
+    assert refused["details"]["duplicate_record"]["id"] == first["id"]
+    assert len(sandbox.records("Leads")) == 1
+    sandbox.refuse_duplicate_email("Leads", refuse=False)
+    assert (
+        api.insert("Leads", {"Last_Name": "Again", "Email": "same@example.test"})[0]["code"]
+        == "SUCCESS"
+    )
