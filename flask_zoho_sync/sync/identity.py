@@ -172,7 +172,7 @@ class MergeFollower:
             else:
                 self._pair(link, master_id, owner)
         if masters and not self.pull.dry_run:
-            self.ledger.session.flush()
+            self.ledger.commit()  # the moved links, before the merge looks links up
             self.pull.merge_records(list(masters.values()))
         return remaining
 
