@@ -184,6 +184,30 @@ class ContactAdapter:
     def count(self) -> int:
         raise NotImplementedError
 
+    def merge_contacts(self, keep: Any, other: Any) -> None:
+        """Fold ``other`` into ``keep`` the way the host merges two of its own contacts
+        (values, groups, and whatever else of the host hangs off a contact: orders,
+        notes...), then delete ``other``. The engine does not commit; the caller does.
+
+        Called when a Zoho user merged the Zoho records of two host contacts, and the admin
+        chose to merge the contacts too (the overview's "Merged in Zoho" section). Only the
+        host knows what a contact owns, so there is no generic default: this one refuses,
+        and the admin can keep both contacts instead.
+        """
+        raise ContactMergeUnavailable(
+            "This app has not said how two of its contacts merge (the contact adapter has "
+            "no merge_contacts). Keep both contacts, or merge them in the app by hand."
+        )
+
+    @property
+    def can_merge_contacts(self) -> bool:
+        """Whether :meth:`merge_contacts` is the host's own (the admin is offered it)."""
+        return type(self).merge_contacts is not ContactAdapter.merge_contacts
+
+
+class ContactMergeUnavailable(NotImplementedError):
+    """The host's adapter does not merge contacts; the message says what to do instead."""
+
 
 class SQLAlchemyContactAdapter(ContactAdapter):
     """Contacts from a SQLAlchemy model with plain columns and a groups relationship.

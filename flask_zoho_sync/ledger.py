@@ -26,6 +26,7 @@ from .models import (
     SyncSettings,
     Tombstone,
 )
+from .sync.identity import PAIR_CODE as MERGED_PAIR_CODE
 
 #: Large ``IN (...)`` lists are split so neither SQLite's nor PostgreSQL's limits are met.
 _CHUNK = 500
@@ -194,6 +195,8 @@ class Ledger:
         self._pinned: tuple[Any, ...] | None = None
         #: Called before every commit while a run is going (the engine's settings check).
         self.guard: Callable[[], None] | None = None
+        #: Whether history holds any merged pair (None: not looked yet; ``held_unlinked``).
+        self._any_pairs: bool | None = None
 
     @property
     def module(self) -> str:
@@ -624,6 +627,8 @@ class Ledger:
         )
         if action == "error":
             self._open_errors = True
+        if error_code == MERGED_PAIR_CODE:
+            self._any_pairs = True
 
     def write_history(self) -> None:
         """Insert the history rows recorded since the last write, in one statement."""
@@ -657,3 +662,41 @@ class Ledger:
                 )
                 .values(resolved_at=moment)
             )
+
+    # -- contacts a Zoho merge paired ------------------------------------------------------
+
+    def held_unlinked(self, contact_ids: Sequence[str]) -> set[str]:
+        """Contacts a merge in Zoho paired with another (``sync.identity``): while the pair
+        is open, and for good once the admin kept both, they stay unlinked, so the push
+        must not create a record for them (that would undo the Zoho user's merge). One
+        query a ledger answers "no pair ever" for every later call."""
+        if self._any_pairs is None:
+            self._any_pairs = (
+                self.session.scalar(
+                    sa.select(RecordHistory.id)
+                    .where(RecordHistory.error_code == MERGED_PAIR_CODE)
+                    .limit(1)
+                )
+                is not None
+            )
+        if not self._any_pairs or not contact_ids:
+            return set()
+        self.write_history()  # a pair this run's pull found is in the buffer yet
+        held: set[str] = set()
+        for chunk in _chunks(list(contact_ids)):
+            held.update(
+                self.session.scalars(
+                    sa.select(RecordHistory.contact_id).where(
+                        RecordHistory.contact_id.in_(chunk),
+                        RecordHistory.error_code == MERGED_PAIR_CODE,
+                        sa.or_(
+                            RecordHistory.action == "keep",
+                            sa.and_(
+                                RecordHistory.action == "error",
+                                RecordHistory.resolved_at.is_(None),
+                            ),
+                        ),
+                    )
+                )
+            )
+        return held

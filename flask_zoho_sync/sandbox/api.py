@@ -15,6 +15,7 @@ from . import tokens
 from .coql import parser_for, run_query
 from .fields import MODULE_IDS, MODULES, PROFILES
 from .guard import crm_call, take_record_failures
+from .merging import merge_records
 from .query import QueryError, list_deleted, list_records, parse_header_instant
 from .records import (
     DuplicateCheckError,
@@ -461,6 +462,29 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
         if body is None:
             return empty(204)
         return json_response(body)
+
+    @bp.post("/<module>/<record_id>/actions/merge")
+    @crm_call(state, None, "UPDATE")
+    def merge(module: str, record_id: str) -> Response:
+        """Merge up to two child records into this master (docs/zoho-api-notes.md)."""
+        body = request.get_json(silent=True, force=True)
+        with state.lock:
+            try:
+                element, deleted_ids = merge_records(
+                    state, module, record_id, body, g.sandbox_user_id
+                )
+            except QueryError as error:
+                return _query_error(error)
+            _publish(module, "delete", deleted_ids)
+            _publish(module, "update", [record_id])
+            state.save()
+        return json_response({"merge": [element]}, 201)
+
+    @bp.get("/<module>/<record_id>/actions/merge")
+    @crm_call(state, None, "READ")
+    def merge_status(module: str, record_id: str) -> Response:
+        """No merge job is ever scheduled here (every merge completes at once): 204."""
+        return empty(204)
 
     # ---------------------------------------------------------------- metadata
     def _module_param() -> str | Response:

@@ -15,7 +15,9 @@ from flask import Blueprint, Response, request
 
 from . import tokens
 from .fields import MODULES, FieldSpecError, store_epoch
+from .merging import merge_records
 from .oauth import base_url
+from .query import QueryError
 from .records import apply_batch, convert_lead, delete_records, render_deleted, render_record
 from .responses import json_response
 from .seed import reset_seeded
@@ -315,6 +317,24 @@ def control_blueprint(state: SandboxState) -> Blueprint:
             state.save()
         return json_response(outcome)
 
+    @bp.post("/records/<module>/<record_id>/merge")
+    def merge(module: str, record_id: str) -> Response:
+        """A Zoho user's Find and Merge: body ``{"merge": [{"data": [...]}]}`` as the API
+        takes it, plus ``user``; no credits spent."""
+        body = _body()
+        user_id = _acting_user(body)
+        if isinstance(user_id, Response):
+            return user_id
+        with state.lock:
+            try:
+                element, deleted = merge_records(state, module, record_id, body, user_id)
+            except QueryError as error:
+                return _bad(f"{error.code}: {error.message} {error.details}")
+            _publish(module, "delete", deleted)
+            _publish(module, "update", [record_id])
+            state.save()
+        return json_response({"result": element, "deleted": deleted})
+
     @bp.get("/deleted/<module>")
     def recycle_bin(module: str) -> Response:
         if (problem := _module_or_404(module)) is not None:
@@ -352,6 +372,19 @@ def control_blueprint(state: SandboxState) -> Blueprint:
                     current[key] = value
             state.save()
             return json_response({"org": dict(current)})
+
+    @bp.post("/unique-email/<module>")
+    def unique_email(module: str) -> Response:
+        """Tick (``{"refuse": true}``) or untick Email's "Do not allow duplicate values"."""
+        if (problem := _module_or_404(module)) is not None:
+            return problem
+        refuse = bool(_body().get("refuse", True))
+        with state.lock:
+            modules = set(state.data.get("unique_email_modules", ()))
+            modules = modules | {module} if refuse else modules - {module}
+            state.data["unique_email_modules"] = sorted(modules)
+            state.save()
+        return json_response({"unique_email_modules": sorted(modules)})
 
     @bp.get("/users")
     def users() -> Response:

@@ -121,6 +121,32 @@ class SandboxHandle:
     def convert_lead(self, record_id: str) -> dict[str, Any]:
         return self._call("POST", f"/records/Leads/{record_id}/convert", {})
 
+    def merge_records(
+        self,
+        module: str,
+        master_id: str,
+        child_ids: list[str],
+        take: dict[str, list[str]] | None = None,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge ``child_ids`` into ``master_id`` as a Zoho user would; ``take`` names, per
+        child id, the fields whose values the master takes from it."""
+        take = take or {}
+        data = [
+            {"id": child, "_fields": [{"api_name": name} for name in take.get(child, [])]}
+            for child in child_ids
+        ]
+        return self._call(
+            "POST",
+            f"/records/{module}/{master_id}/merge",
+            {"merge": [{"data": data}], "user": user},
+        )
+
+    def refuse_duplicate_email(self, module: str, refuse: bool = True) -> None:
+        """Tick Email's "Do not allow duplicate values" in ``module``: a create or update
+        repeating another record's Email is then refused with DUPLICATE_DATA."""
+        self._call("POST", f"/unique-email/{module}", {"refuse": refuse})
+
     def records(self, module: str) -> list[dict[str, Any]]:
         """Every live record, converted leads included, at no credit cost."""
         return self._call("GET", f"/records/{module}")["data"]

@@ -268,6 +268,13 @@ def unique_custom_fields(state: SandboxState, module: str) -> list[str]:
     return [s.api_name for s in state.fields(module) if s.custom_field and s.unique]
 
 
+def refused_email(state: SandboxState, module: str) -> list[str]:
+    """``["Email"]`` when the org ticked Email's "Do not allow duplicate values" for the
+    module (a Zoho setting, off in the sandbox until a test sets it through the control
+    API; docs/zoho-api-notes.md, "Duplicate data on create")."""
+    return ["Email"] if module in state.data.get("unique_email_modules", ()) else []
+
+
 def _duplicate_problem(
     state: SandboxState,
     module: str,
@@ -275,8 +282,9 @@ def _duplicate_problem(
     index: int,
     exclude: str | None,
 ) -> dict[str, Any] | None:
-    """DUPLICATE_DATA for the first unique custom field whose value another record holds."""
-    for api_name in unique_custom_fields(state, module):
+    """DUPLICATE_DATA for the first unique custom field whose value another record holds,
+    or for Email in a module whose Email field refuses duplicates (``refused_email``)."""
+    for api_name in unique_custom_fields(state, module) + refused_email(state, module):
         value = values.get(api_name)
         if value in (None, ""):
             continue

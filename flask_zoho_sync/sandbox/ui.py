@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from markupsafe import escape
 
 from .fields import MODULES, FieldSpec
+from .merging import merge_records
+from .query import QueryError
 from .records import apply_batch, convert_lead, delete_records, render_record
 from .state import SALES_REP_ID, SandboxState
 
@@ -216,6 +219,28 @@ def ui_blueprint(state: SandboxState) -> Blueprint:
             if outcome is not None:
                 _publish("Leads", "update", [record_id], {record_id: ["Converted__s"]})
                 _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
+            state.save()
+        return redirect(url_for("sandbox_ui.index"))
+
+    @bp.post("/ui/<module>/<record_id>/merge")
+    def merge(module: str, record_id: str) -> Response | tuple[str, int]:
+        """Merge the chosen record into this one, as Zoho's Find and Merge does: the chosen
+        record is deleted, this one keeps its values except the fields named."""
+        _check(module)
+        fields = [name.strip() for name in request.form.get("fields", "").split(",")]
+        child = {
+            "id": request.form.get("child", ""),
+            "_fields": [{"api_name": f} for f in fields if f],
+        }
+        with state.lock:
+            try:
+                _, deleted = merge_records(
+                    state, module, record_id, {"merge": [{"data": [child]}]}, SALES_REP_ID
+                )
+            except QueryError as error:
+                return str(escape(f"Not merged: {error.code} {error.message} {error.details}")), 400
+            _publish(module, "delete", deleted)
+            _publish(module, "update", [record_id])
             state.save()
         return redirect(url_for("sandbox_ui.index"))
 

@@ -1,4 +1,4 @@
-"""Zoho -> host: changed records since the watermark, then Zoho's deletions.
+"""Zoho -> host: Zoho's deletions, then changed records since the watermark.
 
 Order matters: the pull runs before the push in a two-way pass, so a field both sides
 changed is decided by the three-way merge here and the push then only carries what the
@@ -25,6 +25,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.identity import MergeFollower
 from flask_zoho_sync.sync.merge import (
     Conflict,
     MergeResult,
@@ -128,9 +129,12 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
+        # Deletions first: a record merged away in Zoho moves its link to the merge's master
+        # (``identity.MergeFollower``) before the changed records, the master among them,
+        # are merged; the other way round the master would be imported as a new contact.
+        self._deletions()
         pages = self._changed_pages(since)
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
-        self._deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
@@ -690,6 +694,7 @@ class PullPass:
         targets = [
             links[entry.id] for entry in deleted if entry.id in links and entry.id not in planned
         ]
+        targets = MergeFollower(self).follow(targets, {entry.id for entry in deleted})
         if targets and self.engine.too_many_deletes(len(targets)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(targets)

@@ -29,6 +29,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.identity import adopt_duplicate, held_unlinked
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
@@ -430,9 +431,10 @@ class PushPass:
             link = links.get(gone_contact)
             if link is not None and link.zoho_id == zoho_id:
                 del links[gone_contact]
+        held = held_unlinked(self, [c for c in contact_ids if c not in links], outbox)
         for contact_id in contact_ids:
-            if contact_id in self.engine.planned_host_deletes:
-                continue  # the plan's pull deletes it, as the run's does before its push
+            if contact_id in self.engine.planned_host_deletes or contact_id in held:
+                continue  # the plan's pull deletes it; or a Zoho merge paired it (identity)
             entries = outbox.get(contact_id, [])
             contact = contacts.get(contact_id)
             link = links.get(contact_id)
@@ -645,7 +647,8 @@ class PushPass:
                 continue
             zoho_id = result.record_id
             if not result.ok or zoho_id is None:
-                self._fail_refused(item, result)
+                if not adopt_duplicate(self, item, result, batch):
+                    self._fail_refused(item, result)
                 continue
             if self._matched_another_contacts_record(item, zoho_id, result, batch):
                 continue

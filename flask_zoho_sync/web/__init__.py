@@ -32,6 +32,7 @@ def _wire_blueprint() -> None:
         connect,
         history_page,
         hooks,
+        identity,
         mapping,
         overview,
         revert_page,

@@ -13,6 +13,7 @@ from flask import render_template, url_for
 from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 
+from ..pairs import open_pairs
 from ..state import ZohoSyncState
 from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
@@ -82,6 +83,7 @@ def _context(state: ZohoSyncState) -> dict[str, Any]:
         "refusal": readiness.refusal(),
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
         "chart": activity_chart(session, display_zone(state)),
+        "merged_pairs": len(open_pairs(session)),
     }
     return context
 

@@ -54,6 +54,8 @@ ACTIONS = {
     "delete": "Deleted",
     "error": "Failed",
     "skip": "Not reverted",
+    "merge": "Merged into another contact",
+    "keep": "Kept apart from its pair",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
@@ -61,6 +63,7 @@ SKIP_REASONS = {
     "skipped_deleted": "deleted on this site before, so not brought back",
     "skipped_new": "new in Zoho, and this site does not take new contacts",
     "skipped_blank": "no mapped field beyond the email has a value",
+    "skipped_pair": "left unlinked: a merge in Zoho paired it with another contact",
 }
 
 

@@ -109,3 +109,23 @@ def test_a_revoked_connection_asks_to_reconnect(
     zoho_sandbox.faults(revoke_all_tokens=True)
     with pytest.raises(ZohoReconnectRequired):
         zoho_sandbox_client.org()
+
+
+def test_search_in_finds_records_by_several_fields_in_one_call(
+    zoho_sandbox, zoho_sandbox_client: ZohoClient
+) -> None:
+    """The merge follower's lookup: emails and Contact Ids together, values with the
+    criteria's special characters escaped, one call for all of them."""
+    zoho_sandbox.add_custom_field("Leads", api_name="Contact_Id", data_type="text", unique=True)
+    by_email = zoho_sandbox.create_record("Leads", {"Last_Name": "A", "Email": "a(1)@example.org"})
+    by_id = zoho_sandbox.create_record("Leads", {"Last_Name": "B", "Contact_Id": "7,8"})
+    zoho_sandbox.create_record("Leads", {"Last_Name": "C", "Email": "c@example.org"})
+    before = zoho_sandbox.stats()["calls"].get("GET /Leads/search", 0)
+    found = zoho_sandbox_client.search_in(
+        "Leads",
+        {"Email": ["A(1)@example.org", "nobody@example.org"], "Contact_Id": ["7,8"]},
+        ["Last_Name", "Email", "Contact_Id"],
+    )
+    assert {record["id"] for record in found} == {by_email["id"], by_id["id"]}
+    assert zoho_sandbox.stats()["calls"]["GET /Leads/search"] == before + 1
+    assert zoho_sandbox_client.search_in("Leads", {"Email": ["x@example.org"]}, ["Email"]) == []
