@@ -21,6 +21,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .models import FieldMap, SyncSettings
+from .sync.coercion import ZohoField
+
+
+class ValueMapRefused(ValueError):
+    """A value map the sync could not use, in words that say what to write instead."""
+
+
+def check_value_map(pairs: dict[str, str], zoho: ZohoField | None) -> dict[str, str] | None:
+    """``pairs`` (host value -> Zoho value) if every Zoho value is one Zoho's picklist
+    offers, else ``ValueMapRefused``: every record carrying another would be refused."""
+    offered = set(zoho.picklist_values) if zoho is not None else set()
+    unknown = sorted(value for value in pairs.values() if offered and value not in offered)
+    if zoho is not None and unknown:
+        choices = ", ".join(value for value in zoho.picklist_values if value != "-None-")
+        raise ValueMapRefused(
+            f"Zoho's picklist for {zoho.api_name} has no {', '.join(map(repr, unknown))}; "
+            f"it offers {choices}."
+        )
+    return pairs or None
 
 
 def fields_outdated(settings: SyncSettings, max_age: float, now: datetime | None = None) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..adapter import ContactAdapter, HostGroup
 from ..connection import ConnectedAccount, describe_connection
-from ..drift import resume_row
+from ..drift import ValueMapRefused, check_value_map, resume_row
 from ..models import FieldMap, SyncSettings
 from ..preferences import (
     MODULES,
@@ -531,13 +531,7 @@ def read_value_map(text: str, zoho: ZohoField | None) -> dict[str, str] | None:
                 "value_map",
             )
         pairs[host_value.strip()] = zoho_value.strip()
-    offered = set(zoho.picklist_values) if zoho is not None else set()
-    unknown = sorted(value for value in pairs.values() if offered and value not in offered)
-    if unknown:
-        choices = ", ".join(value for value in zoho.picklist_values if value != "-None-")  # type: ignore[union-attr]
-        raise FieldRefused(
-            f"Zoho's picklist for {zoho.api_name} has no {', '.join(map(repr, unknown))}; "  # type: ignore[union-attr]
-            f"it offers {choices}.",
-            "value_map",
-        )
-    return pairs or None
+    try:
+        return check_value_map(pairs, zoho)
+    except ValueMapRefused as refusal:
+        raise FieldRefused(str(refusal), "value_map") from None

@@ -228,3 +228,24 @@ def test_a_value_map_translates_host_values_to_zoho_and_back(cached: Synced) -> 
     cached.edit_contact(contact_id, first_name="Ann")
     assert cached.sync().status == "succeeded"
     assert cached.zoho.record("Leads", zoho_id)["Tier"] == "Silver"  # no flip-flop
+
+
+def _cli(synced: Synced, *args: str):  # type: ignore[no-untyped-def]
+    return synced.host.app.test_cli_runner().invoke(args=["zoho-sync", *args])
+
+
+def test_the_cli_sets_a_value_map_checked_against_the_picklist_and_lists_it(
+    cached: Synced,
+) -> None:
+    cached.zoho.add_custom_field(
+        "Leads", api_name="Tier", data_type="picklist", pick_list_values=["Gold", "Silver"]
+    )
+    set_map = _cli(cached, "settings", "--map", "company=Tier", "--value-map", "company:Acme=Gold")
+    assert set_map.exit_code == 0, set_map.output
+    assert "company <-> Tier [values: Acme=Gold]" in set_map.output
+    assert _row(cached).value_map == {"Acme": "Gold"}
+
+    refused = _cli(cached, "settings", "--value-map", "company:Initech=Platinum")
+    assert refused.exit_code != 0
+    assert "has no 'Platinum'; it offers Gold, Silver" in refused.output
+    assert _row(cached).value_map == {"Acme": "Gold"}  # nothing changed
