@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .models import FieldMap, SyncSettings
-from .sync.coercion import ZohoField
+from .sync.coercion import ZohoField, check_pair
+from .sync.mapping import Binding, Mapping
 
 
 class ValueMapRefused(ValueError):
@@ -79,6 +80,42 @@ def follow_renamed_fields(session: Session, fields: Sequence[dict[str, Any]]) ->
             remapped(row)
         row.zoho_field_id = str(meta["id"])
     return moved
+
+
+def pause_rows_zoho_refuses(session: Session, mapping: Mapping) -> int:
+    """Pause the rows the fresh field list no longer takes (field gone, type incompatible,
+    read-only for a row writing to Zoho), with the mapping's reason; returns how many.
+
+    Stored, not only worked out per build, so the row stays paused when the field comes
+    back until the admin saves it: a field made again, or retyped and back, is empty in
+    Zoho, and resuming (``resume_row``) makes the merge take the key as newly mapped, so
+    that emptiness never blanks the host's value.
+    """
+    if not mapping.zoho_fields:
+        return 0  # nothing to judge by: the mapping says the list is not loaded
+    host_names = {host.name for host in mapping.host_fields}
+    rows = {f"{row.kind}:{row.host_key}": row for row in _rows(session)}
+    paused = 0
+    for binding in mapping.bindings:
+        row = rows.get(binding.key)
+        if binding.problem is None or row is None or row.paused_reason is not None:
+            continue
+        if _zoho_refuses(binding, host_names):
+            row.paused_reason = (
+                f"paused: {binding.problem}. Host values are kept; fix the field in Zoho or "
+                "map another, then save the row to resume it."
+            )
+            paused += 1
+    return paused
+
+
+def _zoho_refuses(binding: Binding, host_names: set[str]) -> bool:
+    """Whether the binding's problem is on Zoho's side (not an unknown host field)."""
+    if binding.kind == "field" and binding.host.name not in host_names:
+        return False
+    if binding.zoho is None:
+        return True
+    return not check_pair(binding.host, binding.zoho, binding.direction).ok
 
 
 def _rows(session: Session) -> list[FieldMap]:

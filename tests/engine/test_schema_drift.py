@@ -249,3 +249,28 @@ def test_the_cli_sets_a_value_map_checked_against_the_picklist_and_lists_it(
     assert refused.exit_code != 0
     assert "has no 'Platinum'; it offers Gold, Silver" in refused.output
     assert _row(cached).value_map == {"Acme": "Gold"}  # nothing changed
+
+
+def test_a_field_retyped_and_back_stays_paused_until_saved_and_never_blanks_the_host(
+    fresh: Synced,
+) -> None:
+    contact_id, zoho_id = _linked(fresh)
+    fresh.zoho.change_field("Leads", ORG_FIELD, data_type="integer")  # Zoho drops "Acme"
+    assert fresh.sync().status == "succeeded"
+    fresh.zoho.change_field("Leads", ORG_FIELD, data_type="text")  # back, but empty
+    fresh.edit_contact(contact_id, first_name="Annie")
+
+    report = fresh.sync()
+
+    assert report.status == "succeeded", report.message
+    assert fresh.contacts()["ann@example.org"]["company"] == "Acme"  # not blanked by Zoho
+    assert "save the row to resume it" in (_row(fresh).paused_reason or "")
+    assert fresh.zoho.record("Leads", zoho_id)[ORG_FIELD] is None
+
+    _map_company_to(fresh, ORG_FIELD)  # the admin saves the row
+    resumed = fresh.sync(mode="all")
+
+    assert resumed.status == "succeeded", resumed.message
+    assert fresh.contacts()["ann@example.org"]["company"] == "Acme"
+    assert fresh.zoho.record("Leads", zoho_id)[ORG_FIELD] == "Acme"
+    assert _row(fresh).paused_reason is None
