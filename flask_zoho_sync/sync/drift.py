@@ -28,9 +28,17 @@ from typing import Any
 
 from flask_zoho_sync.sync.mapping import Mapping
 
-#: Zoho's ``expected_data_type`` for a value of each field type that is itself no type
-#: change (a long text's value is expected as ``text``; reference §3.1, sandbox fields).
-_EXPECTED_FOR = {"textarea": "text", "multiselectpicklist": "jsonarray"}
+#: Zoho's ``expected_data_type`` for a bad value of each field type, where it is not the
+#: type's own name: such an answer is about the value, not a type change (reference §3.1,
+#: §2.6; the sandbox's fields.coerce_value gives the same names).
+_EXPECTED_FOR: dict[str, frozenset[str]] = {
+    "textarea": frozenset({"text"}),
+    "multiselectpicklist": frozenset({"jsonarray"}),
+    "currency": frozenset({"double"}),
+    "lookup": frozenset({"jsonobject"}),
+    "ownerlookup": frozenset({"jsonobject"}),
+    "text": frozenset({"jsonarray"}),  # the Tag field: data_type text, json_type jsonarray
+}
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,9 @@ def field_refusal(
         )
     known = mapping.zoho_field(api_name)
     known_type = known.data_type if known is not None else None
-    if known_type is not None and expected in (known_type, _EXPECTED_FOR.get(known_type)):
+    if known_type is not None and (
+        expected == known_type or expected in _EXPECTED_FOR.get(known_type, frozenset())
+    ):
         return None
     return FieldRefusal(
         api_name,
