@@ -84,6 +84,23 @@ def field_refusal(
     )
 
 
+def field_refusals(
+    code: str | None, details: MappingABC[str, Any] | None, mapping: Mapping
+) -> list[FieldRefusal]:
+    """``field_refusal`` for one record's answer, looking inside MULTIPLE_OR_MULTI_ERRORS
+    (``details.errors``, reference §2.6): two fields deleted at once are refused together."""
+    if code == "MULTIPLE_OR_MULTI_ERRORS" and details:
+        found = []
+        for error in details.get("errors") or ():
+            if isinstance(error, MappingABC):
+                refusal = field_refusal(error.get("code"), error.get("details"), mapping)
+                if refusal is not None:
+                    found.append(refusal)
+        return found
+    refusal = field_refusal(code, details, mapping)
+    return [refusal] if refusal is not None else []
+
+
 def picklist_refusal(
     details: MappingABC[str, Any] | None, payload: MappingABC[str, Any], mapping: Mapping
 ) -> str | None:

@@ -29,7 +29,7 @@ from flask_zoho_sync.sync.context import (
     link_base,
     readable,
 )
-from flask_zoho_sync.sync.drift import field_refusal, keys_of, picklist_refusal, without_fields
+from flask_zoho_sync.sync.drift import field_refusals, keys_of, picklist_refusal, without_fields
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.zoho.results import RecordResult
@@ -667,18 +667,19 @@ class PushPass:
     def _held_for_paused_field(self, item: _Outgoing, result: RecordResult, action: str) -> bool:
         """Whether Zoho refused a whole mapped field of this record (``sync.drift``): the
         field's row is paused and the record waits to be sent again without it."""
-        refusal = field_refusal(result.code, result.details, self.mapping)
-        if refusal is None:
+        refusals = field_refusals(result.code, result.details, self.mapping)
+        if not refusals:
             return False
-        if refusal.api_name not in self.paused_fields:
-            self.paused_fields.add(refusal.api_name)
-            if not self.dry_run:
-                self.ledger.pause_mapping(refusal.api_name, refusal.reason)
-            self.report.count("to_zoho.paused_fields")
+        for refusal in refusals:
+            if refusal.api_name not in self.paused_fields:
+                self.paused_fields.add(refusal.api_name)
+                if not self.dry_run:
+                    self.ledger.pause_mapping(refusal.api_name, refusal.reason)
+                self.report.count("to_zoho.paused_fields")
+            item.warnings.append(refusal.reason)
         held_back = keys_of(self.mapping, self.paused_fields)
         item.payload = without_fields(item.payload, self.paused_fields)
         item.changed = {k: v for k, v in item.changed.items() if k not in held_back}
-        item.warnings.append(refusal.reason)
         self.resend[action].append(item)
         return True
 

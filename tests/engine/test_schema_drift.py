@@ -274,3 +274,24 @@ def test_a_field_retyped_and_back_stays_paused_until_saved_and_never_blanks_the_
     assert fresh.contacts()["ann@example.org"]["company"] == "Acme"
     assert fresh.zoho.record("Leads", zoho_id)[ORG_FIELD] == "Acme"
     assert _row(fresh).paused_reason is None
+
+
+def test_two_fields_refused_together_are_both_paused_and_the_rest_syncs(cached: Synced) -> None:
+    cached.zoho.add_custom_field("Leads", api_name="Direct_Line", data_type="text")
+    with cached.host.app.app_context():
+        session = cached.host.db.session
+        set_field_map(session, kind="field", host_key="phone", zoho_field="Direct_Line")
+        session.commit()
+    contact_id, zoho_id = _linked(cached)
+    cached.zoho.delete_field("Leads", ORG_FIELD)
+    cached.zoho.delete_field("Leads", "Direct_Line")
+    cached.edit_contact(contact_id, first_name="Annie", company="Acme Ltd", phone="555 0100")
+
+    report = cached.sync()
+
+    assert report.status == "succeeded", report.message
+    assert report.counts.get("to_zoho.paused_fields") == 2
+    _assert_rest_synced_and_company_kept(cached, zoho_id)
+    assert cached.contacts()["ann@example.org"]["phone"] == "555 0100"
+    problems = " ".join(_problems(cached))
+    assert ORG_FIELD in problems and "Direct_Line" in problems
