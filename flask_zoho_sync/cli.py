@@ -19,9 +19,10 @@ from flask.cli import ScriptInfo, with_appcontext
 
 from .config import validate_time_zone
 from .connection import describe_connection
+from .drift import ValueMapRefused, check_value_map
 from .errors import ConfigurationError, ZohoSyncError
 from .jobs import SyncBusy, exclusive_run, queue_for, settings_lock, tick
-from .models import Connection, Link, SyncSettings
+from .models import Connection, FieldMap, Link, SyncSettings
 from .preferences import (
     MODULES,
     MappingRefused,
@@ -37,6 +38,7 @@ from .preferences import (
 from .schema import require_tables
 from .state import ZohoSyncState, state_of
 from .status import sync_readiness, sync_status
+from .sync.coercion import ZohoField
 from .sync.context import RunReport
 from .undo import outcome_as_dict, revert_lines, revert_run
 from .zoho.errors import ZohoError
@@ -184,6 +186,38 @@ def _parse_map(spec: str) -> dict[str, object]:
     return {"kind": kind, "host_key": host_key, "zoho_field": zoho_field, "inverted": inverted}
 
 
+def _set_value_map(session: Any, settings: SyncSettings, spec: str) -> None:
+    """``HOST_FIELD:HOST_VALUE=ZOHO_VALUE``: one pair of a row's value map (an empty
+    ZOHO_VALUE removes the pair), checked against Zoho's picklist like the editor does."""
+    host_key, colon, pair = spec.partition(":")
+    host_value, equals, zoho_value = pair.partition("=")
+    if not colon or not equals or not host_key.strip() or not host_value.strip():
+        raise click.BadParameter(
+            f"{spec!r}: write it as HOST_FIELD:HOST_VALUE=ZOHO_VALUE", param_hint="--value-map"
+        )
+    row = session.scalars(
+        sa.select(FieldMap).where(FieldMap.kind == "field", FieldMap.host_key == host_key.strip())
+    ).first()
+    if row is None:
+        raise click.BadParameter(
+            f"{spec!r}: {host_key.strip()} is not mapped; map it first with --map",
+            param_hint="--value-map",
+        )
+    pairs = dict(row.value_map or {})
+    pairs.pop(host_value.strip(), None)
+    if zoho_value.strip():
+        pairs[host_value.strip()] = zoho_value.strip()
+    metadata = next(
+        (meta for meta in settings.zoho_fields or () if meta.get("api_name") == row.zoho_field),
+        None,
+    )
+    zoho = ZohoField.from_metadata(metadata) if metadata else None
+    try:
+        row.value_map = check_value_map(pairs, zoho)
+    except ValueMapRefused as refusal:
+        raise ZohoSyncError(f"--value-map {spec}: {refusal} Nothing was changed.") from None
+
+
 def _load_zoho_fields_for(state: ZohoSyncState, settings: SyncSettings, names: list[str]) -> None:
     """Zoho's field list for the chosen module, fetched (one call) when none is cached or
     it lacks a named field, so each ``--map`` is checked against what Zoho has."""
@@ -215,6 +249,7 @@ def _change_settings(
     maps: tuple[str, ...],
     defaults: bool,
     relink: bool,
+    value_maps: tuple[str, ...] = (),
 ) -> None:
     """Apply the options to the session (the caller commits all of them, or none)."""
     session = state.db.session
@@ -246,6 +281,8 @@ def _change_settings(
         except MappingRefused as refusal:
             raise ZohoSyncError(f"--map {spec}: {refusal} Nothing was changed.") from None
         set_field_map(session, **row)  # type: ignore[arg-type]
+    for spec in value_maps:
+        _set_value_map(session, settings, spec)
     if defaults:
         if settings.module is None:
             raise click.UsageError("Choose a module first: --module Leads or Contacts.")
@@ -272,6 +309,13 @@ def _change_settings(
     help="HOST_FIELD=ZOHO_FIELD, group:NAME=ZOHO_BOOLEAN or system:KIND=ZOHO_FIELD "
     "(KIND: contact_id, contact_url, subscription; !ZOHO_FIELD inverts). Repeatable.",
 )
+@click.option(
+    "--value-map",
+    "value_maps",
+    multiple=True,
+    help="HOST_FIELD:HOST_VALUE=ZOHO_VALUE: send HOST_VALUE as ZOHO_VALUE (a picklist's "
+    "wording) and read it back; an empty ZOHO_VALUE removes the pair. Repeatable.",
+)
 @click.option("--defaults", is_flag=True, help="Add the standard field pairs of the module.")
 @click.option("--relink", is_flag=True, help="Confirm a module switch that forgets links.")
 @with_appcontext
@@ -281,6 +325,7 @@ def settings_command(
     auto_sync: str | None,
     conflict_policy: str | None,
     maps: tuple[str, ...],
+    value_maps: tuple[str, ...],
     defaults: bool,
     relink: bool,
 ) -> None:
@@ -303,6 +348,7 @@ def settings_command(
                 maps=maps,
                 defaults=defaults,
                 relink=relink,
+                value_maps=value_maps,
             )
             session.commit()
         state.preferences_changed()
@@ -327,7 +373,10 @@ def settings_command(
         arrow = {"both": "<->", "to_zoho": "->", "to_host": "<-"}.get(row.direction, "<->")
         label = row.host_key if row.kind == "field" else f"{row.kind}:{row.host_key}"
         inverted = " (inverted)" if row.inverted else ""
-        click.echo(f"  {label} {arrow} {row.zoho_field}{inverted}")
+        values = "; ".join(f"{h}={z}" for h, z in (row.value_map or {}).items())
+        extra = f" [values: {values}]" if values else ""
+        paused = f" ({row.paused_reason})" if row.paused_reason else ""
+        click.echo(f"  {label} {arrow} {row.zoho_field}{inverted}{extra}{paused}")
 
 
 @zoho_sync_cli.command("sync")

@@ -69,6 +69,12 @@ SETTINGS: tuple[Setting, ...] = (
         86400,
         "Seconds between scheduled pulls from Zoho when nothing else triggered one.",
     ),
+    Setting(
+        "ZOHO_SYNC_FIELDS_MAX_AGE",
+        3600,
+        "Seconds a run trusts the cached Zoho field list before fetching it again (one call), "
+        "so a field deleted, renamed or retyped in Zoho pauses its mapping row; 0: every run.",
+    ),
     Setting("ZOHO_SYNC_CRON_SECRET", None, "Shared secret for POST {prefix}/cron."),
     Setting("ZOHO_SYNC_URL_PREFIX", "/admin/zoho", "Where the admin pages mount."),
     Setting(
@@ -176,6 +182,7 @@ class ZohoSyncConfig:
     queue: str
     push_delay: int
     pull_interval: int
+    fields_max_age: int
     cron_secret: str | None
     url_prefix: str
     base_url: str | None
@@ -297,6 +304,7 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         queue=str(get("ZOHO_SYNC_QUEUE")),
         push_delay=_as_int("ZOHO_SYNC_PUSH_DELAY", get("ZOHO_SYNC_PUSH_DELAY"), 0),
         pull_interval=_as_int("ZOHO_SYNC_PULL_INTERVAL", get("ZOHO_SYNC_PULL_INTERVAL"), 60),
+        fields_max_age=_as_int("ZOHO_SYNC_FIELDS_MAX_AGE", get("ZOHO_SYNC_FIELDS_MAX_AGE"), 0),
         cron_secret=get("ZOHO_SYNC_CRON_SECRET") or None,
         url_prefix=prefix,
         base_url=str(get("ZOHO_SYNC_BASE_URL")).rstrip("/") if get("ZOHO_SYNC_BASE_URL") else None,

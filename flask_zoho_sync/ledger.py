@@ -268,6 +268,14 @@ class Ledger:
             return "the default conflict policy changed"
         return "the field mapping changed"
 
+    def pause_mapping(self, zoho_field: str, reason: str) -> None:
+        """Pause the mapping rows writing ``zoho_field`` (Zoho refused the field itself,
+        ``sync.drift``); committed with the batch. Not part of the pinned settings, so the
+        run goes on without the row rather than stopping."""
+        rows = self.session.scalars(sa.select(FieldMap).where(FieldMap.zoho_field == zoho_field))
+        for row in rows:
+            row.paused_reason = reason
+
     # -- links ---------------------------------------------------------------------------
 
     def links_by_contact(self, contact_ids: Sequence[str]) -> dict[str, Link]:

@@ -123,6 +123,14 @@ class FieldMap(Base):
     direction: Mapped[str] = mapped_column(sa.String(16), default="both")
     policy: Mapped[str | None] = mapped_column(sa.String(16))
     inverted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Schema drift (issue 19; flask_zoho_sync/drift.py): Zoho's stable id of the field, so a
+    # rename in Zoho is followed; why the row is paused after Zoho refused the field; and
+    # host value -> Zoho value replacements for a picklist.
+    zoho_field_id: Mapped[str | None] = mapped_column(sa.String(32))
+    paused_reason: Mapped[str | None] = mapped_column(sa.Text)
+    value_map: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
+    # When the row last changed Zoho field or resumed: older snapshots hold no base for it.
+    remapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Link(Base):

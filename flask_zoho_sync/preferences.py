@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .adapter import ContactAdapter
+from .drift import follow_renamed_fields, remapped, resume_row
 from .ledger import Ledger
 from .models import FieldMap, SyncSettings
 from .sync.coercion import Direction, ZohoField, check_pair
@@ -66,17 +67,36 @@ def build_mapping(session: Session, adapter: ContactAdapter) -> Mapping:
         if row.kind == "field":
             fields.append(
                 FieldMapping(
-                    row.host_key, row.zoho_field, direction=row.direction, policy=row.policy
+                    row.host_key,
+                    row.zoho_field,
+                    direction=row.direction,
+                    policy=row.policy,
+                    paused=row.paused_reason,
+                    value_map=tuple((row.value_map or {}).items()),
+                    remapped_at=row.remapped_at,
                 )
             )
         elif row.kind == "group":
             groups.append(
                 GroupMapping(
-                    row.host_key, row.zoho_field, direction=row.direction, policy=row.policy
+                    row.host_key,
+                    row.zoho_field,
+                    direction=row.direction,
+                    policy=row.policy,
+                    paused=row.paused_reason,
+                    remapped_at=row.remapped_at,
                 )
             )
         elif row.kind == "system" and row.host_key in SYSTEM_KINDS:
-            system.append(SystemFieldMapping(row.host_key, row.zoho_field, inverted=row.inverted))  # type: ignore[arg-type]
+            system.append(
+                SystemFieldMapping(
+                    row.host_key,  # type: ignore[arg-type]
+                    row.zoho_field,
+                    inverted=row.inverted,
+                    paused=row.paused_reason,
+                    remapped_at=row.remapped_at,
+                )
+            )
     cached = settings.zoho_fields if settings.zoho_fields_module == settings.module else None
     return Mapping(
         module=settings.module,
@@ -123,6 +143,7 @@ def refresh_zoho_fields(
     settings.zoho_fields = fields
     settings.zoho_fields_module = settings.module
     settings.zoho_fields_fetched_at = datetime.now(timezone.utc)
+    follow_renamed_fields(session, fields)
     session.flush()
     return fields
 
@@ -360,10 +381,13 @@ def set_field_map(
     if row is None:
         row = FieldMap(kind=kind, host_key=host_key)
         session.add(row)
+    if row.zoho_field is not None and row.zoho_field != zoho_field:
+        remapped(row)  # another field: its id is learnt at the next fields fetch
     row.zoho_field = zoho_field
     row.direction = direction
     row.policy = policy
     row.inverted = inverted
+    resume_row(row)
     session.flush()
     return row
 

@@ -23,6 +23,7 @@ from .capture import suppress_capture
 from .config import ZohoSyncConfig
 from .connection import DatabaseTokenStore, store_account_details
 from .crypto import TokenVault
+from .drift import fields_outdated, pause_rows_zoho_refuses
 from .errors import ConfigurationError
 from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
 from .models import ApiUsage, Connection, FieldMap, SyncSettings
@@ -244,12 +245,17 @@ class ZohoSyncState:
         session: Session = self.db.session
         settings = get_settings(session)
         client = self.client(budget=self.credit_budget())
-        if settings.module and not has_fresh_zoho_fields(settings, session):
-            refresh_zoho_fields(session, client, settings)
+        if settings.module and (
+            not has_fresh_zoho_fields(settings, session)
+            or fields_outdated(settings, self.config.fields_max_age)
+        ):
+            refresh_zoho_fields(session, client, settings)  # follows renames (drift.py)
             session.commit()
         ledger = Ledger(session, settings)
         ledger.pin_settings()  # the values this run's mapping is built from
         mapping = build_mapping(session, self.adapter)
+        if not dry_run and pause_rows_zoho_refuses(session, mapping):
+            session.commit()  # the reasons show on the overview while the run goes on
         bulk = None
         if self.config.bulk_threshold:  # a dry run sends no job; it prices the ones it plans
             bulk = BulkClient(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Blueprint, Response, request
 
 from . import tokens
+from .field_changes import change_field, delete_field
 from .fields import MODULES, FieldSpecError, store_epoch
 from .merging import merge_records
 from .oauth import base_url
@@ -356,6 +357,20 @@ def control_blueprint(state: SandboxState) -> Blueprint:
             return json_response({"field": spec.metadata(module)}, 201)
         with state.lock:
             return json_response({"fields": [s.metadata(module) for s in state.fields(module)]})
+
+    @bp.route("/fields/<module>/<api_name>", methods=["PATCH", "DELETE"])
+    def field_change(module: str, api_name: str) -> Response:
+        """What a Zoho admin does to a custom field in setup (``field_changes``)."""
+        if (problem := _module_or_404(module)) is not None:
+            return problem
+        try:
+            if request.method == "DELETE":
+                delete_field(state, module, api_name)
+                return json_response({"deleted": api_name})
+            spec = change_field(state, module, api_name, _body())
+        except FieldSpecError as exc:
+            return _bad(str(exc), 404 if "has no field" in str(exc) else 400)
+        return json_response({"field": spec.metadata(module)})
 
     @bp.route("/org", methods=["GET", "POST"])
     def org() -> Response:

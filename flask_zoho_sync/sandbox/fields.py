@@ -243,10 +243,14 @@ class FieldSpec:
     system: bool = False
     json_type: str | None = None
     lookup_module: str | None = None
+    #: A custom field keeps the id it was created with when an admin renames it.
+    stored_id: str | None = None
+    #: An admin made the field read-only for every profile (``field_changes``).
+    admin_read_only: bool = False
 
     @property
     def field_id(self) -> str:
-        return _stable_id(self.api_name)
+        return self.stored_id or _stable_id(self.api_name)
 
     def to_json(self) -> dict[str, Any]:
         """Persistable form (custom fields are stored in the state file)."""
@@ -257,6 +261,8 @@ class FieldSpec:
             "length": self.length,
             "unique": self.unique,
             "pick_list_values": list(self.pick_list_values),
+            "id": self.field_id,
+            "read_only": self.admin_read_only,
         }
 
     def _lookup(self) -> dict[str, Any]:
@@ -292,7 +298,7 @@ class FieldSpec:
             "field_read_only": self.system or self.api_name == "Owner",
             "customizable_properties": list(CUSTOMIZABLE_PROPERTIES) if editable else None,
             "display_label": self.label,
-            "read_only": self.system,
+            "read_only": self.system or self.admin_read_only,
             "association_details": None,
             "businesscard_supported": editable,
             "multi_module_lookup": {},
@@ -358,7 +364,7 @@ class FieldSpec:
 
     def _profiles(self) -> list[dict[str, str]]:
         """Both default profiles see a field alike: read-only if the system sets it."""
-        permission = "read_only" if self.system else "read_write"
+        permission = "read_only" if self.system or self.admin_read_only else "read_write"
         return [
             {"permission_type": permission, "name": name, "id": profile_id}
             for name, profile_id in PROFILES
@@ -546,6 +552,9 @@ def custom_field(spec: dict[str, Any]) -> FieldSpec:
         custom_field=True,
         unique=unique,
         pick_list_values=tuple(values),
+        writable=not spec.get("read_only"),
+        stored_id=str(spec["id"]) if spec.get("id") else None,
+        admin_read_only=bool(spec.get("read_only")),
     )
 
 

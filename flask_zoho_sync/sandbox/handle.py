@@ -161,6 +161,15 @@ class SandboxHandle:
     def add_custom_field(self, module: str, **spec: Any) -> dict[str, Any]:
         return self._call("POST", f"/fields/{module}", spec)["field"]
 
+    def change_field(self, module: str, field_name: str, /, **changes: Any) -> dict[str, Any]:
+        """As a Zoho admin: rename (``api_name=``), retype (``data_type=``), lock
+        (``read_only=True``) or drop picklist values (``remove_pick_list_values=[...]``)."""
+        return self._call("PATCH", f"/fields/{module}/{field_name}", changes)["field"]
+
+    def delete_field(self, module: str, api_name: str) -> None:
+        """As a Zoho admin: delete a custom field (and the values records held in it)."""
+        self._call("DELETE", f"/fields/{module}/{api_name}", {})
+
     def set_org(self, **settings: Any) -> dict[str, Any]:
         return self._call("POST", "/org", settings)["org"]
 

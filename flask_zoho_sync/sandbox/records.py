@@ -13,6 +13,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from .field_changes import removed_fields
 from .fields import (
     LAYOUT,
     MODULE_IDS,
@@ -166,6 +167,7 @@ def _collect_values(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Coerce the writable fields of one input element; unknown keys are ignored like Zoho."""
     specs = state.field_map(module)
+    removed = removed_fields(state, module)
     user_ids = {u["id"] for u in state.data["users"]}
     values: dict[str, Any] = {}
     problems: list[dict[str, Any]] = []
@@ -173,6 +175,11 @@ def _collect_values(
         if name in _NOT_FIELDS or name.startswith("$"):
             continue
         spec = specs.get(name)
+        if (spec is None and name in removed) or (spec is not None and spec.admin_read_only):
+            # A field an admin deleted or locked: refused as a whole (field_changes.py).
+            details = {"api_name": name, "json_path": _json_path(index, name)}
+            problems.append(error_body("INVALID_DATA", "invalid data", details))
+            continue
         if spec is None or not spec.writable:
             continue  # read-only and unknown fields are silently ignored (§3.1)
         try:

@@ -213,6 +213,16 @@ def mapped_values(snapshot: MappingABC[str, Any] | None) -> dict[str, Any] | Non
     return {key: value for key, value in snapshot.items() if not key.startswith("~")}
 
 
+def link_base(link: Any, mapping: Mapping) -> dict[str, Any] | None:
+    """A link's snapshot as the merge's base, without the keys whose row was remapped
+    since the link was synced (``Mapping.stale_keys``): they merge as newly mapped."""
+    base = mapped_values(link.snapshot)
+    if base is None:
+        return None
+    stale = mapping.stale_keys(getattr(link, "synced_at", None))
+    return {key: value for key, value in base.items() if key not in stale} if stale else base
+
+
 def readable(mapping: Mapping, changes: MappingABC[str, Any]) -> dict[str, Any]:
     """Changes keyed by what an admin recognises (the Zoho field) for history and plans."""
     shown: dict[str, Any] = {}

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field, replace
-from datetime import tzinfo
+from datetime import datetime, timezone, tzinfo
 from functools import cached_property, partial
 from typing import Any, Literal
 
@@ -170,10 +170,19 @@ class FieldMapping:
     direction: Direction = Direction.BOTH
     policy: ConflictPolicy | None = None
     lookup_part: LookupPart = "name"
+    #: Why the row is paused (Zoho refused its field; ``sync.drift``), or None.
+    paused: str | None = None
+    #: Host value -> Zoho value replacements (a picklist's wording), applied both ways.
+    value_map: tuple[tuple[str, str], ...] = ()
+    #: When the row last pointed at another Zoho field (or resumed from a pause): what a
+    #: link synced before then holds for it is no base for the merge (``Mapping.stale_keys``).
+    remapped_at: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", _as_direction(self.direction))
         object.__setattr__(self, "policy", _as_policy(self.policy))
+        if isinstance(self.value_map, MappingABC):
+            object.__setattr__(self, "value_map", tuple(self.value_map.items()))
 
     @property
     def key(self) -> str:
@@ -188,6 +197,8 @@ class GroupMapping:
     zoho_field: str
     direction: Direction = Direction.BOTH
     policy: ConflictPolicy | None = None
+    paused: str | None = None
+    remapped_at: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", _as_direction(self.direction))
@@ -212,6 +223,8 @@ class SystemFieldMapping:
     kind: SystemKind
     zoho_field: str
     inverted: bool = False
+    paused: str | None = None
+    remapped_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -250,6 +263,22 @@ class Binding:
     lookup_part: LookupPart = "name"
     problem: str | None = None
     note: str | None = None
+    value_map: tuple[tuple[str, str], ...] = ()
+    remapped_at: datetime | None = None
+
+    def to_zoho_value(self, value: Any) -> Any:
+        """A host value as the row's value map words it for Zoho (unmapped values pass)."""
+        if self.value_map and isinstance(value, str):
+            return dict(self.value_map).get(value, value)
+        return value
+
+    def to_host_value(self, value: Any) -> Any:
+        """A Zoho value back in the host's words (the first host value mapped to it)."""
+        if self.value_map and isinstance(value, str):
+            for host_value, zoho_value in self.value_map:
+                if zoho_value == value:
+                    return host_value
+        return value
 
     @property
     def active(self) -> bool:
@@ -391,7 +420,9 @@ class Mapping:
                 direction=mapping.direction,
                 policy=mapping.policy,
                 lookup_part=mapping.lookup_part,
-                problem=None
+                value_map=mapping.value_map,
+                remapped_at=mapping.remapped_at,
+                problem=mapping.paused
                 if host
                 else f"the host has no field {mapping.host_field!r} (unknown host field)",
             )
@@ -403,6 +434,8 @@ class Mapping:
                 zoho_api_name=group.zoho_field,
                 direction=group.direction,
                 policy=group.policy,
+                problem=group.paused,
+                remapped_at=group.remapped_at,
             )
         for system in self.system:
             yield self._binding(
@@ -413,6 +446,8 @@ class Mapping:
                 direction=_SYSTEM_DIRECTIONS[system.kind],
                 policy=None,
                 inverted=system.inverted,
+                problem=system.paused,
+                remapped_at=system.remapped_at,
             )
 
     def _binding(self, *, policy: ConflictPolicy | None, **values: Any) -> Binding:
@@ -501,6 +536,23 @@ class Mapping:
     def zoho_field(self, api_name: str) -> ZohoField | None:
         return self._zoho_by_name.get(api_name)
 
+    @cached_property
+    def _remapped(self) -> tuple[tuple[str, datetime], ...]:
+        return tuple(
+            (binding.key, _utc(binding.remapped_at))
+            for binding in self._resolved[0].values()
+            if binding.remapped_at is not None
+        )
+
+    def stale_keys(self, synced_at: datetime | None) -> set[str]:
+        """Keys whose row was remapped since a link was synced at ``synced_at``: the value
+        its snapshot holds was another Zoho field's, so the merge takes the key as newly
+        mapped (a blank never overwrites a value) instead of as changed on one side."""
+        if not self._remapped:
+            return set()
+        synced = _utc(synced_at) if synced_at is not None else None
+        return {key for key, at in self._remapped if synced is None or synced < at}
+
     # --- what the pull and push ask Zoho for ------------------------------------------------
 
     @staticmethod
@@ -568,7 +620,7 @@ class Mapping:
             if binding.zoho_api_name not in zoho_record or binding.zoho is None:
                 continue
             value = wire_to_canonical(
-                zoho_record[binding.zoho_api_name],
+                binding.to_host_value(zoho_record[binding.zoho_api_name]),
                 binding.zoho,
                 binding.host,
                 self.zone,
@@ -595,6 +647,7 @@ class Mapping:
             if binding.is_subscription and value is None:
                 continue  # unknown is not a decision to send
             wire_value = not value if binding.inverted and value is not None else value
+            wire_value = binding.to_zoho_value(wire_value)
             payload[binding.zoho_api_name] = canonical_to_wire(
                 wire_value, binding.host, binding.zoho, self.zone
             )
@@ -717,6 +770,11 @@ class Mapping:
             )
             comparing[key] = (binding.host, binding.zoho, blank_is_false, blank)
         return comparing
+
+
+def _utc(moment: datetime) -> datetime:
+    """Stored times as aware UTC (SQLite hands them back naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _plain(value: Any) -> Any:

@@ -22,7 +22,7 @@ from flask_zoho_sync.sync.context import (
     RunReport,
     apply_host_changes,
     host_canonical,
-    mapped_values,
+    link_base,
     readable,
 )
 from flask_zoho_sync.sync.identity import MergeFollower
@@ -250,7 +250,7 @@ class PullPass:
                 continue  # in the version the push read before writing: merged then
             result = self._overwritten(link, contact, record, write)
             if result.conflicts:
-                base = mapped_values(link.snapshot) or {}
+                base = link_base(link, self.mapping) or {}
                 self._apply(
                     link.contact_id, link.zoho_id, contact, base, result, version, link=link
                 )
@@ -267,7 +267,7 @@ class PullPass:
             now = self.mapping.zoho_to_canonical(record)
         except CoercionError:
             return MergeResult()
-        base = mapped_values(link.snapshot) or {}
+        base = link_base(link, self.mapping) or {}
         host = host_canonical(self.mapping, self.adapter, contact)
         result = MergeResult(new_base=dict(base))
         host_at = self.adapter.modified_at(contact)
@@ -426,7 +426,7 @@ class PullPass:
     def _merge_linked(
         self, link: Any, contact: Any, zoho_values: dict[str, Any], modified: datetime | None
     ) -> None:
-        base = mapped_values(link.snapshot) or {}
+        base = link_base(link, self.mapping) or {}
         if (link.snapshot or {}).get(RESTORE_KEY):
             return  # Zoho holds another contact's values until the push restores ours
         zoho_values = self._without_our_fallbacks(link.snapshot, base, zoho_values)

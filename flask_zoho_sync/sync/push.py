@@ -26,9 +26,10 @@ from flask_zoho_sync.sync.context import (
     PlannedChange,
     RunInProgress,
     RunReport,
-    mapped_values,
+    link_base,
     readable,
 )
+from flask_zoho_sync.sync.drift import field_refusals, keys_of, picklist_refusal, without_fields
 from flask_zoho_sync.sync.identity import adopt_duplicate, held_unlinked
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
@@ -317,6 +318,10 @@ class PushPass:
         self.contested: dict[str, _Contested] = {}
         #: What the re-read before a write asks for: what a pull reads, to merge it.
         self._fields = self.mapping.zoho_api_names()
+        #: Zoho fields refused as a whole during this push (``sync.drift``): left out of
+        #: every later payload; records refused for them are sent again without them.
+        self.paused_fields: set[str] = set()
+        self.resend: dict[str, list[_Outgoing]] = {"update": [], "create": []}
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
         limit = self.engine.options.max_concurrency
@@ -333,6 +338,7 @@ class PushPass:
             self._send_updates(force=True)
             self._send_creates(force=True)
             self.calls.drain()
+            self._resend_without_paused_fields()
             for _round in range(CONTESTED_ROUNDS):
                 if not self.contested:
                     break
@@ -470,7 +476,7 @@ class PushPass:
             contact_id=self.adapter.contact_id(contact),
             contact_url=self.adapter.contact_url(contact),
         )
-        base = mapped_values(link.snapshot) if link is not None else None
+        base = link_base(link, self.mapping) if link is not None else None
         restore = link is not None and bool((link.snapshot or {}).get(RESTORE_KEY))
         changed: dict[str, Any] = {}
         planned = self.engine.planned_to_zoho.get(contact_id) if self.dry_run else None
@@ -564,7 +570,7 @@ class PushPass:
         only the client and values worked out here beforehand. Updates go through
         ``checked_update``; creates are upserts of records the sync never held."""
         client, module = self.engine.client, self.module
-        payloads = [item.payload for item in chunk]
+        payloads = [without_fields(item.payload, self.paused_fields) for item in chunk]
         if action == "update":
             seen = [item.seen_at for item in chunk]
             fields = self._fields
@@ -646,6 +652,8 @@ class PushPass:
                 self.contested[item.contact_id] = _Contested(item, moved.get(item.link.zoho_id))
                 continue
             zoho_id = result.record_id
+            if not result.ok and self._held_for_paused_field(item, result, action):
+                continue
             if not result.ok or zoho_id is None:
                 if not adopt_duplicate(self, item, result, batch):
                     self._fail_refused(item, result)
@@ -666,6 +674,9 @@ class PushPass:
         details = result.details.get("api_name") if result.details else None
         if details:
             reason += f" (field {details})"
+        picklist = picklist_refusal(result.details, item.payload, self.mapping)
+        if picklist:
+            reason += f": {picklist}"
         self._fail(
             item.contact_id,
             item.link.zoho_id if item.link else None,
@@ -674,6 +685,38 @@ class PushPass:
             result.code or "ERROR",
             retry=result.code in _TRANSIENT_CODES,
         )
+
+    def _held_for_paused_field(self, item: _Outgoing, result: RecordResult, action: str) -> bool:
+        """Whether Zoho refused a whole mapped field of this record (``sync.drift``): the
+        field's row is paused and the record waits to be sent again without it."""
+        refusals = field_refusals(result.code, result.details, self.mapping)
+        if not refusals:
+            return False
+        for refusal in refusals:
+            if refusal.api_name not in self.paused_fields:
+                self.paused_fields.add(refusal.api_name)
+                if not self.dry_run:
+                    self.ledger.pause_mapping(refusal.api_name, refusal.reason)
+                self.report.count("to_zoho.paused_fields")
+            item.warnings.append(refusal.reason)
+        held_back = keys_of(self.mapping, self.paused_fields)
+        item.payload = without_fields(item.payload, self.paused_fields)
+        item.changed = {k: v for k, v in item.changed.items() if k not in held_back}
+        self.resend[action].append(item)
+        return True
+
+    def _resend_without_paused_fields(self) -> None:
+        """Send again the records held for a paused field, without it; a record refused for
+        another field in turn goes round again, at most once per mapped field."""
+        for _round in range(len(self.mapping.bindings)):
+            if not (self.resend["update"] or self.resend["create"]):
+                return
+            self.updates += self.resend["update"]
+            self.creates += self.resend["create"]
+            self.resend = {"update": [], "create": []}
+            self._send_updates(force=True)
+            self._send_creates(force=True)
+            self.calls.drain()
 
     def _matched_another_contacts_record(
         self, item: _Outgoing, zoho_id: str, result: RecordResult, batch: _SettledBatch

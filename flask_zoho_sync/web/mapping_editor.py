@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from difflib import SequenceMatcher
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..adapter import ContactAdapter, HostGroup
 from ..connection import ConnectedAccount, describe_connection
+from ..drift import ValueMapRefused, check_value_map, resume_row
 from ..models import FieldMap, SyncSettings
 from ..preferences import (
     MODULES,
@@ -488,7 +489,8 @@ def add_row(session: Session, editor: Editor, kind: Kind, form: Any) -> list[str
     """Add a mapping row if the engine would sync it; returns its warnings."""
     proposal = read_proposal(editor, kind, form)
     warnings = judge(editor, kind, proposal)
-    session.add(FieldMap(kind=kind, **proposal))
+    # What links hold for this key (from an earlier row of it) is another field's value.
+    session.add(FieldMap(kind=kind, remapped_at=datetime.now(timezone.utc), **proposal))
     session.commit()
     return warnings
 
@@ -501,8 +503,35 @@ def change_row(session: Session, editor: Editor, row: FieldMap, form: Any) -> li
     options = read_options(kind, row.host_key, form)
     proposal = {"host_key": row.host_key, "zoho_field": row.zoho_field, **options}
     warnings = judge(editor, kind, proposal)
+    if "value_map" in form:
+        row.value_map = read_value_map(form.get("value_map", ""), editor.zoho_field(row.zoho_field))
     row.direction = options["direction"]
     row.policy = options["policy"]
     row.inverted = options["inverted"]
+    resume_row(row)  # the admin saved it: a pause from Zoho's refusal is lifted
     session.commit()
     return warnings
+
+
+def read_value_map(text: str, zoho: ZohoField | None) -> dict[str, str] | None:
+    """``host value=Zoho value`` pairs, separated by ``;`` or new lines (None: no map).
+
+    The Zoho values must be in the field's picklist, or every record carrying one would be
+    refused; the host values are free (they are what the host stores).
+    """
+    pairs: dict[str, str] = {}
+    for part in text.replace("\n", ";").split(";"):
+        if not part.strip():
+            continue
+        host_value, equals, zoho_value = part.partition("=")
+        if not equals or not host_value.strip() or not zoho_value.strip():
+            raise FieldRefused(
+                f"{part.strip()!r} is not a pair: write host value=Zoho value, pairs separated "
+                "by ';' (for example Acme=Gold; Initech=Silver).",
+                "value_map",
+            )
+        pairs[host_value.strip()] = zoho_value.strip()
+    try:
+        return check_value_map(pairs, zoho)
+    except ValueMapRefused as refusal:
+        raise FieldRefused(str(refusal), "value_map") from None

@@ -14,6 +14,7 @@ from flask import session as flask_session
 from flask.typing import ResponseReturnValue
 
 from ..pairs import open_pairs
+from ..preferences import MODULES, build_mapping, get_settings
 from ..state import ZohoSyncState
 from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
@@ -70,6 +71,17 @@ def setup_path(current: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def paused_rows(state: ZohoSyncState) -> list[str]:
+    """The mapping rows that sync nothing now, each with why (issue 19): a Zoho field gone,
+    retyped or made read-only, or refused by Zoho during a run. The rest syncs meanwhile,
+    so the admin must be told here, not only on the mapping page."""
+    session = state.db.session
+    settings = get_settings(session)
+    if settings.module not in MODULES or not settings.zoho_fields:
+        return []  # no mapping yet: the setup path says what to do
+    return build_mapping(session, state.adapter).problems()
+
+
 def _context(state: ZohoSyncState) -> dict[str, Any]:
     session = state.db.session
     status = sync_status(session)
@@ -84,6 +96,7 @@ def _context(state: ZohoSyncState) -> dict[str, Any]:
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
         "chart": activity_chart(session, display_zone(state)),
         "merged_pairs": len(open_pairs(session)),
+        "paused_rows": paused_rows(state),
     }
     return context
 
