@@ -27,6 +27,7 @@ from flask_zoho_sync.sync.context import (
     RunInProgress,
     RunReport,
     link_base,
+    mapped_values,
     readable,
 )
 from flask_zoho_sync.sync.drift import field_refusals, keys_of, picklist_refusal, without_fields
