@@ -137,7 +137,18 @@ SETTINGS: tuple[Setting, ...] = (
         "simultaneous calls per app on the Free edition and 10 heavy ones (writes of more "
         "than 10 records) on any edition; other workers and integrations share that budget.",
     ),
+    Setting(
+        "ZOHO_SYNC_ON_LEAD_CONVERSION",
+        "follow",
+        "In Leads mode, what follows when a Zoho user converts a linked lead: 'follow' moves "
+        "the contact's link to the new Contact record and syncing goes on there; 'stop' "
+        "keeps the link on the converted lead and syncs that contact no more. Either way "
+        "the host contact is kept and its history names the new Contact, Account and Deal.",
+    ),
 )
+
+#: The values ``ZOHO_SYNC_ON_LEAD_CONVERSION`` takes.
+LEAD_CONVERSION_OUTCOMES = ("follow", "stop")
 
 #: Zoho's concurrency limits per org and app (reference §4.2): 5 on the Free edition, up to
 #: 25 on Ultimate, and at most 10 "heavy" calls (100-record writes are heavy) on any edition.
@@ -172,6 +183,16 @@ class ZohoSyncConfig:
     bulk_poll_interval: float
     bulk_timeout: float
     max_concurrency: int
+    on_lead_conversion: str = "follow"
+
+
+def _as_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigurationError(
+            f"{key} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}."
+        )
+    return text
 
 
 def _split_list(value: Any) -> tuple[str, ...]:
@@ -305,6 +326,11 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         max_concurrency=_as_concurrency(
             "ZOHO_SYNC_MAX_CONCURRENCY", get("ZOHO_SYNC_MAX_CONCURRENCY")
         ),
+        on_lead_conversion=_as_choice(
+            "ZOHO_SYNC_ON_LEAD_CONVERSION",
+            get("ZOHO_SYNC_ON_LEAD_CONVERSION"),
+            LEAD_CONVERSION_OUTCOMES,
+        ),
     )
 
 
@@ -351,8 +377,7 @@ def canonical_time_zones() -> frozenset[str]:
         places = {
             name
             for name in available
-            if "/" in name
-            and not name.startswith((*_NOT_PLACE_FOLDERS, "Etc/", "US/", "SystemV/"))
+            if "/" in name and not name.startswith((*_NOT_PLACE_FOLDERS, "Etc/", "US/", "SystemV/"))
         }
     return frozenset((places & available) - _NOT_PLACES) | {"UTC"}
 
@@ -398,8 +423,7 @@ def validate_time_zone(name: str) -> ZoneInfo:
         )
     shown = name if len(name) <= 64 else f"{name[:60]}..."
     raise ConfigurationError(
-        f"{shown!r} is not a known time zone; use an IANA name such as 'Australia/Sydney' "
-        "or 'UTC'."
+        f"{shown!r} is not a known time zone; use an IANA name such as 'Australia/Sydney' or 'UTC'."
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import (
     FieldMap,
+    LeadConversion,
     Link,
     OutboxBatch,
     OutboxEntry,
@@ -657,3 +658,37 @@ class Ledger:
                 )
                 .values(resolved_at=moment)
             )
+
+    # -- lead conversions (sync.conversion) --------------------------------------------------
+
+    def conversions_by_contact(self, contact_ids: Sequence[str]) -> dict[str, LeadConversion]:
+        """The converted leads of these contacts, by contact id: one query per 500 ids."""
+        found: dict[str, LeadConversion] = {}
+        for chunk in _chunks(list(contact_ids)):
+            rows = self.session.scalars(
+                sa.select(LeadConversion).where(
+                    LeadConversion.module == self.run_module, LeadConversion.contact_id.in_(chunk)
+                )
+            )
+            found.update({row.contact_id: row for row in rows})
+        return found
+
+    def converted_lead_ids(self, lead_ids: Sequence[str]) -> set[str]:
+        """Which of these leads the sync has already seen converted."""
+        return self._present(LeadConversion.lead_id, LeadConversion.module, lead_ids)
+
+    def record_conversion(self, **values: Any) -> LeadConversion:
+        """Keep a conversion (``LeadConversion``'s columns but ``module``)."""
+        row = LeadConversion(module=self.run_module, **values)
+        self.session.add(row)
+        return row
+
+    def followed_conversions(self) -> list[LeadConversion]:
+        """Conversions whose contacts the sync follows to their Contact records."""
+        return list(
+            self.session.scalars(
+                sa.select(LeadConversion)
+                .where(LeadConversion.module == self.run_module, LeadConversion.outcome == "follow")
+                .order_by(LeadConversion.id)
+            )
+        )

@@ -255,6 +255,7 @@ class ZohoSyncState:
                 bulk_threshold=self.config.bulk_threshold,
                 max_concurrency=self.config.max_concurrency,
                 plan_changes=plan_changes,
+                on_lead_conversion=self.config.on_lead_conversion,
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

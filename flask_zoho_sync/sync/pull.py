@@ -24,6 +24,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.conversion import ConversionCheck, read_followed
 from flask_zoho_sync.sync.merge import (
     Conflict,
     MergeResult,
@@ -108,6 +109,7 @@ class PullPass:
         )
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
         self._deletions()
+        self._conversions(since)
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
@@ -161,6 +163,9 @@ class PullPass:
             self.ledger.commit()
         if len({str(record.get("id")) for record in records}) < len(wanted):
             self._deletions()
+            watermark = self.ledger.settings.pull_watermark
+            overlap = self.engine.options.overlap
+            self._conversions(None if watermark is None else watermark - overlap)
 
     def recover_overwritten(
         self, records: list[dict[str, Any]], writes: Iterable[NotifiedWrite]
@@ -615,6 +620,26 @@ class PullPass:
                 reason=reason,
                 error_code=code,
             )
+
+    # -- conversions (sync.conversion) ------------------------------------------------------
+
+    def _conversions(self, since: datetime | None) -> None:
+        """Linked leads converted since ``since`` are settled (never taken for deletions),
+        then the Contacts that followed contacts are linked to are merged like any record."""
+        ConversionCheck(self.engine, self.report).run(since)
+        followed = read_followed(self.engine)
+        contacts = self.adapter.get_many([link.contact_id for link, _ in followed])
+        for link, record in followed:
+            modified, contact = _modified_time(record), contacts.get(link.contact_id)
+            seen = link.zoho_modified_at
+            if contact is None or (seen is not None and modified is not None and modified < seen):
+                continue
+            try:
+                self._merge_linked(link, contact, self.mapping.zoho_to_canonical(record), modified)
+            except CoercionError as exc:
+                self._error(link.contact_id, link.zoho_id, str(exc), "BAD_VALUE")
+        if followed and not self.dry_run:
+            self.ledger.commit()
 
     # -- deletions ---------------------------------------------------------------------------
 

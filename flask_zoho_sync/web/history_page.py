@@ -38,7 +38,7 @@ RUN_PAGE_SIZE = 100
 #: counted by the engine, never stored one by one, so that filter shows the counts alone.
 OUTCOMES: dict[str, tuple[str, ...]] = {
     "created": ("create",),
-    "updated": ("update", "link"),
+    "updated": ("update", "link", "convert"),
     "deleted": ("delete",),
     "failed": ("error",),
     "skipped": (),

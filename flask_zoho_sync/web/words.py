@@ -47,6 +47,7 @@ ACTIONS = {
     "link": "Linked by email",
     "delete": "Deleted",
     "error": "Failed",
+    "convert": "Converted in Zoho",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
