@@ -4,9 +4,10 @@ stopped (``ZOHO_SYNC_ON_LEAD_CONVERSION``).
 Converting a lead makes a Contact (an Account, perhaps a Deal) and takes the lead out of
 Zoho's default listings (``converted`` defaults to false), though not into the recycle bin:
 to the pull it simply stops appearing. The pull therefore asks, once per run, for the leads
-converted since its watermark (``GET /Leads?converted=true`` with ``If-Modified-Since``: one
-call, one credit, and a 304 when there are none) instead of one call per linked record, and
-settles those it holds links to:
+converted since its watermark along with the changed ones: its listing asks for
+``converted=both`` with ``If-Modified-Since`` (conversion sets the lead's Modified_Time), and a
+notification's read by ids does the same, so finding conversions costs no call at all, where
+one call per linked record would be needed otherwise. It settles those it holds links to:
 
 * the host contact is never deleted, and the lead never created again: the contact keeps a
   link, so the push does not see it as new;
@@ -123,8 +124,27 @@ def to_lead_fields(record: dict[str, Any]) -> dict[str, Any]:
     return {_LEAD_FIELD_OF.get(name, name): value for name, value in record.items()}
 
 
+def listing_options(module: str) -> tuple[list[str], str | None]:
+    """What the pull adds to its listing of a module: the conversion fields and
+    ``converted=both`` for Leads (so a lead converted since the watermark comes with the
+    changed records, at no call of its own), nothing for Contacts."""
+    if module != "Leads":
+        return [], None
+    return list(CONVERSION_FIELDS), "both"
+
+
+def split_converted(
+    records: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Live records, then converted leads (which are never merged nor imported)."""
+    live = [record for record in records if not record.get("Converted__s")]
+    if len(live) == len(records):
+        return records, []
+    return live, [record for record in records if record.get("Converted__s")]
+
+
 class ConversionCheck:
-    """Find the linked leads converted since ``since`` and settle each once."""
+    """Settle, once each, the linked leads among converted leads the pull has read."""
 
     def __init__(self, engine: RunInProgress, report: RunReport) -> None:
         self.engine = engine
@@ -133,14 +153,9 @@ class ConversionCheck:
         self.outcome = engine.options.on_lead_conversion
         self.dry_run = engine.options.dry_run
 
-    def run(self, since: datetime | None) -> None:
-        if self.ledger.run_module != "Leads":
-            return
-        pages = self.engine.client.iter_pages(
-            "Leads", list(CONVERSION_FIELDS), modified_since=since, converted="true"
-        )
-        for page in pages:
-            self._settle_page(page)
+    def settle(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._settle_page(records)
 
     def _settle_page(self, records: list[dict[str, Any]]) -> None:
         conversions = [c for c in map(Conversion.of, records) if c is not None]
@@ -156,8 +171,6 @@ class ConversionCheck:
             self._settle(link, conversion)
         if self.outcome == FOLLOW and not self.dry_run:
             self._write_system_fields([(link, c) for link, c in settled if c.contact_zoho_id])
-        if settled and not self.dry_run:
-            self.ledger.commit()
 
     def _settle(self, link: Any, conversion: Conversion) -> None:
         follows = self.outcome == FOLLOW and conversion.contact_zoho_id is not None

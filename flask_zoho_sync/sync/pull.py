@@ -24,7 +24,12 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
-from flask_zoho_sync.sync.conversion import ConversionCheck, read_followed
+from flask_zoho_sync.sync.conversion import (
+    ConversionCheck,
+    listing_options,
+    read_followed,
+    split_converted,
+)
 from flask_zoho_sync.sync.merge import (
     Conflict,
     MergeResult,
@@ -104,12 +109,16 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
+        extra, converted = listing_options(self.ledger.module)
         pages = self.engine.client.iter_pages(
-            self.ledger.module, self.mapping.zoho_api_names(), modified_since=since
+            self.ledger.module,
+            [*self.mapping.zoho_api_names(), *extra],
+            modified_since=since,
+            converted=converted,
         )
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
         self._deletions()
-        self._conversions(since)
+        self._merge_followed()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
@@ -154,8 +163,12 @@ class PullPass:
         ``notified`` (what notifications said updates wrote) is checked first, against the
         links as the push left them: see ``recover_overwritten``."""
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
+        extra, converted = listing_options(self.ledger.module)
         records = self.engine.client.get_records(
-            self.ledger.module, wanted, self.mapping.zoho_api_names()
+            self.ledger.module,
+            wanted,
+            [*self.mapping.zoho_api_names(), *extra],
+            converted=converted,
         )
         self.recover_overwritten(records, notified)
         self._page(records, None)
@@ -163,9 +176,6 @@ class PullPass:
             self.ledger.commit()
         if len({str(record.get("id")) for record in records}) < len(wanted):
             self._deletions()
-            watermark = self.ledger.settings.pull_watermark
-            overlap = self.engine.options.overlap
-            self._conversions(None if watermark is None else watermark - overlap)
 
     def recover_overwritten(
         self, records: list[dict[str, Any]], writes: Iterable[NotifiedWrite]
@@ -303,6 +313,8 @@ class PullPass:
     def _merge_page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
         """Merge one page that ``_look_up`` has looked up."""
         self.engine.check_settings()
+        page, converted = split_converted(page)
+        ConversionCheck(self.engine, self.report).settle(converted)
         ids = [str(record["id"]) for record in page if record.get("id")]
         maybe_linked = [
             zoho_id
@@ -623,10 +635,9 @@ class PullPass:
 
     # -- conversions (sync.conversion) ------------------------------------------------------
 
-    def _conversions(self, since: datetime | None) -> None:
-        """Linked leads converted since ``since`` are settled (never taken for deletions),
-        then the Contacts that followed contacts are linked to are merged like any record."""
-        ConversionCheck(self.engine, self.report).run(since)
+    def _merge_followed(self) -> None:
+        """Merge the Contacts that contacts of converted leads followed, like any record
+        (``sync.conversion``): one call per 100 of them, on scheduled and manual pulls."""
         followed = read_followed(self.engine)
         contacts = self.adapter.get_many([link.contact_id for link, _ in followed])
         for link, record in followed:

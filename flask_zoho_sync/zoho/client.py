@@ -225,14 +225,20 @@ class ZohoClient:
                     target.update(extra)
 
     def get_records(
-        self, module: str, ids: Sequence[str], fields: Sequence[str]
+        self,
+        module: str,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        *,
+        converted: str | None = None,
     ) -> list[dict[str, Any]]:
         """The given records with the given fields (any number of either); missing ids are
-        simply absent from the result."""
+        simply absent from the result. ``converted`` as for listings (Leads: converted
+        leads are left out unless it is "true" or "both")."""
         field_batches = _field_batches(fields)
-        records = self._get_by_ids(module, [str(i) for i in ids], field_batches[0], None)
+        records = self._get_by_ids(module, [str(i) for i in ids], field_batches[0], converted)
         if records and len(field_batches) > 1:
-            self._merge_extra_fields(module, records, field_batches[1:], None)
+            self._merge_extra_fields(module, records, field_batches[1:], converted)
         return records
 
     def _get_by_ids(
