@@ -18,6 +18,7 @@ from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
 from .activity import activity_chart
 from .blueprint import bp, sync_state
+from .conversions import overview_conversions
 from .rendering import display_zone
 from .sync_page import PREVIEWED
 
@@ -82,6 +83,7 @@ def _context(state: ZohoSyncState) -> dict[str, Any]:
         "refusal": readiness.refusal(),
         "next_pull": next_pull_at(status["last_pull_at"], state.config.pull_interval),
         "chart": activity_chart(session, display_zone(state)),
+        "conversions": overview_conversions(state),
     }
     return context
 
