@@ -195,6 +195,8 @@ class Ledger:
         self._pinned: tuple[Any, ...] | None = None
         #: Called before every commit while a run is going (the engine's settings check).
         self.guard: Callable[[], None] | None = None
+        #: Whether the module has lead conversions (None: not asked yet).
+        self._any_conversions: bool | None = None
 
     @property
     def module(self) -> str:
@@ -662,7 +664,10 @@ class Ledger:
     # -- lead conversions (sync.conversion) --------------------------------------------------
 
     def conversions_by_contact(self, contact_ids: Sequence[str]) -> dict[str, LeadConversion]:
-        """The converted leads of these contacts, by contact id: one query per 500 ids."""
+        """The converted leads of these contacts, by contact id: one query per 500 ids, and
+        none at all (a push asks per batch) while the module has no conversion."""
+        if not self._has_conversions():
+            return {}
         found: dict[str, LeadConversion] = {}
         for chunk in _chunks(list(contact_ids)):
             rows = self.session.scalars(
@@ -681,7 +686,16 @@ class Ledger:
         """Keep a conversion (``LeadConversion``'s columns but ``module``)."""
         row = LeadConversion(module=self.run_module, **values)
         self.session.add(row)
+        self._any_conversions = True
         return row
+
+    def _has_conversions(self) -> bool:
+        """Whether the module has any conversion, asked once per ledger (a run)."""
+        if self._any_conversions is None:
+            of_module = LeadConversion.module == self.run_module
+            first = self.session.scalar(sa.select(LeadConversion.id).where(of_module).limit(1))
+            self._any_conversions = first is not None
+        return self._any_conversions
 
     def followed_conversions(self) -> list[LeadConversion]:
         """Conversions whose contacts the sync follows to their Contact records."""

@@ -384,7 +384,8 @@ class PushPass:
         one's id, and must not inherit its link.
         """
         links = self.ledger.links_by_contact(list(outbox))
-        kept, followed = set_aside_converted(self.engine, list(outbox), outbox)
+        still, followed = set_aside_converted(self.engine, list(outbox), outbox)
+        kept = set(still)
         for contact_id in followed:  # not deleted in Zoho: see README, lead conversion
             deletes = [e for e in outbox[contact_id] if e.operation == "delete"]
             outbox[contact_id] = [e for e in outbox[contact_id] if e.operation != "delete"]
