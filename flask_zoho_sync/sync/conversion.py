@@ -265,7 +265,11 @@ class FollowedWriter:
                 links[start : start + BATCH], chunk, results, strict=True
             ):
                 self._settle(link, payload, result, written.get(link.contact_id, {}))
-                self.ledger.finish_outbox(entries.get(link.contact_id, []))
+                waiting = entries.get(link.contact_id, [])
+                if result.ok:
+                    self.ledger.finish_outbox(waiting)
+                else:  # kept for the next push: the snapshot still shows the change unsent
+                    self.ledger.retry_outbox_later(waiting, f"{result.code}: {result.message}")
             self.ledger.commit()
 
     def _settle(
