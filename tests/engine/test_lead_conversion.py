@@ -173,3 +173,13 @@ def test_a_plan_shows_the_conversion_and_changes_nothing(following: Synced) -> N
     assert _rows(following, LeadConversion) == []
     (link,) = _rows(following, Link)
     assert link.zoho_id == lead_id
+
+
+def test_a_converted_lead_never_linked_is_not_imported(following: Synced) -> None:
+    """The pull now lists converted leads too; one no contact is linked to stays in Zoho."""
+    lead = following.zoho.create_record("Leads", {"Last_Name": "Gone", "Email": "gone@example.org"})
+    following.zoho.convert_lead(lead["id"])
+    following.zoho.create_record("Leads", {"Last_Name": "Kept", "Email": "kept@example.org"})
+    following.first_manual_sync()
+    assert set(following.contacts()) == {"kept@example.org"}
+    assert _rows(following, LeadConversion) == []
