@@ -3,11 +3,12 @@ stopped (``ZOHO_SYNC_ON_LEAD_CONVERSION``).
 
 Converting a lead makes a Contact (an Account, perhaps a Deal) and takes the lead out of
 Zoho's default listings (``converted`` defaults to false), though not into the recycle bin:
-to the pull it simply stops appearing. The pull therefore asks, once per run, for the leads
-converted since its watermark along with the changed ones: its listing asks for
-``converted=both`` with ``If-Modified-Since`` (conversion sets the lead's Modified_Time), and a
-notification's read by ids does the same, so finding conversions costs no call at all, where
-one call per linked record would be needed otherwise. It settles those it holds links to:
+to the pull it simply stops appearing. The pull therefore reads the leads converted since
+its watermark along with the changed ones: its listing asks for ``converted=both`` with
+``If-Modified-Since`` (the sandbox, and so this design, assume a conversion sets the lead's
+Modified_Time: docs/zoho-api-notes.md), and a notification's read by ids does the same, so
+finding conversions costs no call of its own, where one call per linked record would be
+needed otherwise. It settles those it holds links to:
 
 * the host contact is never deleted, and the lead never created again: the contact keeps a
   link, so the push does not see it as new;
