@@ -160,7 +160,18 @@ SETTINGS: tuple[Setting, ...] = (
         "simultaneous calls per app on the Free edition and 10 heavy ones (writes of more "
         "than 10 records) on any edition; other workers and integrations share that budget.",
     ),
+    Setting(
+        "ZOHO_SYNC_ON_LEAD_CONVERSION",
+        "stop",
+        "In Leads mode, what follows when a Zoho user converts a linked lead: 'follow' moves "
+        "the contact's link to the new Contact record and syncing goes on there; 'stop' "
+        "keeps the link on the converted lead and syncs that contact no more. Either way "
+        "the host contact is kept and its history names the new Contact, Account and Deal.",
+    ),
 )
+
+#: The values ``ZOHO_SYNC_ON_LEAD_CONVERSION`` takes.
+LEAD_CONVERSION_OUTCOMES = ("follow", "stop")
 
 #: Zoho's concurrency limits per org and app (reference §4.2): 5 on the Free edition, up to
 #: 25 on Ultimate, and at most 10 "heavy" calls (100-record writes are heavy) on any edition.
@@ -198,6 +209,16 @@ class ZohoSyncConfig:
     bulk_timeout: float
     max_concurrency: int
     pull_with_coql: bool = False
+    on_lead_conversion: str = "stop"
+
+
+def _as_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigurationError(
+            f"{key} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}."
+        )
+    return text
 
 
 def _split_list(value: Any) -> tuple[str, ...]:
@@ -336,6 +357,11 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
             "ZOHO_SYNC_MAX_CONCURRENCY", get("ZOHO_SYNC_MAX_CONCURRENCY")
         ),
         pull_with_coql=_as_bool("ZOHO_SYNC_PULL_WITH_COQL", get("ZOHO_SYNC_PULL_WITH_COQL")),
+        on_lead_conversion=_as_choice(
+            "ZOHO_SYNC_ON_LEAD_CONVERSION",
+            get("ZOHO_SYNC_ON_LEAD_CONVERSION"),
+            LEAD_CONVERSION_OUTCOMES,
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import (
     FieldMap,
+    LeadConversion,
     Link,
     OutboxBatch,
     OutboxEntry,
@@ -197,6 +198,8 @@ class Ledger:
         self.guard: Callable[[], None] | None = None
         #: Whether history holds any merged pair (None: not looked yet; ``held_unlinked``).
         self._any_pairs: bool | None = None
+        #: Whether the module has lead conversions (None: not asked yet).
+        self._any_conversions: bool | None = None
 
     @property
     def module(self) -> str:
@@ -708,3 +711,49 @@ class Ledger:
                 )
             )
         return held
+
+    # -- lead conversions (sync.conversion) --------------------------------------------------
+
+    def conversions_by_contact(self, contact_ids: Sequence[str]) -> dict[str, LeadConversion]:
+        """The converted leads of these contacts, by contact id: one query per 500 ids, and
+        none at all (a push asks per batch) while the module has no conversion."""
+        if not self._has_conversions():
+            return {}
+        found: dict[str, LeadConversion] = {}
+        for chunk in _chunks(list(contact_ids)):
+            rows = self.session.scalars(
+                sa.select(LeadConversion).where(
+                    LeadConversion.module == self.run_module, LeadConversion.contact_id.in_(chunk)
+                )
+            )
+            found.update({row.contact_id: row for row in rows})
+        return found
+
+    def converted_lead_ids(self, lead_ids: Sequence[str]) -> set[str]:
+        """Which of these leads the sync has already seen converted."""
+        return self._present(LeadConversion.lead_id, LeadConversion.module, lead_ids)
+
+    def record_conversion(self, **values: Any) -> LeadConversion:
+        """Keep a conversion (``LeadConversion``'s columns but ``module``)."""
+        row = LeadConversion(module=self.run_module, **values)
+        self.session.add(row)
+        self._any_conversions = True
+        return row
+
+    def _has_conversions(self) -> bool:
+        """Whether the module has any conversion, asked once per ledger (a run)."""
+        if self._any_conversions is None:
+            of_module = LeadConversion.module == self.run_module
+            first = self.session.scalar(sa.select(LeadConversion.id).where(of_module).limit(1))
+            self._any_conversions = first is not None
+        return self._any_conversions
+
+    def followed_conversions(self) -> list[LeadConversion]:
+        """Conversions whose contacts the sync follows to their Contact records."""
+        return list(
+            self.session.scalars(
+                sa.select(LeadConversion)
+                .where(LeadConversion.module == self.run_module, LeadConversion.outcome == "follow")
+                .order_by(LeadConversion.id)
+            )
+        )

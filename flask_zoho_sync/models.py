@@ -250,6 +250,38 @@ class Tombstone(Base):
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
+class LeadConversion(Base):
+    """A linked lead a Zoho user converted, and what the sync did about it.
+
+    The host contact stays; this row keeps the records Zoho made of the lead (its Contact,
+    and the Account and Deal when there are any) and the outcome chosen then
+    (``ZOHO_SYNC_ON_LEAD_CONVERSION``): ``follow`` (the link moved to the Contact, syncing
+    goes on there) or ``stop`` (the link stays on the converted lead and nothing more is
+    synced for the contact). A table of its own rather than link columns: hosts add it as
+    they add every table of the extension (``flask db migrate``, ``create_all``), and the
+    schema check names it when it is missing.
+    """
+
+    __tablename__ = "zoho_sync_lead_conversion"
+    __table_args__ = (
+        sa.UniqueConstraint("module", "lead_id"),
+        sa.Index("ix_zoho_sync_lead_conversion_contact", "module", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The module the sync was in (Leads) when it saw the conversion.
+    module: Mapped[str] = mapped_column(sa.String(16))
+    contact_id: Mapped[str] = mapped_column(sa.String(64))
+    lead_id: Mapped[str] = mapped_column(sa.String(32))
+    contact_zoho_id: Mapped[str | None] = mapped_column(sa.String(32))
+    account_id: Mapped[str | None] = mapped_column(sa.String(32))
+    deal_id: Mapped[str | None] = mapped_column(sa.String(32))
+    #: Zoho's Converted_Date_Time.
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(sa.String(8))  # follow | stop
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
 class ApiUsage(Base):
     """Zoho calls and credits per UTC day and endpoint, for the overview and the budget."""
 

@@ -278,6 +278,7 @@ class ZohoSyncState:
                 max_concurrency=self.config.max_concurrency,
                 pull_with_coql=self.config.pull_with_coql,
                 plan_changes=plan_changes,
+                on_lead_conversion=self.config.on_lead_conversion,
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

@@ -19,10 +19,12 @@ from .merging import merge_records
 from .query import QueryError, list_deleted, list_records, parse_header_instant
 from .records import (
     DuplicateCheckError,
+    LeadConversionError,
     apply_batch,
     convert_lead,
     delete_records,
     is_converted,
+    publish_conversion,
     render_full_record,
     resolve_duplicate_check,
     restore_from_recycle_bin,
@@ -420,23 +422,28 @@ def crm_blueprint(state: SandboxState) -> Blueprint:
     @bp.post("/<module>/<record_id>/actions/convert")
     @crm_call(state, None, "CREATE")
     def convert(module: str, record_id: str) -> Response:
-        """Convert a lead into a contact (the sandbox creates no account or deal)."""
+        """Convert a lead (convert-lead page): the body's ``data[0]`` may name an existing
+        Contact or Account and hold a Deal to create; the answer names all three."""
         if module != "Leads":
             return zoho_error("INVALID_MODULE", "the module name given seems to be invalid")
         g.sandbox_record_count = 1
+        body = request.get_json(silent=True, force=True)
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+            return zoho_error(
+                "INVALID_DATA", "invalid data", {"api_name": "data", "json_path": "$.data"}
+            )
         with state.lock:
-            outcome = convert_lead(state, record_id, g.sandbox_user_id)
-            if outcome is None:
-                return zoho_error(
-                    "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1}
-                )
-            _publish("Leads", "update", [record_id], {record_id: ["Converted__s"]})
-            _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
+            try:
+                outcome = convert_lead(state, record_id, g.sandbox_user_id, items[0])
+            except LeadConversionError as error:
+                return zoho_error(error.code, error.message, error.details, error.status)
+            publish_conversion(state, record_id, outcome)
             state.save()
         element = {
             "code": "SUCCESS",
             "details": outcome,
-            "message": "Successfully converted",
+            "message": "The record has been converted successfully",
             "status": "success",
         }
         return json_response({"data": [element]})

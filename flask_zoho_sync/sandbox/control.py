@@ -19,7 +19,15 @@ from .fields import MODULES, FieldSpecError, store_epoch
 from .merging import merge_records
 from .oauth import base_url
 from .query import QueryError
-from .records import apply_batch, convert_lead, delete_records, render_deleted, render_record
+from .records import (
+    LeadConversionError,
+    apply_batch,
+    convert_lead,
+    delete_records,
+    publish_conversion,
+    render_deleted,
+    render_record,
+)
 from .responses import json_response
 from .seed import reset_seeded
 from .state import DEFAULT_SCOPES, SALES_REP_ID, Faults, SandboxState
@@ -306,15 +314,21 @@ def control_blueprint(state: SandboxState) -> Blueprint:
 
     @bp.post("/records/Leads/<record_id>/convert")
     def convert(record_id: str) -> Response:
-        user_id = _acting_user(_body())
+        """Convert a lead as a Zoho user would, at no credit cost. The body takes what the
+        API's ``data[0]`` takes (``Contacts``, ``Accounts``, ``Deals``) and ``user_id``."""
+        body = _body()
+        user_id = _acting_user(body)
         if isinstance(user_id, Response):
             return user_id
         with state.lock:
-            outcome = convert_lead(state, record_id, user_id)
-            if outcome is None:
-                return _bad("no such unconverted lead", 404)
-            _publish("Leads", "update", [record_id], {record_id: ["Converted__s"]})
-            _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
+            try:
+                outcome = convert_lead(state, record_id, user_id, body)
+            except LeadConversionError as error:
+                missing = error.code == "INVALID_DATA" and "resource_path_index" in error.details
+                return _bad(
+                    f"{error.code}: {error.message} {error.details}", 404 if missing else 400
+                )
+            publish_conversion(state, record_id, outcome)
             state.save()
         return json_response(outcome)
 

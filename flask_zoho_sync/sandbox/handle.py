@@ -118,8 +118,15 @@ class SandboxHandle:
             permanent="true" if permanent else "false",
         )
 
-    def convert_lead(self, record_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/records/Leads/{record_id}/convert", {})
+    def convert_lead(
+        self, record_id: str, *, deal: dict[str, Any] | None = None, user: str | None = None
+    ) -> dict[str, Any]:
+        """Convert a lead as a Zoho user would (no credits): the answer's ``details``, the
+        new Contact, Account (from the lead's Company) and Deal (when ``deal`` is given)."""
+        body: dict[str, Any] = {"user": user}
+        if deal is not None:
+            body["Deals"] = deal
+        return self._call("POST", f"/records/Leads/{record_id}/convert", body)
 
     def merge_records(
         self,

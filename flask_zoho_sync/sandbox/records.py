@@ -637,12 +637,116 @@ _CONVERSION_MAP = {
     "Country": "Mailing_Country",
 }
 
+#: What a conversion's ``Deals`` object must hold: "Deal_Name", "Closing_Date", "Pipeline"
+#: and "Stage" are the default mandatory keys (convert-lead page, "Deals" input key).
+DEAL_MANDATORY = ("Deal_Name", "Closing_Date", "Pipeline", "Stage")
 
-def convert_lead(state: SandboxState, lead_id: str, user_id: str) -> dict[str, Any] | None:
-    """Convert a lead: it becomes hidden from default lists and a Contact is created."""
-    lead = state.data["records"]["Leads"].get(lead_id)
-    if lead is None or is_converted(lead):
+
+class LeadConversionError(Exception):
+    """Zoho's refusal of a conversion: its code, message, details and HTTP status."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any], status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.status = status
+
+
+def _brief(record: dict[str, Any] | None, name_key: str) -> dict[str, Any] | None:
+    return {"name": record[name_key], "id": record["id"]} if record is not None else None
+
+
+def _existing_target(state: SandboxState, body: dict[str, Any], key: str) -> dict | None:
+    """The existing Account or Contact a conversion names (``{"id": ...}``), if any."""
+    named = body.get(key)
+    if named is None:
         return None
+    named_id = str(named.get("id") if isinstance(named, dict) else named)
+    store = state.data["records"]["Contacts"] if key == "Contacts" else state.data["accounts"]
+    found = store.get(named_id)
+    if found is None:
+        path = f"$.data[0].{key}"
+        raise LeadConversionError(
+            "INVALID_DATA", "invalid data", {"api_name": key, "json_path": path}
+        )
+    return found
+
+
+def _new_deal(state: SandboxState, body: dict[str, Any]) -> dict[str, Any] | None:
+    deal = body.get("Deals")
+    if deal is None:
+        return None
+    if not isinstance(deal, dict):
+        raise LeadConversionError(
+            "INVALID_DATA",
+            "invalid data",
+            {
+                "api_name": "Deals",
+                "json_path": "$.data[0].Deals",
+                "expected_data_type": "jsonobject",
+            },
+        )
+    for key in DEAL_MANDATORY:
+        if deal.get(key) in (None, ""):
+            raise LeadConversionError(
+                "MANDATORY_NOT_FOUND",
+                "required field not found",
+                {"api_name": key, "json_path": f"$.data[0].Deals.{key}"},
+            )
+    record = {"id": state.new_id(), **{k: v for k, v in deal.items() if k != "id"}}
+    state.data["deals"][record["id"]] = record
+    return record
+
+
+def convert_lead(
+    state: SandboxState, lead_id: str, user_id: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Convert a lead as `POST /Leads/{id}/actions/convert` does (convert-lead page): a
+    Contact (or the existing one the body names), an Account from the lead's Company (or the
+    existing one named; none without a Company), a Deal when the body has ``Deals``. The lead
+    stays, marked ``Converted__s`` with lookups to all three, and leaves default listings.
+
+    Returns the answer's ``details``; raises :class:`LeadConversionError` as Zoho refuses.
+    """
+    body = body or {}
+    lead = state.data["records"]["Leads"].get(lead_id)
+    if lead is None:
+        raise LeadConversionError(
+            "INVALID_DATA", "the id given seems to be invalid", {"resource_path_index": 1}
+        )
+    if is_converted(lead):
+        raise LeadConversionError(
+            "ID_ALREADY_CONVERTED", "id already converted", {"resource_path_index": 1}
+        )
+    account = _existing_target(state, body, "Accounts")
+    contact = _existing_target(state, body, "Contacts")
+    deal = _new_deal(state, body)
+    if account is None and lead.get("Company"):
+        account = {"id": state.new_id(), "Account_Name": lead["Company"]}
+        state.data["accounts"][account["id"]] = account
+    if contact is None:
+        contact = _create(state, "Contacts", _contact_values(state, lead), user_id)
+    if account is not None:
+        contact["Account_Name"] = _brief(account, "Account_Name")
+    _changed(state, "Leads")
+    _changed(state, "Contacts")
+    lead["Converted__s"] = True
+    lead["Converted_Contact"] = _brief(contact, "Full_Name")
+    lead["Converted_Account"] = _brief(account, "Account_Name")
+    lead["Converted_Deal"] = _brief(deal, "Deal_Name")
+    lead["Converted_Date_Time"] = state.stamp()
+    lead["Modified_By"] = user_id
+    lead["Modified_Time"] = lead["Converted_Date_Time"]
+    return {
+        "Contacts": _brief(contact, "Full_Name"),
+        "Deals": _brief(deal, "Deal_Name"),
+        "Accounts": _brief(account, "Account_Name"),
+    }
+
+
+def _contact_values(state: SandboxState, lead: dict[str, Any]) -> dict[str, Any]:
+    """The lead's values a new Contact takes, through the conversion mapping."""
     contact_specs = state.field_map("Contacts")
     values: dict[str, Any] = {}
     for name, value in lead.items():
@@ -650,18 +754,16 @@ def convert_lead(state: SandboxState, lead_id: str, user_id: str) -> dict[str, A
         spec = contact_specs.get(target)
         if spec is not None and spec.writable and value not in (None, "") and name != "Owner":
             values[target] = value
-    contact = _create(state, "Contacts", values, user_id)
-    _changed(state, "Leads")
-    lead["Converted__s"] = True
-    lead["Converted_Contact"] = {"name": contact["Full_Name"], "id": contact["id"]}
-    lead["Converted_Date_Time"] = state.stamp()
-    lead["Modified_By"] = user_id
-    lead["Modified_Time"] = lead["Converted_Date_Time"]
-    return {
-        "Contacts": {"name": contact["Full_Name"], "id": contact["id"]},
-        "Accounts": None,
-        "Deals": None,
-    }
+    return values
+
+
+def publish_conversion(state: SandboxState, lead_id: str, details: dict[str, Any]) -> None:
+    """Tell notification channels of a conversion: the lead changed, its Contact appeared."""
+    if state.notifier is None:
+        return
+    changed = ["Converted__s", "Converted_Date_Time", "Converted_Contact"]
+    state.notifier.publish("Leads", "update", [lead_id], {lead_id: changed})
+    state.notifier.publish("Contacts", "insert", [details["Contacts"]["id"]], {})
 
 
 def restore_from_recycle_bin(

@@ -240,6 +240,10 @@ class SandboxState:
             "custom_fields": custom or {m: [] for m in MODULES},
             "records": {m: {} for m in MODULES},
             "deleted": {m: [] for m in MODULES},
+            # What lead conversions made beyond a Contact: only id and name, as the lead's
+            # Converted_Account / Converted_Deal lookups show them (no module of their own).
+            "accounts": {},
+            "deals": {},
             "refresh_tokens": {},
             "access_tokens": {},
             "codes": {},

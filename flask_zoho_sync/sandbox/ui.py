@@ -15,7 +15,14 @@ from markupsafe import escape
 from .fields import MODULES, FieldSpec
 from .merging import merge_records
 from .query import QueryError
-from .records import apply_batch, convert_lead, delete_records, render_record
+from .records import (
+    LeadConversionError,
+    apply_batch,
+    convert_lead,
+    delete_records,
+    publish_conversion,
+    render_record,
+)
 from .state import SALES_REP_ID, SandboxState
 
 #: Standard fields worth a form input; custom fields are always shown.
@@ -214,11 +221,14 @@ def ui_blueprint(state: SandboxState) -> Blueprint:
 
     @bp.post("/ui/Leads/<record_id>/convert")
     def convert(record_id: str) -> Response:
+        """The lead page's Convert button: a Contact, and an Account from the Company."""
         with state.lock:
-            outcome = convert_lead(state, record_id, SALES_REP_ID)
+            try:
+                outcome = convert_lead(state, record_id, SALES_REP_ID)
+            except LeadConversionError:
+                outcome = None  # converted meanwhile, or gone: the list shows which
             if outcome is not None:
-                _publish("Leads", "update", [record_id], {record_id: ["Converted__s"]})
-                _publish("Contacts", "insert", [outcome["Contacts"]["id"]])
+                publish_conversion(state, record_id, outcome)
             state.save()
         return redirect(url_for("sandbox_ui.index"))
 

@@ -91,6 +91,9 @@ class EngineOptions:
     #: admin page shows the first few hundred, errors first, of a plan made on the worker
     #: and handed back through Redis: all 100,000 of a large first sync would not fit.
     plan_changes: int | None = None
+    #: What follows a linked lead's conversion in Zoho (``ZOHO_SYNC_ON_LEAD_CONVERSION``):
+    #: "follow" its Contact record, or "stop" syncing the contact (``sync.conversion``).
+    on_lead_conversion: str = "stop"
 
 
 @dataclass

@@ -25,6 +25,12 @@ from flask_zoho_sync.sync.context import (
     link_base,
     readable,
 )
+from flask_zoho_sync.sync.conversion import (
+    ConversionCheck,
+    listing_options,
+    read_followed,
+    split_converted,
+)
 from flask_zoho_sync.sync.identity import MergeFollower
 from flask_zoho_sync.sync.merge import (
     Conflict,
@@ -129,6 +135,16 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
+        extra, converted = listing_options(self.ledger.module)
+        pages = self.engine.client.iter_pages(
+            self.ledger.module,
+            [*self.mapping.zoho_api_names(), *extra],
+            modified_since=since,
+            converted=converted,
+        )
+        newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
+        self._deletions()
+        self._merge_followed()
         # Deletions first: a record merged away in Zoho moves its link to the merge's master
         # (``identity.MergeFollower``) before the changed records, the master among them,
         # are merged; the other way round the master would be imported as a new contact.
@@ -144,11 +160,14 @@ class PullPass:
         """The records changed since ``since`` (all when None), a page at a time: by COQL
         when the setting is on and COQL can select every pulled field, else by REST."""
         client, module = self.engine.client, self.ledger.module
-        fields = self.mapping.zoho_api_names()
+        # Converted leads come too, with their conversion lookups (``sync.conversion``):
+        # the merge sets them aside and settles the linked ones, at no call of their own.
+        extra, converted = listing_options(module)
+        fields = [*self.mapping.zoho_api_names(), *extra]
         options = self.engine.options
 
         def by_rest() -> Iterator[list[dict[str, Any]]]:
-            return client.iter_pages(module, fields, modified_since=since)
+            return client.iter_pages(module, fields, modified_since=since, converted=converted)
 
         if not options.pull_with_coql:
             return by_rest()
@@ -162,7 +181,11 @@ class PullPass:
             )
             return by_rest()
         by_coql = client.iter_coql_pages(
-            module, fields, modified_since=since, concurrency=options.max_concurrency
+            module,
+            fields,
+            modified_since=since,
+            concurrency=options.max_concurrency,
+            keep_converted=converted is not None,
         )
         return _coql_or_rest(by_coql, by_rest)
 
@@ -205,8 +228,12 @@ class PullPass:
         ``notified`` (what notifications said updates wrote) is checked first, against the
         links as the push left them: see ``recover_overwritten``."""
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
+        extra, converted = listing_options(self.ledger.module)
         records = self.engine.client.get_records(
-            self.ledger.module, wanted, self.mapping.zoho_api_names()
+            self.ledger.module,
+            wanted,
+            [*self.mapping.zoho_api_names(), *extra],
+            converted=converted,
         )
         self.recover_overwritten(records, notified)
         self._page(records, None)
@@ -351,6 +378,8 @@ class PullPass:
     def _merge_page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
         """Merge one page that ``_look_up`` has looked up."""
         self.engine.check_settings()
+        page, converted = split_converted(page)
+        ConversionCheck(self.engine, self.report).settle(converted)
         ids = [str(record["id"]) for record in page if record.get("id")]
         maybe_linked = [
             zoho_id
@@ -677,6 +706,25 @@ class PullPass:
                 reason=reason,
                 error_code=code,
             )
+
+    # -- conversions (sync.conversion) ------------------------------------------------------
+
+    def _merge_followed(self) -> None:
+        """Merge the Contacts that contacts of converted leads followed, like any record
+        (``sync.conversion``): one call per 100 of them, on scheduled and manual pulls."""
+        followed = read_followed(self.engine)
+        contacts = self.adapter.get_many([link.contact_id for link, _ in followed])
+        for link, record in followed:
+            modified, contact = _modified_time(record), contacts.get(link.contact_id)
+            seen = link.zoho_modified_at
+            if contact is None or (seen is not None and modified is not None and modified < seen):
+                continue
+            try:
+                self._merge_linked(link, contact, self.mapping.zoho_to_canonical(record), modified)
+            except CoercionError as exc:
+                self._error(link.contact_id, link.zoho_id, str(exc), "BAD_VALUE")
+        if followed and not self.dry_run:
+            self.ledger.commit()
 
     # -- deletions ---------------------------------------------------------------------------
 

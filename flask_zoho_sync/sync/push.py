@@ -30,6 +30,7 @@ from flask_zoho_sync.sync.context import (
     mapped_values,
     readable,
 )
+from flask_zoho_sync.sync.conversion import push_followed, set_aside_converted
 from flask_zoho_sync.sync.drift import field_refusals, keys_of, picklist_refusal, without_fields
 from flask_zoho_sync.sync.identity import adopt_duplicate, held_unlinked
 from flask_zoho_sync.sync.inflight import InFlight
@@ -410,7 +411,16 @@ class PushPass:
         one's id, and must not inherit its link.
         """
         links = self.ledger.links_by_contact(list(outbox))
+        still, followed = set_aside_converted(self.engine, list(outbox), outbox)
+        kept = set(still)
+        for contact_id in followed:  # not deleted in Zoho: see README, lead conversion
+            deletes = [e for e in outbox[contact_id] if e.operation == "delete"]
+            outbox[contact_id] = [e for e in outbox[contact_id] if e.operation != "delete"]
+            if deletes and not self.dry_run:
+                self.ledger.finish_outbox(deletes)
         for contact_id, entries in outbox.items():
+            if contact_id not in kept:
+                continue
             deletes = [entry for entry in entries if entry.operation == "delete"]
             if not deletes:
                 continue
@@ -432,6 +442,9 @@ class PushPass:
     # -- deciding what to send ------------------------------------------------------------
 
     def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:
+        # Contacts whose leads were converted are not the module's any more (sync.conversion).
+        contact_ids, followed = set_aside_converted(self.engine, contact_ids, outbox)
+        push_followed(self.engine, self.report, followed, outbox)
         contacts = self.adapter.get_many(contact_ids)
         links = self.ledger.links_in_module(self.module, contact_ids=contact_ids)
         for zoho_id, gone_contact in self.engine.planned_deleted.items():

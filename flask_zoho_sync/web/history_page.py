@@ -22,7 +22,7 @@ from ..connection import ConnectedAccount, describe_connection
 from ..dbids import row_by_id
 from ..jobs import schedule_push
 from ..ledger import Ledger
-from ..models import FieldMap, RecordHistory, Run
+from ..models import FieldMap, LeadConversion, RecordHistory, Run
 from ..preferences import email_key_of, get_settings
 from ..state import ZohoSyncState
 from ..sync.revert import REVERT_TRIGGER
@@ -39,7 +39,7 @@ RUN_PAGE_SIZE = 100
 #: counted by the engine, never stored one by one, so that filter shows the counts alone.
 OUTCOMES: dict[str, tuple[str, ...]] = {
     "created": ("create",),
-    "updated": ("update", "link"),
+    "updated": ("update", "link", "convert"),
     "deleted": ("delete",),
     "failed": ("error",),
     # Records a revert left alone have a row each (with both values); the engine's own
@@ -468,9 +468,32 @@ def history_contact(contact_id: str) -> ResponseReturnValue:
         changes=changes,
         cards={contact_id: card} if card else {},
         link=card.url if card else None,
-        zoho_links={row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in changes},
+        zoho_links={
+            **{row.zoho_id: zoho_record_url(account, module, row.zoho_id) for row in changes},
+            **_conversion_links(state, contact_id),
+        },
         inverted=inverted_fields(session),
     )
+
+
+#: The records a lead conversion makes, by the name history gives them, and their modules.
+MADE_MODULES = {"Contact": "Contacts", "Account": "Accounts", "Deal": "Deals"}
+
+
+def _conversion_links(state: ZohoSyncState, contact_id: str) -> dict[str, str]:
+    """Zoho pages of the records a contact's converted lead became, by Zoho id: its history
+    names them, and after a followed conversion its rows name the Contact."""
+    account = describe_connection(state.db.session)
+    links: dict[str, str] = {}
+    for row in state.db.session.scalars(
+        sa.select(LeadConversion).where(LeadConversion.contact_id == contact_id)
+    ):
+        made = {"Contact": row.contact_zoho_id, "Account": row.account_id, "Deal": row.deal_id}
+        for kind, zoho_id in made.items():
+            url = zoho_record_url(account, MADE_MODULES[kind], zoho_id)
+            if zoho_id and url:
+                links[zoho_id] = url
+    return links
 
 
 @bp.post("/history/errors/<zoho_sync_id:error_id>/retry")

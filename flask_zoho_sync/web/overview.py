@@ -20,6 +20,7 @@ from ..status import SETUP_STEPS, Readiness, sync_readiness, sync_status
 from ._htmx import hx_target, is_htmx
 from .activity import activity_chart
 from .blueprint import bp, sync_state
+from .conversions import overview_conversions
 from .rendering import display_zone
 from .sync_page import PREVIEWED
 
@@ -97,6 +98,7 @@ def _context(state: ZohoSyncState) -> dict[str, Any]:
         "chart": activity_chart(session, display_zone(state)),
         "merged_pairs": len(open_pairs(session)),
         "paused_rows": paused_rows(state),
+        "conversions": overview_conversions(state),
     }
     return context
 

@@ -268,7 +268,7 @@ PLAN_ROWS_SHOWN = 500
 
 def _rows(plan: RunReport) -> list[dict[str, object]]:
     """The plan's first changes, grouped for the page: errors first, then by direction."""
-    order = {"error": 0, "delete": 1, "create": 2, "link": 3, "update": 4}
+    order = {"error": 0, "delete": 1, "convert": 2, "create": 3, "link": 4, "update": 5}
     ranked = sorted(
         plan.changes,
         key=lambda change: (order.get(str(change.action), 9), str(change.direction)),
@@ -283,6 +283,7 @@ def counts_line(counts: dict[str, int], direction: str) -> str:
         ("update", "updated"),
         ("link", "linked"),
         ("delete", "deleted"),
+        ("convert", "converted in Zoho"),
         ("error", "failed"),
     )
     parts = [

@@ -56,6 +56,7 @@ ACTIONS = {
     "skip": "Not reverted",
     "merge": "Merged into another contact",
     "keep": "Kept apart from its pair",
+    "convert": "Converted in Zoho",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).

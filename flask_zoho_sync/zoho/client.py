@@ -231,14 +231,20 @@ class ZohoClient:
                     target.update(extra)
 
     def get_records(
-        self, module: str, ids: Sequence[str], fields: Sequence[str]
+        self,
+        module: str,
+        ids: Sequence[str],
+        fields: Sequence[str],
+        *,
+        converted: str | None = None,
     ) -> list[dict[str, Any]]:
         """The given records with the given fields (any number of either); missing ids are
-        simply absent from the result."""
+        simply absent from the result. ``converted`` as for listings (Leads: converted
+        leads are left out unless it is "true" or "both")."""
         field_batches = _field_batches(fields)
-        records = self._get_by_ids(module, [str(i) for i in ids], field_batches[0], None)
+        records = self._get_by_ids(module, [str(i) for i in ids], field_batches[0], converted)
         if records and len(field_batches) > 1:
-            self._merge_extra_fields(module, records, field_batches[1:], None)
+            self._merge_extra_fields(module, records, field_batches[1:], converted)
         return records
 
     def _get_by_ids(
@@ -487,15 +493,18 @@ class ZohoClient:
         *,
         modified_since: datetime | None = None,
         concurrency: int = 1,
+        keep_converted: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`iter_pages`, by COQL: 2,000 records a call, ``concurrency`` offsets
-        read at once, keyset past 100,000 (``coql.OffsetReader``); pages in id order."""
+        read at once, keyset past 100,000 (``coql.OffsetReader``); pages in id order.
+        ``keep_converted`` is REST's ``converted=both``: converted leads stay in the pages."""
         reader = OffsetReader(
             self.coql,
             module,
             fields,
             modified_since=modified_since,
             concurrency=concurrency,
+            keep_converted=keep_converted,
             page_size=self.coql_page_size,
             window=self.coql_offset_records,
         )

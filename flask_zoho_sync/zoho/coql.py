@@ -139,7 +139,8 @@ class OffsetReader:
 
     Leads converted in Zoho are left out, as REST's default ``converted=false`` leaves them
     out: Zoho's docs do not say whether COQL returns them, so ``Converted__s`` is asked
-    for and checked here either way.
+    for and checked here either way. ``keep_converted`` keeps them, as ``converted=both``
+    does (the sync's pull reads conversions from them).
     """
 
     query: Callable[[str], tuple[list[dict[str, Any]], bool]]
@@ -149,6 +150,7 @@ class OffsetReader:
     concurrency: int = 1
     page_size: int = MAX_LIMIT
     window: int = MAX_OFFSET_RECORDS
+    keep_converted: bool = False
 
     def __post_init__(self) -> None:
         wanted = ["id", *self.fields]
@@ -188,7 +190,8 @@ class OffsetReader:
         done = 1
         while True:
             for records, more in batch:
-                kept = _drop_converted(records) if self.module == "Leads" else records
+                drop = self.module == "Leads" and not self.keep_converted
+                kept = _drop_converted(records) if drop else records
                 if kept:
                     yield kept
                 if not more or not records:

@@ -128,6 +128,10 @@ def test_ui_lists_creates_edits_and_escapes() -> None:
     assert "MANDATORY_NOT_FOUND" in invalid.get_data(as_text=True)
     assert client.post(f"/ui/Leads/{record_id}/convert").status_code == 302
     assert len(state.data["records"]["Contacts"]) == 1
+    (contact_id,) = state.data["records"]["Contacts"]
+    assert f"(converted to Contact {contact_id}" in client.get("/").get_data(as_text=True)
+    assert client.post(f"/ui/Leads/{record_id}/convert").status_code == 302  # no second one
+    assert len(state.data["records"]["Contacts"]) == 1
     assert client.post(f"/ui/Leads/{record_id}/delete").status_code == 302
     assert state.data["records"]["Leads"] == {}
     state.close()
