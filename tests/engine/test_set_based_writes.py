@@ -232,3 +232,59 @@ def test_a_subclass_with_its_own_setters_gets_objects() -> None:
         SQLAlchemyContactAdapter(host.Contact, set_based_creates=False)._set_based_creates_refused()
         == "set_based_creates=False"
     )
+
+
+def test_deletions_both_ways_are_settled_together_and_stay_deleted(synced: Synced) -> None:
+    """A run that deletes several records each way: the contacts and records go, their
+    links go, each gets its tombstone and history row, and none comes back."""
+    ids = {
+        name: synced.add_contact(last_name=name.title(), email=f"{name}@example.org")
+        for name in ("ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jay")
+    }
+    synced.first_manual_sync()
+    leads = synced.leads()
+    for name in ("ann", "bob", "cat"):
+        synced.delete_contact(ids[name])
+    for name in ("dan", "eve"):
+        synced.zoho.delete_record("Leads", leads[f"{name}@example.org"]["id"])
+
+    report = synced.sync()
+
+    assert report.status == "succeeded", report.message
+    assert report.counts["to_zoho.delete"] == 3 and report.counts["to_host.delete"] == 2
+    assert set(synced.contacts()) == {
+        f"{n}@example.org" for n in ("fay", "gus", "hal", "ivy", "jay")
+    }
+    assert set(synced.leads()) == set(synced.contacts())
+    gone = {
+        name: leads[f"{name}@example.org"]["id"] for name in ("ann", "bob", "cat", "dan", "eve")
+    }
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        assert not session.scalars(sa.select(Link).where(Link.zoho_id.in_(gone.values()))).all()
+        buried = dict(
+            session.execute(
+                sa.select(Tombstone.zoho_id, Tombstone.deleted_on).where(
+                    Tombstone.zoho_id.in_(gone.values())
+                )
+            ).all()
+        )
+        assert buried == {
+            zoho_id: "host" if name in ("ann", "bob", "cat") else "zoho"
+            for name, zoho_id in gone.items()
+        }
+        deletes = session.scalars(
+            sa.select(RecordHistory.zoho_id).where(RecordHistory.action == "delete")
+        ).all()
+        assert sorted(deletes) == sorted(gone.values())
+        pending = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxEntry)
+            .where(OutboxEntry.processed_at.is_(None))
+        )
+        assert pending == 0
+    # Nothing comes back, whichever way the next runs go.
+    synced.sync(mode="all")
+    again = synced.sync(mode="all")
+    assert again.counts.get("to_host.create", 0) == 0 and again.counts.get("to_zoho.create", 0) == 0
+    assert len(synced.contacts()) == 5
