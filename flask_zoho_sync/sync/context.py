@@ -37,7 +37,11 @@ class LinkRow(Protocol):
 
 
 class ContactSource(Protocol):
-    """The part of ``flask_zoho_sync.adapter.ContactAdapter`` the engine uses."""
+    """The part of ``flask_zoho_sync.adapter.ContactAdapter`` the engine uses.
+
+    ``create_contacts(changes) -> ids`` is used where an adapter has it, and is not
+    required: see :func:`create_contacts`.
+    """
 
     def get_values(self, contact: Any) -> dict[str, Any]: ...
     def set_values(self, contact: Any, values: dict[str, Any]) -> None: ...
