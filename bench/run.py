@@ -46,6 +46,11 @@ Work = Callable[[SandboxHandle, HostApp], None]
 #: ``ZOHO_SYNC_MAX_CONCURRENCY``'s default, which a host that sets nothing runs with.
 DEFAULT_CONCURRENCY = 2
 
+#: Most of the official SDK's time a full sync of ours may take on loopback (issue #20):
+#: the import keeps a link, a snapshot and a history row per record where the SDK only
+#: INSERTs the contact; the export must simply be the faster.
+GOAL_OF_SDK_TIME = {"import": 0.80, "export": 1.00}
+
 
 def _ours(direction: str) -> Work:
     """A full sync in one direction (``mode="all"``), as ``flask zoho-sync sync --all
@@ -131,6 +136,10 @@ def throughput(sizes: list[int], peer_size: int, rows: list[Row]) -> dict[tuple[
                     call_ratio = scaling(calls) * scale / scaling(ours_calls)
                     time_ratio = peer_seconds / ours_seconds
                     naive = name.startswith("naive")
+                    # Against the SDK the ratio is ours over its time, against the goal
+                    # (GOAL_OF_SDK_TIME): an import keeping links, snapshots and history
+                    # in at most 0.8 of the time of the SDK's INSERTs alone.
+                    goal = GOAL_OF_SDK_TIME[kind]
                     rows.append(
                         Row(
                             "throughput",
@@ -138,12 +147,12 @@ def throughput(sizes: list[int], peer_size: int, rows: list[Row]) -> dict[tuple[
                             records,
                             round(peer_calls),
                             peer_seconds,
-                            reference="ours",
-                            ratio=call_ratio if naive else time_ratio,
-                            goal="calls >= 100x ours" if naive else "time > ours",
-                            met=call_ratio >= 100 if naive else time_ratio > 1,
+                            reference="ours, calls" if naive else "ours / SDK, time",
+                            ratio=call_ratio if naive else 1 / time_ratio,
+                            goal="calls >= 100x ours" if naive else f"<= {goal:.2f}",
+                            met=call_ratio >= 100 if naive else 1 / time_ratio <= goal,
                             note=(
-                                f"{call_ratio:.0f}x our calls, {time_ratio:.1f}x our time"
+                                f"{call_ratio:.0f}x our calls, {time_ratio:.2f}x our time"
                                 + (
                                     f"; extrapolated from {peer_size:,} (x{scale:g})"
                                     if scale != 1

@@ -442,6 +442,25 @@ class Ledger:
     def drop_link(self, link: Link) -> None:
         self.session.delete(link)
 
+    def drop_links(self, links: Iterable[Link]) -> None:
+        """Delete links with one DELETE per 500, not an ORM delete each for the next flush.
+
+        The objects leave the session (a link not yet flushed is simply forgotten), so no
+        later flush touches rows that are gone; read what you need of them first.
+        """
+        stored: list[Any] = []
+        for link in links:
+            identity = sa.inspect(link).identity
+            if identity is not None:
+                stored.append(identity[0])
+            self.session.expunge(link)
+        for chunk in _chunks(stored):
+            self.session.execute(
+                sa.delete(Link)
+                .where(Link.id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
+
     def forget_links_of_other_modules(self) -> int:
         result = self.session.execute(sa.delete(Link).where(Link.module != self.module))
         return int(result.rowcount or 0)
@@ -454,6 +473,16 @@ class Ledger:
                 module=self.module, zoho_id=zoho_id, contact_id=contact_id, deleted_on=deleted_on
             )
         )
+
+    def bury_many(self, pairs: Iterable[tuple[str | None, str | None]], *, deleted_on: str) -> None:
+        """:meth:`bury` for many ``(zoho_id, contact_id)`` pairs, one INSERT (executemany)."""
+        module = self.run_module
+        rows = [
+            {"module": module, "zoho_id": zoho_id, "contact_id": contact, "deleted_on": deleted_on}
+            for zoho_id, contact in pairs
+        ]
+        if rows:
+            self.session.execute(sa.insert(Tombstone), rows)
 
     def buried_zoho_ids(self, zoho_ids: Sequence[str]) -> set[str]:
         return self._present(Tombstone.zoho_id, Tombstone.module, zoho_ids)

@@ -37,7 +37,11 @@ class LinkRow(Protocol):
 
 
 class ContactSource(Protocol):
-    """The part of ``flask_zoho_sync.adapter.ContactAdapter`` the engine uses."""
+    """The part of ``flask_zoho_sync.adapter.ContactAdapter`` the engine uses.
+
+    ``create_contacts(changes) -> ids`` is used where an adapter has it, and is not
+    required: see :func:`create_contacts`.
+    """
 
     def get_values(self, contact: Any) -> dict[str, Any]: ...
     def set_values(self, contact: Any, values: dict[str, Any]) -> None: ...
@@ -197,6 +201,42 @@ def apply_host_changes(adapter: ContactSource, contact: Any, changes: HostChange
         adapter.set_groups(contact, changes.groups_add, changes.groups_remove)
     if changes.subscribed is not None:
         adapter.set_subscribed(contact, changes.subscribed)
+
+
+def create_one_by_one(adapter: ContactSource, changes: Sequence[HostChanges]) -> list[str]:
+    """New contacts through the adapter's ``create``, each given its changes, then one
+    flush for all of them; their ids in the order of ``changes``.
+
+    The way for an adapter with no set-based ``create_contacts`` of its own (a host's own
+    adapter, or a model whose ORM hooks a plain INSERT would skip): the host's session
+    sees every contact as an object, so its defaults, validators and events apply.
+    """
+    contacts = []
+    for change in changes:
+        contact = adapter.create()
+        apply_host_changes(adapter, contact, change)
+        contacts.append(contact)
+    adapter.flush()
+    return [adapter.contact_id(contact) for contact in contacts]
+
+
+def create_contacts(adapter: ContactSource, changes: Sequence[HostChanges]) -> list[str]:
+    """New contacts, one per entry of ``changes``; their ids in the same order.
+
+    An adapter may write them as a set (``ContactAdapter.create_contacts``); one that does
+    not offer it (an engine adapter written against :class:`ContactSource` alone) gets
+    :func:`create_one_by_one`, which is what the set-based way must be equal to.
+    """
+    create_many = getattr(adapter, "create_contacts", None)
+    if create_many is None:
+        return create_one_by_one(adapter, changes)
+    contact_ids = [str(contact_id) for contact_id in create_many(changes)]
+    if len(contact_ids) != len(changes):
+        raise RuntimeError(
+            f"{type(adapter).__name__}.create_contacts made {len(contact_ids)} contacts for "
+            f"{len(changes)} records; it must return one id per entry, in their order."
+        )
+    return contact_ids
 
 
 def host_canonical(mapping: Mapping, adapter: ContactSource, contact: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from flask_zoho_sync.sync.context import (
     RunInProgress,
     RunReport,
     apply_host_changes,
+    create_contacts,
     host_canonical,
     link_base,
     readable,
@@ -118,8 +119,10 @@ class PullPass:
         self._linked_at_lookup: set[str] = set()
         self._buried: set[str] = set()
         self._linked_since: set[str] = set()
-        #: Host contacts by lower-cased email for the page being merged.
+        #: Host contacts by lower-cased email for the page being merged, and the ids of
+        #: those the page created (no object of them is loaded).
         self._by_email: dict[str, Any] = {}
+        self._created_by_email: dict[str, str] = {}
         #: Contacts to create for the page, their values already converted for the host.
         self._pending: list[tuple[str, str, MergeResult, datetime | None, Any]] = []
         self._creating: set[str] = set()
@@ -390,6 +393,7 @@ class PullPass:
         buried = {zoho_id for zoho_id in ids if zoho_id not in links and zoho_id in self._buried}
         contacts = self.adapter.get_many([link.contact_id for link in links.values()])
         self._by_email = self._contacts_by_email(page, links)
+        self._created_by_email = {}
         for record in page:
             if not record.get("id"):
                 continue
@@ -477,6 +481,10 @@ class PullPass:
             # Zoho has this email twice in one page: make the first contact now, so the
             # second is found and reported as a duplicate, as across pages.
             self._create_pending()
+        if key in self._created_by_email:
+            # Created for an earlier record of this page, and linked to it.
+            self._duplicate(self._created_by_email[key], zoho_id, email)
+            return
         contact = self._by_email.get(key) if key else None
         if contact is not None:
             contact_id = self.adapter.contact_id(contact)
@@ -485,13 +493,7 @@ class PullPass:
             if linked and linked[contact_id].zoho_id in self.engine.planned_deleted:
                 linked = {}  # only in a plan: the link the run drops before its pull
             if linked or contact_id in self.engine.claimed:
-                self._error(
-                    contact_id,
-                    zoho_id,
-                    f"Zoho has more than one record with the email {email!r}; this one was "
-                    "not linked. Merge the duplicates in Zoho, then synchronise again.",
-                    "DUPLICATE_IN_ZOHO",
-                )
+                self._duplicate(contact_id, zoho_id, email)
                 return
             self.engine.claimed.add(contact_id)
             result = self._merge_with(contact, None, zoho_values, modified)
@@ -526,33 +528,38 @@ class PullPass:
         if key:
             self._creating.add(key)
 
+    def _duplicate(self, contact_id: str, zoho_id: str, email: Any) -> None:
+        self._error(
+            contact_id,
+            zoho_id,
+            f"Zoho has more than one record with the email {email!r}; this one was "
+            "not linked. Merge the duplicates in Zoho, then synchronise again.",
+            "DUPLICATE_IN_ZOHO",
+        )
+
     def _create_pending(self) -> None:
-        """Create the page's new contacts together: one flush gives them all their ids,
-        where a flush per contact made an import of 100,000 records mostly flushing."""
+        """Create the page's new contacts together (``create_contacts``): the default
+        adapter writes them with INSERT statements, where an object and a flush per
+        contact made an import of 100,000 records mostly the ORM's work. No object of
+        them is loaded: the merge of a new record needs only its id."""
         pending, self._pending, self._creating = self._pending, [], set()
         if not pending:
             return
         with self.engine.host_writes():
-            contacts = []
-            for *_, changes in pending:
-                contact = self.adapter.create()
-                apply_host_changes(self.adapter, contact, changes)
-                contacts.append(contact)
-            self.adapter.flush()
-        self._drop_stale_links([self.adapter.contact_id(contact) for contact in contacts])
-        for (key, zoho_id, result, modified, changes), contact in zip(
-            pending, contacts, strict=True
+            contact_ids = create_contacts(self.adapter, [changes for *_, changes in pending])
+        self._drop_stale_links(contact_ids)
+        for (key, zoho_id, result, modified, changes), contact_id in zip(
+            pending, contact_ids, strict=True
         ):
-            contact_id = self.adapter.contact_id(contact)
             if key:
                 # A later record of this page, or of the next pages looked up with it, with
                 # the same email finds this contact.
-                self._by_email[key] = contact
+                self._created_by_email[key] = contact_id
                 self._email_ids.setdefault(key, contact_id)
             self._apply(
                 contact_id,
                 zoho_id,
-                contact,
+                None,
                 None,
                 result,
                 modified,
@@ -754,33 +761,44 @@ class PullPass:
                 "confirming the deletions."
             )
             return
-        contacts = self.adapter.get_many([link.contact_id for link in targets])
         for link in targets:
-            contact = contacts.get(link.contact_id)
-            change = PlannedChange(
-                "to_host", "delete", link.contact_id, link.zoho_id, reason="deleted in Zoho"
+            self.report.add(
+                PlannedChange(
+                    "to_host", "delete", link.contact_id, link.zoho_id, reason="deleted in Zoho"
+                )
             )
-            self.report.add(change)
-            if self.dry_run:
-                self.engine.planned_host_deletes.add(link.contact_id)
-                continue
-            undo: dict[str, Any] = {}
-            if contact is not None:
-                held = host_canonical(self.mapping, self.adapter, contact)
-                undo = {UNDO_KEY: undo_values(held, None)}
-                with self.engine.host_writes():
+        if self.dry_run:
+            self.engine.planned_host_deletes.update(link.contact_id for link in targets)
+            return
+        self._delete_in_host(targets)
+        settings.deleted_watermark = newest
+        self.ledger.commit()
+
+    def _delete_in_host(self, links: list[Any]) -> None:
+        """Delete the contacts of records Zoho deleted, in one block of host writes (each
+        block flushes on its way in and out), then their links, tombstones and history
+        with a statement each. Each history row keeps the contact's values (a revert's
+        before-values)."""
+        contacts = self.adapter.get_many([link.contact_id for link in links])
+        undo: dict[str, dict[str, Any]] = {}
+        with self.engine.host_writes():
+            for link in links:
+                contact = contacts.get(link.contact_id)
+                if contact is not None:
+                    held = host_canonical(self.mapping, self.adapter, contact)
+                    undo[link.contact_id] = {UNDO_KEY: undo_values(held, None)}
                     self.adapter.delete(contact)
-            self.ledger.bury(zoho_id=link.zoho_id, contact_id=link.contact_id, deleted_on="zoho")
-            self.ledger.drop_link(link)
+        for link in links:
             self.ledger.record(
                 self.engine.run,
                 direction="to_host",
                 action="delete",
                 contact_id=link.contact_id,
                 zoho_id=link.zoho_id,
-                changes=undo,
+                changes=undo.get(link.contact_id, {}),
                 reason="deleted in Zoho",
             )
-        if not self.dry_run:
-            settings.deleted_watermark = newest
-            self.ledger.commit()
+        self.ledger.bury_many(
+            [(link.zoho_id, link.contact_id) for link in links], deleted_on="zoho"
+        )
+        self.ledger.drop_links(links)

@@ -840,36 +840,42 @@ class PushPass:
             results = self.engine.client.delete(
                 self.ledger.module, [item.zoho_id for item in chunk]
             )
-            for item, result in zip(chunk, results, strict=True):
-                gone = not result.ok and result.code == "INVALID_DATA"
-                if not result.ok and not gone:
-                    self._fail(
-                        item.contact_id,
-                        item.zoho_id,
-                        item.entries,
-                        f"Zoho did not delete it: {result.code} {result.message or ''}".strip(),
-                        result.code or "ERROR",
-                        retry=result.code in _TRANSIENT_CODES,
-                    )
-                    continue
-                if item.link is not None:
-                    self.ledger.drop_link(item.link)
-                self.ledger.bury(
-                    zoho_id=item.zoho_id, contact_id=item.contact_id, deleted_on="host"
-                )
-                self.ledger.finish_outbox(item.entries)
-                self.ledger.record(
-                    self.engine.run,
-                    direction="to_zoho",
-                    action="delete",
-                    contact_id=item.contact_id,
-                    zoho_id=item.zoho_id,
-                    changes=_undo_of_deletion(item),
-                    reason="deleted in the host"
-                    + ("; it was already gone in Zoho" if gone else ""),
-                )
-                self.report.add(item.planned())
+            self._settle_deletions(chunk, results)
             self.ledger.commit()
+
+    def _settle_deletions(self, chunk: list[_Deletion], results: list[RecordResult]) -> None:
+        """Record what Zoho did with one batch of deletions: the links of the deleted
+        records go, and their tombstones and finished outbox rows are written, each with
+        one statement for the batch."""
+        deleted: list[_Deletion] = []
+        for item, result in zip(chunk, results, strict=True):
+            gone = not result.ok and result.code == "INVALID_DATA"
+            if not result.ok and not gone:
+                self._fail(
+                    item.contact_id,
+                    item.zoho_id,
+                    item.entries,
+                    f"Zoho did not delete it: {result.code} {result.message or ''}".strip(),
+                    result.code or "ERROR",
+                    retry=result.code in _TRANSIENT_CODES,
+                )
+                continue
+            deleted.append(item)
+            self.ledger.record(
+                self.engine.run,
+                direction="to_zoho",
+                action="delete",
+                contact_id=item.contact_id,
+                zoho_id=item.zoho_id,
+                changes=_undo_of_deletion(item),
+                reason="deleted in the host" + ("; it was already gone in Zoho" if gone else ""),
+            )
+            self.report.add(item.planned())
+        self.ledger.drop_links([item.link for item in deleted if item.link is not None])
+        self.ledger.bury_many(
+            [(item.zoho_id, item.contact_id) for item in deleted], deleted_on="host"
+        )
+        self.ledger.finish_outbox([entry for item in deleted for entry in item.entries])
 
     def _fail(
         self,
