@@ -138,22 +138,13 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
-        extra, converted = listing_options(self.ledger.module)
-        pages = self.engine.client.iter_pages(
-            self.ledger.module,
-            [*self.mapping.zoho_api_names(), *extra],
-            modified_since=since,
-            converted=converted,
-        )
-        newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
-        self._deletions()
-        self._merge_followed()
         # Deletions first: a record merged away in Zoho moves its link to the merge's master
         # (``identity.MergeFollower``) before the changed records, the master among them,
         # are merged; the other way round the master would be imported as a new contact.
         self._deletions()
         pages = self._changed_pages(since)
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
+        self._merge_followed()
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
