@@ -57,7 +57,10 @@ def _via(pull: PullPass) -> list[str]:
 def test_coql_reads_when_on_with_the_concurrency_and_since() -> None:
     client = _Client()
     assert _via(_pull(client, {"Email": "email", "Modified_Time": "datetime"})) == ["coql"]
-    assert client.asked == [("coql", {"modified_since": SINCE, "concurrency": 3})]
+    # Converted leads stay in the pages (the pull settles linked ones): converted=both.
+    assert client.asked == [
+        ("coql", {"modified_since": SINCE, "concurrency": 3, "keep_converted": True})
+    ]
 
 
 def test_off_by_default_reads_by_rest() -> None:
