@@ -166,6 +166,38 @@ def test_stopping_keeps_the_link_on_the_lead_and_sends_nothing_more(stopping: Sy
     assert len(_rows(stopping, LeadConversion)) == 1
 
 
+@pytest.mark.parametrize("mode", ["all", "since_last"])
+def test_a_pull_by_coql_finds_the_conversion_too(
+    database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle, mode: str
+) -> None:
+    """COQL has no ``converted`` parameter: the pull keeps the converted leads it reads and
+    selects their conversion lookups, so the host contact is kept, never deleted nor sent
+    again as a new lead, and the conversion is recorded once."""
+    synced = connect_synced(
+        database_url,
+        zoho_sandbox,
+        ZOHO_SYNC_ON_LEAD_CONVERSION="stop",
+        ZOHO_SYNC_PULL_WITH_COQL=True,
+    )
+    try:
+        contact_id, lead_id, made = _linked_and_converted(synced)
+        before = synced.calls()
+        report = synced.sync(mode=mode)
+        assert report.status == "succeeded", report.message
+        assert report.counts["to_host.convert"] == 1
+        assert report.counts.get("to_host.delete", 0) == 0
+        assert report.counts.get("to_zoho.create", 0) == 0
+        spent = synced.calls()
+        assert spent.get("POST /coql", 0) > before.get("POST /coql", 0)
+        assert spent.get("GET /Leads", 0) == before.get("GET /Leads", 0)  # no REST listing
+        assert synced.contacts()["ann@example.org"]["id"] == contact_id
+        (conversion,) = _rows(synced, LeadConversion)
+        assert (conversion.lead_id, conversion.contact_zoho_id) == (lead_id, made["Contacts"]["id"])
+        assert len(synced.zoho.records("Leads")) == 1
+    finally:
+        dispose_synced(synced)
+
+
 def test_a_plan_shows_the_conversion_and_changes_nothing(following: Synced) -> None:
     _, lead_id, _ = _linked_and_converted(following)
     plan = following.sync(dry_run=True)
