@@ -194,6 +194,8 @@ class Ledger:
         self._pinned: tuple[Any, ...] | None = None
         #: Called before every commit while a run is going (the engine's settings check).
         self.guard: Callable[[], None] | None = None
+        #: Told of each failed record as it is recorded (the ``record_failed`` signal).
+        self.on_failed_record: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def module(self) -> str:
@@ -624,6 +626,8 @@ class Ledger:
         )
         if action == "error":
             self._open_errors = True
+            if self.on_failed_record is not None:
+                self.on_failed_record(self._history[-1])
 
     def write_history(self) -> None:
         """Insert the history rows recorded since the last write, in one statement."""

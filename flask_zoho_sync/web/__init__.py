@@ -33,6 +33,7 @@ def _wire_blueprint() -> None:
         history_page,
         hooks,
         mapping,
+        operations,
         overview,
         settings,
         sync_page,
