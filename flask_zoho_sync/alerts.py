@@ -80,8 +80,14 @@ def _state_for(sender: Any) -> ZohoSyncState | None:
 def _open_and_commit(sender: Any, kind: str, summary: str, subject: str = "") -> None:
     state = _state_for(sender)
     if state is not None:
-        open_incident(state.db.session, kind, summary, subject=subject)
-        state.db.session.commit()
+        try:
+            open_incident(state.db.session, kind, summary, subject=subject)
+            state.db.session.commit()
+        except Exception:
+            # A database without the incident table (an upgrade not migrated yet): the
+            # run's own work is committed; the session must stay usable after it.
+            state.db.session.rollback()
+            raise
 
 
 def _on_connection_lost(sender: Any, *, reason: str | None = None, **_: Any) -> None:
@@ -117,12 +123,14 @@ def _on_field_paused(
     state = _state_for(sender)
     if state is not None:
         shown = f"{host_field} <-> {zoho_field}" if host_field else zoho_field
-        open_incident(
-            state.db.session,
-            "field_paused",
-            f"The mapping {shown} ({module}) is paused: {reason}",
-            subject=_field_subject(module, zoho_field),
-        )
+        # In a savepoint: should the incident fail, the pause itself still commits.
+        with state.db.session.begin_nested():
+            open_incident(
+                state.db.session,
+                "field_paused",
+                f"The mapping {shown} ({module}) is paused: {reason}",
+                subject=_field_subject(module, zoho_field),
+            )
 
 
 def _on_field_resumed(sender: Any, *, module: str, zoho_field: str, **_: Any) -> None:
@@ -154,6 +162,15 @@ def _on_run_finished(sender: Any, *, report: Any, dry_run: bool, **_: Any) -> No
     state = _state_for(sender)
     if state is None or dry_run:
         return
+    try:
+        _settle_run(state, report)
+        state.db.session.commit()
+    except Exception:
+        state.db.session.rollback()  # the session stays usable for the job after the run
+        raise
+
+
+def _settle_run(state: ZohoSyncState, report: Any) -> None:
     session = state.db.session
     if report.status == "failed":
         if isinstance(report.error, ZohoReconnectRequired):
@@ -166,7 +183,6 @@ def _on_run_finished(sender: Any, *, report: Any, dry_run: bool, **_: Any) -> No
             clear_incidents(session, kind)
         if state.credit_budget_low() is None:
             clear_incidents(session, "budget_low")
-    session.commit()
 
 
 _RECEIVERS = (

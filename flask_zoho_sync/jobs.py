@@ -39,11 +39,12 @@ from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
+from .signals import connection_lost, send
 from .state import ZohoSyncState, state_of
 from .status import AUTOMATIC_TRIGGERS, sync_readiness
 from .sync.context import RunReport
 from .sync.notified import NotifiedWrite
-from .zoho.errors import ZohoError, ZohoRetryLater
+from .zoho.errors import ZohoError, ZohoReconnectRequired, ZohoRetryLater
 
 log = logging.getLogger(__name__)
 
@@ -635,6 +636,9 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
     except ZohoError as exc:
         # Notifications only speed things up; the scheduled pull still runs without them.
         report.notifications = f"failed: {exc.message}"
+        if isinstance(exc, ZohoReconnectRequired) and has_app_context():
+            # Found by the tick, between runs: the admin hears of it before the next run.
+            send(connection_lost, current_app._get_current_object(), reason=str(exc), error=exc)  # type: ignore[attr-defined]
     if pending:
         report.outbox_pending = int(pending)
         waited = oldest is not None and _as_utc(oldest) < moment - timedelta(

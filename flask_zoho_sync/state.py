@@ -347,12 +347,13 @@ class ZohoSyncState:
                 )
             low = self.credit_budget_low(paused=report.status == "paused")
             if low is not None:
+                if report.status == "paused" and report.message:
+                    low["reason"] = report.message  # which line stopped it, and until when
                 send(
                     credit_budget_low,
                     sender,
                     **low,
                     resumes_at=getattr(report.error, "resumes_at", None),
-                    reason=report.message if report.status == "paused" else low["reason"],
                 )
         send(
             run_finished,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from blinker import Signal
@@ -130,3 +131,21 @@ def test_a_receiver_that_raises_does_not_stop_the_sync(synced: Synced) -> None:
         report = synced.sync(mode="all", trigger="cli")
     assert report.status == "succeeded"
     assert len(synced.leads()) == 2
+
+
+def test_a_run_paused_for_credits_announces_the_low_budget_and_it_clears_when_spent_less(
+    synced: Synced,
+) -> None:
+    _new_leads(synced, 30)
+    synced.state.config = replace(synced.state.config, daily_credit_budget=3)
+    with heard(signals.credit_budget_low, synced) as low:
+        report = synced.sync(mode="all", trigger="cli")
+    assert report.status == "paused"
+    assert [(call["paused"], call["limit"]) for call in low] == [(True, 3)]
+    assert "Paused" in low[0]["reason"]
+    with synced.host.app.app_context():
+        assert [i.kind for i in open_incidents(synced.host.db.session)] == ["budget_low"]
+    synced.state.config = replace(synced.state.config, daily_credit_budget=10_000)
+    assert synced.sync(mode="all", trigger="cli").status == "succeeded"
+    with synced.host.app.app_context():
+        assert open_incidents(synced.host.db.session) == []
