@@ -17,10 +17,13 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
 
+from .alerts import deliver_quietly
 from .config import validate_time_zone
 from .connection import describe_connection
 from .drift import ValueMapRefused, check_value_map
 from .errors import ConfigurationError, ZohoSyncError
+from .health import health_report
+from .incidents import alert_recipients, set_alert_recipients
 from .jobs import SyncBusy, exclusive_run, queue_for, settings_lock, tick
 from .models import Connection, FieldMap, Link, SyncSettings
 from .preferences import (
@@ -104,13 +107,27 @@ def connect_command(refresh_token: str, accounts_server: str | None) -> None:
 
 @zoho_sync_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 when unhealthy, saying why, one line per problem (for cron and monitors).",
+)
 @with_appcontext
-def status_command(as_json: bool) -> None:
-    """Connection, module, counts and the last push and pull."""
+def status_command(as_json: bool, check: bool) -> None:
+    """Connection, module, counts, the last push and pull, and health."""
     state = _state()
     status = sync_status(state.db.session)
+    health = health_report(state)
     if as_json:
-        click.echo(json.dumps(status, indent=2))
+        click.echo(json.dumps({**status, "health": health}, indent=2))
+    elif check:
+        for problem in health["problems"]:
+            click.echo(f"UNHEALTHY: {problem}")
+        if health["healthy"]:
+            click.echo("healthy")
+    if check and not health["healthy"]:
+        sys.exit(1)
+    if as_json or check:
         return
     connection = status["connection"]
     if connection:
@@ -133,6 +150,8 @@ def status_command(as_json: bool) -> None:
     click.echo(f"Last pull: {status['last_pull_at'] or 'never'}")
     api = status["api_today"]
     click.echo(f"Zoho API today: {api['calls']} calls, {api['credits']} credits")
+    for problem in health["problems"]:
+        click.echo(f"Problem: {problem}")
 
 
 def _zone_warning(zone: str, org_zone: str) -> str:
@@ -318,6 +337,8 @@ def _change_settings(
 )
 @click.option("--defaults", is_flag=True, help="Add the standard field pairs of the module.")
 @click.option("--relink", is_flag=True, help="Confirm a module switch that forgets links.")
+@click.option("--alert-emails", help="Comma-separated addresses told of incidents ('' for nobody).")
+@click.option("--alert-webhook", help="URL told of incidents, Slack-compatible ('' for none).")
 @with_appcontext
 def settings_command(
     module: str | None,
@@ -328,6 +349,8 @@ def settings_command(
     value_maps: tuple[str, ...],
     defaults: bool,
     relink: bool,
+    alert_emails: str | None,
+    alert_webhook: str | None,
 ) -> None:
     """Show or change the module, time zone, automatic sync and field mappings."""
     state = _state()
@@ -350,6 +373,8 @@ def settings_command(
                 relink=relink,
                 value_maps=value_maps,
             )
+            if alert_emails is not None or alert_webhook is not None:
+                set_alert_recipients(session, emails=alert_emails, webhook_url=alert_webhook)
             session.commit()
         state.preferences_changed()
     except (click.UsageError, click.BadParameter):
@@ -369,6 +394,11 @@ def settings_command(
     account = describe_connection(session)
     if account and account.org_time_zone and account.org_time_zone != settings.time_zone:
         click.echo(_zone_warning(settings.time_zone, account.org_time_zone))
+    recipients = alert_recipients(session, state.config.operations)
+    click.echo(
+        f"Alerts: email {', '.join(recipients.emails) or 'nobody'}; "
+        f"webhook {recipients.webhook_url or 'none'}"
+    )
     for row in field_maps(session):
         arrow = {"both": "<->", "to_zoho": "->", "to_host": "<-"}.get(row.direction, "<->")
         label = row.host_key if row.kind == "field" else f"{row.kind}:{row.host_key}"
@@ -432,7 +462,9 @@ def sync_command(
     except SyncBusy as exc:
         _fail(ZohoSyncError(f"{exc}. Wait for it to finish, then run this command again."))
     except (ZohoError, ZohoSyncError, ValueError) as exc:
+        deliver_quietly(state)  # the connection may be lost: that is an incident
         _fail(exc)
+    deliver_quietly(state)
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:

@@ -168,6 +168,48 @@ SETTINGS: tuple[Setting, ...] = (
         "keeps the link on the converted lead and syncs that contact no more. Either way "
         "the host contact is kept and its history names the new Contact, Account and Deal.",
     ),
+    # -- operations: alerts, health, metrics (README "Operations") --
+    Setting(
+        "ZOHO_SYNC_ALERT_EMAILS",
+        (),
+        "Comma-separated addresses told of incidents until the settings page sets others.",
+    ),
+    Setting(
+        "ZOHO_SYNC_ALERT_WEBHOOK_URL",
+        None,
+        "A URL told of incidents (Slack-compatible JSON) until the settings page sets another.",
+    ),
+    Setting(
+        "ZOHO_SYNC_ALERT_WEBHOOK_SECRET",
+        None,
+        "Signs each webhook body: X-Zoho-Sync-Signature: sha256=HMAC-SHA256(secret, body).",
+    ),
+    Setting(
+        "ZOHO_SYNC_CREDIT_ALERT_SHARE",
+        0.8,
+        "A budget_low alert opens once the last 24 hours spent this share of "
+        "ZOHO_SYNC_DAILY_CREDIT_BUDGET.",
+    ),
+    Setting(
+        "ZOHO_SYNC_HEALTH_TOKEN",
+        None,
+        "Bearer token for GET {prefix}/health and {prefix}/metrics (admins need none).",
+    ),
+    Setting(
+        "ZOHO_SYNC_HEALTH_MAX_OUTBOX_AGE",
+        0,
+        "Seconds an unsent change may wait before health is failing (0: 3 x push delay).",
+    ),
+    Setting(
+        "ZOHO_SYNC_HEALTH_MAX_PULL_AGE",
+        0,
+        "Seconds without a successful pull before health is failing (0: 2 x pull interval).",
+    ),
+    Setting(
+        "ZOHO_SYNC_HEALTH_MAX_FAILED",
+        0,
+        "Failed records above which health is failing (0: failed records never fail it).",
+    ),
 )
 
 #: The values ``ZOHO_SYNC_ON_LEAD_CONVERSION`` takes.
@@ -178,6 +220,21 @@ LEAD_CONVERSION_OUTCOMES = ("follow", "stop")
 MAX_CONCURRENCY_CEILING = 25
 
 _BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    """Alerts, health and metrics settings (README "Operations")."""
+
+    alert_emails: tuple[str, ...] = ()
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: str | None = None
+    credit_alert_share: float = 0.8
+    health_token: str | None = None
+    #: Thresholds in seconds (already derived from the push delay and pull interval).
+    max_outbox_age: int = 1800
+    max_pull_age: int = 172800
+    max_failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,6 +267,8 @@ class ZohoSyncConfig:
     max_concurrency: int
     pull_with_coql: bool = False
     on_lead_conversion: str = "stop"
+
+    operations: OperationsConfig = OperationsConfig()
 
 
 def _as_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -362,7 +421,65 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
             get("ZOHO_SYNC_ON_LEAD_CONVERSION"),
             LEAD_CONVERSION_OUTCOMES,
         ),
+        operations=_read_operations(get),
     )
+
+
+def _read_operations(get: Callable[[str], Any]) -> OperationsConfig:
+    """The operations keys, thresholds derived from the push delay and pull interval."""
+    push_delay = _as_int("ZOHO_SYNC_PUSH_DELAY", get("ZOHO_SYNC_PUSH_DELAY"), 0)
+    pull_interval = _as_int("ZOHO_SYNC_PULL_INTERVAL", get("ZOHO_SYNC_PULL_INTERVAL"), 60)
+    outbox_age = _as_int(
+        "ZOHO_SYNC_HEALTH_MAX_OUTBOX_AGE", get("ZOHO_SYNC_HEALTH_MAX_OUTBOX_AGE"), 0
+    )
+    pull_age = _as_int("ZOHO_SYNC_HEALTH_MAX_PULL_AGE", get("ZOHO_SYNC_HEALTH_MAX_PULL_AGE"), 0)
+    webhook = get("ZOHO_SYNC_ALERT_WEBHOOK_URL") or None
+    if webhook is not None:
+        webhook = check_webhook_url("ZOHO_SYNC_ALERT_WEBHOOK_URL", str(webhook))
+    return OperationsConfig(
+        alert_emails=tuple(
+            check_email("ZOHO_SYNC_ALERT_EMAILS", address)
+            for address in _split_list(get("ZOHO_SYNC_ALERT_EMAILS"))
+        ),
+        alert_webhook_url=webhook,
+        alert_webhook_secret=get("ZOHO_SYNC_ALERT_WEBHOOK_SECRET") or None,
+        credit_alert_share=_as_float(
+            "ZOHO_SYNC_CREDIT_ALERT_SHARE", get("ZOHO_SYNC_CREDIT_ALERT_SHARE"), 0.01, 1.0
+        ),
+        health_token=get("ZOHO_SYNC_HEALTH_TOKEN") or None,
+        # At least a minute: a push delay of 0 would otherwise call every change late.
+        max_outbox_age=outbox_age or max(60, 3 * push_delay),
+        max_pull_age=pull_age or 2 * pull_interval,
+        max_failed=_as_int(
+            "ZOHO_SYNC_HEALTH_MAX_FAILED", get("ZOHO_SYNC_HEALTH_MAX_FAILED"), 0, "records"
+        ),
+    )
+
+
+def check_email(origin: str, address: str) -> str:
+    """An alert recipient, or a message naming where the bad one came from."""
+    address = address.strip()
+    local, at, domain = address.partition("@")
+    if not (at and local and "." in domain and not any(c.isspace() for c in address)):
+        raise ConfigurationError(
+            f"{origin}: {address[:120]!r} is not an email address; give name@example.com "
+            "(several separated by commas)."
+        )
+    return address
+
+
+def check_webhook_url(origin: str, url: str) -> str:
+    """An alert webhook: http(s) with a host, or a message naming where it came from."""
+    from urllib.parse import urlsplit
+
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"{origin}: {url[:120]!r} is not a web address; give the full https://... URL of "
+            "the webhook (a Slack incoming webhook, for one)."
+        )
+    return url
 
 
 #: Files of the time zone database that are not places: the build's own helpers and the

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from .adapter import ContactAdapter, SQLAlchemyContactAdapter
+from .alerts import connect_alerts
 from .capture import CaptureHandle, install_capture
 from .cli import zoho_sync_cli
 from .config import read_config
@@ -22,7 +23,7 @@ from .crypto import TokenVault
 from .errors import ConfigurationError
 from .jobs import schedule_push
 from .models import attach_tables
-from .state import EXTENSION_KEY, AdminCheck, ZohoSyncState, state_of
+from .state import EXTENSION_KEY, AdminCheck, SendMail, ZohoSyncState, state_of
 from .web import register_admin
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class ZohoSync:
         whose contacts need custom reading and writing (custom-field tables, JSON columns).
     :param admin_check: a callable returning True when the current user may use the admin
         pages. Without one the pages refuse everyone.
+    :param send_mail: how alert emails go out:
+        ``send_mail(subject=..., body=..., recipients=[...])``. Without one, Flask-Mail is
+        used when the app has it; with neither, incidents show on the admin pages only.
     """
 
     def __init__(
@@ -57,11 +61,13 @@ class ZohoSync:
         contact_model: type[Any] | None = None,
         adapter: ContactAdapter | None = None,
         admin_check: AdminCheck | None = None,
+        send_mail: SendMail | None = None,
     ) -> None:
         self.db = db
         self.contact_model = contact_model
         self.adapter = adapter
         self.admin_check = admin_check
+        self.send_mail = send_mail
         if app is not None:
             self.init_app(app)
 
@@ -73,6 +79,7 @@ class ZohoSync:
         contact_model: type[Any] | None = None,
         adapter: ContactAdapter | None = None,
         admin_check: AdminCheck | None = None,
+        send_mail: SendMail | None = None,
     ) -> None:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("Flask-Zoho-Sync is already registered on this app.")
@@ -100,7 +107,9 @@ class ZohoSync:
             vault,
             adapter=adapter,
             admin_check=admin_check or self.admin_check,
+            send_mail=send_mail or self.send_mail,
         )
+        connect_alerts()
         model = getattr(adapter, "model", None)
         if model is not None and database not in _CAPTURES:
             _CAPTURES[database] = install_capture(

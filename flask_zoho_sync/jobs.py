@@ -34,15 +34,17 @@ from rq import Queue, Retry, Worker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from .alerts import alerts_pending, deliver_pending, deliver_quietly
 from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
 from .models import SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
+from .signals import connection_lost, send
 from .state import ZohoSyncState, state_of
 from .status import AUTOMATIC_TRIGGERS, sync_readiness
 from .sync.context import RunReport
 from .sync.notified import NotifiedWrite
-from .zoho.errors import ZohoError, ZohoRetryLater
+from .zoho.errors import ZohoError, ZohoReconnectRequired, ZohoRetryLater
 
 log = logging.getLogger(__name__)
 
@@ -489,6 +491,7 @@ def run_sync_job(
             return {"status": "skipped", "message": refusal}
         with run_lock(state):
             report = state.run_sync(mode=mode, trigger=trigger, confirm_deletes=confirm_deletes)
+        deliver_quietly(state)  # on the worker: no request waits for SMTP or the webhook
         return _outcome(state, report, mode=mode, trigger=trigger)
 
 
@@ -527,8 +530,7 @@ def run_notified_pull_job() -> dict[str, Any]:
             wanted = [zoho_id for zoho_id in ids if zoho_id not in deleted]
             if not wanted:
                 return {"status": "skipped", "ids": len(ids), "known_deleted": len(deleted)}
-            report = state.sync_engine().sync_records(wanted, trigger="notify", notified=written)
-            state.record_usage(session)
+            report = state.sync_records(wanted, trigger="notify", notified=written)
         if report.status in ("failed", "paused"):
             connection.sadd(key, *wanted)  # keep them for the retry
             if written:
@@ -536,7 +538,37 @@ def run_notified_pull_job() -> dict[str, Any]:
                     _key(state, "notified-writes"),
                     *(json.dumps(write.as_json()) for write in written),
                 )
+        deliver_quietly(state)
         return _outcome(state, report, mode="ids", trigger="notify")
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+
+def schedule_alert_delivery(state: ZohoSyncState) -> str | None:
+    """Deliver pending alerts on the worker (for the faces that must not wait on SMTP or a
+    webhook: a web request). None when nothing is pending or Redis is down: the incidents
+    stay in the database and the next tick schedules them."""
+    try:
+        if not alerts_pending(state):
+            return None
+        job = queue_for(state).enqueue(
+            deliver_alerts_job,
+            job_id=f"zoho-sync-alerts-{int(time.time() * 1000)}",
+            job_timeout=300,
+            result_ttl=3600,
+        )
+    except (redis.RedisError, OSError) as exc:
+        log.warning("could not queue the Zoho sync's alerts: %s", exc)
+        return None
+    return str(job.id)
+
+
+def deliver_alerts_job() -> dict[str, Any]:
+    """The worker's side of :func:`schedule_alert_delivery`."""
+    with _job_state() as state:
+        report = deliver_pending(state)
+    return {"sent": report.sent, "problems": report.problems}
 
 
 # -- the tick (cron endpoint and CLI) --------------------------------------------------------
@@ -551,6 +583,8 @@ class TickReport:
     notifications: str = "off"
     auto_sync: bool = False
     message: str | None = None
+    #: The job delivering alerts the database holds unsent (an earlier attempt failed).
+    alerts_scheduled: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -565,6 +599,8 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
     session = state.db.session
     settings = session.scalars(sa.select(SyncSettings)).first()
     report = TickReport(auto_sync=bool(settings and settings.auto_sync))
+    # Whatever else is due: an incident is news even while automatic sync is off.
+    report.alerts_scheduled = schedule_alert_delivery(state)
     if settings is None or not settings.module:
         report.message = "Nothing to do: no Zoho module is chosen yet."
         return report
@@ -600,6 +636,9 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
     except ZohoError as exc:
         # Notifications only speed things up; the scheduled pull still runs without them.
         report.notifications = f"failed: {exc.message}"
+        if isinstance(exc, ZohoReconnectRequired) and has_app_context():
+            # Found by the tick, between runs: the admin hears of it before the next run.
+            send(connection_lost, current_app._get_current_object(), reason=str(exc), error=exc)  # type: ignore[attr-defined]
     if pending:
         report.outbox_pending = int(pending)
         waited = oldest is not None and _as_utc(oldest) < moment - timedelta(

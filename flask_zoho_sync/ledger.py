@@ -200,6 +200,8 @@ class Ledger:
         self._any_pairs: bool | None = None
         #: Whether the module has lead conversions (None: not asked yet).
         self._any_conversions: bool | None = None
+        #: Told of each failed record as it is recorded (the ``record_failed`` signal).
+        self.on_failed_record: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def module(self) -> str:
@@ -667,6 +669,8 @@ class Ledger:
         )
         if action == "error":
             self._open_errors = True
+            if self.on_failed_record is not None:
+                self.on_failed_record(self._history[-1])
         if error_code == MERGED_PAIR_CODE:
             self._any_pairs = True
 

@@ -295,6 +295,45 @@ class ApiUsage(Base):
     credits: Mapped[int] = mapped_column(sa.Integer, default=0)
 
 
+class AlertRecipients(Base):
+    """Who hears of an incident: the settings page's and ``settings --alert-...``'s choice.
+
+    One row; a column left NULL falls back to ZOHO_SYNC_ALERT_EMAILS / _WEBHOOK_URL, so an
+    app configured by its environment alerts before anyone opens the settings page.
+    """
+
+    __tablename__ = "zoho_sync_alert_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    emails: Mapped[str | None] = mapped_column(sa.Text)  # comma-separated; "" means none
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text)  # "" means none
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+
+
+class Incident(Base):
+    """Trouble an admin must hear of once (and once more when it clears), not per record.
+
+    ``kind`` is run_failed, connection_lost, breaker_tripped, budget_low or field_paused;
+    ``subject`` tells apart incidents of one kind that can be open together (the paused
+    field). The ``*_alert_at`` columns are claimed before an alert is sent, so two workers
+    never send the same alert.
+    """
+
+    __tablename__ = "zoho_sync_incident"
+    __table_args__ = (sa.Index("ix_zoho_sync_incident_open", "kind", "subject", "cleared_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    subject: Mapped[str] = mapped_column(sa.String(255), default="")
+    summary: Mapped[str] = mapped_column(sa.Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opened_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why the last alert could not be delivered (shown on the settings page).
+    delivery_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
 def attach_tables(host_metadata: sa.MetaData) -> None:
     """Put copies of the extension's tables on the host's metadata (idempotent)."""
     for table in Base.metadata.sorted_tables:

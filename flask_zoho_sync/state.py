@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import sqlalchemy as sa
-from flask import Flask, has_app_context
+from flask import Flask, current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from .adapter import ContactAdapter
@@ -28,8 +28,19 @@ from .errors import ConfigurationError
 from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
 from .models import ApiUsage, Connection, FieldMap, SyncSettings
 from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
+from .signals import (
+    connection_lost,
+    connection_restored,
+    credit_budget_low,
+    mass_delete_blocked,
+    record_failed,
+    run_finished,
+    run_started,
+    send,
+)
 from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
+from .sync.notified import NotifiedWrite
 from .zoho.auth import (
     DEFAULT_SCOPES,
     RECYCLE_BIN_SCOPE,
@@ -42,6 +53,7 @@ from .zoho.bulk import BulkClient
 from .zoho.client import ZohoClient
 from .zoho.credits import CreditBudget
 from .zoho.datacentres import data_centre_for
+from .zoho.errors import ZohoReconnectRequired
 from .zoho.meter import UsageMeter
 
 if TYPE_CHECKING:
@@ -55,6 +67,8 @@ EXTENSION_KEY = "zoho_sync"
 PREFERENCES_TTL = 5.0
 
 AdminCheck = Callable[[], bool]
+#: The host's mail sender for alerts: ``send_mail(subject=..., body=..., recipients=[...])``.
+SendMail = Callable[..., Any]
 
 
 class ZohoSyncState:
@@ -68,8 +82,10 @@ class ZohoSyncState:
         *,
         adapter: ContactAdapter,
         admin_check: AdminCheck | None,
+        send_mail: SendMail | None = None,
     ) -> None:
         self.config = config
+        self.send_mail = send_mail
         self.db = db
         self.vault = vault
         self.adapter = adapter
@@ -211,6 +227,7 @@ class ZohoSyncState:
         session.commit()
         row = session.scalars(sa.select(Connection)).one()
         self.record_usage(session)
+        send(connection_restored, _sender())
         return row
 
     def connect_with_refresh_token(self, refresh_token: str, accounts_server: str) -> Connection:
@@ -252,6 +269,8 @@ class ZohoSyncState:
             refresh_zoho_fields(session, client, settings)  # follows renames (drift.py)
             session.commit()
         ledger = Ledger(session, settings)
+        if not dry_run:
+            ledger.on_failed_record = _failed_record_announcer(_sender())
         ledger.pin_settings()  # the values this run's mapping is built from
         mapping = build_mapping(session, self.adapter)
         if not dry_run and pause_rows_zoho_refuses(session, mapping):
@@ -295,15 +314,101 @@ class ZohoSyncState:
         on_progress: ProgressCallback | None = None,
         plan_changes: int | None = None,
     ) -> RunReport:
-        engine = self.sync_engine(
-            dry_run=dry_run,
-            confirm_deletes=confirm_deletes,
-            on_progress=on_progress,
-            plan_changes=plan_changes,
-        )
+        """Run a sync here and tell the signals' subscribers how it went (``signals``)."""
+        sender = _sender()
+        send(run_started, sender, mode=mode, direction=direction, trigger=trigger, dry_run=dry_run)
+        began = time.monotonic()
+        try:
+            engine = self.sync_engine(
+                dry_run=dry_run,
+                confirm_deletes=confirm_deletes,
+                on_progress=on_progress,
+                plan_changes=plan_changes,
+            )
+        except ZohoReconnectRequired as exc:  # Zoho's field list, before the run started
+            send(connection_lost, sender, reason=str(exc), error=exc)
+            raise
         report = engine.sync(mode=mode, direction=direction, trigger=trigger)
         self.record_usage(self.db.session)
+        self._announce_end(sender, report, engine.run, trigger, dry_run, began)
         return report
+
+    def sync_records(
+        self, zoho_ids: list[str], *, trigger: str, notified: list[NotifiedWrite]
+    ) -> RunReport:
+        """Pull the records Zoho notified us of (``SyncEngine.sync_records``), announced
+        like any run."""
+        sender = _sender()
+        send(run_started, sender, mode="ids", direction="both", trigger=trigger, dry_run=False)
+        began = time.monotonic()
+        engine = self.sync_engine()
+        report = engine.sync_records(zoho_ids, trigger=trigger, notified=notified)
+        self.record_usage(self.db.session)
+        self._announce_end(sender, report, engine.run, trigger, False, began)
+        return report
+
+    def _announce_end(
+        self,
+        sender: Any,
+        report: RunReport,
+        run: Any,
+        trigger: str | None,
+        dry_run: bool,
+        began: float,
+    ) -> None:
+        """The trouble a real run met first (connection, breaker, budget), then its end."""
+        run_id = getattr(run, "id", None)
+        if not dry_run:
+            if isinstance(report.error, ZohoReconnectRequired):
+                send(connection_lost, sender, reason=report.message, error=report.error)
+            if report.status == "needs_confirmation":
+                send(
+                    mass_delete_blocked,
+                    sender,
+                    pending_deletes=report.pending_deletes,
+                    reason=report.message,
+                    run_id=run_id,
+                )
+            low = self.credit_budget_low(paused=report.status == "paused")
+            if low is not None:
+                if report.status == "paused" and report.message:
+                    low["reason"] = report.message  # which line stopped it, and until when
+                send(
+                    credit_budget_low,
+                    sender,
+                    **low,
+                    resumes_at=getattr(report.error, "resumes_at", None),
+                )
+        send(
+            run_finished,
+            sender,
+            report=report,
+            run_id=run_id,
+            trigger=trigger,
+            dry_run=dry_run,
+            duration=time.monotonic() - began,
+        )
+
+    def credit_budget_low(self, *, paused: bool = False) -> dict[str, Any] | None:
+        """Whether the sync's credits run low: a run paused for them, or the last 24 hours
+        spent ZOHO_SYNC_CREDIT_ALERT_SHARE of ZOHO_SYNC_DAILY_CREDIT_BUDGET. None: they
+        don't; else ``spent``, ``limit``, ``paused`` and the ``reason`` in words."""
+        limit = self.config.daily_credit_budget or None
+        if not paused and limit is None:
+            return None
+        now = datetime.now(timezone.utc)
+        spent, _oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
+        share = self.config.operations.credit_alert_share
+        if not paused and (limit is None or spent < share * limit):
+            return None
+        if paused:
+            reason = "A sync run paused: its Zoho credits are spent for now."
+        else:
+            reason = (
+                f"The sync spent {spent} of its {limit} Zoho credits in the last 24 hours "
+                f"(alert at {share:.0%}, ZOHO_SYNC_CREDIT_ALERT_SHARE); at the limit it pauses."
+            )
+        return {"spent": spent, "limit": limit, "paused": paused, "reason": reason}
 
     # -- API usage ------------------------------------------------------------------------
 
@@ -324,6 +429,31 @@ class ZohoSyncState:
                 row.credits += credits
         session.commit()
         return snapshot
+
+
+def _sender() -> Any:
+    """The app that signals name as their sender, as Flask's own signals do (None outside
+    an app context: a receiver connected for any sender still hears it)."""
+    return current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
+
+
+def _failed_record_announcer(sender: Any) -> Callable[[dict[str, Any]], None]:
+    """The ledger's hook for a failed record: the ``record_failed`` signal, from the row the
+    history gets (the push records from worker threads, which have no app context)."""
+
+    def announce(row: dict[str, Any]) -> None:
+        send(
+            record_failed,
+            sender,
+            run_id=row.get("run_id"),
+            direction=row.get("direction"),
+            contact_id=row.get("contact_id"),
+            zoho_id=row.get("zoho_id"),
+            reason=row.get("reason"),
+            error_code=row.get("error_code"),
+        )
+
+    return announce
 
 
 def state_of(app: Flask) -> ZohoSyncState:

@@ -77,8 +77,15 @@ for rule in app.url_map.iter_rules():
         and "GET" in rule.methods
         and not rule.arguments
         and rule.endpoint != "zoho_sync.oauth_callback"  # answers Zoho, not a page
+        and rule.endpoint not in ("zoho_sync.health", "zoho_sync.metrics")  # for monitors
     ):
         answers[rule.rule] = client.get(rule.rule).status_code
+health = client.get("/admin/zoho/health")
+metrics = client.get("/admin/zoho/metrics")
+monitors = {
+    "health": [health.status_code, health.get_json()["healthy"]],
+    "metrics": [metrics.status_code, metrics.get_json()["error"]],
+}
 static = client.get("/admin/zoho/static/zoho_sync/htmx-2.0.11.min.js")
 answers["htmx"] = static.status_code
 answers["css"] = client.get("/admin/zoho/static/zoho_sync/admin.css").status_code
@@ -91,6 +98,7 @@ with app.test_request_context():
 blueprint = app.blueprints["zoho_sync"]
 print(json.dumps({
     "answers": answers,
+    "monitors": monitors,
     "package": flask_zoho_sync.__file__,
     "template": template_file,
     "static": str(Path(blueprint.static_folder) / "zoho_sync" / "htmx-2.0.11.min.js"),
@@ -197,3 +205,11 @@ def test_the_wheel_installs_alone_and_serves_every_page_from_site_packages(
     ):
         assert page in answers, f"{page} is among the installed pages: {answers}"
     assert all(status == 200 for status in answers.values()), answers
+    # Not connected: health answers 503 (unhealthy); the wheel alone has no
+    # prometheus-client, and the metrics route says how to add it.
+    assert report["monitors"]["health"] == [503, False]
+    assert report["monitors"]["metrics"] == [
+        404,
+        "Prometheus metrics need the prometheus-client package: pip install "
+        "'Flask-Zoho-Sync[metrics]'.",
+    ]

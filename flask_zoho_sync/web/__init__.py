@@ -34,6 +34,7 @@ def _wire_blueprint() -> None:
         hooks,
         identity,
         mapping,
+        operations,
         overview,
         revert_page,
         settings,

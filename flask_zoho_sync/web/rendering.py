@@ -13,10 +13,11 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, render_template
+from flask import current_app, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from ..errors import ZohoSyncError
+from ..incidents import INCIDENT_PAGES, INCIDENT_TITLES, open_incidents
 from ..models import SyncSettings
 from ..preferences import zone_of
 from ..schema import missing_tables
@@ -135,9 +136,26 @@ def template_helpers() -> dict[str, Any]:
         # explains how to set one must still render.
         return csrf_token() if current_app.secret_key else ""
 
-    zone = display_zone(sync_state())
+    state = sync_state()
+    zone = display_zone(state)
     return {
         "zoho_sync_csrf_token": token,
         "zs_when": lambda moment: format_moment(moment, zone),
         "zoho_sync_messages": take,
+        "zs_open_incidents": lambda: incident_banner(state),
     }
+
+
+def incident_banner(state: ZohoSyncState) -> list[dict[str, Any]]:
+    """The open incidents every admin page shows on top: the alerts' banner, and the only
+    word of them when no email or webhook can carry them."""
+    base = url_for("zoho_sync.overview").rstrip("/")
+    return [
+        {
+            "title": INCIDENT_TITLES.get(incident.kind, incident.kind),
+            "summary": incident.summary,
+            "opened_at": incident.opened_at,
+            "link": base + INCIDENT_PAGES.get(incident.kind, "/"),
+        }
+        for incident in open_incidents(state.db.session)
+    ]

@@ -1,4 +1,5 @@
-"""The settings page: module, time zone, automatic sync and the default conflict policy.
+"""The settings page: module, time zone, automatic sync, the default conflict policy, and
+who hears of incidents (alert emails and webhook).
 
 Nothing is saved unless the whole form is valid, so a typo in one field never leaves the
 sync half-configured. Switching module forgets the links to the other module's records
@@ -11,16 +12,24 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import sqlalchemy as sa
-from flask import make_response, redirect, render_template, request, url_for
+from flask import current_app, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from ..config import canonical_time_zone, canonical_time_zones, validate_time_zone
+from ..alerts import mail_transport
+from ..config import (
+    canonical_time_zone,
+    canonical_time_zones,
+    check_webhook_url,
+    validate_time_zone,
+)
 from ..connection import ConnectedAccount, describe_connection
 from ..errors import ConfigurationError
+from ..incidents import alert_recipients, parse_emails, set_alert_recipients
 from ..jobs import SyncBusy, settings_lock
-from ..models import Link, SyncSettings
+from ..models import Incident, Link, SyncSettings
 from ..preferences import MODULES, get_settings, switch_module
+from ..state import ZohoSyncState
 from ..sync.mapping import ConflictPolicy
 from ._htmx import announce_change, is_htmx
 from .blueprint import bp, notify_preferences_changed, sync_state
@@ -53,6 +62,9 @@ class SettingsForm:
     #: Links to other modules' records, by module, when a switch awaits confirmation.
     relink: dict[str, int] = field(default_factory=dict)
     zone_suggested: bool = False
+    #: The alert recipients as typed (None: the form did not send them; keep the stored).
+    alert_emails: str | None = None
+    alert_webhook: str | None = None
 
     @classmethod
     def from_settings(
@@ -97,7 +109,22 @@ class SettingsForm:
             form.errors["time_zone"] = f"{exc} Pick one from the list."
         if form.conflict_policy not in POLICY_LABELS:
             form.errors["conflict_policy"] = "Choose who wins when both sides changed a field."
+        form._read_alerts()
         return form
+
+    def _read_alerts(self) -> None:
+        self.alert_emails = request.form.get("alert_emails")
+        self.alert_webhook = request.form.get("alert_webhook")
+        if self.alert_emails is not None:
+            try:
+                parse_emails(self.alert_emails, "Alert emails")
+            except ConfigurationError as exc:
+                self.errors["alert_emails"] = str(exc)
+        if self.alert_webhook and self.alert_webhook.strip():
+            try:
+                check_webhook_url("Alert webhook", self.alert_webhook)
+            except ConfigurationError as exc:
+                self.errors["alert_webhook"] = str(exc)
 
 
 def links_elsewhere(session: Session, module: str) -> dict[str, int]:
@@ -109,6 +136,28 @@ def links_elsewhere(session: Session, module: str) -> dict[str, int]:
         .order_by(Link.module)
     ).all()
     return {name: int(count) for name, count in rows}
+
+
+def alerts_context(state: ZohoSyncState, form: SettingsForm) -> dict[str, object]:
+    """The alerts fieldset: recipients (as typed after a refusal), and what stops them."""
+    session = state.db.session
+    stored = alert_recipients(session, state.config.operations)
+    emails = form.alert_emails if form.alert_emails is not None else ", ".join(stored.emails)
+    webhook = form.alert_webhook if form.alert_webhook is not None else stored.webhook_url
+    _send, mail_problem = mail_transport(state, current_app._get_current_object())  # type: ignore[attr-defined]
+    undelivered = session.scalars(
+        sa.select(Incident.delivery_error)
+        .where(Incident.delivery_error.is_not(None))
+        .order_by(Incident.id.desc())
+        .limit(1)
+    ).first()
+    return {
+        "emails": emails,
+        "webhook": webhook or "",
+        "mail_problem": mail_problem if stored.emails else None,
+        "signed": bool(state.config.operations.alert_webhook_secret),
+        "undelivered": undelivered,
+    }
 
 
 def _render(
@@ -124,6 +173,7 @@ def _render(
         "modules": MODULES,
         "time_zones": time_zones(),
         "policies": POLICY_LABELS,
+        "alerts": alerts_context(sync_state(), form),
     }
     if is_htmx():
         # htmx swaps only 2xx answers in place; the message is in the fragment itself.
@@ -131,10 +181,12 @@ def _render(
     return render_template("zoho_sync/settings.html", **context), status
 
 
-def _store(stored: SyncSettings, form: SettingsForm) -> None:
+def _store(stored: SyncSettings, form: SettingsForm, session: Session) -> None:
     stored.time_zone = form.time_zone
     stored.auto_sync = form.auto_sync
     stored.conflict_policy = form.conflict_policy
+    if form.alert_emails is not None or form.alert_webhook is not None:
+        set_alert_recipients(session, emails=form.alert_emails, webhook_url=form.alert_webhook)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -152,7 +204,7 @@ def settings() -> ResponseReturnValue:
         return _render(form, account, 400)
     assert form.module is not None
     if form.module == stored.module:
-        _store(stored, form)
+        _store(stored, form, session)
         session.commit()
         forgotten = 0
     else:
@@ -168,7 +220,7 @@ def settings() -> ResponseReturnValue:
                     session.rollback()
                     return _render(form, account, 409)
                 forgotten = switch_module(session, stored, form.module)
-                _store(stored, form)
+                _store(stored, form, session)
                 session.commit()
         except SyncBusy:
             session.rollback()

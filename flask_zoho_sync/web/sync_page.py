@@ -23,6 +23,7 @@ from ..jobs import (
     SyncBusy,
     exclusive_run,
     plan_progress,
+    schedule_alert_delivery,
     schedule_plan,
     schedule_sync,
 )
@@ -198,6 +199,7 @@ def sync_run_now() -> ResponseReturnValue:
         with exclusive_run(state):
             report = state.run_sync(mode=_mode(), trigger="admin-now", confirm_deletes=confirm)
     except ZohoError as exc:  # before the run starts: the connection or Zoho's field list
+        schedule_alert_delivery(state)
         return render_zoho_error(exc)
     except SyncBusy:
         busy = ZohoProblem(
@@ -209,6 +211,7 @@ def sync_run_now() -> ResponseReturnValue:
             "retry",
         )
         return _page(state, mode=_mode(), problem=busy, status=409)
+    schedule_alert_delivery(state)  # sent by the worker: this request waits on no SMTP
     return _page(
         state,
         mode=_mode(),
