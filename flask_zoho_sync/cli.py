@@ -39,6 +39,7 @@ from .preferences import (
     validate_field_map,
 )
 from .schema import require_tables
+from .signals import field_resumed
 from .state import ZohoSyncState, state_of
 from .status import sync_readiness, sync_status
 from .sync.coercion import ZohoField
@@ -299,7 +300,21 @@ def _change_settings(
             validate_field_map(session, state.adapter, **row)
         except MappingRefused as refusal:
             raise ZohoSyncError(f"--map {spec}: {refusal} Nothing was changed.") from None
-        set_field_map(session, **row)  # type: ignore[arg-type]
+        paused_before = session.scalars(
+            sa.select(FieldMap).where(
+                FieldMap.kind == row["kind"],
+                FieldMap.host_key == row["host_key"],
+                FieldMap.paused_reason.is_not(None),
+            )
+        ).first()
+        saved = set_field_map(session, **row)  # type: ignore[arg-type]
+        if paused_before is not None and saved.paused_reason is None:
+            field_resumed(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                module=settings.module or "",
+                zoho_field=saved.zoho_field,
+                host_field=saved.host_key,
+            )
     for spec in value_maps:
         _set_value_map(session, settings, spec)
     if defaults:

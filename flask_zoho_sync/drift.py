@@ -82,9 +82,10 @@ def follow_renamed_fields(session: Session, fields: Sequence[dict[str, Any]]) ->
     return moved
 
 
-def pause_rows_zoho_refuses(session: Session, mapping: Mapping) -> int:
+def pause_rows_zoho_refuses(session: Session, mapping: Mapping) -> list[FieldMap]:
     """Pause the rows the fresh field list no longer takes (field gone, type incompatible,
-    read-only for a row writing to Zoho), with the mapping's reason; returns how many.
+    read-only for a row writing to Zoho), with the mapping's reason; returns the rows paused
+    now (those paused before are not announced again).
 
     Stored, not only worked out per build, so the row stays paused when the field comes
     back until the admin saves it: a field made again, or retyped and back, is empty in
@@ -92,10 +93,10 @@ def pause_rows_zoho_refuses(session: Session, mapping: Mapping) -> int:
     that emptiness never blanks the host's value.
     """
     if not mapping.zoho_fields:
-        return 0  # nothing to judge by: the mapping says the list is not loaded
+        return []  # nothing to judge by: the mapping says the list is not loaded
     host_names = {host.name for host in mapping.host_fields}
     rows = {f"{row.kind}:{row.host_key}": row for row in _rows(session)}
-    paused = 0
+    paused: list[FieldMap] = []
     for binding in mapping.bindings:
         row = rows.get(binding.key)
         if binding.problem is None or row is None or row.paused_reason is not None:
@@ -105,7 +106,7 @@ def pause_rows_zoho_refuses(session: Session, mapping: Mapping) -> int:
                 f"paused: {binding.problem}. Host values are kept; fix the field in Zoho or "
                 "map another, then save the row to resume it."
             )
-            paused += 1
+            paused.append(row)
     return paused
 
 
@@ -130,14 +131,17 @@ def remapped(row: FieldMap) -> None:
     row.remapped_at = datetime.now(timezone.utc)
 
 
-def resume_row(row: FieldMap) -> None:
+def resume_row(row: FieldMap) -> bool:
     """The admin saved the row: a pause from a refusal is lifted (the next write tells
     whether the fix holds), and what links hold for it from before the pause is no base
     (values held back while paused differ from it). The pause from the field list needs no
-    lifting: it is worked out afresh by every mapping build."""
-    if row.paused_reason is not None:
-        row.paused_reason = None
-        row.remapped_at = datetime.now(timezone.utc)
+    lifting: it is worked out afresh by every mapping build. Returns whether a pause was
+    lifted (the caller announces it: ``signals.field_resumed``)."""
+    if row.paused_reason is None:
+        return False
+    row.paused_reason = None
+    row.remapped_at = datetime.now(timezone.utc)
+    return True
 
 
 def paused_rows(session: Session) -> list[FieldMap]:

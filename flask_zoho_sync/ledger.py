@@ -202,6 +202,9 @@ class Ledger:
         self._any_conversions: bool | None = None
         #: Told of each failed record as it is recorded (the ``record_failed`` signal).
         self.on_failed_record: Callable[[dict[str, Any]], None] | None = None
+        #: Told of each mapping row paused mid-run, with its Zoho field, host key and reason
+        #: (the ``mapping_field_paused`` signal).
+        self.on_mapping_paused: Callable[[str, str, str], None] | None = None
 
     @property
     def module(self) -> str:
@@ -279,7 +282,10 @@ class Ledger:
         run goes on without the row rather than stopping."""
         rows = self.session.scalars(sa.select(FieldMap).where(FieldMap.zoho_field == zoho_field))
         for row in rows:
+            newly = row.paused_reason is None
             row.paused_reason = reason
+            if newly and self.on_mapping_paused is not None:
+                self.on_mapping_paused(row.zoho_field, row.host_key, reason)
 
     # -- links ---------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from .signals import (
     connection_lost,
     connection_restored,
     credit_budget_low,
+    field_paused,
     mass_delete_blocked,
     record_failed,
     run_finished,
@@ -269,12 +270,17 @@ class ZohoSyncState:
             refresh_zoho_fields(session, client, settings)  # follows renames (drift.py)
             session.commit()
         ledger = Ledger(session, settings)
+        announce_pause = _pause_announcer(_sender(), settings.module)
         if not dry_run:
             ledger.on_failed_record = _failed_record_announcer(_sender())
+            ledger.on_mapping_paused = announce_pause
         ledger.pin_settings()  # the values this run's mapping is built from
         mapping = build_mapping(session, self.adapter)
-        if not dry_run and pause_rows_zoho_refuses(session, mapping):
+        paused = [] if dry_run else pause_rows_zoho_refuses(session, mapping)
+        if paused:
             session.commit()  # the reasons show on the overview while the run goes on
+            for row in paused:
+                announce_pause(row.zoho_field, row.host_key, row.paused_reason or "")
         bulk = None
         if self.config.bulk_threshold:  # a dry run sends no job; it prices the ones it plans
             bulk = BulkClient(
@@ -435,6 +441,19 @@ def _sender() -> Any:
     """The app that signals name as their sender, as Flask's own signals do (None outside
     an app context: a receiver connected for any sender still hears it)."""
     return current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
+
+
+def _pause_announcer(sender: Any, module: str | None) -> Callable[[str, str, str], None]:
+    """The ``mapping_field_paused`` signal for a row the run paused (its field list, or
+    Zoho refusing the field mid-run), named by the sender computed while the app is current
+    (the push writes from worker threads)."""
+
+    def announce(zoho_field: str, host_field: str, reason: str) -> None:
+        field_paused(
+            sender, module=module or "", zoho_field=zoho_field, host_field=host_field, reason=reason
+        )
+
+    return announce
 
 
 def _failed_record_announcer(sender: Any) -> Callable[[dict[str, Any]], None]:

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..dbids import row_by_id
 from ..models import FieldMap
-from ..preferences import add_default_mappings, mapping_carries_data, refresh_zoho_fields
+from ..preferences import (
+    add_default_mappings,
+    get_settings,
+    mapping_carries_data,
+    refresh_zoho_fields,
+)
+from ..signals import field_resumed
 from ..state import ZohoSyncState
 from ..sync.mapping import default_field_mappings
 from ..zoho.errors import ZohoError
@@ -158,6 +164,7 @@ def mapping_change(row_id: int) -> ResponseReturnValue:
     session = state.db.session
     row = _stored_row(state, row_id)
     kind = _kind(row.kind)
+    was_paused = row.paused_reason is not None
     try:
         warnings = change_row(session, _editor(state), row, request.form)
     except Refused as refusal:
@@ -169,6 +176,13 @@ def mapping_change(row_id: int) -> ResponseReturnValue:
             refused=True,
             form_key=f"row-{row.id}",
             refusal=refusal,
+        )
+    if was_paused and row.paused_reason is None:
+        field_resumed(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            module=get_settings(session).module or "",
+            zoho_field=row.zoho_field,
+            host_field=row.host_key,
         )
     return _answer(state, kind, _outcome("Changed", warnings), refused=False)
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from flask_zoho_sync import signals
 from flask_zoho_sync.extension import get_state
+from flask_zoho_sync.incidents import open_incidents
 from flask_zoho_sync.models import FieldMap
 from flask_zoho_sync.preferences import build_mapping, set_field_map
 from flask_zoho_sync.sandbox.handle import SandboxHandle
@@ -295,3 +297,52 @@ def test_two_fields_refused_together_are_both_paused_and_the_rest_syncs(cached: 
     assert cached.contacts()["ann@example.org"]["phone"] == "555 0100"
     problems = " ".join(_problems(cached))
     assert ORG_FIELD in problems and "Direct_Line" in problems
+
+
+@pytest.mark.parametrize("learnt", ["from the field list", "from a refusal"])
+def test_a_pause_is_announced_once_and_its_resume_clears_the_incident(
+    database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle, learnt: str
+) -> None:
+    """The ``mapping_field_paused`` signal (and so one alert) when a run pauses a row, not
+    again on the runs after; ``mapping_field_resumed`` when the admin saves the row again
+    (here with the CLI's --map), which clears the incident."""
+    max_age = 0 if learnt == "from the field list" else 3600
+    built = _with_org_field(database_url, zoho_sandbox, ZOHO_SYNC_FIELDS_MAX_AGE=max_age)
+    synced = next(built)
+    paused: list[dict[str, Any]] = []
+    resumed: list[dict[str, Any]] = []
+
+    def on_paused(sender: Any, **details: Any) -> None:
+        paused.append(details)
+
+    def on_resumed(sender: Any, **details: Any) -> None:
+        resumed.append(details)
+
+    try:
+        with (
+            signals.mapping_field_paused.connected_to(on_paused),
+            signals.mapping_field_resumed.connected_to(on_resumed),
+        ):
+            contact_id, _zoho_id = _linked(synced)
+            synced.zoho.delete_field("Leads", ORG_FIELD)
+            _edit_both(synced, contact_id)
+            assert synced.sync().status == "succeeded"
+            synced.edit_contact(contact_id, company="Acme Group")
+            assert synced.sync().status == "succeeded"
+            assert [(p["module"], p["zoho_field"], p["host_field"]) for p in paused] == [
+                ("Leads", ORG_FIELD, "company")
+            ]
+            with synced.host.app.app_context():
+                assert [i.subject for i in open_incidents(synced.host.db.session)] == [
+                    f"Leads.{ORG_FIELD}"
+                ]
+            synced.zoho.add_custom_field("Leads", api_name=ORG_FIELD, data_type="text")
+            result = synced.host.app.test_cli_runner().invoke(
+                args=["zoho-sync", "settings", "--map", f"company={ORG_FIELD}"]
+            )
+            assert result.exit_code == 0, result.output
+            assert [r["zoho_field"] for r in resumed] == [ORG_FIELD]
+            with synced.host.app.app_context():
+                assert open_incidents(synced.host.db.session) == []
+    finally:
+        next(built, None)
