@@ -18,6 +18,9 @@ import sqlalchemy as sa
 from .errors import ZohoSyncError
 from .models import Base
 
+#: Marks a missing column in ``missing_tables``' answer (``table.column (column)``).
+COLUMN_MARK = " (column)"
+
 #: Engines whose tables were all found; weak, so a disposed test engine is forgotten.
 _COMPLETE: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
@@ -39,13 +42,27 @@ class DatabaseUnreachableError(ZohoSyncError):
     """The database did not answer the inspection, so nothing can be said about its tables."""
 
 
-def describe_missing(tables: list[str]) -> str:
-    """One line for the CLI and the 503 page alike."""
+def describe_missing(missing: list[str]) -> str:
+    """One line for the CLI and the 503 page alike. ``missing`` names tables, and columns
+    as ``table.column`` (``COLUMN_MARK``) of tables an earlier version created."""
+    columns = [name.removesuffix(COLUMN_MARK) for name in missing if name.endswith(COLUMN_MARK)]
+    tables = [name for name in missing if not name.endswith(COLUMN_MARK)]
+    if not columns:
+        return (
+            f"The database lacks the table{'s' if len(tables) > 1 else ''} "
+            f"{', '.join(tables)}: create them with 'flask db upgrade' (Flask-Migrate/Alembic; "
+            "run 'flask db migrate' first so the migration includes Flask-Zoho-Sync's tables) "
+            "or with db.create_all() in an app context, then try again."
+        )
+    parts = []
+    if tables:
+        parts.append(f"the table{'s' if len(tables) > 1 else ''} {', '.join(tables)}")
+    parts.append(f"the column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
     return (
-        f"The database lacks the table{'s' if len(tables) > 1 else ''} {', '.join(tables)}: "
-        "create them with 'flask db upgrade' (Flask-Migrate/Alembic; run 'flask db migrate' "
-        "first so the migration includes Flask-Zoho-Sync's tables) or with db.create_all() "
-        "in an app context, then try again."
+        f"The database lacks {' and '.join(parts)} (this version of Flask-Zoho-Sync added "
+        "them): add them with 'flask db migrate' then 'flask db upgrade' (Flask-Migrate/"
+        "Alembic; db.create_all() creates missing tables but adds no column to a table that "
+        "exists), then try again."
     )
 
 
@@ -74,6 +91,7 @@ def missing_tables(engine: sa.Engine, adapter: Any) -> list[str]:
                 present[schema] = set(inspector.get_table_names(schema=schema))
             if name not in present[schema]:
                 missing.append(f"{schema}.{name}" if schema else name)
+        missing += _missing_columns(inspector, present)
     except sa.exc.OperationalError as exc:
         url = engine.url.render_as_string(hide_password=True)
         raise DatabaseUnreachableError(
@@ -82,6 +100,22 @@ def missing_tables(engine: sa.Engine, adapter: Any) -> list[str]:
         ) from None
     if not missing:
         _COMPLETE.add(engine)
+    return missing
+
+
+def _missing_columns(inspector: Any, present: dict[str | None, set[str]]) -> list[str]:
+    """Columns of the extension's own tables that exist without them: a database an earlier
+    version created, which ``create_all()`` does not change (the host's table is its own)."""
+    missing = []
+    for table in Base.metadata.sorted_tables:
+        if table.name not in present.get(table.schema, set()):
+            continue
+        found = {column["name"] for column in inspector.get_columns(table.name, table.schema)}
+        missing += [
+            f"{table.name}.{column.name}{COLUMN_MARK}"
+            for column in table.columns
+            if column.name not in found
+        ]
     return missing
 
 

@@ -135,6 +135,58 @@ def test_every_command_on_a_fresh_database_names_the_missing_tables(
     assert table_names(fresh_database_url) == []
 
 
+def test_a_database_an_earlier_version_made_names_the_columns_to_add(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """An upgrade: the extension's tables exist from an earlier version without the columns
+    this one added. create_all() would not add them, so the commands and the pages say which
+    columns are missing and how to add them, instead of failing on the first query."""
+    built = make_host_app(fresh_database_url, fresh_tables=False)
+    with built.app.app_context():
+        built.db.create_all()
+        with built.db.engine.begin() as connection:
+            connection.execute(sa.text("ALTER TABLE zoho_sync_field_map DROP COLUMN value_map"))
+            connection.execute(sa.text("ALTER TABLE zoho_sync_field_map DROP COLUMN paused_reason"))
+        built.db.engine.dispose()
+    (tmp_path / "freshhost.py").write_text(HOST_MODULE)
+    env = clean_env(
+        DATABASE_URL=fresh_database_url,
+        ZOHO_SYNC_REDIS_URL=TEST_REDIS_URL,
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]),
+    )
+    for args in (["status"], ["sync"], ["settings"]):
+        result = run_flask("freshhost", args, env, tmp_path)
+        said = result.stdout + result.stderr
+        assert result.returncode == 2, f"{args}: exit {result.returncode}\n{said}"
+        assert "Traceback" not in said, f"{args}:\n{said}"
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, f"{args}: one line, not {len(lines)}:\n{said}"
+        assert "the columns zoho_sync_field_map.paused_reason, zoho_sync_field_map.value_map" in (
+            lines[0]
+        ) or "the columns zoho_sync_field_map.value_map, zoho_sync_field_map.paused_reason" in (
+            lines[0]
+        ), lines[0]
+        assert "flask db migrate" in lines[0] and "adds no column" in lines[0], lines[0]
+    pages = make_host_app(
+        fresh_database_url,
+        fresh_tables=False,
+        SECRET_KEY="upgrade-secret",
+        ZOHO_SYNC_REDIS_URL=TEST_REDIS_URL,
+    )
+    state = get_state(pages.app)
+    state.admin_check = lambda: True
+    register_admin(pages.app, state)
+    page = pages.app.test_client().get("/admin/zoho/")
+    assert page.status_code == 503, page.get_data(as_text=True)
+    assert "zoho_sync_field_map.value_map" in page.get_data(as_text=True)
+    assert "Traceback" not in page.get_data(as_text=True)
+    with pages.app.app_context():
+        pages.db.drop_all()
+        pages.db.engine.dispose()
+    with built.app.app_context():
+        built.db.engine.dispose()
+
+
 def test_the_check_names_only_what_is_missing_and_remembers_a_complete_schema(
     fresh_database_url: str,
 ) -> None:
