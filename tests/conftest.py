@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 #: Tests empty their Redis database, so each test session claims one of databases 4-15 for
 #: itself (a key holding its pid, set with NX and an expiry): a developer's data in db 0 is
@@ -97,6 +101,12 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}"'))
             connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+            # A commit need not wait for the disk here: the database is thrown away at the
+            # end, and nothing a test asserts depends on surviving a power cut. Waiting for
+            # the flush made every commit ~10x slower (5 ms instead of 0.5 ms on CI's disk).
+            connection.execute(
+                sa.text(f'ALTER DATABASE "{target.database}" SET synchronous_commit = off')
+            )
     except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
         admin.dispose()
         pytest.fail(
@@ -108,6 +118,18 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
     admin.dispose()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_without_flushes(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite test files live in tmp_path and die with the test, so they skip the flush to
+    disk after every write (``synchronous=OFF``): creating a host's tables went from ~0.35 s
+    to ~0.2 s. Locking and transactions, what the tests exercise, are unchanged; only a
+    power cut could lose data, and the files do not outlive the test anyway."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
