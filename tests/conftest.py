@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,6 +48,7 @@ def _reclaim(connection: redis.Redis) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _hand_fault_report_to_controller(session.config)
     try:
         connection = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
         if connection.get(_CLAIM_KEY) == str(os.getpid()).encode():
@@ -53,6 +56,45 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         connection.close()
     except redis.RedisError:
         pass
+
+
+# -- the fault report (tests/faults), whole even when pytest-xdist spreads the scenarios ------
+
+FAULT_REPORT_ARTIFACT = Path(__file__).resolve().parents[1] / "test-artifacts" / "fault-report.json"
+
+
+def _hand_fault_report_to_controller(config: pytest.Config) -> None:
+    """An xdist worker's scenarios go back to the controller, which prints the report."""
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is None:
+        return
+    from tests.faults.report import REPORT
+
+    workeroutput["fault_scenarios"] = [asdict(result) for result in REPORT.results]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller's side: add the scenarios a finished xdist worker ran."""
+    from tests.faults.report import REPORT, ScenarioResult
+
+    scenarios = getattr(node, "workeroutput", {}).get("fault_scenarios", [])
+    REPORT.results.extend(ScenarioResult(**scenario) for scenario in scenarios)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if hasattr(terminalreporter.config, "workeroutput"):
+        return  # a worker: the controller prints the whole report
+    from tests.faults.report import REPORT
+
+    if not REPORT.results:
+        return
+    terminalreporter.section("Zoho sync fault report (#9)")
+    for line in REPORT.lines():
+        terminalreporter.write_line(line)
+    REPORT.write_json(FAULT_REPORT_ARTIFACT)
+    shown = FAULT_REPORT_ARTIFACT.relative_to(FAULT_REPORT_ARTIFACT.parents[1])
+    terminalreporter.write_line(f"(written to {shown})")
 
 
 @pytest.fixture

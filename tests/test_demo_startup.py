@@ -16,6 +16,9 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# Both runs start the demo, which uses the machine's Redis database 0 when one answers:
+# under pytest-xdist they stay on one worker, one after the other.
+pytestmark = pytest.mark.xdist_group("demo-startup")
 
 
 def free_port() -> int:
