@@ -32,7 +32,9 @@ from werkzeug.serving import make_server
 from tests.conftest import TEST_REDIS_URL, _reclaim
 from tests.e2e.chromium import chromium, skip_without_chromium
 
-pytestmark = pytest.mark.e2e
+# One site and one browser for the whole module (module-scoped fixtures): under pytest-xdist
+# its tests stay on one worker rather than each worker building them again.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-any-host")]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HOSTS_DIR = Path(__file__).resolve().parent / "hosts"
