@@ -66,8 +66,20 @@ def __getattr__(name: str) -> str:
 
 
 def _reclaim(connection: redis.Redis) -> None:
+    """Put the claim back after a flush (prefer :func:`_empty_and_reclaim`, which has no gap)."""
     if _session_redis()[1]:
         connection.set(_CLAIM_KEY, os.getpid(), ex=_CLAIM_SECONDS)
+
+
+def _empty_and_reclaim(connection: redis.Redis) -> None:
+    """Empty the database and put the claim back in one MULTI/EXEC: between a bare FLUSHDB
+    and the SET, another suite (or xdist worker) could find the database unclaimed, take
+    it, and the two would then empty each other's queues mid-test."""
+    with connection.pipeline(transaction=True) as pipe:
+        pipe.flushdb()
+        if _session_redis()[1]:
+            pipe.set(_CLAIM_KEY, os.getpid(), ex=_CLAIM_SECONDS)
+        pipe.execute()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -133,11 +145,9 @@ def redis_client() -> Iterator[redis.Redis]:
             f"Redis is not answering at {_session_redis()[0]}: start it (see README, 'Running the "
             f"tests') or point ZOHO_SYNC_TEST_REDIS_URL at one. ({exc})"
         )
-    connection.flushdb()
-    _reclaim(connection)
+    _empty_and_reclaim(connection)
     yield connection
-    connection.flushdb()
-    _reclaim(connection)
+    _empty_and_reclaim(connection)
     connection.close()
 
 
