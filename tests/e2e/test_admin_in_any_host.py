@@ -29,10 +29,12 @@ import pytest
 from jinja2 import ChoiceLoader, DictLoader
 from werkzeug.serving import make_server
 
-from tests.conftest import TEST_REDIS_URL, _reclaim
+from tests.conftest import TEST_REDIS_URL, _empty_and_reclaim
 from tests.e2e.chromium import chromium, skip_without_chromium
 
-pytestmark = pytest.mark.e2e
+# One site and one browser for the whole module (module-scoped fixtures): under pytest-xdist
+# its tests stay on one worker rather than each worker building them again.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-any-host")]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HOSTS_DIR = Path(__file__).resolve().parent / "hosts"
@@ -302,8 +304,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, zoho_sandbox_url: str) -> Ite
     sandbox = SandboxHandle(zoho_sandbox_url)
     sandbox.reset()
     connection = redis.Redis.from_url(TEST_REDIS_URL)
-    connection.flushdb()
-    _reclaim(connection)  # the flush dropped this session's claim on the database
+    _empty_and_reclaim(connection)  # keeps this session's claim on the database
     folder = tmp_path_factory.mktemp("hosts")
     with pytest.MonkeyPatch.context() as patch:
         for key in ("DATABASE_URL", "ZOHO_SYNC_CLIENT_ID", "ZOHO_SYNC_ENCRYPTION_KEYS"):
@@ -345,8 +346,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, zoho_sandbox_url: str) -> Ite
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-        connection.flushdb()
-        _reclaim(connection)
+        _empty_and_reclaim(connection)
         connection.close()
         sandbox.close()
 

@@ -1,9 +1,9 @@
-"""Record every fault scenario and print the suite's figures at the end of the run."""
+"""Record every fault scenario; tests/conftest.py prints the suite's figures at the end of the
+run (there, so that under pytest-xdist the controller gathers every worker's scenarios)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +17,6 @@ from tests.engine.conftest import (  # noqa: F401 - synced and its config: share
 )
 from tests.faults.report import REPORT, ScenarioResult
 from tests.faults.world import World
-
-ARTIFACT = Path(__file__).resolve().parents[2] / "test-artifacts" / "fault-report.json"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -47,16 +45,6 @@ def fault_scenario(request: pytest.FixtureRequest) -> Iterator[ScenarioResult]:
         result.lost or result.duplicated or result.resurrected
     )
     REPORT.results.append(result)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not REPORT.results:
-        return
-    terminalreporter.section("Zoho sync fault report (#9)")
-    for line in REPORT.lines():
-        terminalreporter.write_line(line)
-    REPORT.write_json(ARTIFACT)
-    terminalreporter.write_line(f"(written to {ARTIFACT.relative_to(ARTIFACT.parents[1])})")
 
 
 # -- a host connected to the sandbox, for the Zoho-side fault scenarios ----------------------

@@ -92,5 +92,6 @@ class FaultReport:
         path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
-#: One report per test session (pytest-xdist is not used, so a module global is enough).
+#: One report per test process; under pytest-xdist each worker fills its own and the
+#: controller gathers them (tests/conftest.py, pytest_testnodedown).
 REPORT = FaultReport()

@@ -35,7 +35,9 @@ from tests.engine.test_convergence import wipe
 from tests.faults.report import REPORT, ScenarioResult
 from tests.faults.world import World
 
-pytestmark = pytest.mark.redis
+# Its scenarios are named by their place in the report ("history 7"): under pytest-xdist
+# they share one worker (one report) so no two get the same name.
+pytestmark = [pytest.mark.redis, pytest.mark.xdist_group("fault-histories")]
 
 #: How long the sandbox holds the write: under the world's 1 s read timeout.
 HOLD_MS = 600

@@ -28,7 +28,9 @@ from tests.engine.test_convergence import FIELDS, Person, apply_step, step, wipe
 from tests.faults.report import REPORT, ScenarioResult
 from tests.faults.world import World, host_rows, last_run, moved
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow]
+# Its scenarios are named by their place in the report ("history 7"): under pytest-xdist
+# they share one worker (one report) so no two get the same name.
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.xdist_group("fault-histories")]
 
 HISTORIES = int(os.environ.get("ZOHO_SYNC_TEST_FAULT_HISTORIES", "100"))
 
