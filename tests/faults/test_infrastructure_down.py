@@ -44,7 +44,8 @@ from tests.faults.test_worker_killed import (
     zoho_changes,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+# Worker processes and lock lifetimes: kept on one xdist worker, one scenario at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.xdist_group("fault-processes")]
 
 DELETED = {"base10@example.org", "base11@example.org"}
 

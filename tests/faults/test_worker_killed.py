@@ -40,7 +40,8 @@ from tests.faults.process import (
 )
 from tests.faults.report import REPORT, ScenarioResult
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+# Worker processes and lock lifetimes: kept on one xdist worker, one scenario at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.xdist_group("fault-processes")]
 
 Intent = tuple[dict[str, dict[str, Any]], set[str]]
 
