@@ -42,6 +42,11 @@ class PairNotOpen(LookupError):
     """The pair was decided already (or never existed): nothing to do."""
 
 
+class NoSuchPair(PairNotOpen):
+    """No history row of that id records a pair: the page answers 404, as for any id no
+    row has."""
+
+
 def open_pairs(session: Any) -> list[Pair]:
     rows = session.scalars(
         sa.select(RecordHistory)
@@ -70,7 +75,9 @@ def _pair(row: RecordHistory) -> Pair:
 
 def _open_row(session: Any, history_id: int) -> RecordHistory:
     row = row_by_id(session, RecordHistory, history_id)
-    if row is None or row.error_code != PAIR_CODE or row.resolved_at is not None:
+    if row is None or row.error_code != PAIR_CODE:
+        raise NoSuchPair(f"No pair {history_id}.")
+    if row.resolved_at is not None:
         raise PairNotOpen(f"No open pair {history_id}: it was decided already.")
     return row
 

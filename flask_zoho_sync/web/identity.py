@@ -8,11 +8,11 @@ keep both.
 
 from __future__ import annotations
 
-from flask import redirect, render_template, url_for
+from flask import abort, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
 from ..adapter import ContactMergeUnavailable
-from ..pairs import PairNotOpen, keep_both, merge_pair, open_pairs
+from ..pairs import NoSuchPair, PairNotOpen, keep_both, merge_pair, open_pairs
 from ..state import ZohoSyncState
 from .blueprint import bp, sync_state
 from .history_page import contact_cards
@@ -42,6 +42,8 @@ def identity_merge(history_id: int) -> ResponseReturnValue:
     state = sync_state()
     try:
         pair = merge_pair(state, history_id)
+    except NoSuchPair:
+        abort(404)
     except (PairNotOpen, ContactMergeUnavailable) as exc:
         tell(str(exc), "warning")
     else:
@@ -58,6 +60,8 @@ def identity_keep(history_id: int) -> ResponseReturnValue:
     state = sync_state()
     try:
         pair = keep_both(state, history_id)
+    except NoSuchPair:
+        abort(404)
     except PairNotOpen as exc:
         tell(str(exc), "warning")
     else:

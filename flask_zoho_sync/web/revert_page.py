@@ -7,19 +7,31 @@ the revert's own run page.
 
 from __future__ import annotations
 
-from flask import redirect, render_template, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from ..dbids import row_by_id
 from ..errors import ZohoSyncError
 from ..jobs import SyncBusy, exclusive_run
+from ..models import Run
 from ..undo import RevertRefused, revert_run
 from ..zoho.errors import ZohoError
 from .blueprint import bp, sync_state
 from .messages import tell
 
 
-@bp.get("/history/runs/<zoho_sync_id:run_id>/revert")
-def history_revert_preview(run_id: int) -> ResponseReturnValue:
+# One rule for both methods: Werkzeug checks a rule's method before its converter, so a GET
+# rule and a POST rule on one path would answer an id no row can have with 405, not 404.
+@bp.route("/history/runs/<zoho_sync_id:run_id>/revert", methods=["GET", "POST"])
+def history_revert(run_id: int) -> ResponseReturnValue:
+    if row_by_id(sync_state().db.session, Run, run_id) is None:
+        abort(404)
+    if request.method == "POST":
+        return _revert(run_id)
+    return _preview(run_id)
+
+
+def _preview(run_id: int) -> ResponseReturnValue:
     state = sync_state()
     try:
         outcome = revert_run(state, run_id, dry_run=True)
@@ -29,8 +41,7 @@ def history_revert_preview(run_id: int) -> ResponseReturnValue:
     return render_template("zoho_sync/history_revert.html", outcome=outcome)
 
 
-@bp.post("/history/runs/<zoho_sync_id:run_id>/revert")
-def history_revert(run_id: int) -> ResponseReturnValue:
+def _revert(run_id: int) -> ResponseReturnValue:
     state = sync_state()
     try:
         with exclusive_run(state):
