@@ -20,8 +20,9 @@ from typing import Any
 from .fields import FieldSpec
 from .query import QueryError
 from .records import render_value
+from .search import criteria_value
 from .state import SandboxState
-from .zoho_time import ZohoTimeRefused, format_date, parse_date, parse_datetime
+from .zoho_time import parse_datetime
 
 MAX_LIMIT = 2000
 DEFAULT_LIMIT = 200
@@ -365,27 +366,15 @@ def _like_pattern(text: str) -> re.Pattern[str]:
 
 def typed_value(spec: FieldSpec, text: str) -> Any:
     """A criteria value read as its field's type; the wrong type is INVALID_QUERY."""
-    kind = spec.data_type
+    kinds = ("integer", "bigint", "id")
     try:
-        if kind in ("integer", "bigint", "id"):
-            return int(text)
-        if kind in ("double", "currency"):
-            return float(text)
-        if kind == "boolean":
-            if text.lower() not in ("true", "false"):
-                raise ValueError(text)
-            return text.lower() == "true"
-        if kind == "date":
-            return format_date(parse_date(text))
-        if kind == "datetime":
-            return parse_datetime(text)
-    except (ValueError, ZohoTimeRefused):
+        return criteria_value(spec.data_type, text, integer_kinds=kinds)
+    except ValueError:
         raise _invalid(
             "value given seems to be invalid for the column",
             column_name=spec.api_name,
-            expected_data_type=kind,
+            expected_data_type=spec.data_type,
         ) from None
-    return text.lower()
 
 
 def parser_for(state: SandboxState, body: Any) -> QueryParser:

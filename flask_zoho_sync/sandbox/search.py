@@ -163,31 +163,40 @@ class _Parser:
         return values
 
 
+def criteria_value(kind: str, text: str, *, integer_kinds: tuple[str, ...]) -> Any:
+    """A criteria value (search's or COQL's) read as its field's type, text lower-cased
+    (both compare case-blind); raises ``ValueError`` for a value of another type."""
+    try:
+        if kind in integer_kinds:
+            return int(text)
+        if kind in ("double", "currency"):
+            return float(text)
+        if kind == "boolean":
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.lower() == "true"
+        if kind == "date":
+            return format_date(parse_date(text))
+        if kind == "datetime":
+            return parse_datetime(text)
+    except ZohoTimeRefused as refused:
+        raise ValueError(text) from refused
+    return text.lower()
+
+
 def _typed(spec: FieldSpec, operator: str, value: str) -> Any:
     """A criteria value read as its field's type; a value of the wrong type is refused."""
-    kind = spec.data_type
     try:
-        if kind in ("integer", "bigint"):
-            return int(value)
-        if kind in ("double", "currency"):
-            return float(value)
-        if kind == "boolean":
-            if value.lower() not in ("true", "false"):
-                raise ValueError(value)
-            return value.lower() == "true"
-        if kind == "date":
-            return format_date(parse_date(value))
-        if kind == "datetime":
-            return parse_datetime(value)
-    except (ValueError, ZohoTimeRefused):
+        typed = criteria_value(spec.data_type, value, integer_kinds=("integer", "bigint"))
+    except ValueError:
         raise _invalid_query(
             "the value does not match the field's data type",
             api_name=spec.api_name,
-            expected_data_type=kind,
+            expected_data_type=spec.data_type,
         ) from None
     if operator == "starts_with" and value == "":
         raise _invalid_query("invalid value given", api_name=spec.api_name)
-    return value.lower()
+    return typed
 
 
 def _stored(state: SandboxState, spec: FieldSpec, record: dict[str, Any]) -> list[Any]:
