@@ -270,9 +270,10 @@ class ZohoSyncState:
             refresh_zoho_fields(session, client, settings)  # follows renames (drift.py)
             session.commit()
         ledger = Ledger(session, settings)
-        announce_pause = _pause_announcer(_sender(), settings.module)
+        sender = _sender()
+        announce_pause = _pause_announcer(sender, settings.module)
         if not dry_run:
-            ledger.on_failed_record = _failed_record_announcer(_sender())
+            ledger.on_failed_record = _failed_record_announcer(sender)
             ledger.on_mapping_paused = announce_pause
         ledger.pin_settings()  # the values this run's mapping is built from
         mapping = build_mapping(session, self.adapter)
