@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from rq.worker import Worker
+from flask_zoho_sync.workers import SyncWorker
 
 
-class EmbeddedRedisWorker(Worker):
+class EmbeddedRedisWorker(SyncWorker):
     """An RQ worker that works against the embedded fakeredis server."""
 
     def _set_ip_address(self, connection: Any) -> None:

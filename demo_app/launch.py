@@ -162,7 +162,8 @@ class Launcher:
         redis_url = (
             env.get("ZOHO_SYNC_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         )
-        worker_options: list[str] = []
+        # The package's worker class stops within a second on Ctrl-C (workers.py says why).
+        worker_options = ["--worker-class", "flask_zoho_sync.workers.SyncWorker"]
         if _redis_answers(redis_url):
             _say(f"Redis: using the running server at {redis_url}")
         else:

@@ -588,10 +588,10 @@ def tick_command() -> None:
 @with_appcontext
 def worker_command(burst: bool, simple: bool) -> None:
     """Run an RQ worker (with its scheduler) for the sync queue of this app."""
-    from rq import SimpleWorker, Worker
+    from .workers import SimpleSyncWorker, SyncWorker
 
     state = _state()
-    worker_class = SimpleWorker if simple else Worker
+    worker_class = SimpleSyncWorker if simple else SyncWorker
     worker = worker_class([queue_for(state)], connection=state.redis())
     worker.work(burst=burst, with_scheduler=True)
 

@@ -317,7 +317,8 @@ def _app_context() -> Iterator[Flask]:
         except NoAppException as exc:
             raise RuntimeError(
                 "The Zoho sync worker cannot find the Flask app: set FLASK_APP for the worker "
-                "(FLASK_APP=myapp rq worker zoho-sync --with-scheduler) or run it with "
+                "(FLASK_APP=myapp rq worker zoho-sync --with-scheduler --worker-class "
+                "flask_zoho_sync.workers.SyncWorker) or run it with "
                 "'flask --app myapp zoho-sync worker'."
             ) from exc
     with app.app_context():

@@ -139,16 +139,15 @@ def test_an_admin_connects_maps_synchronises_and_retries_a_failure(
 
     # Synchronise: preview first (a dry run the worker makes while the page polls for it),
     # then open the per-record diff.
-    from rq import SimpleWorker
-
     from flask_zoho_sync import jobs
+    from flask_zoho_sync.workers import SimpleSyncWorker
 
     def work_queue() -> None:
         # The worker runs here (RQ's signal handling needs the main thread) while the
         # browser, a process of its own, keeps polling.
         with host.app.app_context():
             state = get_state()
-            SimpleWorker([jobs.queue_for(state)], connection=state.redis()).work(
+            SimpleSyncWorker([jobs.queue_for(state)], connection=state.redis()).work(
                 burst=True, with_scheduler=True
             )
 

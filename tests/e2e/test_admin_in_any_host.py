@@ -236,14 +236,13 @@ class Site:
     problems: list[str] = field(default_factory=list)
 
     def work_queue(self) -> None:
-        from rq import SimpleWorker
-
         from flask_zoho_sync import jobs
         from flask_zoho_sync.extension import get_state
+        from flask_zoho_sync.workers import SimpleSyncWorker
 
         with self.app.app_context():
             state = get_state()
-            SimpleWorker([jobs.queue_for(state)], connection=state.redis()).work(
+            SimpleSyncWorker([jobs.queue_for(state)], connection=state.redis()).work(
                 burst=True, with_scheduler=True
             )
 

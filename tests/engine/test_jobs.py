@@ -1,4 +1,4 @@
-"""Scheduling with the real Redis and a real RQ worker (SimpleWorker, in-process)."""
+"""Scheduling with the real Redis and a real RQ worker (SimpleSyncWorker, in-process)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from rq import SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
 from flask_zoho_sync import jobs
@@ -15,6 +14,7 @@ from flask_zoho_sync.capture import mark_dirty
 from flask_zoho_sync.ledger import pending_outbox_summary
 from flask_zoho_sync.models import FieldMap, OutboxBatch, OutboxEntry
 from flask_zoho_sync.preferences import get_settings
+from flask_zoho_sync.workers import SimpleSyncWorker
 from tests.engine.conftest import Synced
 
 
@@ -22,7 +22,8 @@ def work(synced: Synced) -> None:
     """Run every due job (the scheduler moves due scheduled jobs first)."""
     with synced.host.app.app_context():
         queue = jobs.queue_for(synced.state)
-        SimpleWorker([queue], connection=synced.state.redis()).work(burst=True, with_scheduler=True)
+        worker = SimpleSyncWorker([queue], connection=synced.state.redis())
+        worker.work(burst=True, with_scheduler=True)
 
 
 def auto_sync(synced: Synced, on: bool = True, *, first_sync: bool = True) -> None:

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from rq import SimpleWorker
 from werkzeug.serving import make_server
 
 from flask_zoho_sync import jobs
 from flask_zoho_sync.preferences import get_settings
+from flask_zoho_sync.workers import SimpleSyncWorker
 from tests.engine.conftest import Synced
 
 
@@ -121,7 +121,7 @@ def test_a_zoho_edit_is_pulled_by_id_soon_after_zoho_notifies(
     deliveries = synced.zoho.notifications(wait=5)
     assert deliveries and deliveries[-1]["status_code"] == 200, deliveries
     with synced.host.app.app_context():
-        SimpleWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
+        SimpleSyncWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
             burst=True, with_scheduler=True
         )
     assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
@@ -132,7 +132,7 @@ def test_a_zoho_edit_is_pulled_by_id_soon_after_zoho_notifies(
 
 def _work(synced: Synced) -> None:
     with synced.host.app.app_context():
-        SimpleWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
+        SimpleSyncWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
             burst=True, with_scheduler=True
         )
 

@@ -91,11 +91,12 @@ def push_now(synced: Synced) -> None:
 
 def work_in_process(synced: Synced) -> None:
     """A restarted worker: run every due job here (the scheduler moves due jobs first)."""
-    from rq import SimpleWorker
+    from flask_zoho_sync.workers import SimpleSyncWorker
 
     with synced.host.app.app_context():
         queue = jobs.queue_for(synced.state)
-        SimpleWorker([queue], connection=synced.state.redis()).work(burst=True, with_scheduler=True)
+        worker = SimpleSyncWorker([queue], connection=synced.state.redis())
+        worker.work(burst=True, with_scheduler=True)
 
 
 def pending_changes(synced: Synced) -> int:

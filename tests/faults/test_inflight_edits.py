@@ -24,13 +24,13 @@ import requests
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rq import SimpleWorker
 from werkzeug.serving import make_server
 
 from flask_zoho_sync import jobs
 from flask_zoho_sync.models import RecordHistory
 from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
+from flask_zoho_sync.workers import SimpleSyncWorker
 from tests.engine.test_convergence import wipe
 from tests.faults.report import REPORT, ScenarioResult
 from tests.faults.world import World
@@ -145,7 +145,7 @@ def work_queue(world: World) -> None:
     """What the RQ worker does: run the jobs due, the notified pull among them."""
     synced = world.synced
     with synced.host.app.app_context():
-        SimpleWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
+        SimpleSyncWorker([jobs.queue_for(synced.state)], connection=synced.state.redis()).work(
             burst=True, with_scheduler=True
         )
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from flask_mail import Mail
-from rq import SimpleWorker
 
 from flask_zoho_sync import jobs
 from flask_zoho_sync.alerts import NO_MAIL_TRANSPORT, SIGNATURE_HEADER, deliver_pending
 from flask_zoho_sync.incidents import alert_recipients, set_alert_recipients
 from flask_zoho_sync.models import Incident
+from flask_zoho_sync.workers import SimpleSyncWorker
 from tests.engine.conftest import Synced
 from tests.operations.receivers import (
     Hook,
@@ -55,7 +55,7 @@ def cli(synced: Synced, *args: str) -> Any:
 def work(synced: Synced) -> None:
     with synced.host.app.app_context():
         queue = jobs.queue_for(synced.state)
-        SimpleWorker([queue], connection=synced.state.redis()).work(burst=True)
+        SimpleSyncWorker([queue], connection=synced.state.redis()).work(burst=True)
 
 
 def test_a_lost_connection_is_told_once_by_email_and_webhook_and_once_when_it_clears(
