@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask_zoho_sync.sync.context import RESTORE_KEY, PlannedChange
+from flask_zoho_sync.sync.conversion import listing_options
 
 #: The history action of a link the engine moved or made because of a Zoho user's doing.
 LINK_ACTION = "link"
@@ -145,10 +146,17 @@ class MergeFollower:
             wanted[self.contact_id_field] = sorted({str(link.contact_id) for link in vanished})
         if not wanted:
             return list(vanished)
+        # A master converted since the merge has left the default search as it left the
+        # listings: asked for with the conversion fields, it is found and then settled as
+        # any converted lead is (followed or stopped), not taken for a deletion.
+        extra, converted = listing_options(self.ledger.module)
         records = [
             record
             for record in self.engine.client.search_in(
-                self.ledger.module, wanted, self.mapping.zoho_api_names()
+                self.ledger.module,
+                wanted,
+                list(dict.fromkeys([*self.mapping.zoho_api_names(), *extra])),
+                converted=converted,
             )
             if str(record.get("id")) not in deleted_ids
         ]

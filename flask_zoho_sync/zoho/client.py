@@ -264,13 +264,18 @@ class ZohoClient:
         return found
 
     def search_in(
-        self, module: str, values_by_field: Mapping[str, Sequence[str]], fields: Sequence[str]
+        self,
+        module: str,
+        values_by_field: Mapping[str, Sequence[str]],
+        fields: Sequence[str],
+        converted: str | None = None,
     ) -> list[dict[str, Any]]:
         """Records whose field holds one of the given values: ``GET /{module}/search`` with
         ``((F:in:a,b)or(G:in:c))``, 100 values an ``in`` and 10 conditions a call
         (reference §2.9), so a few hundred values cost one call a page. Search reads an
         index that can lag a write by a moment; callers must not rely on it for records
-        written just now.
+        written just now. ``converted`` as for listings: search too leaves converted leads
+        out unless asked (the SDKs' ``SearchRecordsParam`` carries ``converted``).
         """
         conditions = [
             f"({name}:in:{','.join(_criteria_value(v) for v in values[start : start + 100])})"
@@ -286,6 +291,8 @@ class ZohoClient:
             while True:
                 params = {"criteria": criteria, "fields": ",".join(fields), "page": page}
                 params["per_page"] = MAX_PER_PAGE
+                if converted is not None:
+                    params["converted"] = converted
                 reply = self._request("GET", f"/{module}/search", params=params)
                 if reply.body is None:
                     break

@@ -266,6 +266,18 @@ def _judge(story: Story, result: ScenarioResult) -> list[str]:
 @example(
     history=[("host_create", "Ann"), ("sync", "all"), ("field", "rename"), ("zoho_edit", 0, "Bo")]
 )
+# A lead merged into its duplicate, and the master converted before the next sync: the
+# merge follower must find the master among converted leads (CI's draw on PostgreSQL lost the
+# contact, the master being left out of the search as converted leads are by default).
+@example(
+    history=[
+        ("host_create", "Ann"),
+        ("sync", "all"),
+        ("duplicate_merged", 0, True),
+        ("convert", 0),
+        ("host_edit", 0, "Bo"),
+    ]
+)
 def test_identity_histories_lose_duplicate_and_revive_nothing(
     world: World, history: list[tuple[Any, ...]]
 ) -> None:
