@@ -16,6 +16,8 @@ import redis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from tests.tables import release_tables, remove_templates
+
 #: Tests empty their Redis database, so each test session claims one of databases 4-15 for
 #: itself (a key holding its pid, set with NX and an expiry): a developer's data in db 0 is
 #: never touched and two suites on one server never empty each other's. The variable
@@ -84,6 +86,7 @@ def _empty_and_reclaim(connection: redis.Redis) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _hand_fault_report_to_controller(session.config)
+    remove_templates()
     if _session_redis.cache_info().currsize == 0:
         return  # this process never used Redis, so it claimed nothing
     try:
@@ -225,6 +228,4 @@ def host(database_url: str, redis_client):
     built = make_host_app(database_url, ZOHO_SYNC_REDIS_URL=_session_redis()[0])
     yield built
     with built.app.app_context():
-        built.db.session.remove()
-        built.db.drop_all()
-        built.db.engine.dispose()
+        release_tables(built.db)

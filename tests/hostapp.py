@@ -13,6 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from flask_zoho_sync.extension import ZohoSync
+from tests.tables import fresh_tables as fresh_tables_for
 
 #: One key for the whole test run, so separate app instances can read each other's tokens.
 TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -81,6 +82,5 @@ def make_host_app(database_url: str, *, fresh_tables: bool = True, **config: Any
     extension = ZohoSync(app, db=db, contact_model=Contact)
     if fresh_tables:
         with app.app_context():
-            db.drop_all()
-            db.create_all()
+            fresh_tables_for(db)
     return HostApp(app=app, db=db, Contact=Contact, Group=Group, extension=extension)

@@ -13,6 +13,7 @@ from flask_zoho_sync.preferences import add_default_mappings, get_settings, set_
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from tests.conftest import TEST_REDIS_URL
 from tests.hostapp import HostApp, make_host_app
+from tests.tables import release_tables
 
 
 @dataclass
@@ -142,9 +143,7 @@ def connect_synced(database_url: str, zoho_sandbox: SandboxHandle, **config: Any
 def dispose_synced(synced: Synced) -> None:
     host = synced.host
     with host.app.app_context():
-        host.db.session.remove()
-        host.db.drop_all()
-        host.db.engine.dispose()
+        release_tables(host.db)
 
 
 @pytest.fixture

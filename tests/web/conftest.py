@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 from flask.testing import FlaskClient
-from rq import SimpleWorker
 from werkzeug.test import TestResponse
 
 from flask_zoho_sync import jobs
@@ -23,9 +22,11 @@ from flask_zoho_sync.connection import store_account_details
 from flask_zoho_sync.extension import ZohoSyncState, get_state
 from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.web import register_admin
+from flask_zoho_sync.workers import SimpleSyncWorker
 from flask_zoho_sync.zoho.auth import TokenSet
 from tests.conftest import TEST_REDIS_URL
 from tests.hostapp import HostApp, make_host_app
+from tests.tables import release_tables
 
 PREFIX = "/admin/zoho"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -76,7 +77,7 @@ class Admin:
         """What a worker does: run every job queued (and every retry due) in this process."""
         with self.host.app.app_context():
             queue = jobs.queue_for(self.state)
-            SimpleWorker([queue], connection=self.state.redis()).work(
+            SimpleSyncWorker([queue], connection=self.state.redis()).work(
                 burst=True, with_scheduler=True
             )
 
@@ -149,9 +150,7 @@ def make_admin(database_url: str, redis_client: Any) -> Iterator[Callable[..., A
     yield make
     for host in built:
         with host.app.app_context():
-            host.db.session.remove()
-            host.db.drop_all()
-            host.db.engine.dispose()
+            release_tables(host.db)
 
 
 @pytest.fixture
