@@ -161,6 +161,15 @@ SETTINGS: tuple[Setting, ...] = (
         "than 10 records) on any edition; other workers and integrations share that budget.",
     ),
     Setting(
+        "ZOHO_SYNC_ORG_CONCURRENCY",
+        None,
+        "Most Zoho calls all workers and the admin pages together keep in flight for one "
+        "Zoho org (1 to 25; default 5, or ZOHO_SYNC_MAX_CONCURRENCY if that is higher). Each "
+        "call holds a slot in Redis, so several workers stay under Zoho's per-org limit "
+        "instead of meeting 429s; set it to your edition's limit less what other "
+        "integrations use.",
+    ),
+    Setting(
         "ZOHO_SYNC_ON_LEAD_CONVERSION",
         "stop",
         "In Leads mode, what follows when a Zoho user converts a linked lead: 'follow' moves "
@@ -267,6 +276,8 @@ class ZohoSyncConfig:
     max_concurrency: int
     pull_with_coql: bool = False
     on_lead_conversion: str = "stop"
+    #: Simultaneous Zoho calls across all processes, per org (the Redis-held call slots).
+    org_concurrency: int = 5
 
     operations: OperationsConfig = OperationsConfig()
 
@@ -329,6 +340,18 @@ def _as_concurrency(key: str, value: Any) -> int:
     return number
 
 
+#: Zoho's lowest per-org limit (the Free edition), the org default when nothing says more.
+DEFAULT_ORG_CONCURRENCY = 5
+
+
+def _org_concurrency(value: Any, max_concurrency: int) -> int:
+    """``ZOHO_SYNC_ORG_CONCURRENCY``, or, unset, Zoho's lowest limit (5) unless one sync is
+    allowed more: a default below ``ZOHO_SYNC_MAX_CONCURRENCY`` would quietly lower it."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return max(DEFAULT_ORG_CONCURRENCY, max_concurrency)
+    return _as_concurrency("ZOHO_SYNC_ORG_CONCURRENCY", value)
+
+
 def _as_float(key: str, value: Any, low: float, high: float | None = None) -> float:
     try:
         number = float(value)
@@ -367,6 +390,7 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         )
     keys = _split_list(get("ZOHO_SYNC_ENCRYPTION_KEYS"))
     prefix = str(get("ZOHO_SYNC_URL_PREFIX")).rstrip("/")
+    max_concurrency = _as_concurrency("ZOHO_SYNC_MAX_CONCURRENCY", get("ZOHO_SYNC_MAX_CONCURRENCY"))
     if not prefix.startswith("/"):
         raise ConfigurationError(
             f"ZOHO_SYNC_URL_PREFIX must start with '/', got {get('ZOHO_SYNC_URL_PREFIX')!r}."
@@ -412,9 +436,8 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
             "ZOHO_SYNC_BULK_POLL_INTERVAL", get("ZOHO_SYNC_BULK_POLL_INTERVAL"), 0.001, 60.0
         ),
         bulk_timeout=_as_float("ZOHO_SYNC_BULK_TIMEOUT", get("ZOHO_SYNC_BULK_TIMEOUT"), 1.0),
-        max_concurrency=_as_concurrency(
-            "ZOHO_SYNC_MAX_CONCURRENCY", get("ZOHO_SYNC_MAX_CONCURRENCY")
-        ),
+        max_concurrency=max_concurrency,
+        org_concurrency=_org_concurrency(get("ZOHO_SYNC_ORG_CONCURRENCY"), max_concurrency),
         pull_with_coql=_as_bool("ZOHO_SYNC_PULL_WITH_COQL", get("ZOHO_SYNC_PULL_WITH_COQL")),
         on_lead_conversion=_as_choice(
             "ZOHO_SYNC_ON_LEAD_CONVERSION",

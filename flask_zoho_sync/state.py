@@ -56,6 +56,7 @@ from .zoho.credits import CreditBudget
 from .zoho.datacentres import data_centre_for
 from .zoho.errors import ZohoReconnectRequired
 from .zoho.meter import UsageMeter
+from .zoho.slots import RedisCallSlots, lease_for
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -181,15 +182,39 @@ class ZohoSyncState:
         )
 
     def client(self, *, budget: CreditBudget | None = None) -> ZohoClient:
-        """A Zoho client on the stored connection (raises on first call if there is none)."""
+        """A Zoho client on the stored connection (raises on first call if there is none).
+
+        Its calls take the org's call slots in Redis, so every worker and page of every app
+        on this Zoho org keeps together to ZOHO_SYNC_ORG_CONCURRENCY calls at once.
+        """
+        timeout = (5.0, self.config.http_timeout)
         return ZohoClient(
             self.token_manager(),
-            timeout=(5.0, self.config.http_timeout),
+            timeout=timeout,
             trigger=("workflow", "approval", "blueprint") if self.config.trigger_workflows else (),
             meter=self.meter,
             budget=budget,
             max_connections=self.config.max_concurrency,
+            call_slots=RedisCallSlots(
+                self.redis(),
+                self.call_slots_key(),
+                self.config.org_concurrency,
+                lease_seconds=lease_for(timeout),
+            ),
         )
+
+    def call_slots_key(self) -> str:
+        """The Redis key of the org's call slots: Zoho counts concurrent calls per org and
+        app (client id), so that is what the key names. Before the org is known (the first
+        calls of a connect) the calls share the app's "unconnected" slots."""
+        try:
+            with self.db.engine.connect() as connection:
+                org_id = connection.scalar(
+                    sa.select(Connection.org_id).order_by(Connection.id).limit(1)
+                )
+        except sa.exc.SQLAlchemyError:  # no tables yet: nothing is connected
+            org_id = None
+        return f"zoho_sync:call-slots:{self.config.client_id}:{org_id or 'unconnected'}"
 
     def credit_budget(self) -> CreditBudget | None:
         """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET and

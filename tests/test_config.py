@@ -48,6 +48,9 @@ def test_missing_required_settings_are_all_named_with_what_to_do() -> None:
         ("ZOHO_SYNC_MAX_CONCURRENCY", 0, "between 1 and 25"),
         ("ZOHO_SYNC_MAX_CONCURRENCY", 26, "between 1 and 25"),
         ("ZOHO_SYNC_MAX_CONCURRENCY", "lots", "whole number"),
+        ("ZOHO_SYNC_ORG_CONCURRENCY", 0, "between 1 and 25"),
+        ("ZOHO_SYNC_ORG_CONCURRENCY", 26, "between 1 and 25"),
+        ("ZOHO_SYNC_ORG_CONCURRENCY", "a few", "whole number"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_key(
@@ -62,6 +65,18 @@ def test_malformed_values_are_refused_naming_the_key(
 def test_concurrency_accepts_the_range_zoho_editions_allow() -> None:
     assert read_config({**REQUIRED, "ZOHO_SYNC_MAX_CONCURRENCY": "1"}).max_concurrency == 1
     assert read_config({**REQUIRED, "ZOHO_SYNC_MAX_CONCURRENCY": 25}).max_concurrency == 25
+
+
+def test_org_concurrency_defaults_to_zohos_lowest_limit_unless_one_sync_may_use_more() -> None:
+    assert read_config(REQUIRED).org_concurrency == 5
+    assert read_config({**REQUIRED, "ZOHO_SYNC_ORG_CONCURRENCY": ""}).org_concurrency == 5
+    higher = read_config({**REQUIRED, "ZOHO_SYNC_MAX_CONCURRENCY": 8})
+    assert higher.org_concurrency == 8
+    assert read_config({**REQUIRED, "ZOHO_SYNC_ORG_CONCURRENCY": "1"}).org_concurrency == 1
+    explicit = read_config(
+        {**REQUIRED, "ZOHO_SYNC_ORG_CONCURRENCY": " 25 ", "ZOHO_SYNC_MAX_CONCURRENCY": 8}
+    )
+    assert explicit.org_concurrency == 25
 
 
 def test_lists_accept_comma_strings_from_the_environment() -> None:

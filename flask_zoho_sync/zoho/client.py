@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,7 @@ from .errors import (
 )
 from .meter import UsageMeter, parse_credits_remaining
 from .results import DeletedRecord, RecordResult
+from .slots import CallSlots
 from .timefmt import format_datetime
 
 __all__ = ["DeletedRecord", "RecordResult", "ZohoClient"]
@@ -105,8 +107,12 @@ class ZohoClient:
         meter: UsageMeter | None = None,
         budget: CreditBudget | None = None,
         max_connections: int = 10,
+        call_slots: CallSlots | None = None,
     ) -> None:
         self.tokens = tokens
+        #: The org's limit of simultaneous calls, shared with every other client of the org
+        #: (``slots.RedisCallSlots``); None: only the caller's own parallelism limits them.
+        self.call_slots = call_slots
         #: The host's own daily ceiling; every call is priced against it before it is sent.
         self.budget = budget
         self.api_version = api_version
@@ -704,10 +710,28 @@ class ZohoClient:
         send: Callable[[TokenSet], requests.Response],
         records: int,
     ) -> requests.Response:
-        """One HTTP exchange, priced against the budget before it is sent, then metered
-        and logged whether or not an answer arrives."""
+        """One HTTP exchange in one of the org's call slots, priced against the budget
+        before it is sent, then metered and logged whether or not an answer arrives.
+
+        The slot comes first, so a call that waits for one has not yet spent credits, and
+        the clock starts after it, so the meter's durations are Zoho's time, not the wait.
+        """
         if not tokens.api_domain:
             raise ZohoReconnectRequired("The stored Zoho connection has no API domain")
+        with self._call_slot():
+            return self._send_metered(method, path, tokens, send, records)
+
+    def _call_slot(self) -> AbstractContextManager[None]:
+        return self.call_slots.hold() if self.call_slots is not None else nullcontext()
+
+    def _send_metered(
+        self,
+        method: str,
+        path: str,
+        tokens: TokenSet,
+        send: Callable[[TokenSet], requests.Response],
+        records: int,
+    ) -> requests.Response:
         if self.budget is not None:
             self.budget.reserve(method, path, records)
         started = time.monotonic()

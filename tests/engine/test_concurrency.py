@@ -72,6 +72,39 @@ def test_the_push_keeps_the_cap_in_flight_and_never_more(synced: Synced, limit: 
     assert _linked(synced) == 1000
 
 
+def test_the_orgs_call_slots_hold_the_push_below_its_own_concurrency(synced: Synced) -> None:
+    # One sync may keep 4 calls in flight, but the org's slots (shared through Redis with
+    # every other worker) are 2: Zoho never sees more than 2 at once, and nothing is refused.
+    _cap(synced, 4)
+    state = synced.state
+    state.config = dataclasses.replace(state.config, org_concurrency=2)
+    _add_contacts(synced, 1000)
+    synced.zoho.faults(concurrency_limit=10, latency_ms=150)
+
+    report = synced.sync(mode="all", direction="push")
+
+    stats = synced.zoho.stats()
+    assert report.status == "succeeded", report.message
+    assert stats["concurrency_peak"] == 2
+    assert stats["rejected"]["concurrency"] == 0
+    assert stats["calls"]["POST /Leads/upsert"] == 10
+    assert len(synced.zoho.records("Leads")) == 1000
+    assert _linked(synced) == 1000
+    with synced.host.app.app_context():
+        key = state.call_slots_key()
+    assert key == f"zoho_sync:call-slots:{state.config.client_id}:{_org_id(synced)}"
+    assert not state.redis().exists(key)  # every slot given back
+
+
+def _org_id(synced: Synced) -> str:
+    with synced.host.app.app_context():
+        from flask_zoho_sync.models import Connection
+
+        org_id = synced.host.db.session.query(Connection.org_id).scalar()
+    assert org_id
+    return str(org_id)
+
+
 def test_a_failed_batch_records_the_others_and_a_rerun_creates_no_duplicates(
     synced: Synced,
 ) -> None:
