@@ -80,6 +80,9 @@ class _Deletion:
     zoho_id: str
     link: Any
     entries: list[Any]
+    #: The module the record is in when not the run's: Contacts, for a contact followed
+    #: from a converted lead (``sync.conversion``).
+    module: str | None = None
 
     def planned(self) -> PlannedChange:
         return PlannedChange(
@@ -193,6 +196,9 @@ class PushPass:
         #: every later payload; records refused for them are sent again without them.
         self.paused_fields: set[str] = set()
         self.resend: dict[str, list[_Outgoing]] = {"update": [], "create": []}
+        #: Contacts fields Zoho refused as a whole in writes to followed Contacts: left out
+        #: of the push's later writes to them (``conversion.FollowedWriter``).
+        self.followed_left_out: set[str] = set()
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
         limit = self.engine.options.max_concurrency
@@ -282,11 +288,19 @@ class PushPass:
         links = self.ledger.links_by_contact(list(outbox))
         still, followed = set_aside_converted(self.engine, list(outbox), outbox)
         kept = set(still)
-        for contact_id in followed:  # not deleted in Zoho: see README, lead conversion
+        for contact_id in followed:  # deleted in Contacts, where the link followed the lead
             deletes = [e for e in outbox[contact_id] if e.operation == "delete"]
+            if not deletes:
+                continue
             outbox[contact_id] = [e for e in outbox[contact_id] if e.operation != "delete"]
-            if deletes and not self.dry_run:
-                self.ledger.finish_outbox(deletes)
+            link = links.get(contact_id)
+            if link is None:  # unlinked since (a merge pair): nothing of it is in Zoho
+                if not self.dry_run:
+                    self.ledger.finish_outbox(deletes)
+                continue
+            self.deletions.append(
+                _Deletion(contact_id, str(link.zoho_id), link, deletes, module="Contacts")
+            )
         for contact_id, entries in outbox.items():
             if contact_id not in kept:
                 continue
@@ -313,7 +327,14 @@ class PushPass:
     def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:
         # Contacts whose leads were converted are not the module's any more (sync.conversion).
         contact_ids, followed = set_aside_converted(self.engine, contact_ids, outbox)
-        push_followed(self.engine, self.report, followed, outbox)
+        push_followed(
+            self.engine,
+            self.report,
+            followed,
+            outbox,
+            merge=PullPass(self.engine, self.report).merge_followed,
+            left_out=self.followed_left_out,
+        )
         contacts = self.adapter.get_many(contact_ids)
         links = self.ledger.links_in_module(self.module, contact_ids=contact_ids)
         for zoho_id, gone_contact in self.engine.planned_deleted.items():
@@ -698,19 +719,21 @@ class PushPass:
                 "If the deletions are intended, run the sync again confirming the deletions."
             )
             return
-        for start in range(0, len(self.deletions), BATCH):
-            chunk = self.deletions[start : start + BATCH]
-            if self.dry_run:
-                for item in chunk:
-                    self.report.add(item.planned())
-                    self.engine.planned_deleted[item.zoho_id] = item.contact_id
-                continue
-            self.engine.check_settings()
-            results = self.engine.client.delete(
-                self.ledger.module, [item.zoho_id for item in chunk]
-            )
-            self._settle_deletions(chunk, results)
-            self.ledger.commit()
+        by_module: dict[str, list[_Deletion]] = {}
+        for item in self.deletions:
+            by_module.setdefault(item.module or self.ledger.module, []).append(item)
+        for module, deletions in by_module.items():
+            for start in range(0, len(deletions), BATCH):
+                chunk = deletions[start : start + BATCH]
+                if self.dry_run:
+                    for item in chunk:
+                        self.report.add(item.planned())
+                        self.engine.planned_deleted[item.zoho_id] = item.contact_id
+                    continue
+                self.engine.check_settings()
+                results = self.engine.client.delete(module, [item.zoho_id for item in chunk])
+                self._settle_deletions(chunk, results)
+                self.ledger.commit()
 
     def _settle_deletions(self, chunk: list[_Deletion], results: list[RecordResult]) -> None:
         """Record what Zoho did with one batch of deletions: the links of the deleted
