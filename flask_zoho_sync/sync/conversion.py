@@ -350,7 +350,9 @@ class FollowedWriter:
         again = []
         for (link, payload), result in zip(sent, answer.results, strict=True):
             waiting = entries.get(link.contact_id, [])
-            refused = refused_contact_fields(result, self.engine.mapping) - self.left_out
+            # Sent with the field: a refusal for it is met once per push, whichever
+            # record of the batch meets it.
+            refused = refused_contact_fields(result, self.engine.mapping) & set(payload)
             if not result.ok and refused:
                 self._leave_out(refused)
                 again.append((link, payload))
@@ -372,9 +374,9 @@ class FollowedWriter:
         return again
 
     def _leave_out(self, refused: set[str]) -> None:
-        self.left_out |= refused
-        for _name in refused:
+        for _name in refused - self.left_out:
             self.report.count("to_zoho.left_out_fields")
+        self.left_out |= refused
 
     @staticmethod
     def _refusal(link: Any, result: Any) -> str:
