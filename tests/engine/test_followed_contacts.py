@@ -7,11 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 
+from flask_zoho_sync import jobs
 from flask_zoho_sync.models import FieldMap, Link, Tombstone
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from tests.engine.conftest import Synced, connect_synced, dispose_synced
+from tests.engine.test_notifications import _work, auto_sync, served  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -196,3 +199,43 @@ def test_a_field_the_contacts_module_refuses_is_left_out_not_failing_the_batch(
     # The Leads row is fine: it is not paused for what the Contacts module lacks.
     (vip,) = [row for row in _rows(following, FieldMap) if row.zoho_field == "VIP"]
     assert vip.paused_reason is None
+
+
+@pytest.fixture
+def synced_config() -> dict[str, Any]:
+    return {"ZOHO_SYNC_ON_LEAD_CONVERSION": "follow"}
+
+
+@pytest.mark.usefixtures("served")
+def test_the_channel_watches_contacts_and_their_notifications_pull_the_followed_contact(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "NOTIFY_DELAY", 0)
+    synced.zoho.add_custom_field(
+        "Contacts", api_name="Contact_Id", field_label="Contact Id", data_type="text", length=50
+    )
+    synced.add_contact(first_name="Ann", last_name="Lee", email="ann@example.org")
+    auto_sync(synced)
+    with synced.host.app.app_context():
+        assert jobs.tick(synced.state).notifications == "renewed"
+    [channel] = requests.get(f"{synced.zoho.url}/__sandbox__/channels", timeout=5).json()[
+        "channels"
+    ]
+    assert channel["events"] == ["Leads.all", "Contacts.all"]
+    made = synced.zoho.convert_lead(synced.leads()["ann@example.org"]["id"])
+    zoho_id = made["Contacts"]["id"]
+    synced.zoho.notifications(wait=5)
+    _work(synced)  # the conversion's notification: the lead is read, the Contact followed
+    assert synced.zoho.record("Contacts", zoho_id)["Contact_Id"] == str(
+        synced.contacts()["ann@example.org"]["id"]
+    )
+    synced.zoho.advance_clock(5)
+    synced.zoho.notifications(wait=5)
+    before = synced.calls()
+    synced.zoho.update_record("Contacts", zoho_id, {"First_Name": "Annie"})
+    deliveries = synced.zoho.notifications(wait=5)
+    assert deliveries[-1]["status_code"] == 200, deliveries
+    _work(synced)
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+    spent = _spent(before, synced.calls())
+    assert spent.get("GET /Contacts") == 1 and "GET /Leads" not in spent, spent
