@@ -434,24 +434,43 @@ class FollowedWriter:
         )
 
 
+def governing(conversion: Any, link: Any) -> str | None:
+    """``FOLLOW`` or ``STOP`` when this conversion governs the contact's link now, else None.
+
+    A followed link is on the Contact the conversion made (``contact_zoho_id``, moved along
+    when a Zoho merge took that Contact into another), a stopped one on the converted lead.
+    A conversion row whose contact's link is elsewhere, or gone, is another contact's: the
+    host reused the id of a contact deleted since (SQLite does), and the new contact is
+    synced as any other; a contact a merge left unlinked is held by its pair (``identity``).
+    """
+    if conversion is None or link is None:
+        return None
+    if conversion.outcome == FOLLOW and str(link.zoho_id) == str(conversion.contact_zoho_id):
+        return FOLLOW
+    if conversion.outcome == STOP and str(link.zoho_id) == str(conversion.lead_id):
+        return STOP
+    return None
+
+
 def set_aside_converted(
     engine: RunInProgress, contact_ids: list[str], outbox: dict[str, list[Any]]
 ) -> tuple[list[str], list[str]]:
     """Split a push batch: the contacts still synced with their leads, and those followed to
     a Contact (for ``push_followed``). Stopped ones are left out, their outbox rows done:
-    nothing of them is sent again. One query per batch, only in Leads mode."""
+    nothing of them is sent again. One query per batch, only in Leads mode, and one more
+    for the links of the batch's converted contacts."""
     if engine.ledger.run_module != "Leads" or not contact_ids:
         return contact_ids, []
     conversions = engine.ledger.conversions_by_contact(contact_ids)
     if not conversions:
         return contact_ids, []
-    followed = [
-        cid for cid in contact_ids if getattr(conversions.get(cid), "outcome", None) == FOLLOW
-    ]
-    stopped = [cid for cid in contact_ids if getattr(conversions.get(cid), "outcome", None) == STOP]
+    links = engine.ledger.links_by_contact(list(conversions))
+    outcome = {cid: governing(row, links.get(cid)) for cid, row in conversions.items()}
+    followed = [cid for cid in contact_ids if outcome.get(cid) == FOLLOW]
+    stopped = [cid for cid in contact_ids if outcome.get(cid) == STOP]
     if stopped and not engine.options.dry_run:
         engine.ledger.finish_outbox([entry for cid in stopped for entry in outbox.get(cid, [])])
-    kept = [cid for cid in contact_ids if cid not in conversions]
+    kept = [cid for cid in contact_ids if outcome.get(cid) is None]
     return kept, followed
 
 
@@ -607,7 +626,12 @@ def read_followed(
     if not followed:
         return [], []
     links = engine.ledger.links_by_contact([row.contact_id for row in followed])
-    return read_contacts_of(engine, list(links.values()))
+    ours = [
+        links[row.contact_id]
+        for row in followed
+        if governing(row, links.get(row.contact_id)) == FOLLOW
+    ]
+    return read_contacts_of(engine, ours)
 
 
 def read_contacts_of(

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_zoho_sync.sync.context import PlannedChange
-from flask_zoho_sync.sync.conversion import FOLLOW, to_contact_fields, to_lead_fields
+from flask_zoho_sync.sync.conversion import FOLLOW, governing, to_contact_fields, to_lead_fields
 from flask_zoho_sync.sync.identity import MergeFollower
+from flask_zoho_sync.zoho.errors import ZohoRequestError
 
 #: Where followed links' records live.
 CONTACTS = "Contacts"
@@ -36,16 +37,11 @@ def followed_links(engine: Any, zoho_ids: Sequence[str]) -> dict[str, Any]:
     if not links:
         return {}
     conversions = ledger.conversions_by_contact([link.contact_id for link in links.values()])
-    found = {}
-    for zoho_id, link in links.items():
-        conversion = conversions.get(link.contact_id)
-        if (
-            conversion is not None
-            and conversion.outcome == FOLLOW
-            and conversion.lead_id != zoho_id
-        ):
-            found[zoho_id] = link
-    return found
+    return {
+        zoho_id: link
+        for zoho_id, link in links.items()
+        if governing(conversions.get(link.contact_id), link) == FOLLOW
+    }
 
 
 class _ContactsLedger:
@@ -77,7 +73,16 @@ class _ContactsClient:
     ) -> list[dict[str, Any]]:
         options.pop("converted", None)  # a Leads-only listing parameter
         wanted = sorted({*to_contact_fields({name: None for name in fields}), "Modified_Time"})
-        records = self._client.search_in(module, values_by_field, wanted, **options)
+        try:
+            records = self._client.search_in(module, values_by_field, wanted, **options)
+        except ZohoRequestError as refused:
+            # The Contact Id field is the Leads mapping's: a Contacts module without a field
+            # of that name refuses the criteria (INVALID_QUERY). The email still finds the
+            # master; anything else is a real failure, and the run stops deleting nothing.
+            by_email = {k: v for k, v in values_by_field.items() if k == "Email"}
+            if refused.code != "INVALID_QUERY" or not by_email or by_email == values_by_field:
+                raise
+            records = self._client.search_in(module, by_email, wanted, **options)
         return [to_lead_fields(record) for record in records]
 
     def __getattr__(self, name: str) -> Any:
@@ -109,7 +114,15 @@ class _FollowedPull:
         self.engine = _ContactsEngine(pull.engine)
 
     def merge_records(self, records: list[dict[str, Any]]) -> None:
-        links = self._pull.ledger.links_by_zoho([str(record["id"]) for record in records])
+        """Merge the masters the links moved to; their conversions now name the master, the
+        Contact the link follows from here on (``conversion.governing``)."""
+        ledger = self._pull.ledger
+        links = ledger.links_by_zoho([str(record["id"]) for record in records])
+        conversions = ledger.conversions_by_contact([link.contact_id for link in links.values()])
+        for link in links.values():
+            conversion = conversions.get(link.contact_id)
+            if conversion is not None and conversion.outcome == FOLLOW:
+                conversion.contact_zoho_id = link.zoho_id
         self._pull.merge_followed(
             [(links[str(r["id"])], r) for r in records if str(r["id"]) in links]
         )

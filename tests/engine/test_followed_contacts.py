@@ -120,6 +120,25 @@ def test_a_host_delete_deletes_the_contact_and_leaves_the_converted_lead(
     assert following.sync().counts.get("to_zoho.delete", 0) == 0  # sent once
 
 
+def test_a_contact_added_after_a_followed_one_was_deleted_is_sent_as_a_new_lead(
+    following: Synced,
+) -> None:
+    """SQLite gives the new contact the deleted one's id: the conversion kept for that id
+    is not the new contact's, which is synced as any other."""
+    ((contact_id, _),) = _followed(following, "ann@example.org").values()
+    following.delete_contact(contact_id)
+    following.sync()
+    new_id = following.add_contact(first_name="Bo", last_name="Ng", email="bo@example.org")
+    before = following.calls()
+    report = following.sync()
+    assert report.status == "succeeded", report.message
+    # Sent to Leads, not held back as a followed or stopped contact. (Where the id was
+    # reused, Zoho's upsert matches the converted lead still holding that Contact Id: a
+    # known gap of reused ids with Contact Id as the duplicate check, README.)
+    assert report.counts.get("to_zoho.create", 0) + report.counts.get("to_zoho.link", 0) == 1
+    assert _spent(before, following.calls()).get("POST /Leads/upsert") == 1, new_id
+
+
 def test_zoho_deleting_many_followed_contacts_stops_at_the_breaker(following: Synced) -> None:
     emails = [f"p{n}@example.org" for n in range(12)]  # above the floor of 10 deletions
     followed = _followed(following, *emails)
@@ -224,8 +243,9 @@ def test_the_channel_watches_contacts_and_their_notifications_pull_the_followed_
     assert channel["events"] == ["Leads.all", "Contacts.all"]
     made = synced.zoho.convert_lead(synced.leads()["ann@example.org"]["id"])
     zoho_id = made["Contacts"]["id"]
+    assert synced.sync().counts["to_host.convert"] == 1
     synced.zoho.notifications(wait=5)
-    _work(synced)  # the conversion's notification: the lead is read, the Contact followed
+    _work(synced)  # what the notifications of the conversion and our writes scheduled
     assert synced.zoho.record("Contacts", zoho_id)["Contact_Id"] == str(
         synced.contacts()["ann@example.org"]["id"]
     )
