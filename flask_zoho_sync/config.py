@@ -171,7 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ZOHO_SYNC_ON_LEAD_CONVERSION",
-        "stop",
+        "follow",
         "In Leads mode, what follows when a Zoho user converts a linked lead: 'follow' moves "
         "the contact's link to the new Contact record and syncing goes on there; 'stop' "
         "keeps the link on the converted lead and syncs that contact no more. Either way "
@@ -275,7 +275,7 @@ class ZohoSyncConfig:
     bulk_timeout: float
     max_concurrency: int
     pull_with_coql: bool = False
-    on_lead_conversion: str = "stop"
+    on_lead_conversion: str = "follow"
     #: Simultaneous Zoho calls across all processes, per org (the Redis-held call slots).
     org_concurrency: int = 5
 

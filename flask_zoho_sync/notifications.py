@@ -40,6 +40,22 @@ def notify_url(state: ZohoSyncState) -> str | None:
     return f"{state.config.base_url}{state.config.url_prefix}/notify"
 
 
+def watched_modules(state: ZohoSyncState, settings: SyncSettings) -> list[str]:
+    """The modules our channel watches: the sync's, and in Leads mode with converted leads
+    followed (``ZOHO_SYNC_ON_LEAD_CONVERSION = follow``) Contacts too, where the followed
+    contacts' records are (``sync.followed``)."""
+    if not settings.module:
+        return []
+    if settings.module == "Leads" and state.config.on_lead_conversion == "follow":
+        return ["Leads", "Contacts"]
+    return [settings.module]
+
+
+def _watch_tag(modules: list[str]) -> str:
+    """What ``notify_module`` keeps of the watched modules ("Leads+Contacts")."""
+    return "+".join(modules)
+
+
 def ensure_channel(
     state: ZohoSyncState, session: Session, settings: SyncSettings, *, now: datetime | None = None
 ) -> str:
@@ -48,9 +64,10 @@ def ensure_channel(
     if url is None or not settings.module:
         return "off"
     moment = now or datetime.now(timezone.utc)
+    modules = watched_modules(state, settings)
     current = (
         settings.notify_channel_id
-        and settings.notify_module == settings.module
+        and settings.notify_module == _watch_tag(modules)
         and settings.notify_expires_at is not None
         and settings.notify_expires_at - moment > RENEW_BEFORE
     )
@@ -63,7 +80,7 @@ def ensure_channel(
         [
             {
                 "channel_id": channel_id,
-                "events": [f"{settings.module}.all"],
+                "events": [f"{module}.all" for module in modules],
                 "notify_url": url,
                 "token": token,
                 "channel_expiry": format_datetime(expires),
@@ -74,7 +91,7 @@ def ensure_channel(
     )
     settings.notify_channel_id = channel_id
     settings.notify_token_encrypted = state.vault.encrypt(token)
-    settings.notify_module = settings.module
+    settings.notify_module = _watch_tag(modules)
     settings.notify_expires_at = expires
     session.commit()
     return "renewed"
@@ -137,7 +154,12 @@ def verify_notification(
     if not isinstance(ids, list) or not all(isinstance(i, (str, int)) for i in ids):
         raise NotificationRefused("ids must be a list of record ids")
     module = str(payload.get("module") or "")
-    if module != settings.module:
+    followed = (
+        module == "Contacts"
+        and settings.module == "Leads"
+        and module in (settings.notify_module or "").split("+")
+    )
+    if module != settings.module and not followed:
         raise NotificationRefused(
             f"notification for {module!r}, but the sync uses {settings.module}"
         )

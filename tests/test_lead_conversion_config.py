@@ -16,7 +16,7 @@ REQUIRED = {
 
 
 def test_following_the_new_contact_is_the_default() -> None:
-    assert read_config(REQUIRED).on_lead_conversion == "stop"
+    assert read_config(REQUIRED).on_lead_conversion == "follow"
 
 
 @pytest.mark.parametrize("value", ["stop", " Stop ", "FOLLOW"])

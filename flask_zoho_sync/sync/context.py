@@ -97,7 +97,7 @@ class EngineOptions:
     plan_changes: int | None = None
     #: What follows a linked lead's conversion in Zoho (``ZOHO_SYNC_ON_LEAD_CONVERSION``):
     #: "follow" its Contact record, or "stop" syncing the contact (``sync.conversion``).
-    on_lead_conversion: str = "stop"
+    on_lead_conversion: str = "follow"
 
 
 @dataclass

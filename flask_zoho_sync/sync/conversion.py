@@ -24,13 +24,21 @@ values travel through Zoho's default conversion mapping (``CONTACT_FIELD_OF``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_zoho_sync.sync.checked import (
+    CHANGED_IN_ZOHO,
+    GONE_FROM_ZOHO,
+    GONE_MESSAGE,
+    WriteAnswer,
+    checked_update,
+)
 from flask_zoho_sync.sync.context import PlannedChange, RunInProgress, RunReport, mapped_values
-from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
+from flask_zoho_sync.sync.drift import field_refusal, without_fields
+from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
 
 #: What the conversion check reads of each converted lead.
 CONVERSION_FIELDS = (
@@ -240,13 +248,66 @@ class ConversionCheck:
         FollowedWriter(self.engine, self.report).send(owners, payloads, {})
 
 
-class FollowedWriter:
-    """Writes to the Contact records followed contacts are linked to, and records it."""
+def contact_fields(mapping: Any) -> list[str]:
+    """What a read of followed Contacts asks for: the mapped fields under the Contacts'
+    names (the Leads-only ones left out) and Modified_Time, the version the guards compare."""
+    names = to_contact_fields({name: None for name in mapping.zoho_api_names()})
+    return sorted({*names, "Modified_Time"})
 
-    def __init__(self, engine: RunInProgress, report: RunReport) -> None:
+
+def refused_contact_fields(result: Any, mapping: Any) -> set[str]:
+    """The Contacts fields a refusal names as a whole (deleted or locked in the Contacts
+    module, ``sync.drift``), under the Contacts' names. The Leads mapping row is not paused
+    for them: the field is fine in Leads; it is only left out of writes to Contacts."""
+    if result.code == "MULTIPLE_OR_MULTI_ERRORS" and isinstance(result.details, dict):
+        errors = [e for e in result.details.get("errors") or () if isinstance(e, dict)]
+    else:
+        errors = [{"code": result.code, "details": result.details}]
+    refused = set()
+    for error in errors:
+        details = error.get("details")
+        name = details.get("api_name") if isinstance(details, dict) else None
+        if not isinstance(name, str):
+            continue
+        as_lead = {**details, "api_name": _LEAD_FIELD_OF.get(name, name)}
+        if field_refusal(error.get("code"), as_lead, mapping) is not None:
+            refused.add(name)
+    return refused
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite hands back naive datetimes)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+class FollowedWriter:
+    """Writes to the Contact records followed contacts are linked to, guarded as the push's
+    updates of leads are, and records it.
+
+    A batch whose links hold a version of their Contacts goes through ``checked_update``:
+    a Contact the re-read no longer finds (deleted or merged away in Zoho) is not written
+    (an update never re-creates a record, and the pull then deletes the host contact or
+    follows the merge), and one a Zoho user changed since is not overwritten but handed
+    back in ``contested`` for the merge. A batch of Contacts just made by a conversion
+    (no version held yet: the Contact Id write) is sent without the re-read, which could
+    find nothing to guard against. A field the Contacts module refuses as a whole is left
+    out (``left_out``) and the records refused for it are sent again without it.
+    """
+
+    def __init__(
+        self, engine: RunInProgress, report: RunReport, left_out: set[str] | None = None
+    ) -> None:
         self.engine = engine
         self.report = report
         self.ledger = engine.ledger
+        #: Contacts fields refused as a whole, left out of every later write of the push.
+        self.left_out = left_out if left_out is not None else set()
+        #: Links whose Contact changed in Zoho under this write (not sent), with the record
+        #: the re-read found (under the Leads names), or None when the conditional write
+        #: was refused and the record is still to be read.
+        self.contested: list[tuple[Any, dict[str, Any] | None]] = []
 
     def send(
         self,
@@ -259,28 +320,81 @@ class FollowedWriter:
         canonical values each payload carries (what the link's snapshot takes on success);
         ``entries`` the outbox rows each answers for."""
         entries = entries or {}
-        for start in range(0, len(payloads), BATCH):
-            chunk = payloads[start : start + BATCH]
-            results = self.engine.client.update("Contacts", chunk)
-            for link, payload, result in zip(
-                links[start : start + BATCH], chunk, results, strict=True
-            ):
-                self._settle(link, payload, result, written.get(link.contact_id, {}))
-                waiting = entries.get(link.contact_id, [])
-                if result.ok:
-                    self.ledger.finish_outbox(waiting)
-                else:  # kept for the next push: the snapshot still shows the change unsent
-                    self.ledger.retry_outbox_later(waiting, f"{result.code}: {result.message}")
-            self.ledger.commit()
+        waiting = list(zip(links, payloads, strict=True))
+        for _round in range(len(self.engine.mapping.bindings) + 1):
+            again: list[tuple[Any, dict[str, Any]]] = []
+            for start in range(0, len(waiting), BATCH):
+                again += self._send_chunk(waiting[start : start + BATCH], written, entries)
+                self.ledger.commit()
+            if not again:
+                return
+            waiting = again
+
+    def _send_chunk(
+        self,
+        chunk: list[tuple[Any, dict[str, Any]]],
+        written: dict[str, dict[str, Any]],
+        entries: dict[str, list[Any]],
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """One call's worth; returns the records to send again without a refused field."""
+        sent = [(link, without_fields(payload, self.left_out)) for link, payload in chunk]
+        payloads = [payload for _, payload in sent]
+        seen = [_aware(link.zoho_modified_at) for link, _ in sent]
+        client = self.engine.client
+        if any(version is not None for version in seen):
+            answer = checked_update(
+                client, "Contacts", payloads, seen, contact_fields(self.engine.mapping)
+            )
+        else:
+            answer = WriteAnswer(client.update("Contacts", payloads))
+        again = []
+        for (link, payload), result in zip(sent, answer.results, strict=True):
+            waiting = entries.get(link.contact_id, [])
+            # Sent with the field: a refusal for it is met once per push, whichever
+            # record of the batch meets it.
+            refused = refused_contact_fields(result, self.engine.mapping) & set(payload)
+            if not result.ok and refused:
+                self._leave_out(refused)
+                again.append((link, payload))
+                continue
+            if result.code == CHANGED_IN_ZOHO and not result.ok:
+                moved = answer.moved.get(str(link.zoho_id))
+                self.contested.append((link, to_lead_fields(moved) if moved else None))
+                continue
+            # A left-out field's value counts as settled (it is not sent again each push;
+            # the Contacts module has no place for it): the snapshot takes what was meant.
+            self._settle(link, payload, result, written.get(link.contact_id, {}))
+            if result.ok:
+                self.ledger.finish_outbox(waiting)
+            elif result.code == GONE_FROM_ZOHO and result.message == GONE_MESSAGE:
+                # Not sent; the pull deletes the host contact or follows Zoho's merge.
+                self.ledger.finish_outbox(waiting, error=self._refusal(link, result))
+            else:  # kept for the next push: the snapshot still shows the change unsent
+                self.ledger.retry_outbox_later(waiting, f"{result.code}: {result.message}")
+        return again
+
+    def _leave_out(self, refused: set[str]) -> None:
+        for _name in refused - self.left_out:
+            self.report.count("to_zoho.left_out_fields")
+        self.left_out |= refused
+
+    @staticmethod
+    def _refusal(link: Any, result: Any) -> str:
+        if result.code == GONE_FROM_ZOHO and result.message == GONE_MESSAGE:
+            return (
+                f"Not sent to Contact {link.zoho_id}: {GONE_MESSAGE}; the next sync that "
+                "pulls deletes the contact too, or follows Zoho's merge to its master."
+            )
+        return f"Zoho refused the write to Contact {link.zoho_id}: {result.code} " + (
+            f"{result.message or ''}".strip()
+        )
 
     def _settle(
         self, link: Any, payload: dict[str, Any], result: Any, written: dict[str, Any]
     ) -> None:
         shown = {name: value for name, value in payload.items() if name != "id"}
         if not result.ok:
-            reason = f"Zoho refused the write to Contact {link.zoho_id}: {result.code} " + (
-                f"{result.message or ''}".strip()
-            )
+            reason = self._refusal(link, result)
             self.report.add(
                 PlannedChange(
                     "to_zoho",
@@ -304,6 +418,10 @@ class FollowedWriter:
         link.snapshot = {**(link.snapshot or {}), **written}
         if result.modified_time is not None:
             link.zoho_modified_at = result.modified_time
+        reason = "sent to the Contact the converted lead became"
+        if self.left_out:
+            names = ", ".join(sorted(self.left_out))
+            reason += f"; left out: {names} (refused as a whole by Zoho's Contacts module)"
         self.report.add(PlannedChange("to_zoho", "update", link.contact_id, link.zoho_id, shown))
         self.ledger.record(
             self.engine.run,
@@ -312,8 +430,26 @@ class FollowedWriter:
             contact_id=link.contact_id,
             zoho_id=link.zoho_id,
             changes={"fields": shown},
-            reason="sent to the Contact the converted lead became",
+            reason=reason,
         )
+
+
+def governing(conversion: Any, link: Any) -> str | None:
+    """``FOLLOW`` or ``STOP`` when this conversion governs the contact's link now, else None.
+
+    A followed link is on the Contact the conversion made (``contact_zoho_id``, moved along
+    when a Zoho merge took that Contact into another), a stopped one on the converted lead.
+    A conversion row whose contact's link is elsewhere, or gone, is another contact's: the
+    host reused the id of a contact deleted since (SQLite does), and the new contact is
+    synced as any other; a contact a merge left unlinked is held by its pair (``identity``).
+    """
+    if conversion is None or link is None:
+        return None
+    if conversion.outcome == FOLLOW and str(link.zoho_id) == str(conversion.contact_zoho_id):
+        return FOLLOW
+    if conversion.outcome == STOP and str(link.zoho_id) == str(conversion.lead_id):
+        return STOP
+    return None
 
 
 def set_aside_converted(
@@ -321,20 +457,31 @@ def set_aside_converted(
 ) -> tuple[list[str], list[str]]:
     """Split a push batch: the contacts still synced with their leads, and those followed to
     a Contact (for ``push_followed``). Stopped ones are left out, their outbox rows done:
-    nothing of them is sent again. One query per batch, only in Leads mode."""
+    nothing of them is sent again. One query per batch, only in Leads mode, and one more
+    for the links of the batch's converted contacts."""
     if engine.ledger.run_module != "Leads" or not contact_ids:
         return contact_ids, []
     conversions = engine.ledger.conversions_by_contact(contact_ids)
     if not conversions:
         return contact_ids, []
-    followed = [
-        cid for cid in contact_ids if getattr(conversions.get(cid), "outcome", None) == FOLLOW
-    ]
-    stopped = [cid for cid in contact_ids if getattr(conversions.get(cid), "outcome", None) == STOP]
+    links = engine.ledger.links_by_contact(list(conversions))
+    outcome = {cid: governing(row, links.get(cid)) for cid, row in conversions.items()}
+    followed = [cid for cid in contact_ids if outcome.get(cid) == FOLLOW]
+    stopped = [cid for cid in contact_ids if outcome.get(cid) == STOP]
     if stopped and not engine.options.dry_run:
         engine.ledger.finish_outbox([entry for cid in stopped for entry in outbox.get(cid, [])])
-    kept = [cid for cid in contact_ids if cid not in conversions]
+    kept = [cid for cid in contact_ids if outcome.get(cid) is None]
     return kept, followed
+
+
+#: How many times one push merges and re-sends followed Contacts a Zoho user keeps changing
+#: under it (the push's ``CONTESTED_ROUNDS``); what is still contested waits for the next run.
+CONTESTED_ROUNDS = 2
+
+#: Merges followed Contacts just read (link, record under the Leads names): the pull's
+#: ``PullPass.merge_followed``, handed in by the push, which the engine's import arrows keep
+#: from importing the pull here.
+MergeFollowed = Callable[[list[tuple[Any, dict[str, Any]]]], None]
 
 
 def push_followed(
@@ -342,20 +489,102 @@ def push_followed(
     report: RunReport,
     contact_ids: Iterable[str],
     outbox: dict[str, list[Any]],
+    *,
+    merge: MergeFollowed | None = None,
+    left_out: set[str] | None = None,
 ) -> None:
     """Send followed contacts' host changes to their Contact records: what changed since the
-    link's snapshot, in the Contacts' field names, one call per 100."""
+    link's snapshot, in the Contacts' field names, one call per 100, guarded as the push's
+    updates are (``FollowedWriter``). A Contact a Zoho user changed under the write is merged
+    (``merge``) and sent again, as the push does for leads (its ``_merge_contested``)."""
     ids = list(dict.fromkeys(contact_ids))
-    if not ids:
-        return
+    left_out = left_out if left_out is not None else set()
+    for _round in range(CONTESTED_ROUNDS + 1):
+        if not ids:
+            return
+        owners, payloads, written = _followed_payloads(engine, report, ids, outbox)
+        if not payloads:
+            return
+        writer = FollowedWriter(engine, report, left_out)
+        writer.send(owners, payloads, written, outbox)
+        if not writer.contested:
+            return
+        if merge is None or _round == CONTESTED_ROUNDS:
+            _leave_contested(engine, report, writer.contested, outbox)
+            return
+        merge(_read_contested(engine, writer.contested))
+        engine.ledger.commit()
+        ids = [link.contact_id for link, _ in writer.contested]
+
+
+def _read_contested(
+    engine: RunInProgress, contested: list[tuple[Any, dict[str, Any] | None]]
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The contested Contacts with their records: those the conditional write refused
+    were not read with their new values, and are read here (one call per 100)."""
+    unread = [str(link.zoho_id) for link, record in contested if record is None]
+    read = {}
+    if unread:
+        fields = contact_fields(engine.mapping)
+        for record in engine.client.get_records("Contacts", unread, fields):
+            read[str(record.get("id"))] = to_lead_fields(record)
+    found = []
+    for link, record in contested:
+        record = record if record is not None else read.get(str(link.zoho_id))
+        if record is not None:
+            found.append((link, record))
+    return found
+
+
+def _leave_contested(
+    engine: RunInProgress,
+    report: RunReport,
+    contested: list[tuple[Any, dict[str, Any] | None]],
+    outbox: dict[str, list[Any]],
+) -> None:
+    reason = (
+        "Changed in Zoho again while the sync was sending this contact's changes to its "
+        "Contact; nothing was overwritten, and the next sync merges both sides."
+    )
+    for link, _ in contested:
+        report.add(
+            PlannedChange(
+                "to_zoho",
+                "error",
+                link.contact_id,
+                link.zoho_id,
+                reason=reason,
+                error_code=CHANGED_IN_ZOHO,
+            )
+        )
+        engine.ledger.retry_outbox_later(outbox.get(link.contact_id, []), reason)
+        engine.ledger.record(
+            engine.run,
+            direction="to_zoho",
+            action="error",
+            contact_id=link.contact_id,
+            zoho_id=link.zoho_id,
+            reason=reason,
+            error_code=CHANGED_IN_ZOHO,
+        )
+    engine.ledger.commit()
+
+
+def _followed_payloads(
+    engine: RunInProgress, report: RunReport, ids: list[str], outbox: dict[str, list[Any]]
+) -> tuple[list[Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The links, payloads (Contacts' names) and canonical values to send for these
+    followed contacts; in a plan, the planned updates instead."""
     adapter, mapping = engine.adapter, engine.mapping
     links = engine.ledger.links_by_contact(ids)
     contacts = adapter.get_many(ids)
-    owners, payloads, written = [], [], {}
+    owners: list[Any] = []
+    payloads: list[dict[str, Any]] = []
+    written: dict[str, dict[str, Any]] = {}
     for contact_id in ids:
         link, contact = links.get(contact_id), contacts.get(contact_id)
         if link is None or contact is None:
-            continue  # a host deletion of a followed contact is not sent (see README)
+            continue  # a host deletion is sent by the push's deletions (run_deletions)
         values = mapping.host_to_canonical(
             adapter.get_values(contact),
             groups=adapter.get_groups(contact),
@@ -381,26 +610,42 @@ def push_followed(
         owners.append(link)
         payloads.append({**payload, "id": link.zoho_id})
         written[contact_id] = changed
-    if payloads:
-        FollowedWriter(engine, report).send(owners, payloads, written, outbox)
+    return owners, payloads, written
 
 
-def read_followed(engine: RunInProgress) -> list[tuple[Any, dict[str, Any]]]:
+def read_followed(
+    engine: RunInProgress,
+) -> tuple[list[tuple[Any, dict[str, Any]]], list[Any]]:
     """The followed contacts' links and their Contact records, under the Leads names the
-    mapping knows, for the pull to merge: one call per 100 followed contacts, only those
-    changed since the version merged last."""
+    mapping knows, for the pull to merge: one call per 100 followed contacts; and the
+    links whose Contact the read did not return (deleted or merged away in Zoho), for the
+    pull to follow to a merge's master or delete (``sync.followed``)."""
     if engine.ledger.run_module != "Leads":
-        return []
+        return [], []
     followed = engine.ledger.followed_conversions()
     if not followed:
-        return []
+        return [], []
     links = engine.ledger.links_by_contact([row.contact_id for row in followed])
-    by_zoho = {link.zoho_id: link for link in links.values()}
-    fields = sorted(set(to_contact_fields({n: None for n in engine.mapping.zoho_api_names()})))
-    records = engine.client.get_records("Contacts", list(by_zoho), [*fields, "Modified_Time"])
+    ours = [
+        links[row.contact_id]
+        for row in followed
+        if governing(row, links.get(row.contact_id)) == FOLLOW
+    ]
+    return read_contacts_of(engine, ours)
+
+
+def read_contacts_of(
+    engine: RunInProgress, links: list[Any]
+) -> tuple[list[tuple[Any, dict[str, Any]]], list[Any]]:
+    """The Contact records of these followed links (one call per 100), and the links whose
+    Contact Zoho no longer has."""
+    by_zoho = {str(link.zoho_id): link for link in links}
+    if not by_zoho:
+        return [], []
+    records = engine.client.get_records("Contacts", list(by_zoho), contact_fields(engine.mapping))
     found = []
     for record in records:
-        link = by_zoho.get(str(record.get("id")))
+        link = by_zoho.pop(str(record.get("id")), None)
         if link is not None:
             found.append((link, to_lead_fields(record)))
-    return found
+    return found, list(by_zoho.values())

@@ -61,7 +61,7 @@ def estimate_cost(
         calls, credits = calls + job_calls, credits + job_credits
         creates, updates = creates - in_jobs_created, updates - in_jobs_updated
     deletes = plan.counts.get("to_zoho.delete", 0)
-    # Each update batch re-reads its records just before writing (``push.checked_update``):
+    # Each update batch re-reads its records just before writing (``checked.checked_update``):
     # one GET of up to 100 ids, one credit.
     rereads = 0 if reread else math.ceil(updates / 100)
     calls, credits = calls + rereads, credits + rereads

@@ -29,9 +29,11 @@ from flask_zoho_sync.sync.context import (
 from flask_zoho_sync.sync.conversion import (
     ConversionCheck,
     listing_options,
+    read_contacts_of,
     read_followed,
     split_converted,
 )
+from flask_zoho_sync.sync.followed import followed_links, settle_gone
 from flask_zoho_sync.sync.identity import MergeFollower
 from flask_zoho_sync.sync.merge import (
     Conflict,
@@ -222,6 +224,12 @@ class PullPass:
         ``notified`` (what notifications said updates wrote) is checked first, against the
         links as the push left them: see ``recover_overwritten``."""
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
+        followed = followed_links(self.engine, wanted)
+        if followed:  # Contacts a converted lead's contact follows (the channel watches them)
+            wanted = [zoho_id for zoho_id in wanted if zoho_id not in followed]
+            self._pull_followed(followed)
+        if not wanted:
+            return
         extra, converted = listing_options(self.ledger.module)
         records = self.engine.client.get_records(
             self.ledger.module,
@@ -709,12 +717,27 @@ class PullPass:
 
     def _merge_followed(self) -> None:
         """Merge the Contacts that contacts of converted leads followed, like any record
-        (``sync.conversion``): one call per 100 of them, on scheduled and manual pulls."""
-        followed = read_followed(self.engine)
+        (``sync.conversion``): one call per 100 of them, on scheduled and manual pulls;
+        those Zoho no longer has are followed to a merge's master or deleted
+        (``sync.followed``)."""
+        found, gone = read_followed(self.engine)
+        self.merge_followed(found)
+        settle_gone(self, gone)
+
+    def _pull_followed(self, links: dict[str, Any]) -> None:
+        """A notified pull's followed Contacts (``sync.followed``): read by id, merged,
+        and those Zoho no longer has settled like a scheduled pull's."""
+        found, gone = read_contacts_of(self.engine, list(links.values()))
+        self.merge_followed(found)
+        settle_gone(self, gone)
+
+    def merge_followed(self, followed: list[tuple[Any, dict[str, Any]]]) -> None:
+        """Merge followed Contacts just read (their links, the records under the Leads
+        names); a version older than the one merged last is skipped."""
         contacts = self.adapter.get_many([link.contact_id for link, _ in followed])
         for link, record in followed:
             modified, contact = _modified_time(record), contacts.get(link.contact_id)
-            seen = link.zoho_modified_at
+            seen = _utc(link.zoho_modified_at)
             if contact is None or (seen is not None and modified is not None and modified < seen):
                 continue
             try:
@@ -764,6 +787,10 @@ class PullPass:
         self._delete_in_host(targets)
         settings.deleted_watermark = newest
         self.ledger.commit()
+
+    def delete_in_host(self, links: list[Any]) -> None:
+        """``_delete_in_host`` for the followed Contacts Zoho deleted (``sync.followed``)."""
+        self._delete_in_host(links)
 
     def _delete_in_host(self, links: list[Any]) -> None:
         """Delete the contacts of records Zoho deleted, in one block of host writes (each

@@ -14,11 +14,20 @@ in the order the batches were sent. Deletions wait until every write has been an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask_zoho_sync.sync.checked import (
+    CHANGED_IN_ZOHO,
+    GONE_FROM_ZOHO,
+    GONE_MESSAGE,
+    TRANSIENT_CODES,
+    Reread,
+    WriteAnswer,
+    checked_update,
+)
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
     READ_KEY,
@@ -37,22 +46,13 @@ from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
 from flask_zoho_sync.zoho.results import RecordResult
-from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
+from flask_zoho_sync.zoho.timefmt import UTC
 
 #: Zoho takes at most 100 records (or ids) per write call (reference §2.4-§2.7).
 BATCH = 100
 
 #: Per-record codes that mean "try again later", not "this record is bad".
-_TRANSIENT_CODES = {"RECORD_LOCKED", "ALREADY_MODIFIED", "LIMIT_EXCEEDED"}
-
-#: Zoho's answer for a record changed since the sync last read it (reference §2.3). The push
-#: gives the same verdict itself when its re-read before the write shows such a change.
-CHANGED_IN_ZOHO = "ALREADY_MODIFIED"
-
-#: The verdict on an update of a record the re-read no longer finds in Zoho: Zoho's own
-#: for an update of a deleted record, given without sending it.
-GONE_FROM_ZOHO = "INVALID_DATA"
-GONE_MESSAGE = "the record is no longer in Zoho (deleted there)"
+_TRANSIENT_CODES = TRANSIENT_CODES
 
 #: How many times one push merges and re-sends records a Zoho user keeps changing under it;
 #: what is still contested after that waits for the next run (its pull merges it).
@@ -80,6 +80,9 @@ class _Deletion:
     zoho_id: str
     link: Any
     entries: list[Any]
+    #: The module the record is in when not the run's: Contacts, for a contact followed
+    #: from a converted lead (``sync.conversion``).
+    module: str | None = None
 
     def planned(self) -> PlannedChange:
         return PlannedChange(
@@ -94,13 +97,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def _version_of(record: dict[str, Any]) -> datetime | None:
-    try:
-        return parse_datetime(record["Modified_Time"]) if record.get("Modified_Time") else None
-    except ZohoTimeFormatError:
-        return None
-
-
 def _refusal(code: str | None, message: str | None) -> str:
     if code == GONE_FROM_ZOHO and message == GONE_MESSAGE:
         return (
@@ -108,130 +104,6 @@ def _refusal(code: str | None, message: str | None) -> str:
             "that pulls deletes the contact too."
         )
     return f"Zoho refused it: {code or 'error'} {message or ''}".strip()
-
-
-@dataclass
-class WriteAnswer:
-    """Zoho's verdicts on one batch, with what the re-read before it found."""
-
-    results: list[RecordResult]
-    #: Records the re-read found changed in Zoho (not sent), by Zoho id.
-    moved: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The Modified_Time each sent record had when re-read, by Zoho id.
-    read: dict[str, datetime] = field(default_factory=dict)
-
-
-@dataclass
-class Reread:
-    """What the re-read before an update batch found (step 1 of ``checked_update``); a plan
-    that has not read Zoho otherwise (a push-only plan) makes the same read to foresee it."""
-
-    #: Records changed in Zoho since the version the sync holds (not sent), by Zoho id.
-    moved: dict[str, dict[str, Any]]
-    #: The Modified_Time of each record to be sent, by Zoho id.
-    read: dict[str, datetime]
-    #: Positions in the batch of the records to send.
-    sending: list[int]
-    #: The newest Modified_Time among them (the conditional write's condition).
-    newest: datetime | None
-    #: The Zoho ids the re-read did not return: Zoho no longer has them (deleted there), and
-    #: would refuse their update (INVALID_DATA, "the id given seems to be invalid"); they
-    #: are not sent, which saves the write's credit.
-    missing: set[str]
-
-    @classmethod
-    def of(
-        cls,
-        client: Any,
-        module: str,
-        ids: list[str],
-        seen: Sequence[datetime | None],
-        fields: list[str],
-    ) -> Reread:
-        current = {
-            str(record.get("id")): record for record in client.get_records(module, ids, fields)
-        }
-        found = cls({}, {}, [], None, set())
-        for position, (zoho_id, held) in enumerate(zip(ids, seen, strict=True)):
-            record = current.get(zoho_id)
-            if record is None:
-                found.missing.add(zoho_id)
-                continue
-            version = _version_of(record)
-            if version is not None and held is not None and version > held:
-                found.moved[zoho_id] = record
-                continue
-            found.sending.append(position)
-            if version is not None:
-                found.read[zoho_id] = version
-                if found.newest is None or version > found.newest:
-                    found.newest = version
-        return found
-
-
-def checked_update(
-    client: Any,
-    module: str,
-    payloads: list[dict[str, Any]],
-    seen: Sequence[datetime | None],
-    fields: list[str],
-) -> WriteAnswer:
-    """Update records without overwriting a Zoho edit the sync has not merged yet.
-
-    Zoho has no transaction around a read and a write, so the window in which a Zoho user's
-    edit can be overwritten is closed in two steps, both per batch (no call per record):
-
-    1. The batch's records are re-read (one call per 100 ids) as late as possible, on the
-       sending thread just before the write. A record whose Modified_Time is newer than the
-       version the sync holds (``seen``) is not sent; it comes back as ``CHANGED_IN_ZOHO``
-       with the record read, for the pull's merge. A record the re-read does not return is
-       gone from Zoho: it is not sent either, and fails with Zoho's code for it.
-    2. The write is conditional (``If-Unmodified-Since``, reference §2.3) on the newest
-       Modified_Time of the records it sends: an edit that lands while the write is on its
-       way makes Zoho refuse that record with ``ALREADY_MODIFIED`` instead of overwriting it.
-
-    What remains is an edit in the same clock second as the newest record of the batch was
-    last modified (Zoho's times have whole seconds); the notification check
-    (``sync.inflight_check``) catches that one where a channel is registered.
-
-    Runs on a worker thread: it touches no session, only the client and plain values.
-    """
-    ids = [str(payload["id"]) for payload in payloads]
-    reread = Reread.of(client, module, ids, seen, fields)
-    moved, read, sending, newest = reread.moved, reread.read, reread.sending, reread.newest
-    results: list[RecordResult | None] = [None] * len(payloads)
-    if sending:
-        answers = client.update(
-            module, [payloads[position] for position in sending], if_unmodified_since=newest
-        )
-        for position, answer in zip(sending, answers, strict=True):
-            results[position] = replace(answer, index=position)
-    for position, zoho_id in enumerate(ids):
-        if zoho_id in reread.missing:
-            results[position] = RecordResult(
-                index=position,
-                ok=False,
-                code=GONE_FROM_ZOHO,
-                status="error",
-                message=GONE_MESSAGE,
-                action=None,
-                duplicate_field=None,
-                record_id=None,
-                modified_time=None,
-            )
-        elif zoho_id in moved:
-            results[position] = RecordResult(
-                index=position,
-                ok=False,
-                code=CHANGED_IN_ZOHO,
-                status="error",
-                message="changed in Zoho after the sync last read it",
-                action=None,
-                duplicate_field=None,
-                record_id=None,
-                modified_time=None,
-            )
-    return WriteAnswer([result for result in results if result is not None], moved, read)
 
 
 @dataclass
@@ -324,6 +196,9 @@ class PushPass:
         #: every later payload; records refused for them are sent again without them.
         self.paused_fields: set[str] = set()
         self.resend: dict[str, list[_Outgoing]] = {"update": [], "create": []}
+        #: Contacts fields Zoho refused as a whole in writes to followed Contacts: left out
+        #: of the push's later writes to them (``conversion.FollowedWriter``).
+        self.followed_left_out: set[str] = set()
 
     def run(self, contact_ids: Iterable[str], outbox: dict[str, list[Any]]) -> None:
         limit = self.engine.options.max_concurrency
@@ -413,11 +288,19 @@ class PushPass:
         links = self.ledger.links_by_contact(list(outbox))
         still, followed = set_aside_converted(self.engine, list(outbox), outbox)
         kept = set(still)
-        for contact_id in followed:  # not deleted in Zoho: see README, lead conversion
+        for contact_id in followed:  # deleted in Contacts, where the link followed the lead
             deletes = [e for e in outbox[contact_id] if e.operation == "delete"]
+            if not deletes:
+                continue
             outbox[contact_id] = [e for e in outbox[contact_id] if e.operation != "delete"]
-            if deletes and not self.dry_run:
-                self.ledger.finish_outbox(deletes)
+            link = links.get(contact_id)
+            if link is None:  # unlinked since (a merge pair): nothing of it is in Zoho
+                if not self.dry_run:
+                    self.ledger.finish_outbox(deletes)
+                continue
+            self.deletions.append(
+                _Deletion(contact_id, str(link.zoho_id), link, deletes, module="Contacts")
+            )
         for contact_id, entries in outbox.items():
             if contact_id not in kept:
                 continue
@@ -444,7 +327,14 @@ class PushPass:
     def _prepare(self, contact_ids: list[str], outbox: dict[str, list[Any]]) -> None:
         # Contacts whose leads were converted are not the module's any more (sync.conversion).
         contact_ids, followed = set_aside_converted(self.engine, contact_ids, outbox)
-        push_followed(self.engine, self.report, followed, outbox)
+        push_followed(
+            self.engine,
+            self.report,
+            followed,
+            outbox,
+            merge=PullPass(self.engine, self.report).merge_followed,
+            left_out=self.followed_left_out,
+        )
         contacts = self.adapter.get_many(contact_ids)
         links = self.ledger.links_in_module(self.module, contact_ids=contact_ids)
         for zoho_id, gone_contact in self.engine.planned_deleted.items():
@@ -829,19 +719,21 @@ class PushPass:
                 "If the deletions are intended, run the sync again confirming the deletions."
             )
             return
-        for start in range(0, len(self.deletions), BATCH):
-            chunk = self.deletions[start : start + BATCH]
-            if self.dry_run:
-                for item in chunk:
-                    self.report.add(item.planned())
-                    self.engine.planned_deleted[item.zoho_id] = item.contact_id
-                continue
-            self.engine.check_settings()
-            results = self.engine.client.delete(
-                self.ledger.module, [item.zoho_id for item in chunk]
-            )
-            self._settle_deletions(chunk, results)
-            self.ledger.commit()
+        by_module: dict[str, list[_Deletion]] = {}
+        for item in self.deletions:
+            by_module.setdefault(item.module or self.ledger.module, []).append(item)
+        for module, deletions in by_module.items():
+            for start in range(0, len(deletions), BATCH):
+                chunk = deletions[start : start + BATCH]
+                if self.dry_run:
+                    for item in chunk:
+                        self.report.add(item.planned())
+                        self.engine.planned_deleted[item.zoho_id] = item.contact_id
+                    continue
+                self.engine.check_settings()
+                results = self.engine.client.delete(module, [item.zoho_id for item in chunk])
+                self._settle_deletions(chunk, results)
+                self.ledger.commit()
 
     def _settle_deletions(self, chunk: list[_Deletion], results: list[RecordResult]) -> None:
         """Record what Zoho did with one batch of deletions: the links of the deleted

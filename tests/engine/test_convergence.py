@@ -86,6 +86,7 @@ def wipe(synced: Synced) -> None:
             "zoho_sync_link",
             "zoho_sync_outbox",
             "zoho_sync_tombstone",
+            "zoho_sync_lead_conversion",
             "contact_groups",
             "contact",
         ):

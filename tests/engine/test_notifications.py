@@ -111,7 +111,8 @@ def test_a_zoho_edit_is_pulled_by_id_soon_after_zoho_notifies(
         "channels"
     ]
     assert channel["notify_url"] == f"{served}/admin/zoho/notify"
-    assert channel["events"] == ["Leads.all"]
+    # Contacts too: converted leads' contacts follow their Contacts (the default).
+    assert channel["events"] == ["Leads.all", "Contacts.all"]
     with synced.host.app.app_context():
         assert jobs.tick(synced.state).notifications == "ok"  # not renewed again
 
