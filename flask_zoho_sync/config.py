@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigurationError
+from .sync.modes import SYNC_MODES
 from .zoho.datacentres import MalformedServerUrl, parse_server_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -168,6 +169,13 @@ SETTINGS: tuple[Setting, ...] = (
         "keeps the link on the converted lead and syncs that contact no more. Either way "
         "the host contact is kept and its history names the new Contact, Account and Deal.",
     ),
+    Setting(
+        "ZOHO_SYNC_MODE",
+        "two_way",
+        "two_way, export_only (this site to Zoho; Zoho never changes it), import_only (Zoho "
+        "to this site; nothing written to Zoho) or update_only (no record created on either "
+        "side), until the settings page or 'settings --mode' stores a choice.",
+    ),
     # -- operations: alerts, health, metrics (README "Operations") --
     Setting(
         "ZOHO_SYNC_ALERT_EMAILS",
@@ -267,6 +275,8 @@ class ZohoSyncConfig:
     max_concurrency: int
     pull_with_coql: bool = False
     on_lead_conversion: str = "stop"
+    #: The sync mode a run uses while the settings row stores none (``sync.modes``).
+    sync_mode: str = "two_way"
 
     operations: OperationsConfig = OperationsConfig()
 
@@ -421,6 +431,7 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
             get("ZOHO_SYNC_ON_LEAD_CONVERSION"),
             LEAD_CONVERSION_OUTCOMES,
         ),
+        sync_mode=_as_choice("ZOHO_SYNC_MODE", get("ZOHO_SYNC_MODE"), SYNC_MODES),
         operations=_read_operations(get),
     )
 
