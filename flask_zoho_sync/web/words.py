@@ -57,6 +57,7 @@ ACTIONS = {
     "merge": "Merged into another contact",
     "keep": "Kept apart from its pair",
     "convert": "Converted in Zoho",
+    "left_alone": "Left alone",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
