@@ -37,6 +37,7 @@ from .preferences import (
     refresh_zoho_fields,
     set_field_map,
     set_overwrite,
+    set_sync_mode,
     set_winner,
     switch_module,
     sync_mode_of,
@@ -351,7 +352,7 @@ def _change_settings(
         added = add_default_mappings(session, state.adapter, settings.module)
         click.echo(f"Added {added} mappings (standard fields and matches by name).")
     if sync_mode is not None:
-        settings.sync_mode = sync_mode
+        set_sync_mode(session, settings, sync_mode, state.config.sync_mode)
     for spec in overwrites:
         _set_field_policy(session, spec, "--overwrite")
     for spec in winners:

@@ -445,6 +445,42 @@ def mapped_row(session: Session, name: str) -> FieldMap:
     return row
 
 
+def resync_everything(settings: SyncSettings) -> None:
+    """Make the next sync a full one, as a module switch does: every Zoho record is read
+    and every contact looked at. A write a mode or an overwrite policy held back is a
+    difference the base keeps; an incremental sync would only meet it when the record
+    changes again, so a changed mode or policy is applied to every record at once."""
+    settings.pull_watermark = None
+    settings.last_push_at = None
+
+
+def set_sync_mode(
+    session: Session, settings: SyncSettings, mode: str, default: str = TWO_WAY
+) -> bool:
+    """Store the sync mode; returns whether the mode runs use changed (``default`` is
+    ZOHO_SYNC_MODE's): then the next sync is a full one. Saving the mode config already
+    gives changes nothing a run does, so it costs no full sync."""
+    if mode not in SYNC_MODES:
+        raise ValueError(f"sync mode must be one of {', '.join(SYNC_MODES)}, not {mode!r}")
+    changed = sync_mode_of(settings, default) != mode
+    settings.sync_mode = mode
+    if changed:
+        resync_everything(settings)
+    session.flush()
+    return changed
+
+
+def store_overwrite(session: Session, row: FieldMap, policy: str | None) -> None:
+    """Put ``policy`` (None or "always": always) on ``row``; a change makes the next sync
+    full (``resync_everything``)."""
+    stored = None if policy in (None, ALWAYS) else policy
+    if stored == row.overwrite:
+        return
+    row.overwrite = stored
+    resync_everything(get_settings(session))
+    session.flush()
+
+
 def set_overwrite(session: Session, name: str, policy: str) -> FieldMap:
     """Store the overwrite policy of the row ``name`` names (``sync.modes``)."""
     if policy not in OVERWRITE_POLICIES:
@@ -452,8 +488,7 @@ def set_overwrite(session: Session, name: str, policy: str) -> FieldMap:
             f"overwrite policy must be one of {', '.join(OVERWRITE_POLICIES)}, not {policy!r}"
         )
     row = mapped_row(session, name)
-    row.overwrite = None if policy == ALWAYS else policy
-    session.flush()
+    store_overwrite(session, row, policy)
     return row
 
 

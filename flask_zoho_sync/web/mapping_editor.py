@@ -29,6 +29,7 @@ from ..preferences import (
     check_field_map,
     field_maps,
     get_settings,
+    store_overwrite,
 )
 from ..sync import (
     ConflictPolicy,
@@ -513,7 +514,7 @@ def change_row(session: Session, editor: Editor, row: FieldMap, form: Any) -> li
     row.direction = options["direction"]
     row.policy = options["policy"]
     row.inverted = options["inverted"]
-    row.overwrite = overwrite
+    store_overwrite(session, row, overwrite)
     resume_row(row)  # the admin saved it: a pause from Zoho's refusal is lifted
     session.commit()
     return warnings

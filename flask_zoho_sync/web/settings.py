@@ -28,7 +28,7 @@ from ..errors import ConfigurationError
 from ..incidents import alert_recipients, parse_emails, set_alert_recipients
 from ..jobs import SyncBusy, settings_lock
 from ..models import Incident, Link, SyncSettings
-from ..preferences import MODULES, get_settings, switch_module
+from ..preferences import MODULES, get_settings, set_sync_mode, switch_module
 from ..state import ZohoSyncState
 from ..sync.mapping import ConflictPolicy
 from ..sync.modes import MODE_LABELS, SYNC_MODES
@@ -196,7 +196,7 @@ def _store(stored: SyncSettings, form: SettingsForm, session: Session) -> None:
     stored.auto_sync = form.auto_sync
     stored.conflict_policy = form.conflict_policy
     if form.sync_mode is not None:
-        stored.sync_mode = form.sync_mode
+        set_sync_mode(session, stored, form.sync_mode, sync_state().config.sync_mode)
     if form.alert_emails is not None or form.alert_webhook is not None:
         set_alert_recipients(session, emails=form.alert_emails, webhook_url=form.alert_webhook)
 

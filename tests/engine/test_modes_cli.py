@@ -77,3 +77,29 @@ def test_the_plan_lists_what_the_mode_leaves_alone_and_why(synced: Synced) -> No
         f"{zoho_id} {{'Phone (Phone)': '999'}}: export-only mode: Zoho never changes this site"
     ) in result.output
     assert synced.contacts()["ann@example.org"]["phone"] == "111"
+
+
+def test_changing_the_mode_makes_the_next_sync_a_full_one(synced: Synced) -> None:
+    """A Zoho edit export-only mode held back reaches the host once two-way is back, though
+    the incremental pull's watermark has long passed it."""
+    synced.add_contact(last_name="Lee", email="ann@example.org", first_name="Ann")
+    synced.add_contact(last_name="Ray", email="bob@example.org", first_name="Bob")
+    assert invoke(synced, "sync", "--all").exit_code == 0
+    leads = synced.leads()
+    assert invoke(synced, "settings", "--mode", "export_only").exit_code == 0
+    synced.zoho.update_record("Leads", leads["ann@example.org"]["id"], {"First_Name": "Annie"})
+    assert invoke(synced, "sync").exit_code == 0
+    synced.zoho.advance_clock(900)  # a later edit moves the pull's watermark past Annie
+    synced.zoho.update_record("Leads", leads["bob@example.org"]["id"], {"First_Name": "Bobby"})
+    assert invoke(synced, "sync").exit_code == 0
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Ann"
+    assert invoke(synced, "settings", "--mode", "export_only").exit_code == 0  # unchanged
+    with synced.host.app.app_context():
+        assert synced.host.db.session.scalar(sa.select(SyncSettings.pull_watermark))
+    assert invoke(synced, "settings", "--mode", "two_way").exit_code == 0
+    with synced.host.app.app_context():
+        assert synced.host.db.session.scalar(sa.select(SyncSettings.pull_watermark)) is None
+    assert invoke(synced, "sync").exit_code == 0
+    contacts = synced.contacts()
+    assert contacts["ann@example.org"]["first_name"] == "Annie"
+    assert contacts["bob@example.org"]["first_name"] == "Bobby"
