@@ -66,6 +66,7 @@ SKIP_REASONS = {
     "skipped_new": "new in Zoho, and this site does not take new contacts",
     "skipped_blank": "no mapped field beyond the email has a value",
     "skipped_pair": "left unlinked: a merge in Zoho paired it with another contact",
+    "skipped_mode": "the sync mode (export, import or update only) does not make that write",
 }
 
 
