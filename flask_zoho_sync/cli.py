@@ -29,13 +29,18 @@ from .models import Connection, FieldMap, Link, SyncSettings
 from .preferences import (
     MODULES,
     MappingRefused,
+    UnknownMappingRow,
     add_default_mappings,
     field_maps,
     get_settings,
     has_fresh_zoho_fields,
     refresh_zoho_fields,
     set_field_map,
+    set_overwrite,
+    set_sync_mode,
+    set_winner,
     switch_module,
+    sync_mode_of,
     validate_field_map,
 )
 from .schema import require_tables
@@ -44,6 +49,7 @@ from .state import ZohoSyncState, state_of
 from .status import sync_readiness, sync_status
 from .sync.coercion import ZohoField
 from .sync.context import RunReport
+from .sync.modes import OVERWRITE_POLICIES, SYNC_MODES, WINNER_OF_POLICY, WINNERS
 from .undo import outcome_as_dict, revert_lines, revert_run
 from .zoho.errors import ZohoError
 
@@ -258,6 +264,23 @@ def _load_zoho_fields_for(state: ZohoSyncState, settings: SyncSettings, names: l
     refresh_zoho_fields(session, state.client(), settings)
 
 
+def _set_field_policy(session: Any, spec: str, option: str) -> None:
+    """``FIELD=VALUE`` for ``--overwrite`` (an overwrite policy) or ``--winner`` (who wins a
+    conflict on that field); FIELD is a mapped host field or ``group:NAME``."""
+    name, equals, value = spec.partition("=")
+    choices = OVERWRITE_POLICIES if option == "--overwrite" else tuple(WINNERS)
+    if not equals or not name.strip() or value.strip() not in choices:
+        raise click.BadParameter(
+            f"{spec!r}: write it as FIELD=VALUE, VALUE one of {', '.join(choices)}",
+            param_hint=option,
+        )
+    setter = set_overwrite if option == "--overwrite" else set_winner
+    try:
+        setter(session, name.strip(), value.strip())
+    except UnknownMappingRow as refusal:
+        raise click.BadParameter(f"{spec!r}: {refusal}", param_hint=option) from None
+
+
 def _change_settings(
     state: ZohoSyncState,
     settings: SyncSettings,
@@ -270,6 +293,9 @@ def _change_settings(
     defaults: bool,
     relink: bool,
     value_maps: tuple[str, ...] = (),
+    sync_mode: str | None = None,
+    overwrites: tuple[str, ...] = (),
+    winners: tuple[str, ...] = (),
 ) -> None:
     """Apply the options to the session (the caller commits all of them, or none)."""
     session = state.db.session
@@ -325,6 +351,12 @@ def _change_settings(
             refresh_zoho_fields(session, state.client(), settings)
         added = add_default_mappings(session, state.adapter, settings.module)
         click.echo(f"Added {added} mappings (standard fields and matches by name).")
+    if sync_mode is not None:
+        set_sync_mode(session, settings, sync_mode, state.config.sync_mode)
+    for spec in overwrites:
+        _set_field_policy(session, spec, "--overwrite")
+    for spec in winners:
+        _set_field_policy(session, spec, "--winner")
 
 
 @zoho_sync_cli.command("settings")
@@ -350,6 +382,29 @@ def _change_settings(
     help="HOST_FIELD:HOST_VALUE=ZOHO_VALUE: send HOST_VALUE as ZOHO_VALUE (a picklist's "
     "wording) and read it back; an empty ZOHO_VALUE removes the pair. Repeatable.",
 )
+@click.option(
+    "--mode",
+    "sync_mode",
+    type=click.Choice(SYNC_MODES),
+    help="two_way, export_only (this app to Zoho), import_only (Zoho to this app; nothing "
+    "written to Zoho) or update_only (no record created on either side).",
+)
+@click.option(
+    "--overwrite",
+    "overwrites",
+    multiple=True,
+    metavar="FIELD=POLICY",
+    help="When a mapped field (or group:NAME) may be overwritten: always, fill_blanks (only "
+    "an empty target) or first_sync (only when the record is first linked). Repeatable.",
+)
+@click.option(
+    "--winner",
+    "winners",
+    multiple=True,
+    metavar="FIELD=SIDE",
+    help="Who wins a conflict on a mapped field (or group:NAME): host, zoho, newest, or "
+    "default (the --conflict-policy). Repeatable.",
+)
 @click.option("--defaults", is_flag=True, help="Add the standard field pairs of the module.")
 @click.option("--relink", is_flag=True, help="Confirm a module switch that forgets links.")
 @click.option("--alert-emails", help="Comma-separated addresses told of incidents ('' for nobody).")
@@ -362,6 +417,9 @@ def settings_command(
     conflict_policy: str | None,
     maps: tuple[str, ...],
     value_maps: tuple[str, ...],
+    sync_mode: str | None,
+    overwrites: tuple[str, ...],
+    winners: tuple[str, ...],
     defaults: bool,
     relink: bool,
     alert_emails: str | None,
@@ -387,6 +445,9 @@ def settings_command(
                 defaults=defaults,
                 relink=relink,
                 value_maps=value_maps,
+                sync_mode=sync_mode,
+                overwrites=overwrites,
+                winners=winners,
             )
             if alert_emails is not None or alert_webhook is not None:
                 set_alert_recipients(session, emails=alert_emails, webhook_url=alert_webhook)
@@ -406,6 +467,9 @@ def settings_command(
         f"automatic sync: {'on' if settings.auto_sync else 'off'}; "
         f"conflicts: {settings.conflict_policy}"
     )
+    mode = sync_mode_of(settings, state.config.sync_mode)
+    stored = "" if settings.sync_mode else " (ZOHO_SYNC_MODE)"
+    click.echo(f"Sync mode: {mode}{stored}")
     account = describe_connection(session)
     if account and account.org_time_zone and account.org_time_zone != settings.time_zone:
         click.echo(_zone_warning(settings.time_zone, account.org_time_zone))
@@ -421,7 +485,16 @@ def settings_command(
         values = "; ".join(f"{h}={z}" for h, z in (row.value_map or {}).items())
         extra = f" [values: {values}]" if values else ""
         paused = f" ({row.paused_reason})" if row.paused_reason else ""
-        click.echo(f"  {label} {arrow} {row.zoho_field}{inverted}{extra}{paused}")
+        policies = ", ".join(
+            part
+            for part in (
+                f"overwrite: {row.overwrite}" if row.overwrite else "",
+                f"winner: {WINNER_OF_POLICY.get(row.policy, row.policy)}" if row.policy else "",
+            )
+            if part
+        )
+        policies = f" [{policies}]" if policies else ""
+        click.echo(f"  {label} {arrow} {row.zoho_field}{inverted}{extra}{policies}{paused}")
 
 
 @zoho_sync_cli.command("sync")
@@ -533,6 +606,7 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
                 ("link", "linked"),
                 ("delete", "deleted"),
                 ("error", "failed"),
+                ("left_alone", "left alone"),
             )
             if report.counts.get(f"{direction}.{action}")
         ]
@@ -551,6 +625,11 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
             lines.append(
                 f"  ! contact {change.contact_id or '-'} / Zoho {change.zoho_id or '-'}: "
                 f"{change.reason}"
+            )
+        elif change.action == "left_alone" and dry_run:
+            lines.append(
+                f"  {change.direction} left alone contact {change.contact_id or '-'} / Zoho "
+                f"{change.zoho_id or '-'} {change.changes or ''}: {change.reason}"
             )
         elif dry_run:
             lines.append(

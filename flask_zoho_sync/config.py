@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import ConfigurationError
+from .sync.modes import SYNC_MODES
 from .zoho.datacentres import MalformedServerUrl, parse_server_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -177,6 +178,13 @@ SETTINGS: tuple[Setting, ...] = (
         "keeps the link on the converted lead and syncs that contact no more. Either way "
         "the host contact is kept and its history names the new Contact, Account and Deal.",
     ),
+    Setting(
+        "ZOHO_SYNC_MODE",
+        "two_way",
+        "two_way, export_only (this site to Zoho; Zoho never changes it), import_only (Zoho "
+        "to this site; nothing written to Zoho) or update_only (no record created on either "
+        "side), until the settings page or 'settings --mode' stores a choice.",
+    ),
     # -- operations: alerts, health, metrics (README "Operations") --
     Setting(
         "ZOHO_SYNC_ALERT_EMAILS",
@@ -278,6 +286,8 @@ class ZohoSyncConfig:
     on_lead_conversion: str = "follow"
     #: Simultaneous Zoho calls across all processes, per org (the Redis-held call slots).
     org_concurrency: int = 5
+    #: The sync mode a run uses while the settings row stores none (``sync.modes``).
+    sync_mode: str = "two_way"
 
     operations: OperationsConfig = OperationsConfig()
 
@@ -444,6 +454,7 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
             get("ZOHO_SYNC_ON_LEAD_CONVERSION"),
             LEAD_CONVERSION_OUTCOMES,
         ),
+        sync_mode=_as_choice("ZOHO_SYNC_MODE", get("ZOHO_SYNC_MODE"), SYNC_MODES),
         operations=_read_operations(get),
     )
 

@@ -237,7 +237,10 @@ class Ledger:
         with self.session.no_autoflush:
             row = self.session.execute(
                 sa.select(
-                    SyncSettings.module, SyncSettings.time_zone, SyncSettings.conflict_policy
+                    SyncSettings.module,
+                    SyncSettings.time_zone,
+                    SyncSettings.conflict_policy,
+                    SyncSettings.sync_mode,
                 ).where(SyncSettings.id == _row_id(self.settings))
             ).one_or_none()
             maps = self.session.execute(
@@ -248,6 +251,7 @@ class Ledger:
                     FieldMap.direction,
                     FieldMap.policy,
                     FieldMap.inverted,
+                    FieldMap.overwrite,
                 ).order_by(FieldMap.kind, FieldMap.host_key)
             ).all()
         return (tuple(row) if row is not None else None, tuple(tuple(m) for m in maps))
@@ -274,6 +278,8 @@ class Ledger:
             return f"the time zone changed from {before[1]} to {after[1]}"
         if before is not None and before[2] != after[2]:
             return "the default conflict policy changed"
+        if before is not None and before[3] != after[3]:
+            return f"the sync mode changed from {before[3] or 'the default'} to {after[3]}"
         return "the field mapping changed"
 
     def pause_mapping(self, zoho_field: str, reason: str) -> None:

@@ -108,6 +108,9 @@ class SyncSettings(Base):
     notify_module: Mapped[str | None] = mapped_column(sa.String(16))
     notify_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+    #: two_way | export_only | import_only | update_only (``sync.modes``); None follows
+    #: ZOHO_SYNC_MODE, so a host can set it in config until an admin chooses on the page.
+    sync_mode: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class FieldMap(Base):
@@ -131,6 +134,8 @@ class FieldMap(Base):
     value_map: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
     # When the row last changed Zoho field or resumed: older snapshots hold no base for it.
     remapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: always | fill_blanks | first_sync (``sync.modes``); None is "always".
+    overwrite: Mapped[str | None] = mapped_column(sa.String(16))
 
 
 class Link(Base):

@@ -29,6 +29,7 @@ from .sync.mapping import (
     carries_data,
     default_field_mappings,
 )
+from .sync.modes import ALWAYS, OVERWRITE_POLICIES, SYNC_MODES, TWO_WAY, WINNERS, WriteRules
 
 MODULES = ("Leads", "Contacts")
 SYSTEM_KINDS = ("contact_id", "contact_url", "subscription")
@@ -406,3 +407,97 @@ def switch_module(session: Session, settings: SyncSettings, module: str) -> int:
     settings.last_pull_at = None
     settings.last_push_at = None
     return forgotten
+
+
+def sync_mode_of(settings: SyncSettings, default: str = TWO_WAY) -> str:
+    """The mode runs use: the one stored on the settings page or by ``settings --mode``,
+    else ``ZOHO_SYNC_MODE`` (``default``)."""
+    return settings.sync_mode if settings.sync_mode in SYNC_MODES else default
+
+
+def write_rules(
+    session: Session, settings: SyncSettings, default_mode: str = TWO_WAY
+) -> WriteRules:
+    """The mode and the rows' overwrite policies, as a run applies them (``sync.modes``)."""
+    overwrite = {
+        f"{row.kind}:{row.host_key}": row.overwrite
+        for row in field_maps(session)
+        if row.kind in ("field", "group") and row.overwrite in OVERWRITE_POLICIES
+    }
+    return WriteRules(sync_mode_of(settings, default_mode), tuple(overwrite.items()))
+
+
+class UnknownMappingRow(ValueError):
+    """A field policy named a host field or group that no mapping row maps."""
+
+
+def mapped_row(session: Session, name: str) -> FieldMap:
+    """The field or group row ``name`` names: a host field (``phone``) or ``group:NAME``."""
+    kind, _, key = name.partition(":") if name.startswith("group:") else ("field", "", name)
+    row = session.scalars(
+        sa.select(FieldMap).where(FieldMap.kind == kind, FieldMap.host_key == key)
+    ).first()
+    if row is None:
+        raise UnknownMappingRow(
+            f"{name!r} is not mapped: map it first (--map {name}=ZOHO_FIELD, or the Field "
+            "mapping page); overwrite policies and winners belong to a field or group row."
+        )
+    return row
+
+
+def resync_everything(settings: SyncSettings) -> None:
+    """Make the next sync a full one, as a module switch does: every Zoho record is read
+    and every contact looked at. A write a mode or an overwrite policy held back is a
+    difference the base keeps; an incremental sync would only meet it when the record
+    changes again, so a changed mode or policy is applied to every record at once."""
+    settings.pull_watermark = None
+    settings.last_push_at = None
+
+
+def set_sync_mode(
+    session: Session, settings: SyncSettings, mode: str, default: str = TWO_WAY
+) -> bool:
+    """Store the sync mode; returns whether the mode runs use changed (``default`` is
+    ZOHO_SYNC_MODE's): then the next sync is a full one. Saving the mode config already
+    gives changes nothing a run does, so it costs no full sync."""
+    if mode not in SYNC_MODES:
+        raise ValueError(f"sync mode must be one of {', '.join(SYNC_MODES)}, not {mode!r}")
+    changed = sync_mode_of(settings, default) != mode
+    settings.sync_mode = mode
+    if changed:
+        resync_everything(settings)
+    session.flush()
+    return changed
+
+
+def store_overwrite(session: Session, row: FieldMap, policy: str | None) -> None:
+    """Put ``policy`` (None or "always": always) on ``row``; a change makes the next sync
+    full (``resync_everything``)."""
+    stored = None if policy in (None, ALWAYS) else policy
+    if stored == row.overwrite:
+        return
+    row.overwrite = stored
+    resync_everything(get_settings(session))
+    session.flush()
+
+
+def set_overwrite(session: Session, name: str, policy: str) -> FieldMap:
+    """Store the overwrite policy of the row ``name`` names (``sync.modes``)."""
+    if policy not in OVERWRITE_POLICIES:
+        raise ValueError(
+            f"overwrite policy must be one of {', '.join(OVERWRITE_POLICIES)}, not {policy!r}"
+        )
+    row = mapped_row(session, name)
+    store_overwrite(session, row, policy)
+    return row
+
+
+def set_winner(session: Session, name: str, side: str) -> FieldMap:
+    """Store who wins a conflict on the row ``name`` names (its conflict policy), over the
+    settings' default policy; ``default`` follows that policy again."""
+    if side not in WINNERS:
+        raise ValueError(f"winner must be one of {', '.join(WINNERS)}, not {side!r}")
+    row = mapped_row(session, name)
+    row.policy = WINNERS[side]
+    session.flush()
+    return row

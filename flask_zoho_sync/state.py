@@ -27,7 +27,13 @@ from .drift import fields_outdated, pause_rows_zoho_refuses
 from .errors import ConfigurationError
 from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
 from .models import ApiUsage, Connection, FieldMap, SyncSettings
-from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
+from .preferences import (
+    build_mapping,
+    get_settings,
+    has_fresh_zoho_fields,
+    refresh_zoho_fields,
+    write_rules,
+)
 from .signals import (
     connection_lost,
     connection_restored,
@@ -330,6 +336,7 @@ class ZohoSyncState:
                 pull_with_coql=self.config.pull_with_coql,
                 plan_changes=plan_changes,
                 on_lead_conversion=self.config.on_lead_conversion,
+                rules=write_rules(session, settings, self.config.sync_mode),
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

@@ -25,10 +25,11 @@ from .capture import suppress_capture
 from .errors import ZohoSyncError
 from .ledger import Ledger
 from .models import RecordHistory, Run, Tombstone
-from .preferences import build_mapping, get_settings
+from .preferences import build_mapping, get_settings, sync_mode_of
 from .state import ZohoSyncState
 from .sync.context import apply_host_changes, host_canonical, readable
 from .sync.mapping import Mapping
+from .sync.modes import IMPORT_ONLY
 from .sync.revert import (
     REVERT_TRIGGER,
     UNDO_KEY,
@@ -103,6 +104,7 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
             f"Run {run.id} was recorded before runs kept the values from before their "
             "changes, so it cannot be reverted; change the records back by hand."
         )
+    _refuse_in_import_only(session, state, run_id, plan)
     labels = {key: next(iter(readable(mapping, {key: None}))) for key in _keys(plan)}
     outcome = RevertOutcome(run_id, plan, labels, dry_run)
     if dry_run:
@@ -141,6 +143,29 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     state.record_usage(session)
     session.commit()
     return outcome
+
+
+def _refuse_in_import_only(
+    session: Session, state: ZohoSyncState, run_id: int, plan: RevertPlan
+) -> None:
+    """Import-only mode writes nothing to Zoho, and a revert is no way around that: one
+    that would update, re-create or restore a Zoho record is refused, preview included."""
+    settings = get_settings(session)
+    if sync_mode_of(settings, state.config.sync_mode) != IMPORT_ONLY:
+        return
+    writes = [
+        record
+        for record in plan.records
+        if record.direction == "to_zoho" and record.action in ("update", "create")
+    ]
+    if writes:
+        session.rollback()
+        raise RevertRefused(
+            f"Reverting run {run_id} would write {len(writes)} Zoho "
+            f"record{'s' if len(writes) != 1 else ''}, and the sync mode is import only: "
+            "nothing is written to Zoho. Switch the mode (settings page, or flask zoho-sync "
+            "settings --mode two_way) to revert it, or change the records in Zoho by hand."
+        )
 
 
 def _failed(session: Session, revert_id: int, exc: Exception) -> None:

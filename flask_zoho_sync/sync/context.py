@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask_zoho_sync.sync.mapping import HostChanges, Mapping
+from flask_zoho_sync.sync.modes import WriteRules
 
 #: Keys of a link's snapshot that are bookkeeping, not mapped values (they start with "~").
 FALLBACK_KEY = "~fallback"
@@ -98,6 +99,9 @@ class EngineOptions:
     #: What follows a linked lead's conversion in Zoho (``ZOHO_SYNC_ON_LEAD_CONVERSION``):
     #: "follow" its Contact record, or "stop" syncing the contact (``sync.conversion``).
     on_lead_conversion: str = "follow"
+    #: The sync mode and the rows' overwrite policies (``sync.modes``): which writes the
+    #: run may make. The default, two-way with every row "always", refuses none.
+    rules: WriteRules = field(default_factory=WriteRules)
 
 
 @dataclass
@@ -105,7 +109,9 @@ class PlannedChange:
     """One thing a run did or (in a dry run) would do to one record."""
 
     direction: str  # "to_zoho" | "to_host"
-    action: str  # "create" | "update" | "delete" | "link" | "error" | "conflict"
+    #: "create" | "update" | "delete" | "link" | "error" | "conflict" | "left_alone" (a write
+    #: the sync mode or an overwrite policy refused; ``reason`` says which)
+    action: str
     contact_id: str | None
     zoho_id: str | None
     changes: dict[str, Any] = field(default_factory=dict)

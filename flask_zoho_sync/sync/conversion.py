@@ -225,8 +225,8 @@ class ConversionCheck:
             for binding in self.engine.mapping.active_bindings()
             if binding.kind == "system" and binding.direction.writes_zoho
         ]
-        if not followed or not system:
-            return
+        if not followed or not system or not self.engine.options.rules.writes_zoho:
+            return  # import only writes nothing to Zoho: the link moves, nothing is written
         adapter, mapping = self.engine.adapter, self.engine.mapping
         contacts = adapter.get_many([link.contact_id for link, _ in followed])
         payloads, owners = [], []

@@ -322,6 +322,15 @@ class SyncEngine:
         outbox = self.ledger.pending_outbox(expand=not self.options.dry_run)
         if not self.options.dry_run:
             self.ledger.commit()
+        if not self.options.rules.writes_zoho:
+            # Import only: the host's captured changes are never sent. They are let go (a
+            # full sync in another mode compares every contact with its link anyway), so
+            # the outbox does not age into a health failure.
+            self._let_go_outbox(report, outbox)
+            outbox = {}
+            direction = "pull" if direction == "both" else direction
+            if direction == "push":
+                return
         if direction in ("both", "push"):
             PushPass(self, report).run_deletions(outbox)
         # A large first sync goes through the bulk APIs (sync.bulk); decided before the
@@ -338,6 +347,19 @@ class SyncEngine:
             push_pass = BulkPushPass if bulk else PushPass
             push_pass(self, report).run(self._push_candidates(mode, outbox), outbox)
 
+    def _let_go_outbox(self, report: RunReport, outbox: dict[str, list[Any]]) -> None:
+        """Count the contacts import-only mode does not send, and (in a run) mark their
+        outbox rows done."""
+        waiting = [entries for entries in outbox.values() if entries]
+        if not waiting:
+            return
+        report.count("to_zoho.skipped_mode", len(waiting))
+        if self.options.dry_run:
+            return
+        for entries in waiting:
+            self.ledger.finish_outbox(entries)
+        self.ledger.commit()
+
     def _plan_estimate(self, report: RunReport) -> tuple[int, int]:
         """A plan's price of the real run (``estimate_cost``)."""
         # Contacts the run creates from Zoho records get their Contact Id / URL written
@@ -346,6 +368,7 @@ class SyncEngine:
             binding.kind == "system" and binding.direction.writes_zoho
             for binding in self.mapping.active_bindings()
         )
+        writes_back = writes_back and self.options.rules.writes_zoho
         followups = report.counts.get("to_host.create", 0) if writes_back else 0
         return estimate_cost(
             report,
@@ -374,7 +397,11 @@ class SyncEngine:
         self._start_run(kind="pull", mode="ids", trigger=trigger)
         try:
             PullPass(self, report).run_ids(zoho_ids, notified)
-            if self.push_queue and report.status != "needs_confirmation":
+            if (
+                self.push_queue
+                and report.status != "needs_confirmation"
+                and self.options.rules.writes_zoho
+            ):
                 PushPass(self, report).run(list(self.push_queue), {})
         except SettingsChanged as exc:
             self.ledger.rollback()

@@ -140,6 +140,9 @@ def settle_gone(pull: Any, gone: list[Any]) -> None:
     )
     if not remaining:
         return
+    if not pull.rules.deletes_on("host"):
+        pull.keep_deleted(remaining)
+        return
     engine, report = pull.engine, pull.report
     if engine.too_many_deletes(len(remaining)):
         report.status = "needs_confirmation"

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from flask_zoho_sync.sync.coercion import Direction, is_blank
 from flask_zoho_sync.sync.mapping import Binding, ConflictPolicy, Mapping
+from flask_zoho_sync.sync.modes import LeftAlone
 from flask_zoho_sync.zoho.timefmt import UTC
 
 Side = Literal["host", "zoho"]
@@ -50,6 +51,8 @@ class MergeResult:
     to_host: dict[str, Any] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
     new_base: dict[str, Any] = field(default_factory=dict)
+    #: Writes the run's mode or a row's overwrite policy refused (``sync.skips.restrain``).
+    left_alone: list[LeftAlone] = field(default_factory=list)
 
     @property
     def has_writes(self) -> bool:

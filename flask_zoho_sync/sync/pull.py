@@ -44,9 +44,15 @@ from flask_zoho_sync.sync.merge import (
     merge_new,
     resolve_conflict,
 )
+from flask_zoho_sync.sync.modes import mode_refusal
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
+from flask_zoho_sync.sync.skips import (
+    report_left_alone,
+    report_refused_record,
+    restrain,
+)
 from flask_zoho_sync.zoho.coql import MAX_SELECT_FIELDS, unreadable_fields
 from flask_zoho_sync.zoho.errors import ZohoRequestError, ZohoScopeMismatch
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
@@ -115,6 +121,8 @@ class PullPass:
         self.adapter = engine.adapter
         self.ledger = engine.ledger
         self.dry_run = engine.options.dry_run
+        #: What the run may write (``sync.modes``): its mode and the overwrite policies.
+        self.rules = engine.options.rules
         #: What ``_look_up`` found for the pages being merged: host contact ids by
         #: lower-cased email, the Zoho ids linked and buried then, and those linked since.
         self._email_ids: dict[str, str] = {}
@@ -278,6 +286,15 @@ class PullPass:
             if write.at.replace(microsecond=0) < datetime.fromisoformat(read_at):
                 continue  # in the version the push read before writing: merged then
             result = self._overwritten(link, contact, record, write)
+            if result.conflicts and self.rules.restrains:
+                result = restrain(
+                    result,
+                    self.rules,
+                    self.mapping,
+                    host=host_canonical(self.mapping, self.adapter, contact),
+                    zoho=self.mapping.zoho_to_canonical(record),
+                    first_link=False,
+                )
             if result.conflicts:
                 base = link_base(link, self.mapping) or {}
                 self._apply(
@@ -501,6 +518,16 @@ class PullPass:
         if not self.engine.options.create_in_host:
             self.report.count("to_host.skipped_new")
             return
+        if not self.rules.creates_on("host"):
+            self.report.count("to_host.skipped_mode")
+            report_refused_record(
+                self.report,
+                "to_host",
+                None,
+                zoho_id,
+                f"new in Zoho; {mode_refusal(self.rules.mode, 'create contacts in this site')}",
+            )
+            return
         result = merge_new(zoho_values, self.mapping)
         if not self.mapping.has_data(result.to_host):
             # Nothing mapped beyond the email has a value: a contact made of it would be
@@ -584,13 +611,17 @@ class PullPass:
         zoho_values: dict[str, Any],
         modified: datetime | None,
     ) -> MergeResult:
-        return merge(
+        host = host_canonical(self.mapping, self.adapter, contact)
+        result = merge(
             base,
-            host_canonical(self.mapping, self.adapter, contact),
+            host,
             zoho_values,
             self.mapping,
             host_modified_at=self.adapter.modified_at(contact),
             zoho_modified_at=modified,
+        )
+        return restrain(
+            result, self.rules, self.mapping, host=host, zoho=zoho_values, first_link=base is None
         )
 
     # -- writing the outcome ---------------------------------------------------------------
@@ -609,6 +640,8 @@ class PullPass:
         warnings: tuple[str, ...] = (),
     ) -> None:
         conflicts = _conflicts(result)
+        if result.left_alone:
+            report_left_alone(self.report, self.mapping, contact_id, zoho_id, result.left_alone)
         if action == "create":
             shown = readable(self.mapping, result.to_host)
         else:
@@ -764,6 +797,9 @@ class PullPass:
             links[entry.id] for entry in deleted if entry.id in links and entry.id not in planned
         ]
         targets = MergeFollower(self).follow(targets, {entry.id for entry in deleted})
+        if targets and not self.rules.deletes_on("host"):
+            self.keep_deleted(targets, newest)
+            return
         if targets and self.engine.too_many_deletes(len(targets)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(targets)
@@ -791,6 +827,22 @@ class PullPass:
     def delete_in_host(self, links: list[Any]) -> None:
         """``_delete_in_host`` for the followed Contacts Zoho deleted (``sync.followed``)."""
         self._delete_in_host(links)
+
+    def keep_deleted(self, links: list[Any], newest: datetime | None = None) -> None:
+        """Zoho deleted these linked records (leads, or followed Contacts: ``newest`` None),
+        and the mode keeps Zoho from changing the host (export only): the contacts stay,
+        unlinked, so nothing points at a record Zoho no longer has; a full sync sends them
+        to Zoho again as new records."""
+        reason = f"deleted in Zoho; {mode_refusal(self.rules.mode, 'delete contacts in this site')}"
+        for link in links:
+            self.report.count("to_host.skipped_mode")
+            report_refused_record(self.report, "to_host", link.contact_id, link.zoho_id, reason)
+        if self.dry_run:
+            return
+        self.ledger.drop_links(links)
+        if newest is not None:
+            self.ledger.settings.deleted_watermark = newest
+        self.ledger.commit()
 
     def _delete_in_host(self, links: list[Any]) -> None:
         """Delete the contacts of records Zoho deleted, in one block of host writes (each

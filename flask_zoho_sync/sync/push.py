@@ -43,8 +43,10 @@ from flask_zoho_sync.sync.conversion import push_followed, set_aside_converted
 from flask_zoho_sync.sync.drift import field_refusals, keys_of, picklist_refusal, without_fields
 from flask_zoho_sync.sync.identity import adopt_duplicate, held_unlinked
 from flask_zoho_sync.sync.inflight import InFlight
+from flask_zoho_sync.sync.modes import mode_refusal
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
+from flask_zoho_sync.sync.skips import report_left_alone, report_refused_record, restrain_push
 from flask_zoho_sync.zoho.results import RecordResult
 from flask_zoho_sync.zoho.timefmt import UTC
 
@@ -400,6 +402,11 @@ class PushPass:
                     changed[key] = value
             elif key not in base or not self.mapping.values_equal(key, base[key], value):
                 changed[key] = value
+        if not restore and self.engine.options.rules.restrains:
+            restrained = self._restrained(contact_id, link, base, changed, entries, planned)
+            if restrained is None:
+                return
+            changed = restrained
         if not changed:
             if link is not None and not self.dry_run:
                 self.ledger.finish_outbox(entries)
@@ -442,6 +449,42 @@ class PushPass:
             self.updates.append(outgoing)
         else:
             self.creates.append(outgoing)
+
+    def _restrained(
+        self,
+        contact_id: str,
+        link: Any,
+        base: dict[str, Any] | None,
+        changed: dict[str, Any],
+        entries: list[Any],
+        planned: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """``changed`` without what the sync mode and the rows' overwrite policies refuse
+        (``sync.skips``), each refusal in the report; None when the mode refuses the whole
+        record (update only: no Zoho record is created), whose outbox rows are then done.
+        What a plan's pull decided (``planned``) was restrained by that pull already."""
+        rules = self.engine.options.rules
+        first = link is None or contact_id in self.engine.claimed
+        if planned is not None:
+            return changed
+        if link is None and contact_id not in self.engine.claimed and not rules.creates_on("zoho"):
+            self.report.count("to_zoho.skipped_mode")
+            report_refused_record(
+                self.report,
+                "to_zoho",
+                contact_id,
+                None,
+                f"not in Zoho; {mode_refusal(rules.mode, 'create Zoho records')}",
+            )
+            if not self.dry_run:
+                self.ledger.finish_outbox(entries)
+            return None
+        kept, left = restrain_push(changed, rules, self.mapping, base=base, first_link=first)
+        if left:
+            report_left_alone(
+                self.report, self.mapping, contact_id, link.zoho_id if link else None, left
+            )
+        return kept
 
     # -- sending --------------------------------------------------------------------------
 
@@ -515,6 +558,10 @@ class PushPass:
                 self._plan(item, "update")
 
     def _plan(self, item: _Outgoing, action: str) -> None:
+        if action == "create" and item.link is None and item.contact_id in self.engine.claimed:
+            # The plan's pull linked it by email (a plan writes no link): the run's push
+            # updates that record, as it does every linked one.
+            action = "update"
         self.report.add(
             PlannedChange(
                 "to_zoho",

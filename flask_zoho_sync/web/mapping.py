@@ -23,6 +23,7 @@ from ..preferences import (
 from ..signals import field_resumed
 from ..state import ZohoSyncState
 from ..sync.mapping import default_field_mappings
+from ..sync.modes import OVERWRITE_LABELS
 from ..zoho.errors import ZohoError
 from ._htmx import is_htmx
 from .blueprint import bp, notify_preferences_changed, sync_state
@@ -72,6 +73,7 @@ def _context(state: ZohoSyncState, editor: Editor) -> dict[str, Any]:
         "editor": editor,
         "directions": DIRECTION_LABELS,
         "policies": POLICY_LABELS,
+        "overwrites": OVERWRITE_LABELS,
         "system_labels": SYSTEM_LABELS,
         "system_help": SYSTEM_HELP,
         "section_ids": SECTION_IDS,

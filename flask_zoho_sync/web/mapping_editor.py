@@ -29,6 +29,7 @@ from ..preferences import (
     check_field_map,
     field_maps,
     get_settings,
+    store_overwrite,
 )
 from ..sync import (
     ConflictPolicy,
@@ -39,6 +40,7 @@ from ..sync import (
 )
 from ..sync.coercion import check_pair
 from ..sync.mapping import default_field_mappings
+from ..sync.modes import ALWAYS, OVERWRITE_LABELS
 
 Kind = Literal["field", "group", "system"]
 KINDS: tuple[Kind, ...] = ("field", "system", "group")
@@ -503,11 +505,16 @@ def change_row(session: Session, editor: Editor, row: FieldMap, form: Any) -> li
     options = read_options(kind, row.host_key, form)
     proposal = {"host_key": row.host_key, "zoho_field": row.zoho_field, **options}
     warnings = judge(editor, kind, proposal)
+    overwrite = row.overwrite
+    if "overwrite" in form and kind != "system":
+        chosen = _choice(form.get("overwrite"), OVERWRITE_LABELS, "overwrite policy", "overwrite")
+        overwrite = None if chosen == ALWAYS else chosen
     if "value_map" in form:
         row.value_map = read_value_map(form.get("value_map", ""), editor.zoho_field(row.zoho_field))
     row.direction = options["direction"]
     row.policy = options["policy"]
     row.inverted = options["inverted"]
+    store_overwrite(session, row, overwrite)
     resume_row(row)  # the admin saved it: a pause from Zoho's refusal is lifted
     session.commit()
     return warnings

@@ -28,9 +28,10 @@ from ..errors import ConfigurationError
 from ..incidents import alert_recipients, parse_emails, set_alert_recipients
 from ..jobs import SyncBusy, settings_lock
 from ..models import Incident, Link, SyncSettings
-from ..preferences import MODULES, get_settings, switch_module
+from ..preferences import MODULES, get_settings, set_sync_mode, switch_module
 from ..state import ZohoSyncState
 from ..sync.mapping import ConflictPolicy
+from ..sync.modes import MODE_LABELS, SYNC_MODES
 from ._htmx import announce_change, is_htmx
 from .blueprint import bp, notify_preferences_changed, sync_state
 from .messages import tell
@@ -65,6 +66,9 @@ class SettingsForm:
     #: The alert recipients as typed (None: the form did not send them; keep the stored).
     alert_emails: str | None = None
     alert_webhook: str | None = None
+    #: The sync mode (``sync.modes``); None: not stored (ZOHO_SYNC_MODE applies), or not
+    #: sent by the form (the stored one is kept).
+    sync_mode: str | None = None
 
     @classmethod
     def from_settings(
@@ -78,6 +82,7 @@ class SettingsForm:
             or DEFAULT_TIME_ZONE,
             auto_sync=bool(settings.auto_sync),
             conflict_policy=settings.conflict_policy or ConflictPolicy.NEWEST.value,
+            sync_mode=settings.sync_mode,
         )
         # "Still the default": never saved from this form (no module yet) and UTC. Then the
         # org's zone is the better guess, but it is only suggested until the admin saves.
@@ -100,7 +105,10 @@ class SettingsForm:
             time_zone=request.form.get("time_zone", "").strip(),
             auto_sync=request.form.get("auto_sync") in ("on", "true", "1"),
             conflict_policy=request.form.get("conflict_policy", ""),
+            sync_mode=request.form.get("sync_mode"),
         )
+        if form.sync_mode is not None and form.sync_mode not in SYNC_MODES:
+            form.errors["sync_mode"] = "Choose one of the sync modes."
         if form.module not in MODULES:
             form.errors["module"] = "Choose Leads or Contacts."
         try:
@@ -173,6 +181,8 @@ def _render(
         "modules": MODULES,
         "time_zones": time_zones(),
         "policies": POLICY_LABELS,
+        "sync_modes": MODE_LABELS,
+        "default_mode": sync_state().config.sync_mode,
         "alerts": alerts_context(sync_state(), form),
     }
     if is_htmx():
@@ -185,6 +195,8 @@ def _store(stored: SyncSettings, form: SettingsForm, session: Session) -> None:
     stored.time_zone = form.time_zone
     stored.auto_sync = form.auto_sync
     stored.conflict_policy = form.conflict_policy
+    if form.sync_mode is not None:
+        set_sync_mode(session, stored, form.sync_mode, sync_state().config.sync_mode)
     if form.alert_emails is not None or form.alert_webhook is not None:
         set_alert_recipients(session, emails=form.alert_emails, webhook_url=form.alert_webhook)
 

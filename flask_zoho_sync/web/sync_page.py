@@ -288,6 +288,7 @@ def counts_line(counts: dict[str, int], direction: str) -> str:
         ("delete", "deleted"),
         ("convert", "converted in Zoho"),
         ("error", "failed"),
+        ("left_alone", "left alone"),
     )
     parts = [
         f"{counts[f'{direction}.{a}']} {w}" for a, w in words if counts.get(f"{direction}.{a}")

@@ -57,6 +57,7 @@ ACTIONS = {
     "merge": "Merged into another contact",
     "keep": "Kept apart from its pair",
     "convert": "Converted in Zoho",
+    "left_alone": "Left alone",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
@@ -65,6 +66,7 @@ SKIP_REASONS = {
     "skipped_new": "new in Zoho, and this site does not take new contacts",
     "skipped_blank": "no mapped field beyond the email has a value",
     "skipped_pair": "left unlinked: a merge in Zoho paired it with another contact",
+    "skipped_mode": "the sync mode (export, import or update only) does not make that write",
 }
 
 
