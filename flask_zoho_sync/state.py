@@ -28,6 +28,7 @@ from .errors import ConfigurationError
 from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
 from .models import ApiUsage, Connection, FieldMap, SyncSettings
 from .preferences import build_mapping, get_settings, has_fresh_zoho_fields, refresh_zoho_fields
+from .scope import read_scope
 from .signals import (
     connection_lost,
     connection_restored,
@@ -305,6 +306,7 @@ class ZohoSyncState:
                 pull_with_coql=self.config.pull_with_coql,
                 plan_changes=plan_changes,
                 on_lead_conversion=self.config.on_lead_conversion,
+                scope=read_scope(session, current_app.config),
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from flask_zoho_sync.sync.mapping import HostChanges, Mapping
+from flask_zoho_sync.sync.scope import Scope
 
 #: Keys of a link's snapshot that are bookkeeping, not mapped values (they start with "~").
 FALLBACK_KEY = "~fallback"
@@ -98,6 +99,8 @@ class EngineOptions:
     #: What follows a linked lead's conversion in Zoho (``ZOHO_SYNC_ON_LEAD_CONVERSION``):
     #: "follow" its Contact record, or "stop" syncing the contact (``sync.conversion``).
     on_lead_conversion: str = "stop"
+    #: What syncs (``sync.scope``): the host and Zoho scopes, on-leave, the match key.
+    scope: Scope = field(default_factory=Scope)
 
 
 @dataclass

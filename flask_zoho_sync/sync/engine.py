@@ -326,7 +326,12 @@ class SyncEngine:
             PushPass(self, report).run_deletions(outbox)
         # A large first sync goes through the bulk APIs (sync.bulk); decided before the
         # pull, because the pull creates the links that make a sync no longer "first".
-        bulk = first_sync(self, mode)
+        scope = self.options.scope
+        # Bulk exports read no scope criteria and match on email only: a scoped or
+        # otherwise-matched first sync goes by REST and COQL.
+        bulk = first_sync(self, mode) and not (
+            scope.limits_host or scope.limits_zoho or scope.match_key != "email"
+        )
         self._bulk_plan = bulk and self.options.dry_run
         if direction in ("both", "pull") and report.status != "needs_confirmation":
             pull_pass = BulkPullPass if bulk else PullPass
