@@ -226,3 +226,37 @@ def test_changing_the_scope_stops_a_pinned_run_and_forces_a_full_sync(synced: Sy
         assert get_settings(session).pull_watermark is None
         assert session.scalar(sa.select(sa.func.count()).select_from(ScopeExit)) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(RecordHistory)) >= 1
+
+
+def _cli(synced: Synced, *args: str):  # type: ignore[no-untyped-def]
+    return synced.host.app.test_cli_runner().invoke(args=["zoho-sync", *args])
+
+
+def test_the_cli_sets_and_shows_what_syncs(synced: Synced) -> None:
+    synced.add_contact(last_name="Lee", email="ann@example.org", groups=["VIP"])
+    synced.add_contact(last_name="Ray", email="bob@example.org")
+    result = _cli(
+        synced,
+        "settings",
+        "--scope-groups",
+        "VIP",
+        "--zoho-scope",
+        "Lead_Status != Junk Lead",
+        "--on-leave",
+        "delete",
+        "--match-key",
+        "contact_id",
+    )
+    assert result.exit_code == 0, result.output
+    assert "host contacts in VIP" in result.output
+    assert "Lead_Status != Junk Lead" in result.output
+    assert "leaving the scope: delete; first sync matches on contact_id" in result.output
+    assert synced.sync(mode="all").status == "succeeded"
+    assert set(synced.leads()) == {"ann@example.org"}
+    refused = _cli(synced, "settings", "--scope-groups", "Nobody")
+    assert refused.exit_code == 1
+    assert "no group 'Nobody'" in refused.output
+    assert "host contacts in VIP" in _cli(synced, "settings").output
+    bad = _cli(synced, "settings", "--zoho-scope", "Lead_Status is Junk")
+    assert bad.exit_code == 1 and "FIELD = VALUE" in bad.output
+    assert "host contacts in every group" in _cli(synced, "settings", "--scope-groups", "").output
