@@ -28,6 +28,7 @@ from flask_zoho_sync.sync.mapping import Mapping
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.push import PushPass
+from flask_zoho_sync.sync.scope import ScopeRefused
 from flask_zoho_sync.zoho.errors import ZohoBudgetExhausted, ZohoError
 from flask_zoho_sync.zoho.timefmt import utc_now
 
@@ -288,6 +289,14 @@ class SyncEngine:
             report.message = str(exc)
             report.error = exc
             log.warning("Zoho sync run stopped: %s", exc)
+        except ScopeRefused as exc:
+            # The scope cannot be applied as set (a match key unmapped, a Zoho scope COQL
+            # cannot read): nothing is synced rather than something outside it.
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = f"Nothing was synced: {exc}"
+            report.error = exc
+            log.warning("Zoho sync refused: %s", exc)
         except Exception as exc:
             # A bug or a host-side failure (database gone, adapter error) must still end the
             # run as failed with its reason, never leave it "running" forever.

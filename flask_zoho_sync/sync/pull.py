@@ -45,8 +45,14 @@ from flask_zoho_sync.sync.merge import (
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
-from flask_zoho_sync.sync.scope import AMBIGUOUS, LEFT_SCOPE, ScopeRefused, normalized_email
-from flask_zoho_sync.zoho.coql import MAX_SELECT_FIELDS, unreadable_fields
+from flask_zoho_sync.sync.scope import (
+    AMBIGUOUS,
+    LEFT_SCOPE,
+    ScopeRefused,
+    match_binding,
+    normalized_email,
+)
+from flask_zoho_sync.zoho.coql import MAX_SELECT_FIELDS, OneOf, unreadable_fields
 from flask_zoho_sync.zoho.errors import ZohoRequestError, ZohoScopeMismatch
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
@@ -217,19 +223,40 @@ class PullPass:
             criteria=self.scope.zoho_criteria(),
         )
 
-    def _zoho_leavers(self, since: datetime | None) -> None:
-        """Linked records changed since ``since`` that no longer meet the Zoho scope: only
-        their ids are read (the scope's complement in the WHERE), and each pair is let go
-        as ``on_leave`` says."""
-        pages = self.engine.client.iter_coql_pages(
-            self.ledger.module,
-            ["Modified_Time"],
-            modified_since=since,
-            concurrency=1,
-            keep_converted=True,
-            criteria=self.scope.zoho_outside(),
-        )
-        ids = [str(record["id"]) for page in pages for record in page if record.get("id")]
+    def _scoped_ids(
+        self, wanted: list[str], fields: list[str], keep_converted: bool
+    ) -> list[dict[str, Any]]:
+        """The named records (a notification's) that meet the Zoho scope, by COQL with
+        ``id in (...)`` and the scope in the WHERE, 50 ids a query (Zoho's ``in`` limit)."""
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 50):
+            criteria = [OneOf("id", tuple(wanted[start : start + 50])), *self.scope.zoho_criteria()]
+            pages = self.engine.client.iter_coql_pages(
+                self.ledger.module, fields, keep_converted=keep_converted, criteria=criteria
+            )
+            records.extend(record for page in pages for record in page)
+        return records
+
+    def _zoho_leavers(self, since: datetime | None, *, ids: list[str] | None = None) -> None:
+        """Linked records changed since ``since`` (or of ``ids``) that no longer meet the
+        Zoho scope: only their ids are read (the scope's complement in the WHERE), and
+        each pair is let go as ``on_leave`` says."""
+        found: list[str] = []
+        chunks = [None] if ids is None else [ids[at : at + 50] for at in range(0, len(ids), 50)]
+        for chunk in chunks:
+            criteria = self.scope.zoho_outside()
+            if chunk is not None:
+                criteria = [OneOf("id", tuple(chunk)), *criteria]
+            pages = self.engine.client.iter_coql_pages(
+                self.ledger.module,
+                ["Modified_Time"],
+                modified_since=since,
+                concurrency=1,
+                keep_converted=True,
+                criteria=criteria,
+            )
+            found += [str(record["id"]) for page in pages for record in page if record.get("id")]
+        ids = found
         links = list(self.ledger.links_by_zoho(ids).values()) if ids else []
         links = [link for link in links if link.zoho_id not in self.engine.planned_deleted]
         if not links:
@@ -295,22 +322,11 @@ class PullPass:
     def _match_api_name(self) -> str | None:
         """The Zoho field holding the match key (Contact Id's, or the matched host field's)."""
         cached = self.__dict__.get("_match_api")
-        if cached is not None:
-            return cached or None
-        # Bindings are keyed "system:contact_id" and "field:NAME", as match keys are.
-        wanted = "system:contact_id" if self.scope.match_key == "contact_id" else None
-        wanted = wanted or self.scope.match_key
-        api_name = (
-            next((b.zoho_api_name for b in self.mapping.active_bindings() if b.key == wanted), None)
-            or ""
-        )
-        if not api_name:
-            raise ScopeRefused(
-                f"The match key {self.scope.match_key} needs its host field mapped to a "
-                "Zoho field; map it, or match on email."
-            )
-        self.__dict__["_match_api"] = api_name
-        return api_name
+        if cached is None:
+            cached = self.__dict__["_match_api"] = match_binding(
+                self.mapping, self.scope
+            ).zoho_api_name
+        return cached
 
     def _find_matches(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Host contacts the unlinked ``records`` match, by match value; a value held by two
@@ -371,12 +387,14 @@ class PullPass:
         links as the push left them: see ``recover_overwritten``."""
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
         extra, converted = listing_options(self.ledger.module)
-        records = self.engine.client.get_records(
-            self.ledger.module,
-            wanted,
-            [*self.mapping.zoho_api_names(), *extra],
-            converted=converted,
-        )
+        fields = [*self.mapping.zoho_api_names(), *extra]
+        if self.scope.limits_zoho:
+            records = self._scoped_ids(wanted, fields, converted is not None)
+            self._zoho_leavers(None, ids=wanted)
+        else:
+            records = self.engine.client.get_records(
+                self.ledger.module, wanted, fields, converted=converted
+            )
         self.recover_overwritten(records, notified)
         self._page(records, None)
         if not self.dry_run:

@@ -36,7 +36,7 @@ from flask_zoho_sync.sync.identity import adopt_duplicate, held_unlinked
 from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
-from flask_zoho_sync.sync.scope import LEFT_SCOPE
+from flask_zoho_sync.sync.scope import LEFT_SCOPE, match_binding
 from flask_zoho_sync.zoho.results import RecordResult
 from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
 
@@ -673,11 +673,7 @@ class PushPass:
         mapping's own choice (``Mapping.duplicate_check_fields``)."""
         scope = self.engine.options.scope
         if scope.match_key != "email":
-            # Bindings are keyed "system:contact_id" and "field:NAME", as match keys are.
-            wanted = "system:contact_id" if scope.match_key == "contact_id" else scope.match_key
-            for binding in self.mapping.active_bindings():
-                if binding.key == wanted and binding.zoho_api_name:
-                    return [binding.zoho_api_name]
+            return [match_binding(self.mapping, scope).zoho_api_name]
         return self.mapping.duplicate_check_fields()
 
     def _plan_reread(self, chunk: list[_Outgoing]) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from flask_zoho_sync.zoho.coql import AnyOf, Criterion
+from flask_zoho_sync.sync.mapping import Binding, Mapping
+from flask_zoho_sync.zoho.coql import AnyOf, Criterion, OneOf
 
 #: What a record that leaves the scope does to its counterpart: ``unlink`` keeps both
 #: records and stops syncing them; ``delete`` deletes the other side's copy (through the
@@ -126,11 +128,11 @@ class Scope:
             return self.match_key[len(FIELD_PREFIX) :]
         return None
 
-    def zoho_criteria(self) -> list[Criterion | AnyOf]:
+    def zoho_criteria(self) -> list[Criterion | AnyOf | OneOf]:
         """The WHERE a scoped read adds: every condition."""
         return [condition.criterion() for condition in self.zoho]
 
-    def zoho_outside(self) -> list[Criterion | AnyOf]:
+    def zoho_outside(self) -> list[Criterion | AnyOf | OneOf]:
         """The WHERE of the records outside the scope: any condition broken."""
         negated = [condition.negated() for condition in self.zoho]
         if len(negated) == 1:
@@ -150,3 +152,25 @@ class Scope:
 def normalized_email(value: object) -> str:
     """Email as the default match key reads it: case and surrounding whitespace ignored."""
     return value.strip().lower() if isinstance(value, str) else ""
+
+
+def match_binding(mapping: Mapping, scope: Scope) -> Binding:
+    """The mapping row a ``contact_id`` or ``field:NAME`` match key reads, refused
+    (``ScopeRefused``) unless it is mapped and its Zoho field is unique: Zoho's upsert
+    matches only on unique fields, and a key two Zoho records may share is no key."""
+    # Bindings are keyed "system:contact_id" and "field:NAME", as match keys are.
+    wanted = "system:contact_id" if scope.match_key == "contact_id" else scope.match_key
+    binding = next((b for b in mapping.active_bindings() if b.key == wanted), None)
+    if binding is None or not binding.zoho_api_name:
+        raise ScopeRefused(
+            f"The match key {scope.match_key} needs its host field mapped to a Zoho field; "
+            "map it, or match on email."
+        )
+    zoho: Any = binding.zoho
+    if zoho is not None and not zoho.unique:
+        raise ScopeRefused(
+            f"The match key {scope.match_key} reads Zoho's {binding.zoho_api_name}, which "
+            "allows duplicate values; make it unique in Zoho (Do not allow duplicate "
+            "values), refresh the Zoho fields, or match on email."
+        )
+    return binding

@@ -31,7 +31,15 @@ import requests.adapters
 from urllib3.exceptions import NewConnectionError
 
 from .auth import TokenManager, TokenSet
-from .coql import MAX_LIMIT, MAX_OFFSET_RECORDS, AnyOf, Criterion, OffsetReader, limit_of
+from .coql import (
+    MAX_LIMIT,
+    MAX_OFFSET_RECORDS,
+    AnyOf,
+    Criterion,
+    OffsetReader,
+    OneOf,
+    limit_of,
+)
 from .credits import CreditBudget, endpoint_key
 from .errors import (
     ZohoError,
@@ -494,7 +502,7 @@ class ZohoClient:
         modified_since: datetime | None = None,
         concurrency: int = 1,
         keep_converted: bool = False,
-        criteria: Sequence[Criterion | AnyOf] = (),
+        criteria: Sequence[Criterion | AnyOf | OneOf] = (),
     ) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`iter_pages`, by COQL: 2,000 records a call, ``concurrency`` offsets
         read at once, keyset past 100,000 (``coql.OffsetReader``); pages in id order.

@@ -87,7 +87,20 @@ class AnyOf:
         return text
 
 
-def where_text(criteria: Sequence[Criterion | AnyOf]) -> str:
+@dataclass(frozen=True)
+class OneOf:
+    """``field in ('a', 'b')``: at most 50 values (Zoho's limit for ``in`` in a WHERE)."""
+
+    field: str
+    values: tuple[str, ...]
+
+    def text(self) -> str:
+        if not 1 <= len(self.values) <= 50:
+            raise ValueError("a COQL 'in' takes 1 to 50 values")
+        return f"{name(self.field)} in ({', '.join(literal(v) for v in self.values)})"
+
+
+def where_text(criteria: Sequence[Criterion | AnyOf | OneOf]) -> str:
     """The criteria joined by ``and``, two at a time in brackets (``((A and B) and C)``)
     as Zoho asks; none at all is ``id is not null``."""
     if not criteria:
@@ -101,7 +114,7 @@ def where_text(criteria: Sequence[Criterion | AnyOf]) -> str:
 def select(
     module: str,
     fields: Iterable[str],
-    criteria: Sequence[Criterion | AnyOf] = (),
+    criteria: Sequence[Criterion | AnyOf | OneOf] = (),
     *,
     order_by: str = "id",
     limit: int = MAX_LIMIT,
@@ -169,7 +182,7 @@ class OffsetReader:
     keep_converted: bool = False
     #: Criteria every record read must meet besides the time (a sync's Zoho scope): sent
     #: in the WHERE, so Zoho never sends a record outside them.
-    criteria: Sequence[Criterion | AnyOf] = ()
+    criteria: Sequence[Criterion | AnyOf | OneOf] = ()
 
     def __post_init__(self) -> None:
         wanted = ["id", *self.fields]
@@ -191,7 +204,7 @@ class OffsetReader:
                 after_id = last
 
     def _text(self, offset: int, after_id: str | None) -> str:
-        criteria: list[Criterion | AnyOf] = list(self.criteria)
+        criteria: list[Criterion | AnyOf | OneOf] = list(self.criteria)
         if self.modified_since is not None:
             criteria.append(Criterion("Modified_Time", ">=", self.modified_since))
         if after_id is not None:

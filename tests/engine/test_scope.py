@@ -181,14 +181,54 @@ def test_match_on_contact_id(synced: Synced) -> None:
     assert len(synced.zoho.records("Leads")) == 1
 
 
-def test_match_on_a_custom_field_and_ambiguous_matches_stay_unlinked(synced: Synced) -> None:
+def _map_phone_key(synced: Synced, *, unique: bool) -> None:
     synced.zoho.add_custom_field(
-        "Leads", api_name="Phone_Key", field_label="Phone key", data_type="text", length=30
+        "Leads",
+        api_name="Phone_Key",
+        field_label="Phone key",
+        data_type="text",
+        length=30,
+        unique=unique,
     )
     with synced.host.app.app_context():
         session = synced.host.db.session
         set_field_map(session, kind="field", host_key="phone", zoho_field="Phone_Key")
         session.commit()
+
+
+def test_a_match_field_zoho_lets_two_records_share_is_refused(synced: Synced) -> None:
+    _map_phone_key(synced, unique=False)
+    synced.add_contact(last_name="Lee", email="ann@a.example", phone="111")
+    _scope(synced, match_key="field:phone")
+    report = synced.sync(mode="all")
+    assert report.status == "failed"
+    assert "Phone_Key, which allows duplicate values" in (report.message or "")
+    assert synced.zoho.records("Leads") == []
+
+
+def test_a_notified_record_outside_the_zoho_scope_is_not_read(
+    synced: Synced, queries: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ann, zoho_id = _linked_pair(synced)
+    spam = synced.zoho.create_record(
+        "Leads", {"Last_Name": "Spam", "Email": "spam@example.org", "Lead_Status": "Junk Lead"}
+    )
+    _scope(synced, zoho_conditions="Lead_Status != Junk Lead")
+    by_ids: list[Any] = []
+    monkeypatch.setattr(ZohoClient, "get_records", lambda *a, **k: by_ids.append(a) or [])
+    synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
+    with synced.host.app.app_context():
+        report = synced.state.sync_records([zoho_id, spam["id"]], trigger="notify", notified=())
+    assert report.status == "succeeded", report.message
+    assert by_ids == []  # no read by id: it cannot filter
+    assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
+    assert "spam@example.org" not in synced.contacts()
+    reads = [q for q in queries if "Last_Name" in q]
+    assert reads and all("Lead_Status != 'Junk Lead'" in q for q in reads)
+
+
+def test_match_on_a_custom_field_and_ambiguous_matches_stay_unlinked(synced: Synced) -> None:
+    _map_phone_key(synced, unique=True)
     ann = synced.add_contact(last_name="Lee", email="ann@a.example", phone="111")
     synced.add_contact(last_name="Twin", email="t1@a.example", phone="222")
     synced.add_contact(last_name="Twin", email="t2@a.example", phone="222")
