@@ -175,6 +175,12 @@ class ContactAdapter:
                 found[email] = contact
         return found
 
+    def find_email_holders(self, emails: Iterable[str]) -> dict[str, list[Any]]:
+        """Every contact holding each lower-cased email, so a first sync can see an email
+        two contacts share and leave it unmatched rather than guess. The default knows
+        one contact per email (:meth:`find_many_by_email`)."""
+        return {key: [contact] for key, contact in self.find_many_by_email(emails).items()}
+
     def create(self) -> Any:
         raise NotImplementedError
 
@@ -563,13 +569,28 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         records asked 100,000 times, each a scan of the contacts table). 900 keeps within
         the 999 parameters of SQLite before 3.32; the pull asks for four pages (800) at once,
         so a scan serves them all."""
+        return {key: found[-1] for key, found in self._email_holders(emails).items()}
+
+    def find_email_holders(self, emails: Iterable[str]) -> dict[str, list[Any]]:
+        """The query :meth:`find_many_by_email` makes, every holder of each email kept
+        (highest id first): seeing a shared email costs nothing more. A subclass with its
+        own ``find_many_by_email`` is asked that instead (one holder an email)."""
+        if type(self).find_many_by_email is not SQLAlchemyContactAdapter.find_many_by_email:
+            return super().find_email_holders(emails)
+        return self._email_holders(emails)
+
+    def _email_holders(self, emails: Iterable[str]) -> dict[str, list[Any]]:
         wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
         column = getattr(self.model, self.email_attribute)
-        found: dict[str, Any] = {}
+        found: dict[str, list[Any]] = {}
         for start in range(0, len(wanted), _EMAILS_PER_QUERY):
             statement = (
                 sa.select(self.model)
-                .where(sa.func.lower(column).in_(wanted[start : start + _EMAILS_PER_QUERY]))
+                .where(
+                    sa.func.lower(sa.func.trim(column)).in_(
+                        wanted[start : start + _EMAILS_PER_QUERY]
+                    )
+                )
                 .order_by(self._primary_key.desc())
             )
             if self.groups_attribute is not None:
@@ -577,8 +598,9 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                     selectinload(getattr(self.model, self.groups_attribute))
                 )
             for contact in self.session.scalars(statement):
-                # Lowest id last, so it wins, as in find_by_email.
-                found[str(getattr(contact, self.email_attribute)).strip().lower()] = contact
+                # Lowest id last, so it wins in find_many_by_email, as in find_by_email.
+                key = str(getattr(contact, self.email_attribute)).strip().lower()
+                found.setdefault(key, []).append(contact)
         return found
 
     def create(self) -> Any:

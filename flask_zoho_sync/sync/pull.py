@@ -336,7 +336,14 @@ class PullPass:
         for value in values:
             seen[value] = seen.get(value, 0) + 1
         if self.scope.match_key == "email":
-            return self.adapter.find_many_by_email(values)
+            holders_of = getattr(self.adapter, "find_email_holders", None)
+            if holders_of is None:
+                return self.adapter.find_many_by_email(values)
+            # An email two host contacts share is not guessed; two Zoho records with one
+            # email keep their own rule (the second is DUPLICATE_IN_ZOHO, see _duplicate).
+            holders = holders_of(values)
+            self._ambiguous = {value for value, found in holders.items() if len(found) > 1}
+            return {value: found[-1] for value, found in holders.items() if len(found) == 1}
         self._ambiguous = {value for value, count in seen.items() if count > 1}
         if self.scope.match_key == "contact_id":
             found = self.adapter.get_many(list(seen))

@@ -300,3 +300,18 @@ def test_the_cli_sets_and_shows_what_syncs(synced: Synced) -> None:
     bad = _cli(synced, "settings", "--zoho-scope", "Lead_Status is Junk")
     assert bad.exit_code == 1 and "FIELD = VALUE" in bad.output
     assert "host contacts in every group" in _cli(synced, "settings", "--scope-groups", "").output
+
+
+def test_an_email_two_contacts_share_is_not_guessed(synced: Synced) -> None:
+    first = synced.add_contact(last_name="Lee", email="ann@example.org")
+    second = synced.add_contact(last_name="Lee", email=" ANN@example.org")
+    record = synced.zoho.create_record("Leads", {"Last_Name": "Lee", "Email": "ann@example.org"})
+    report = synced.sync(mode="all", direction="pull")
+    assert report.status == "partial", report.message
+    assert record["id"] not in _links(synced).values()
+    assert {str(first), str(second)}.isdisjoint(_links(synced))
+    with synced.host.app.app_context():
+        listed = unmatched_records(synced.host.db.session)
+        assert [(row.zoho_id, row.error_code) for row in listed] == [
+            (record["id"], "AMBIGUOUS_MATCH")
+        ]
