@@ -403,6 +403,11 @@ class SyncEngine:
             report.status = "failed"
             report.message = str(exc)
             report.error = exc
+        except ScopeRefused as exc:
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = f"Nothing was synced: {exc}"
+            report.error = exc
         self._finish(report, meter_before)
         return report
 
