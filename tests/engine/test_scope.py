@@ -112,6 +112,11 @@ def test_a_zoho_record_leaving_the_scope(synced: Synced, on_leave: str) -> None:
     _scope(synced, zoho_conditions="Lead_Status != Junk Lead", on_leave=on_leave)
     assert synced.sync(mode="all").status == "succeeded"
     synced.zoho.update_record("Leads", zoho_id, {"Lead_Status": "Junk Lead"})
+    plan = synced.sync(dry_run=True)
+    assert ("to_host", on_leave, str(ann), zoho_id) in {
+        (c.direction, c.action, c.contact_id, c.zoho_id) for c in plan.changes
+    }
+    assert str(ann) in _links(synced)  # the plan changed nothing
     report = synced.sync()
     assert report.status == "succeeded", report.message
     assert str(ann) not in _links(synced)
