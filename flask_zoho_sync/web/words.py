@@ -57,6 +57,7 @@ ACTIONS = {
     "merge": "Merged into another contact",
     "keep": "Kept apart from its pair",
     "convert": "Converted in Zoho",
+    "unlink": "Unlinked: it left the sync's scope",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
@@ -65,6 +66,8 @@ SKIP_REASONS = {
     "skipped_new": "new in Zoho, and this site does not take new contacts",
     "skipped_blank": "no mapped field beyond the email has a value",
     "skipped_pair": "left unlinked: a merge in Zoho paired it with another contact",
+    "skipped_out_of_scope": "outside what syncs (the What syncs page)",
+    "skipped_left_scope": "let go when it left what syncs, and not brought back",
 }
 
 
