@@ -904,8 +904,14 @@ class PushPass:
         if self.engine.too_many_deletes(len(self.deletions)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(self.deletions)
+            leaving = sum(1 for item in self.deletions if item.reason != _Deletion.reason)
+            who = (
+                f"contacts deleted in the app or leaving the sync's scope ({leaving} of them)"
+                if leaving
+                else "contacts deleted in the app"
+            )
             self.report.message = (
-                f"{len(self.deletions)} contacts deleted in the app are linked to Zoho records, "
+                f"{len(self.deletions)} {who} are linked to Zoho records, "
                 f"more than {self.engine.options.mass_delete_share:.0%} of the "
                 f"{self.ledger.linked_count()} linked contacts. Nothing was deleted in Zoho. "
                 "If the deletions are intended, run the sync again confirming the deletions."

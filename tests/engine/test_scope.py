@@ -171,7 +171,12 @@ def test_the_delete_on_leave_goes_through_the_mass_delete_breaker(synced: Synced
         synced.edit_contact(contact_id, groups=[])
     report = synced.sync()
     assert report.status == "needs_confirmation"
+    assert "leaving the sync's scope (12 of them)" in (report.message or "")
     assert len(synced.zoho.records("Leads")) == 12
+    confirmed = synced.sync(confirm_deletes=True)
+    assert confirmed.status == "succeeded", confirmed.message
+    assert synced.zoho.records("Leads") == []
+    assert len(synced.contacts()) == 12
 
 
 def test_match_on_contact_id(synced: Synced) -> None:
