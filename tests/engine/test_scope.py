@@ -325,3 +325,19 @@ def test_an_email_two_contacts_share_is_not_guessed(synced: Synced) -> None:
         assert [(row.zoho_id, row.error_code) for row in listed] == [
             (record["id"], "AMBIGUOUS_MATCH")
         ]
+
+
+def test_a_malformed_scope_in_config_stops_the_app_at_start_up(
+    database_url: str, redis_client: Any
+) -> None:
+    from flask_zoho_sync.errors import ConfigurationError
+    from tests.conftest import TEST_REDIS_URL
+    from tests.hostapp import make_host_app
+
+    with pytest.raises(ConfigurationError) as refused:
+        make_host_app(
+            database_url, ZOHO_SYNC_REDIS_URL=TEST_REDIS_URL, ZOHO_SYNC_SCOPE_ZOHO="Owner is me"
+        )
+    assert "FIELD = VALUE" in str(refused.value)
+    with pytest.raises(ConfigurationError, match="match key"):
+        make_host_app(database_url, ZOHO_SYNC_REDIS_URL=TEST_REDIS_URL, ZOHO_SYNC_MATCH_KEY="name")
