@@ -503,10 +503,13 @@ class ZohoClient:
         concurrency: int = 1,
         keep_converted: bool = False,
         criteria: Sequence[Criterion | AnyOf | OneOf] = (),
+        page_size: int | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Like :meth:`iter_pages`, by COQL: 2,000 records a call, ``concurrency`` offsets
         read at once, keyset past 100,000 (``coql.OffsetReader``); pages in id order.
-        ``keep_converted`` is REST's ``converted=both``: converted leads stay in the pages."""
+        ``keep_converted`` is REST's ``converted=both``: converted leads stay in the pages.
+        ``criteria`` are added to every query's WHERE; ``page_size`` (a divisor of the
+        window) prices a read expected to find few records at 200 a call, one credit."""
         reader = OffsetReader(
             self.coql,
             module,
@@ -515,7 +518,7 @@ class ZohoClient:
             concurrency=concurrency,
             keep_converted=keep_converted,
             criteria=criteria,
-            page_size=self.coql_page_size,
+            page_size=page_size or self.coql_page_size,
             window=self.coql_offset_records,
         )
         return reader.pages()
