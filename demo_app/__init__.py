@@ -25,9 +25,15 @@ from .models import Contact, db
 
 SANDBOX_URL = os.environ.get("ZOHO_SANDBOX_URL", "http://127.0.0.1:8765")
 
+_adapter = SQLAlchemyContactAdapter(Contact, contact_url="contacts.show")
+# Segments the admin can limit the sync to on the "What syncs" page (README, "Choosing what
+# syncs"): one the database reads, one checked on each contact.
+_adapter.add_scope_filter("Has a company", Contact.company.is_not(None))
+_adapter.add_scope_filter("Members", lambda contact: bool(contact.membership_level))
+
 zoho_sync = ZohoSync(
     db=db,
-    adapter=SQLAlchemyContactAdapter(Contact, contact_url="contacts.show"),
+    adapter=_adapter,
     admin_check=current_user_is_admin,
 )
 

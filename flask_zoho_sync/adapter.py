@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -175,6 +175,12 @@ class ContactAdapter:
                 found[email] = contact
         return found
 
+    def find_email_holders(self, emails: Iterable[str]) -> dict[str, list[Any]]:
+        """Every contact holding each lower-cased email, so a first sync can see an email
+        two contacts share and leave it unmatched rather than guess. The default knows
+        one contact per email (:meth:`find_many_by_email`)."""
+        return {key: [contact] for key, contact in self.find_many_by_email(emails).items()}
+
     def create(self) -> Any:
         raise NotImplementedError
 
@@ -226,6 +232,70 @@ class ContactAdapter:
     def can_merge_contacts(self) -> bool:
         """Whether :meth:`merge_contacts` is the host's own (the admin is offered it)."""
         return type(self).merge_contacts is not ContactAdapter.merge_contacts
+
+    # -- what syncs (issue 21; flask_zoho_sync.scope) -----------------------------------
+
+    def add_scope_filter(self, name: str, criterion_or_callable: Any) -> None:
+        """Name a set of contacts the admin can limit the sync to ("What syncs" page,
+        ``settings --scope-filter``, ``ZOHO_SYNC_SCOPE_FILTER``).
+
+        ``criterion_or_callable`` is a SQLAlchemy criterion on the contact model (``Contact.
+        country == "NZ"``), read by the database, or a callable taking a contact and
+        returning whether it syncs. Only the host knows what its segments mean, so the
+        admin picks among the names the app gives rather than writing queries.
+        """
+        if not name or not name.strip():
+            raise ValueError("A scope filter needs a name")
+        filters = self.__dict__.setdefault("_scope_filters", {})
+        filters[name.strip()] = criterion_or_callable
+
+    def scope_filters(self) -> list[str]:
+        """The names given to :meth:`add_scope_filter`, in the order given."""
+        return list(self.__dict__.get("_scope_filters", {}))
+
+    def scope_filter(self, name: str) -> Any:
+        """The criterion or callable of a named filter (KeyError when there is none)."""
+        filters = self.__dict__.get("_scope_filters", {})
+        if name not in filters:
+            raise KeyError(f"This app has no scope filter named {name!r}")
+        return filters[name]
+
+    def scoped_ids(
+        self,
+        contact_ids: Sequence[str],
+        *,
+        groups: Collection[str] = (),
+        filter_name: str | None = None,
+    ) -> set[str]:
+        """Which of ``contact_ids`` are in the host scope: in one of ``groups`` (when any
+        are given) and passing the named filter (when one is). The default loads the
+        contacts; the SQLAlchemy adapter asks the database."""
+        check = self.scope_filter(filter_name) if filter_name else None
+        if check is not None and not callable(check):
+            raise TypeError("This adapter applies only callable scope filters")
+        contacts = self.get_many(list(contact_ids))
+        wanted = set(groups)
+        return {
+            contact_id
+            for contact_id, contact in contacts.items()
+            if (not wanted or wanted & self.get_groups(contact))
+            and (check is None or bool(check(contact)))
+        }
+
+    def find_many_by_field(self, field: str, values: Iterable[Any]) -> dict[str, list[Any]]:
+        """Contacts whose ``field`` holds one of ``values``, by the value as text: every
+        contact holding it, so a value two contacts share is seen as ambiguous (a first
+        sync matching on a field, ``ZOHO_SYNC_MATCH_KEY=field:NAME``). The default reads
+        every contact; override it with a query."""
+        wanted = {str(value).strip() for value in values if value not in (None, "")}
+        found: dict[str, list[Any]] = {}
+        for batch in self.iter_batches():
+            for contact in batch:
+                value = self.get_values(contact).get(field)
+                text = "" if value is None else str(value).strip()
+                if text in wanted:
+                    found.setdefault(text, []).append(contact)
+        return found
 
 
 class ContactMergeUnavailable(NotImplementedError):
@@ -499,13 +569,28 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         records asked 100,000 times, each a scan of the contacts table). 900 keeps within
         the 999 parameters of SQLite before 3.32; the pull asks for four pages (800) at once,
         so a scan serves them all."""
+        return {key: found[-1] for key, found in self._email_holders(emails).items()}
+
+    def find_email_holders(self, emails: Iterable[str]) -> dict[str, list[Any]]:
+        """The query :meth:`find_many_by_email` makes, every holder of each email kept
+        (highest id first): seeing a shared email costs nothing more. A subclass with its
+        own ``find_many_by_email`` is asked that instead (one holder an email)."""
+        if type(self).find_many_by_email is not SQLAlchemyContactAdapter.find_many_by_email:
+            return super().find_email_holders(emails)
+        return self._email_holders(emails)
+
+    def _email_holders(self, emails: Iterable[str]) -> dict[str, list[Any]]:
         wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
         column = getattr(self.model, self.email_attribute)
-        found: dict[str, Any] = {}
+        found: dict[str, list[Any]] = {}
         for start in range(0, len(wanted), _EMAILS_PER_QUERY):
             statement = (
                 sa.select(self.model)
-                .where(sa.func.lower(column).in_(wanted[start : start + _EMAILS_PER_QUERY]))
+                .where(
+                    sa.func.lower(sa.func.trim(column)).in_(
+                        wanted[start : start + _EMAILS_PER_QUERY]
+                    )
+                )
                 .order_by(self._primary_key.desc())
             )
             if self.groups_attribute is not None:
@@ -513,8 +598,9 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                     selectinload(getattr(self.model, self.groups_attribute))
                 )
             for contact in self.session.scalars(statement):
-                # Lowest id last, so it wins, as in find_by_email.
-                found[str(getattr(contact, self.email_attribute)).strip().lower()] = contact
+                # Lowest id last, so it wins in find_many_by_email, as in find_by_email.
+                key = str(getattr(contact, self.email_attribute)).strip().lower()
+                found.setdefault(key, []).append(contact)
         return found
 
     def create(self) -> Any:
@@ -727,3 +813,63 @@ class SQLAlchemyContactAdapter(ContactAdapter):
 
     def count(self) -> int:
         return int(self.session.scalar(sa.select(sa.func.count()).select_from(self.model)) or 0)
+
+    # -- what syncs -----------------------------------------------------------------------
+
+    def scoped_ids(
+        self,
+        contact_ids: Sequence[str],
+        *,
+        groups: Collection[str] = (),
+        filter_name: str | None = None,
+    ) -> set[str]:
+        """The host scope asked of the database, 500 ids a query: group membership and a
+        criterion filter are part of the WHERE; a callable filter then checks the rows."""
+        check = self.scope_filter(filter_name) if filter_name else None
+        keys = []
+        for contact_id in contact_ids:
+            try:
+                keys.append(self._coerce_id(contact_id))
+            except (TypeError, ValueError):
+                continue
+        kept: set[str] = set()
+        python_check = (
+            check if check is not None and not isinstance(check, sa.sql.ClauseElement) else None
+        )
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            selected: Any = self.model if python_check is not None else self._primary_key
+            statement = sa.select(selected).where(self._primary_key.in_(chunk))
+            if groups and self.groups_attribute is not None and self.group_model is not None:
+                name_column = getattr(self.group_model, self.group_key)
+                statement = statement.where(
+                    getattr(self.model, self.groups_attribute).any(name_column.in_(list(groups)))
+                )
+            elif groups:
+                return set()  # no groups relationship: no contact is in a group
+            if check is not None and python_check is None:
+                statement = statement.where(check)
+            for row in self.session.scalars(statement):
+                if python_check is None:
+                    kept.add(str(row))
+                elif python_check(row):
+                    kept.add(self.contact_id(row))
+        return kept
+
+    def find_many_by_field(self, field: str, values: Iterable[Any]) -> dict[str, list[Any]]:
+        """One query per 500 values, compared as text, every holder of each value kept."""
+        if field not in self._mappable_keys:
+            raise KeyError(f"{self.model.__name__} has no mappable field {field!r}")
+        wanted = sorted({str(value).strip() for value in values if value not in (None, "")})
+        column = getattr(self.model, field)
+        found: dict[str, list[Any]] = {}
+        for start in range(0, len(wanted), 500):
+            statement = (
+                sa.select(self.model)
+                .where(sa.cast(column, sa.String).in_(wanted[start : start + 500]))
+                .order_by(self._primary_key)
+            )
+            for contact in self.session.scalars(statement):
+                value = getattr(contact, field)
+                found.setdefault(str(value).strip(), []).append(contact)
+        return found

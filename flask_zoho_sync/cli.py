@@ -44,12 +44,14 @@ from .preferences import (
     validate_field_map,
 )
 from .schema import require_tables
+from .scope import read_scope, save_scope
 from .signals import field_resumed
 from .state import ZohoSyncState, state_of
 from .status import sync_readiness, sync_status
 from .sync.coercion import ZohoField
 from .sync.context import RunReport
 from .sync.modes import OVERWRITE_POLICIES, SYNC_MODES, WINNER_OF_POLICY, WINNERS
+from .sync.scope import ON_LEAVE, ScopeRefused, zoho_scope_text
 from .undo import outcome_as_dict, revert_lines, revert_run
 from .zoho.errors import ZohoError
 
@@ -746,3 +748,90 @@ def sandbox_command(
     except PortUnavailable as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+
+
+# -- what syncs (issue 21): options added to ``settings`` here, so that command's own
+# -- options stay as they were; the rules are in ``scope`` and ``sync.scope`` ------------
+
+
+def _describe_scope(scope: Any) -> str:
+    groups = ", ".join(scope.host_groups) or "every group"
+    return (
+        f"What syncs: host contacts in {groups}"
+        f"{f', filter {scope.host_filter}' if scope.host_filter else ''}; "
+        f"Zoho records where {zoho_scope_text(scope.zoho) or 'anything'}; "
+        f"leaving the scope: {scope.on_leave}; first sync matches on {scope.match_key}"
+    )
+
+
+def _add_scope_options(command: click.Command) -> None:
+    """``settings --scope-groups/--scope-filter/--zoho-scope/--on-leave/--match-key``:
+    saved with ``scope.save_scope`` (the page's own rules) before the other settings."""
+    command.params.extend(
+        [
+            click.Option(
+                ["--scope-groups"],
+                help="Comma-separated host groups whose contacts sync ('' for every contact).",
+            ),
+            click.Option(
+                ["--scope-filter"],
+                help="A filter the app named (adapter.add_scope_filter); '' for none.",
+            ),
+            click.Option(
+                ["--zoho-scope"],
+                help="Zoho conditions, ';'-separated: 'Lead_Status != Junk Lead; Owner = 42' "
+                "('' for every record).",
+            ),
+            click.Option(
+                ["--on-leave"],
+                type=click.Choice(ON_LEAVE),
+                help="A linked record leaving the scope: unlink (keep both) or delete the "
+                "other side's copy.",
+            ),
+            click.Option(
+                ["--match-key"],
+                help="First-sync match: email, contact_id or field:HOST_FIELD.",
+            ),
+        ]
+    )
+    inner = command.callback
+    assert inner is not None
+
+    def callback(
+        scope_groups: str | None,
+        scope_filter: str | None,
+        zoho_scope: str | None,
+        on_leave: str | None,
+        match_key: str | None,
+        **rest: Any,
+    ) -> None:
+        state = _state()
+        session = state.db.session
+        chosen = (scope_groups, scope_filter, zoho_scope, on_leave, match_key)
+        if any(value is not None for value in chosen):
+            try:
+                changed = save_scope(
+                    session,
+                    get_settings(session),
+                    state.adapter,
+                    current_app.config,
+                    host_groups=scope_groups,
+                    host_filter=scope_filter,
+                    zoho_conditions=zoho_scope,
+                    on_leave=on_leave,
+                    match_key=match_key,
+                )
+                session.commit()
+            except ScopeRefused as exc:
+                session.rollback()
+                _fail(exc)
+                return
+            if changed:
+                click.echo("What syncs changed: the next sync reads everything again.")
+        inner(**rest)
+        click.echo(_describe_scope(read_scope(session, current_app.config)))
+
+    command.callback = callback
+
+
+_add_scope_options(settings_command)

@@ -227,6 +227,35 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         "Failed records above which health is failing (0: failed records never fail it).",
     ),
+    # -- what syncs (README "Choosing what syncs"); the "What syncs" page overrides these --
+    Setting(
+        "ZOHO_SYNC_SCOPE_GROUPS",
+        (),
+        "Comma-separated host groups: only their contacts sync (empty: every contact).",
+    ),
+    Setting(
+        "ZOHO_SYNC_SCOPE_FILTER",
+        None,
+        "The name of a filter the app gave adapter.add_scope_filter: only its contacts sync.",
+    ),
+    Setting(
+        "ZOHO_SYNC_SCOPE_ZOHO",
+        None,
+        "Zoho conditions, ';'-separated (Lead_Status != Junk; Owner = 123): only matching "
+        "records are read. They are sent to Zoho as COQL criteria.",
+    ),
+    Setting(
+        "ZOHO_SYNC_SCOPE_ON_LEAVE",
+        "unlink",
+        "A linked record that leaves the scope: 'unlink' keeps both and stops syncing them; "
+        "'delete' deletes the other side's copy (through the mass-delete breaker).",
+    ),
+    Setting(
+        "ZOHO_SYNC_MATCH_KEY",
+        "email",
+        "What a first sync matches records on: 'email' (case and whitespace blind), "
+        "'contact_id' (the Zoho field mapped to Contact Id), or 'field:HOST_FIELD'.",
+    ),
 )
 
 #: The values ``ZOHO_SYNC_ON_LEAD_CONVERSION`` takes.

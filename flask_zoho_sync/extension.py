@@ -23,7 +23,9 @@ from .crypto import TokenVault
 from .errors import ConfigurationError
 from .jobs import schedule_push
 from .models import attach_tables
+from .scope import scope_from_config
 from .state import EXTENSION_KEY, AdminCheck, SendMail, ZohoSyncState, state_of
+from .sync.scope import ScopeRefused
 from .web import register_admin
 
 if TYPE_CHECKING:
@@ -89,6 +91,10 @@ class ZohoSync:
                 "Flask-Zoho-Sync needs the app's Flask-SQLAlchemy object: ZohoSync(app, db=db)."
             )
         config = read_config(app.config)
+        try:  # what syncs, from config: refused at start-up like any malformed key
+            scope_from_config(app.config)
+        except ScopeRefused as exc:
+            raise ConfigurationError(f"ZOHO_SYNC_SCOPE_* / ZOHO_SYNC_MATCH_KEY: {exc}") from exc
         vault = TokenVault(config.encryption_keys)
         adapter = adapter or self.adapter
         model = contact_model or self.contact_model

@@ -24,9 +24,11 @@ from .models import (
     OutboxEntry,
     RecordHistory,
     Run,
+    ScopeExit,
     SyncSettings,
     Tombstone,
 )
+from .scope import scope_fingerprint
 from .sync.identity import PAIR_CODE as MERGED_PAIR_CODE
 
 #: Large ``IN (...)`` lists are split so neither SQLite's nor PostgreSQL's limits are met.
@@ -254,7 +256,12 @@ class Ledger:
                     FieldMap.overwrite,
                 ).order_by(FieldMap.kind, FieldMap.host_key)
             ).all()
-        return (tuple(row) if row is not None else None, tuple(tuple(m) for m in maps))
+            scope = scope_fingerprint(self.session)
+        return (
+            tuple(row) if row is not None else None,
+            tuple(tuple(m) for m in maps),
+            scope,
+        )
 
     def pin_settings(self) -> None:
         """Remember the settings as the run's mapping is built from them. No version column
@@ -269,7 +276,7 @@ class Ledger:
         current = self._settings_fingerprint()
         if current == self._pinned:
             return None
-        (before, _), (after, _) = self._pinned, current
+        (before, maps_before, scope_before), (after, _, scope_after) = self._pinned, current
         if after is None:
             return "the sync settings were deleted"
         if before is not None and before[0] != after[0]:
@@ -280,6 +287,8 @@ class Ledger:
             return "the default conflict policy changed"
         if before is not None and before[3] != after[3]:
             return f"the sync mode changed from {before[3] or 'the default'} to {after[3]}"
+        if scope_before != scope_after and maps_before == current[1]:
+            return "what syncs (the scope or the match key) changed"
         return "the field mapping changed"
 
     def pause_mapping(self, zoho_field: str, reason: str) -> None:
@@ -292,6 +301,57 @@ class Ledger:
             row.paused_reason = reason
             if newly and self.on_mapping_paused is not None:
                 self.on_mapping_paused(row.zoho_field, row.host_key, reason)
+
+    # -- pairs let go because a side left the scope (sync.scope) --------------------------
+
+    def scope_exits(
+        self, *, contact_ids: Sequence[str] = (), zoho_ids: Sequence[str] = ()
+    ) -> dict[str, ScopeExit]:
+        """The module's scope exits of these contacts (keyed by contact id) or records (by
+        Zoho id), whichever ids are given."""
+        column, values = ("zoho_id", zoho_ids) if zoho_ids else ("contact_id", contact_ids)
+        key = getattr(ScopeExit, column)
+        found: dict[str, ScopeExit] = {}
+        for chunk in _chunks(list(values)):
+            rows = self.session.scalars(
+                sa.select(ScopeExit).where(ScopeExit.module == self.run_module, key.in_(chunk))
+            )
+            found.update({getattr(row, column): row for row in rows})
+        return found
+
+    def has_scope_exits(self) -> bool:
+        """Whether any pair of the module was let go for leaving the scope; asked once per
+        ledger (a run), so a sync that never used a scope makes no query per batch."""
+        known = self.__dict__.get("_has_scope_exits")
+        if known is None:
+            known = (
+                self.session.scalar(
+                    sa.select(ScopeExit.id).where(ScopeExit.module == self.run_module).limit(1)
+                )
+                is not None
+            )
+            self.__dict__["_has_scope_exits"] = known
+        return bool(known)
+
+    def note_scope_exit(
+        self, contact_id: str | None, zoho_id: str | None, *, side: str, action: str
+    ) -> None:
+        """Remember that this pair was let go because its ``side`` left the scope."""
+        self.__dict__["_has_scope_exits"] = True
+        self.session.add(
+            ScopeExit(
+                module=self.run_module,
+                contact_id=contact_id,
+                zoho_id=zoho_id,
+                side=side,
+                action=action,
+            )
+        )
+
+    def clear_scope_exits(self, exits: Iterable[ScopeExit]) -> None:
+        """The record came back into scope: it syncs again."""
+        for row in exits:
+            self.session.delete(row)
 
     # -- links ---------------------------------------------------------------------------
 

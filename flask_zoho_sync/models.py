@@ -339,6 +339,42 @@ class Incident(Base):
     delivery_error: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class SyncScope(Base):
+    """What syncs (issue 21; ``flask_zoho_sync.scope``): the host groups or named filter,
+    the Zoho conditions, what leaving the scope does, and the first sync's match key. One
+    row; absent, the ``ZOHO_SYNC_SCOPE_*`` and ``ZOHO_SYNC_MATCH_KEY`` config applies."""
+
+    __tablename__ = "zoho_sync_scope"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_groups: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    host_filter: Mapped[str | None] = mapped_column(sa.String(128))
+    zoho_conditions: Mapped[str | None] = mapped_column(sa.Text)
+    on_leave: Mapped[str] = mapped_column(sa.String(16), default="unlink")
+    match_key: Mapped[str] = mapped_column(sa.String(160), default="email")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
+
+
+class ScopeExit(Base):
+    """A pair the sync let go because one side left the scope (``side``: host | zoho), so
+    the other side's copy is never linked or created again while it stays out; cleared when
+    the record comes back into scope."""
+
+    __tablename__ = "zoho_sync_scope_exit"
+    __table_args__ = (
+        sa.Index("ix_zoho_sync_scope_exit_contact", "module", "contact_id"),
+        sa.Index("ix_zoho_sync_scope_exit_zoho", "module", "zoho_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module: Mapped[str] = mapped_column(sa.String(16))
+    contact_id: Mapped[str | None] = mapped_column(sa.String(64))
+    zoho_id: Mapped[str | None] = mapped_column(sa.String(32))
+    side: Mapped[str] = mapped_column(sa.String(8))  # host | zoho
+    action: Mapped[str] = mapped_column(sa.String(8))  # unlink | delete
+    left_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
 def attach_tables(host_metadata: sa.MetaData) -> None:
     """Put copies of the extension's tables on the host's metadata (idempotent)."""
     for table in Base.metadata.sorted_tables:

@@ -34,6 +34,7 @@ from .preferences import (
     refresh_zoho_fields,
     write_rules,
 )
+from .scope import read_scope
 from .signals import (
     connection_lost,
     connection_restored,
@@ -337,6 +338,7 @@ class ZohoSyncState:
                 plan_changes=plan_changes,
                 on_lead_conversion=self.config.on_lead_conversion,
                 rules=write_rules(session, settings, self.config.sync_mode),
+                scope=read_scope(session, current_app.config),
             ),
             host_writes=lambda: suppress_capture(session),
             on_progress=on_progress,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from flask_zoho_sync.sync.mapping import HostChanges, Mapping
 from flask_zoho_sync.sync.modes import WriteRules
+from flask_zoho_sync.sync.scope import Scope
 
 #: Keys of a link's snapshot that are bookkeeping, not mapped values (they start with "~").
 FALLBACK_KEY = "~fallback"
@@ -102,6 +103,8 @@ class EngineOptions:
     #: The sync mode and the rows' overwrite policies (``sync.modes``): which writes the
     #: run may make. The default, two-way with every row "always", refuses none.
     rules: WriteRules = field(default_factory=WriteRules)
+    #: What syncs (``sync.scope``): the host and Zoho scopes, on-leave, the match key.
+    scope: Scope = field(default_factory=Scope)
 
 
 @dataclass

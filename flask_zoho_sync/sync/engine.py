@@ -28,6 +28,7 @@ from flask_zoho_sync.sync.mapping import Mapping
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.push import PushPass
+from flask_zoho_sync.sync.scope import ScopeRefused
 from flask_zoho_sync.zoho.errors import ZohoBudgetExhausted, ZohoError
 from flask_zoho_sync.zoho.timefmt import utc_now
 
@@ -288,6 +289,14 @@ class SyncEngine:
             report.message = str(exc)
             report.error = exc
             log.warning("Zoho sync run stopped: %s", exc)
+        except ScopeRefused as exc:
+            # The scope cannot be applied as set (a match key unmapped, a Zoho scope COQL
+            # cannot read): nothing is synced rather than something outside it.
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = f"Nothing was synced: {exc}"
+            report.error = exc
+            log.warning("Zoho sync refused: %s", exc)
         except Exception as exc:
             # A bug or a host-side failure (database gone, adapter error) must still end the
             # run as failed with its reason, never leave it "running" forever.
@@ -335,7 +344,12 @@ class SyncEngine:
             PushPass(self, report).run_deletions(outbox)
         # A large first sync goes through the bulk APIs (sync.bulk); decided before the
         # pull, because the pull creates the links that make a sync no longer "first".
-        bulk = first_sync(self, mode)
+        scope = self.options.scope
+        # Bulk exports read no scope criteria and match on email only: a scoped or
+        # otherwise-matched first sync goes by REST and COQL.
+        bulk = first_sync(self, mode) and not (
+            scope.limits_host or scope.limits_zoho or scope.match_key != "email"
+        )
         self._bulk_plan = bulk and self.options.dry_run
         if direction in ("both", "pull") and report.status != "needs_confirmation":
             pull_pass = BulkPullPass if bulk else PullPass
@@ -415,6 +429,11 @@ class SyncEngine:
             self.ledger.rollback()
             report.status = "failed"
             report.message = str(exc)
+            report.error = exc
+        except ScopeRefused as exc:
+            self.ledger.rollback()
+            report.status = "failed"
+            report.message = f"Nothing was synced: {exc}"
             report.error = exc
         self._finish(report, meter_before)
         return report

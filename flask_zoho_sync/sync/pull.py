@@ -48,12 +48,19 @@ from flask_zoho_sync.sync.modes import mode_refusal
 from flask_zoho_sync.sync.notified import NotifiedWrite
 from flask_zoho_sync.sync.readahead import InOrder, ReadAhead
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
+from flask_zoho_sync.sync.scope import (
+    AMBIGUOUS,
+    LEFT_SCOPE,
+    ScopeRefused,
+    match_binding,
+    normalized_email,
+)
 from flask_zoho_sync.sync.skips import (
     report_left_alone,
     report_refused_record,
     restrain,
 )
-from flask_zoho_sync.zoho.coql import MAX_SELECT_FIELDS, unreadable_fields
+from flask_zoho_sync.zoho.coql import MAX_SELECT_FIELDS, OneOf, unreadable_fields
 from flask_zoho_sync.zoho.errors import ZohoRequestError, ZohoScopeMismatch
 from flask_zoho_sync.zoho.timefmt import ZohoTimeFormatError, parse_datetime
 
@@ -139,6 +146,12 @@ class PullPass:
         #: New links of the page, inserted together (``Ledger.write_links``) at the end of
         #: the page, or before anything looks links up by contact.
         self._new_links: list[dict[str, Any]] = []
+        #: What syncs (``sync.scope``), and the match keys found on more than one record
+        #: of either side among the pages looked up (left unlinked, never guessed).
+        self.scope = engine.options.scope
+        self._ambiguous: set[str] = set()
+        #: Host contacts of the looked-up pages outside the host scope (None: no limit).
+        self._outside_host: set[str] | None = None
 
     # -- changed records -------------------------------------------------------------------
 
@@ -155,6 +168,8 @@ class PullPass:
         pages = self._changed_pages(since)
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
         self._merge_followed()
+        if self.scope.limits_zoho and self.report.status != "needs_confirmation":
+            self._zoho_leavers(since)
         if not self.dry_run and self.report.status != "needs_confirmation":
             settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
@@ -173,6 +188,8 @@ class PullPass:
         def by_rest() -> Iterator[list[dict[str, Any]]]:
             return client.iter_pages(module, fields, modified_since=since, converted=converted)
 
+        if self.scope.limits_zoho:
+            return self._scoped_pages(fields, since, converted is not None)
         if not options.pull_with_coql:
             return by_rest()
         types = {field.api_name: field.data_type for field in self.mapping.zoho_fields}
@@ -192,6 +209,161 @@ class PullPass:
             keep_converted=converted is not None,
         )
         return _coql_or_rest(by_coql, by_rest)
+
+    def _scoped_pages(
+        self, fields: list[str], since: datetime | None, keep_converted: bool
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The changed records inside the Zoho scope, by COQL with the scope in its WHERE:
+        Zoho sends no record outside it. There is no REST fallback: REST lists cannot
+        filter, and filtering after the download is what the scope promises not to do."""
+        types = {field.api_name: field.data_type for field in self.mapping.zoho_fields}
+        unreadable = unreadable_fields(types, fields)  # type: ignore[arg-type]
+        if unreadable or len({"id", "Converted__s", *fields}) > MAX_SELECT_FIELDS:
+            raise ScopeRefused(
+                "A Zoho scope is read by COQL, which cannot select "
+                + (", ".join(unreadable) or f"more than {MAX_SELECT_FIELDS} fields")
+                + "; unmap those fields or clear the Zoho scope."
+            )
+        return self.engine.client.iter_coql_pages(
+            self.ledger.module,
+            fields,
+            modified_since=since,
+            concurrency=self.engine.options.max_concurrency,
+            keep_converted=keep_converted,
+            criteria=self.scope.zoho_criteria(),
+        )
+
+    def _scoped_ids(
+        self, wanted: list[str], fields: list[str], keep_converted: bool
+    ) -> list[dict[str, Any]]:
+        """The named records (a notification's) that meet the Zoho scope, by COQL with
+        ``id in (...)`` and the scope in the WHERE, 50 ids a query (Zoho's ``in`` limit)."""
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 50):
+            criteria = [OneOf("id", tuple(wanted[start : start + 50])), *self.scope.zoho_criteria()]
+            pages = self.engine.client.iter_coql_pages(
+                self.ledger.module, fields, keep_converted=keep_converted, criteria=criteria
+            )
+            records.extend(record for page in pages for record in page)
+        return records
+
+    def _zoho_leavers(self, since: datetime | None, *, ids: list[str] | None = None) -> None:
+        """Linked records changed since ``since`` (or of ``ids``) that no longer meet the
+        Zoho scope: only their ids are read (the scope's complement in the WHERE), and
+        each pair is let go as ``on_leave`` says."""
+        found: list[str] = []
+        chunks = [None] if ids is None else [ids[at : at + 50] for at in range(0, len(ids), 50)]
+        for chunk in chunks:
+            criteria = self.scope.zoho_outside()
+            if chunk is not None:
+                criteria = [OneOf("id", tuple(chunk)), *criteria]
+            pages = self.engine.client.iter_coql_pages(
+                self.ledger.module,
+                ["Modified_Time"],
+                modified_since=since,
+                concurrency=1,
+                keep_converted=True,
+                criteria=criteria,
+                page_size=200,  # few records leave at a time: one credit a query, not three
+            )
+            found += [str(record["id"]) for page in pages for record in page if record.get("id")]
+        ids = found
+        links = list(self.ledger.links_by_zoho(ids).values()) if ids else []
+        links = [link for link in links if link.zoho_id not in self.engine.planned_deleted]
+        if not links:
+            return
+        if self.scope.on_leave == "delete":
+            if self.engine.too_many_deletes(len(links)):
+                self.report.status = "needs_confirmation"
+                self.report.pending_deletes = len(links)
+                self.report.message = (
+                    f"{len(links)} linked Zoho records left the sync's scope, and leaving "
+                    "deletes their contacts: more than "
+                    f"{self.engine.options.mass_delete_share:.0%} of the "
+                    f"{self.ledger.linked_count()} linked contacts. Nothing was deleted. "
+                    "If that is intended, run the sync again confirming the deletions."
+                )
+                return
+            for link in links:
+                self.report.add(
+                    PlannedChange(
+                        "to_host", "delete", link.contact_id, link.zoho_id, reason=LEFT_SCOPE
+                    )
+                )
+            if self.dry_run:
+                self.engine.planned_host_deletes.update(link.contact_id for link in links)
+                return
+            self._delete_in_host(links, reason=f"its Zoho record {LEFT_SCOPE}", bury=False)
+        else:
+            for link in links:
+                self.report.add(
+                    PlannedChange(
+                        "to_host", "unlink", link.contact_id, link.zoho_id, reason=LEFT_SCOPE
+                    )
+                )
+                if not self.dry_run:
+                    self.ledger.record(
+                        self.engine.run,
+                        direction="to_host",
+                        action="unlink",
+                        contact_id=link.contact_id,
+                        zoho_id=link.zoho_id,
+                        changes={},
+                        reason=f"the Zoho record {LEFT_SCOPE}; both are kept, no longer synced",
+                    )
+            if self.dry_run:
+                return
+            self.ledger.drop_links(links)
+        for link in links:
+            self.ledger.note_scope_exit(
+                link.contact_id, link.zoho_id, side="zoho", action=self.scope.on_leave
+            )
+        self.ledger.commit()
+
+    def _match_value(self, record: dict[str, Any]) -> str:
+        """The record's first-sync match key as text ("" when it has none): the email,
+        case and whitespace blind; or the Zoho field the match key names, as written."""
+        key = self.scope.match_key
+        if key == "email":
+            return normalized_email(record.get("Email"))
+        api_name = self._match_api_name()
+        value = record.get(api_name) if api_name else None
+        return "" if value in (None, "") else str(value).strip()
+
+    def _match_api_name(self) -> str | None:
+        """The Zoho field holding the match key (Contact Id's, or the matched host field's)."""
+        cached = self.__dict__.get("_match_api")
+        if cached is None:
+            cached = self.__dict__["_match_api"] = match_binding(
+                self.mapping, self.scope
+            ).zoho_api_name
+        return cached
+
+    def _find_matches(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Host contacts the unlinked ``records`` match, by match value; a value held by two
+        contacts, or by two of the records, is noted as ambiguous and matches nothing."""
+        values = [value for value in map(self._match_value, records) if value]
+        seen: dict[str, int] = {}
+        for value in values:
+            seen[value] = seen.get(value, 0) + 1
+        if self.scope.match_key == "email":
+            holders_of = getattr(self.adapter, "find_email_holders", None)
+            if holders_of is None:
+                return self.adapter.find_many_by_email(values)
+            # An email two host contacts share is not guessed; two Zoho records with one
+            # email keep their own rule (the second is DUPLICATE_IN_ZOHO, see _duplicate).
+            holders = holders_of(values)
+            self._ambiguous = {value for value, found in holders.items() if len(found) > 1}
+            return {value: found[-1] for value, found in holders.items() if len(found) == 1}
+        self._ambiguous = {value for value, count in seen.items() if count > 1}
+        if self.scope.match_key == "contact_id":
+            found = self.adapter.get_many(list(seen))
+            return {value: contact for value, contact in found.items()}
+        holders = self.adapter.find_many_by_field(  # type: ignore[attr-defined]
+            self.scope.match_field, list(seen)
+        )
+        self._ambiguous |= {value for value, found in holders.items() if len(found) > 1}
+        return {value: found[0] for value, found in holders.items() if len(found) == 1}
 
     def _merge_pages(
         self,
@@ -239,12 +411,14 @@ class PullPass:
         if not wanted:
             return
         extra, converted = listing_options(self.ledger.module)
-        records = self.engine.client.get_records(
-            self.ledger.module,
-            wanted,
-            [*self.mapping.zoho_api_names(), *extra],
-            converted=converted,
-        )
+        fields = [*self.mapping.zoho_api_names(), *extra]
+        if self.scope.limits_zoho:
+            records = self._scoped_ids(wanted, fields, converted is not None)
+            self._zoho_leavers(None, ids=wanted)
+        else:
+            records = self.engine.client.get_records(
+                self.ledger.module, wanted, fields, converted=converted
+            )
         self.recover_overwritten(records, notified)
         self._page(records, None)
         if not self.dry_run:
@@ -381,13 +555,26 @@ class PullPass:
         self._linked_at_lookup = linked
         self._linked_since = set()
         self._buried = self.ledger.buried_zoho_ids([z for z in ids if z not in linked])
-        found = self.adapter.find_many_by_email(
-            str(record["Email"])
-            for page in pages
-            for record in page
-            if isinstance(record.get("Email"), str) and str(record.get("id")) not in linked
+        self._ambiguous = set()
+        found = self._find_matches(
+            [
+                record
+                for page in pages
+                for record in page
+                if record.get("id") and str(record.get("id")) not in linked
+            ]
         )
         self._email_ids = {key: self.adapter.contact_id(contact) for key, contact in found.items()}
+        self._outside_host = None
+        if self.scope.limits_host:
+            candidates = list(dict.fromkeys(self._email_ids.values()))
+            if linked:
+                links = self.ledger.links_by_zoho(list(linked))
+                candidates += [link.contact_id for link in links.values()]
+            inside = self.adapter.scoped_ids(  # type: ignore[attr-defined]
+                candidates, groups=self.scope.host_groups, filter_name=self.scope.host_filter
+            )
+            self._outside_host = set(candidates) - inside
 
     def _page(self, page: list[dict[str, Any]], newest: datetime | None) -> datetime | None:
         """Merge one page, looked up on its own; returns the newest Modified_Time."""
@@ -440,6 +627,10 @@ class PullPass:
                     contact = contacts.get(link.contact_id)
                     if contact is None:
                         continue  # deleted in the host: the push deletes the Zoho record
+                    if self._outside_host and link.contact_id in self._outside_host:
+                        # Left the host scope: the push lets the pair go (``on_leave``).
+                        self.report.count("to_host.skipped_out_of_scope")
+                        continue
                     self._merge_linked(link, contact, zoho_values, modified)
                 else:
                     self._import(record, zoho_id, zoho_values, modified)
@@ -457,9 +648,8 @@ class PullPass:
         """The host contacts the page's unlinked records may link to, by lower-cased email."""
         wanted: dict[str, str] = {}
         for record in page:
-            email = record.get("Email")
-            if isinstance(email, str) and str(record.get("id")) not in links:
-                key = email.strip().lower()
+            key = self._match_value(record)
+            if key and str(record.get("id")) not in links:
                 contact_id = self._email_ids.get(key)
                 if contact_id is not None:
                     wanted[key] = contact_id
@@ -492,7 +682,19 @@ class PullPass:
         """A Zoho record we have no link for: link it to the contact with the same email,
         or create a contact for it."""
         email = record.get("Email")
-        key = email.strip().lower() if isinstance(email, str) else ""
+        key = self._match_value(record)
+        if key and key in self._ambiguous:
+            self._error(
+                None,
+                zoho_id,
+                f"More than one record has the match key {self.scope.match_key} = {key!r} "
+                "(in the app or in Zoho); this one was not linked, so no guess was made. "
+                "Give each record its own value, or merge the duplicates, then sync again.",
+                AMBIGUOUS,
+            )
+            return
+        if not self._scope_lets_in(zoho_id, key):
+            return
         if key and key in self._creating:
             # Zoho has this email twice in one page: make the first contact now, so the
             # second is found and reported as a duplicate, as across pages.
@@ -528,6 +730,11 @@ class PullPass:
                 f"new in Zoho; {mode_refusal(self.rules.mode, 'create contacts in this site')}",
             )
             return
+        if self.scope.limits_host:
+            # A contact made here would be outside the chosen groups or filter: the scope
+            # is the admin's choice of which host contacts sync, so none is added.
+            self.report.count("to_host.skipped_out_of_scope")
+            return
         result = merge_new(zoho_values, self.mapping)
         if not self.mapping.has_data(result.to_host):
             # Nothing mapped beyond the email has a value: a contact made of it would be
@@ -553,6 +760,38 @@ class PullPass:
         self._pending.append((key, zoho_id, result, modified, changes))
         if key:
             self._creating.add(key)
+
+    def _scope_lets_in(self, zoho_id: str, key: str) -> bool:
+        """Whether an unlinked record may be linked or imported now: not when it matches
+        a contact outside the host scope, nor when its pair was let go for leaving the
+        scope and the side that left is still out (never resurrected). A record back in
+        scope has its exit forgotten and syncs again."""
+        contact_id = self._email_ids.get(key) if key else None
+        if contact_id is not None and self._outside_host and contact_id in self._outside_host:
+            self.report.count("to_host.skipped_out_of_scope")
+            return False
+        if not self.ledger.has_scope_exits():
+            return True
+        exits = self.ledger.scope_exits(zoho_ids=[zoho_id])
+        exit_row = exits.get(zoho_id)
+        if exit_row is None:
+            return True
+        if exit_row.side == "host" and not self._back_in_host_scope(exit_row.contact_id):
+            self.report.count("to_host.skipped_left_scope")
+            return False
+        if not self.dry_run:
+            self.ledger.clear_scope_exits([exit_row])
+        return True
+
+    def _back_in_host_scope(self, contact_id: str | None) -> bool:
+        if contact_id is None:
+            return False
+        if not self.scope.limits_host:
+            return True
+        inside = self.adapter.scoped_ids(  # type: ignore[attr-defined]
+            [contact_id], groups=self.scope.host_groups, filter_name=self.scope.host_filter
+        )
+        return contact_id in inside
 
     def _duplicate(self, contact_id: str, zoho_id: str, email: Any) -> None:
         self._error(
@@ -844,7 +1083,9 @@ class PullPass:
             self.ledger.settings.deleted_watermark = newest
         self.ledger.commit()
 
-    def _delete_in_host(self, links: list[Any]) -> None:
+    def _delete_in_host(
+        self, links: list[Any], *, reason: str = "deleted in Zoho", bury: bool = True
+    ) -> None:
         """Delete the contacts of records Zoho deleted, in one block of host writes (each
         block flushes on its way in and out), then their links, tombstones and history
         with a statement each. Each history row keeps the contact's values (a revert's
@@ -866,9 +1107,10 @@ class PullPass:
                 contact_id=link.contact_id,
                 zoho_id=link.zoho_id,
                 changes=undo.get(link.contact_id, {}),
-                reason="deleted in Zoho",
+                reason=reason,
             )
-        self.ledger.bury_many(
-            [(link.zoho_id, link.contact_id) for link in links], deleted_on="zoho"
-        )
+        if bury:
+            self.ledger.bury_many(
+                [(link.zoho_id, link.contact_id) for link in links], deleted_on="zoho"
+            )
         self.ledger.drop_links(links)

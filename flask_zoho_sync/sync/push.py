@@ -46,6 +46,7 @@ from flask_zoho_sync.sync.inflight import InFlight
 from flask_zoho_sync.sync.modes import mode_refusal
 from flask_zoho_sync.sync.pull import PullPass
 from flask_zoho_sync.sync.revert import UNDO_KEY, undo_values
+from flask_zoho_sync.sync.scope import LEFT_SCOPE, match_binding
 from flask_zoho_sync.sync.skips import report_left_alone, report_refused_record, restrain_push
 from flask_zoho_sync.zoho.results import RecordResult
 from flask_zoho_sync.zoho.timefmt import UTC
@@ -85,11 +86,11 @@ class _Deletion:
     #: The module the record is in when not the run's: Contacts, for a contact followed
     #: from a converted lead (``sync.conversion``).
     module: str | None = None
+    #: Why the Zoho record goes: the contact was deleted, or left the sync's scope.
+    reason: str = "deleted in the host"
 
     def planned(self) -> PlannedChange:
-        return PlannedChange(
-            "to_zoho", "delete", self.contact_id, self.zoho_id, reason="deleted in the host"
-        )
+        return PlannedChange("to_zoho", "delete", self.contact_id, self.zoho_id, reason=self.reason)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -344,6 +345,7 @@ class PushPass:
             if link is not None and link.zoho_id == zoho_id:
                 del links[gone_contact]
         held = held_unlinked(self, [c for c in contact_ids if c not in links], outbox)
+        held |= self._held_by_scope(list(contacts), links, outbox)
         for contact_id in contact_ids:
             if contact_id in self.engine.planned_host_deletes or contact_id in held:
                 continue  # the plan's pull deletes it; or a Zoho merge paired it (identity)
@@ -362,6 +364,77 @@ class PushPass:
         contact = None
         self._send_updates()
         self._send_creates()
+
+    def _held_by_scope(
+        self, present: list[str], links: dict[str, Any], outbox: dict[str, list[Any]]
+    ) -> set[str]:
+        """The contacts the scope keeps from this push (``sync.scope``): those outside the
+        host scope (a linked one leaves: its pair is let go as ``on_leave`` says), and
+        unlinked ones whose Zoho record left the Zoho scope (never linked or created
+        again while it stays out). A contact back in the host scope has its exit forgotten.
+        """
+        scope = self.engine.options.scope
+        held: set[str] = set()
+        if scope.limits_host and present:
+            inside = self.adapter.scoped_ids(  # type: ignore[attr-defined]
+                present, groups=scope.host_groups, filter_name=scope.host_filter
+            )
+            for contact_id in present:
+                if contact_id in inside:
+                    continue
+                held.add(contact_id)
+                entries = outbox.get(contact_id, [])
+                link = links.get(contact_id)
+                if link is None:
+                    self.report.count("to_zoho.skipped_out_of_scope")
+                    if not self.dry_run:
+                        self.ledger.finish_outbox(entries)
+                    continue
+                self._leave_scope(contact_id, link, entries, scope.on_leave)
+        if not self.ledger.has_scope_exits():
+            return held
+        unlinked = [c for c in present if c not in links and c not in held]
+        exits = self.ledger.scope_exits(contact_ids=unlinked) if unlinked else {}
+        back = []
+        for contact_id, exit_row in exits.items():
+            if exit_row.side == "zoho":
+                held.add(contact_id)
+                self.report.count("to_zoho.skipped_left_scope")
+                if not self.dry_run:
+                    self.ledger.finish_outbox(outbox.get(contact_id, []))
+            else:
+                back.append(exit_row)
+        if back and not self.dry_run:
+            self.ledger.clear_scope_exits(back)
+        return held
+
+    def _leave_scope(self, contact_id: str, link: Any, entries: list[Any], on_leave: str) -> None:
+        """A linked contact left the host scope: its Zoho record is deleted (through the
+        mass-delete breaker, with the run's deletions) or the pair is unlinked, both kept."""
+        if on_leave == "delete":
+            self.deletions.append(
+                _Deletion(
+                    contact_id, link.zoho_id, link, entries, reason=f"the contact {LEFT_SCOPE}"
+                )
+            )
+            return
+        self.report.add(
+            PlannedChange("to_zoho", "unlink", contact_id, link.zoho_id, reason=LEFT_SCOPE)
+        )
+        if self.dry_run:
+            return
+        self.ledger.record(
+            self.engine.run,
+            direction="to_zoho",
+            action="unlink",
+            contact_id=contact_id,
+            zoho_id=link.zoho_id,
+            changes={},
+            reason=f"the contact {LEFT_SCOPE}; both are kept, no longer synced",
+        )
+        self.ledger.drop_links([link])
+        self.ledger.note_scope_exit(contact_id, link.zoho_id, side="host", action="unlink")
+        self.ledger.finish_outbox(entries)
 
     def _plan_deletion(self, contact_id: str, link: Any, entries: list[Any]) -> None:
         zoho_id = link.zoho_id if link is not None else None
@@ -522,10 +595,19 @@ class PushPass:
             seen = [item.seen_at for item in chunk]
             fields = self._fields
             return lambda: checked_update(client, module, payloads, seen, fields)
-        check_fields = self.mapping.duplicate_check_fields()
+        check_fields = self._duplicate_check_fields()
         return lambda: WriteAnswer(
             client.upsert(module, payloads, duplicate_check_fields=check_fields)
         )
+
+    def _duplicate_check_fields(self) -> list[str]:
+        """What Zoho's upsert matches a new contact on: the scope's match key when it is
+        not email (the Zoho field of Contact Id or of the matched host field), else the
+        mapping's own choice (``Mapping.duplicate_check_fields``)."""
+        scope = self.engine.options.scope
+        if scope.match_key != "email":
+            return [match_binding(self.mapping, scope).zoho_api_name]
+        return self.mapping.duplicate_check_fields()
 
     def _plan_reread(self, chunk: list[_Outgoing]) -> None:
         """Plan an update batch of a plan that read nothing of Zoho before its push (a
@@ -759,8 +841,14 @@ class PushPass:
         if self.engine.too_many_deletes(len(self.deletions)):
             self.report.status = "needs_confirmation"
             self.report.pending_deletes = len(self.deletions)
+            leaving = sum(1 for item in self.deletions if item.reason != _Deletion.reason)
+            who = (
+                f"contacts deleted in the app or leaving the sync's scope ({leaving} of them)"
+                if leaving
+                else "contacts deleted in the app"
+            )
             self.report.message = (
-                f"{len(self.deletions)} contacts deleted in the app are linked to Zoho records, "
+                f"{len(self.deletions)} {who} are linked to Zoho records, "
                 f"more than {self.engine.options.mass_delete_share:.0%} of the "
                 f"{self.ledger.linked_count()} linked contacts. Nothing was deleted in Zoho. "
                 "If the deletions are intended, run the sync again confirming the deletions."
@@ -807,7 +895,7 @@ class PushPass:
                 contact_id=item.contact_id,
                 zoho_id=item.zoho_id,
                 changes=_undo_of_deletion(item),
-                reason="deleted in the host" + ("; it was already gone in Zoho" if gone else ""),
+                reason=item.reason + ("; it was already gone in Zoho" if gone else ""),
             )
             self.report.add(item.planned())
         self.ledger.drop_links([item.link for item in deleted if item.link is not None])

@@ -37,6 +37,7 @@ def _wire_blueprint() -> None:
         operations,
         overview,
         revert_page,
+        scope_page,
         settings,
         sync_page,
     )

@@ -58,6 +58,7 @@ ACTIONS = {
     "keep": "Kept apart from its pair",
     "convert": "Converted in Zoho",
     "left_alone": "Left alone",
+    "unlink": "Unlinked: it left the sync's scope",
 }
 DIRECTIONS = {"to_zoho": "To Zoho", "to_host": "To this site"}
 #: Why records were skipped (counted by the engine, never stored one by one).
@@ -67,6 +68,8 @@ SKIP_REASONS = {
     "skipped_blank": "no mapped field beyond the email has a value",
     "skipped_pair": "left unlinked: a merge in Zoho paired it with another contact",
     "skipped_mode": "the sync mode (export, import or update only) does not make that write",
+    "skipped_out_of_scope": "outside what syncs (the What syncs page)",
+    "skipped_left_scope": "let go when it left what syncs, and not brought back",
 }
 
 

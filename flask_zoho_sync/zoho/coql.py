@@ -71,7 +71,36 @@ class Criterion:
         return f"{name(self.field)} {self.operator} {literal(self.value)}"
 
 
-def where_text(criteria: Sequence[Criterion]) -> str:
+@dataclass(frozen=True)
+class AnyOf:
+    """``(A or B)``: criteria of which one must hold (a sync scope's complement), joined two
+    at a time in brackets as ``where_text`` joins ``and``."""
+
+    criteria: tuple[Criterion, ...]
+
+    def text(self) -> str:
+        if not self.criteria:
+            raise ValueError("an AnyOf needs at least one criterion")
+        text = self.criteria[0].text()
+        for criterion in self.criteria[1:]:
+            text = f"({text} or {criterion.text()})"
+        return text
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """``field in ('a', 'b')``: at most 50 values (Zoho's limit for ``in`` in a WHERE)."""
+
+    field: str
+    values: tuple[str, ...]
+
+    def text(self) -> str:
+        if not 1 <= len(self.values) <= 50:
+            raise ValueError("a COQL 'in' takes 1 to 50 values")
+        return f"{name(self.field)} in ({', '.join(literal(v) for v in self.values)})"
+
+
+def where_text(criteria: Sequence[Criterion | AnyOf | OneOf]) -> str:
     """The criteria joined by ``and``, two at a time in brackets (``((A and B) and C)``)
     as Zoho asks; none at all is ``id is not null``."""
     if not criteria:
@@ -85,7 +114,7 @@ def where_text(criteria: Sequence[Criterion]) -> str:
 def select(
     module: str,
     fields: Iterable[str],
-    criteria: Sequence[Criterion] = (),
+    criteria: Sequence[Criterion | AnyOf | OneOf] = (),
     *,
     order_by: str = "id",
     limit: int = MAX_LIMIT,
@@ -151,6 +180,9 @@ class OffsetReader:
     page_size: int = MAX_LIMIT
     window: int = MAX_OFFSET_RECORDS
     keep_converted: bool = False
+    #: Criteria every record read must meet besides the time (a sync's Zoho scope): sent
+    #: in the WHERE, so Zoho never sends a record outside them.
+    criteria: Sequence[Criterion | AnyOf | OneOf] = ()
 
     def __post_init__(self) -> None:
         wanted = ["id", *self.fields]
@@ -172,7 +204,7 @@ class OffsetReader:
                 after_id = last
 
     def _text(self, offset: int, after_id: str | None) -> str:
-        criteria = []
+        criteria: list[Criterion | AnyOf | OneOf] = list(self.criteria)
         if self.modified_since is not None:
             criteria.append(Criterion("Modified_Time", ">=", self.modified_since))
         if after_id is not None:
