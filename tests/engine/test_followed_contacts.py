@@ -139,6 +139,23 @@ def test_a_contact_added_after_a_followed_one_was_deleted_is_sent_as_a_new_lead(
     assert _spent(before, following.calls()).get("POST /Leads/upsert") == 1, new_id
 
 
+def test_a_plan_shows_the_deletions_of_followed_contacts_and_changes_nothing(
+    following: Synced,
+) -> None:
+    followed = _followed(following, "ann@example.org", "bob@example.org")
+    (ann_id, ann_zoho), (bob_id, _) = followed["ann@example.org"], followed["bob@example.org"]
+    following.zoho.delete_record("Contacts", ann_zoho)
+    following.delete_contact(bob_id)
+    plan = following.sync(dry_run=True)
+    assert plan.counts["to_host.delete"] == 1, plan.changes
+    assert plan.counts["to_zoho.delete"] == 1, plan.changes
+    assert str(ann_id) in {str(c["id"]) for c in following.contacts().values()}
+    assert len(following.zoho.records("Contacts")) == 1  # Bob's Contact is still there
+    report = following.sync()
+    assert (report.counts["to_host.delete"], report.counts["to_zoho.delete"]) == (1, 1)
+    assert following.contacts() == {} and following.zoho.records("Contacts") == []
+
+
 def test_zoho_deleting_many_followed_contacts_stops_at_the_breaker(following: Synced) -> None:
     emails = [f"p{n}@example.org" for n in range(12)]  # above the floor of 10 deletions
     followed = _followed(following, *emails)
