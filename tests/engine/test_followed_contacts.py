@@ -15,6 +15,7 @@ from flask_zoho_sync.models import FieldMap, Link, Tombstone
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from tests.engine.conftest import Synced, connect_synced, dispose_synced
 from tests.engine.test_notifications import _work, auto_sync, served  # noqa: F401 (fixture)
+from tests.faults.test_inflight_edits import HOLD_MS, joined, while_held
 
 
 @pytest.fixture
@@ -101,6 +102,34 @@ def test_a_zoho_edit_under_the_write_is_merged_first_not_overwritten(
     record = following.zoho.record("Contacts", zoho_id)
     assert (record["First_Name"], record["Phone"]) == ("Annie", "+61 2 5550 1234")
     assert following.contacts()["ann@example.org"]["first_name"] == "Annie"
+
+
+def test_a_zoho_edit_landing_while_the_write_is_held_is_merged_then_sent_again(
+    following: Synced,
+) -> None:
+    """The edit lands after the re-read, while the write waits on the wire: the write's
+    If-Unmodified-Since makes Zoho refuse it (ALREADY_MODIFIED); the Contact is read, merged
+    and written again, and both edits survive."""
+    ((contact_id, zoho_id),) = _followed(following, "ann@example.org").values()
+    zoho = following.zoho
+    following.edit_contact(contact_id, phone="+61 2 5550 1234")
+    zoho.faults(delay_next=[{"delay_ms": HOLD_MS, "when": "before", "method": "PUT"}])
+
+    def zoho_user_edits() -> None:
+        zoho.advance_clock(2)
+        zoho.update_record("Contacts", zoho_id, {"First_Name": "Annie"})
+
+    user = while_held(zoho, zoho_user_edits)
+    before = following.calls()
+    report = following.sync(direction="push")
+    joined(user)
+    assert report.status == "succeeded", report.message
+    assert report.counts.get("to_zoho.error", 0) == 0, report.changes
+    record = zoho.record("Contacts", zoho_id)
+    assert (record["First_Name"], record["Phone"]) == ("Annie", "+61 2 5550 1234")
+    assert following.contacts()["ann@example.org"]["first_name"] == "Annie"
+    # Re-read and refused write, the refused Contact read, then re-read and write again.
+    assert _spent(before, following.calls()) == {"GET /Contacts": 3, "PUT /Contacts": 2}
 
 
 def test_a_host_delete_deletes_the_contact_and_leaves_the_converted_lead(
