@@ -14,9 +14,12 @@ needed otherwise. It settles those it holds links to:
   link, so the push does not see it as new;
 * the conversion is kept (``LeadConversion``: the new Contact, Account and Deal ids) and
   written to the contact's history;
-* ``follow``: the link moves to the Contact record, the system fields (Contact Id, Contact
-  URL) are written to it, and later pushes and pulls of the contact go to ``Contacts``;
-  ``stop``: the link stays on the converted lead and nothing more is sent or read for it.
+* ``follow`` (the default): the link moves to the Contact record, the system fields
+  (Contact Id, Contact URL) are written to it, and later pushes and pulls of the contact go
+  to ``Contacts``, guarded as the leads' are (``FollowedWriter``); deletions both ways and
+  Zoho merges of the Contact are settled by the pull's side (``sync.followed``) and the
+  push's deletions; ``stop``: the link stays on the converted lead and nothing more is sent
+  or read for it.
 
 Field names differ between the modules for a few standard fields; the followed contact's
 values travel through Zoho's default conversion mapping (``CONTACT_FIELD_OF``).

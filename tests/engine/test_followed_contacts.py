@@ -15,6 +15,7 @@ from flask_zoho_sync.models import FieldMap, Link, Tombstone
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from tests.engine.conftest import Synced, connect_synced, dispose_synced
 from tests.engine.test_notifications import _work, auto_sync, served  # noqa: F401 (fixture)
+from tests.faults.test_inflight_edits import HOLD_MS, joined, while_held
 
 
 @pytest.fixture
@@ -103,6 +104,34 @@ def test_a_zoho_edit_under_the_write_is_merged_first_not_overwritten(
     assert following.contacts()["ann@example.org"]["first_name"] == "Annie"
 
 
+def test_a_zoho_edit_landing_while_the_write_is_held_is_merged_then_sent_again(
+    following: Synced,
+) -> None:
+    """The edit lands after the re-read, while the write waits on the wire: the write's
+    If-Unmodified-Since makes Zoho refuse it (ALREADY_MODIFIED); the Contact is read, merged
+    and written again, and both edits survive."""
+    ((contact_id, zoho_id),) = _followed(following, "ann@example.org").values()
+    zoho = following.zoho
+    following.edit_contact(contact_id, phone="+61 2 5550 1234")
+    zoho.faults(delay_next=[{"delay_ms": HOLD_MS, "when": "before", "method": "PUT"}])
+
+    def zoho_user_edits() -> None:
+        zoho.advance_clock(2)
+        zoho.update_record("Contacts", zoho_id, {"First_Name": "Annie"})
+
+    user = while_held(zoho, zoho_user_edits)
+    before = following.calls()
+    report = following.sync(direction="push")
+    joined(user)
+    assert report.status == "succeeded", report.message
+    assert report.counts.get("to_zoho.error", 0) == 0, report.changes
+    record = zoho.record("Contacts", zoho_id)
+    assert (record["First_Name"], record["Phone"]) == ("Annie", "+61 2 5550 1234")
+    assert following.contacts()["ann@example.org"]["first_name"] == "Annie"
+    # Re-read and refused write, the refused Contact read, then re-read and write again.
+    assert _spent(before, following.calls()) == {"GET /Contacts": 3, "PUT /Contacts": 2}
+
+
 def test_a_host_delete_deletes_the_contact_and_leaves_the_converted_lead(
     following: Synced,
 ) -> None:
@@ -137,6 +166,23 @@ def test_a_contact_added_after_a_followed_one_was_deleted_is_sent_as_a_new_lead(
     # known gap of reused ids with Contact Id as the duplicate check, README.)
     assert report.counts.get("to_zoho.create", 0) + report.counts.get("to_zoho.link", 0) == 1
     assert _spent(before, following.calls()).get("POST /Leads/upsert") == 1, new_id
+
+
+def test_a_plan_shows_the_deletions_of_followed_contacts_and_changes_nothing(
+    following: Synced,
+) -> None:
+    followed = _followed(following, "ann@example.org", "bob@example.org")
+    (ann_id, ann_zoho), (bob_id, _) = followed["ann@example.org"], followed["bob@example.org"]
+    following.zoho.delete_record("Contacts", ann_zoho)
+    following.delete_contact(bob_id)
+    plan = following.sync(dry_run=True)
+    assert plan.counts["to_host.delete"] == 1, plan.changes
+    assert plan.counts["to_zoho.delete"] == 1, plan.changes
+    assert str(ann_id) in {str(c["id"]) for c in following.contacts().values()}
+    assert len(following.zoho.records("Contacts")) == 1  # Bob's Contact is still there
+    report = following.sync()
+    assert (report.counts["to_host.delete"], report.counts["to_zoho.delete"]) == (1, 1)
+    assert following.contacts() == {} and following.zoho.records("Contacts") == []
 
 
 def test_zoho_deleting_many_followed_contacts_stops_at_the_breaker(following: Synced) -> None:
