@@ -336,6 +336,7 @@ class ZohoSyncState:
             send(connection_lost, sender, reason=str(exc), error=exc)
             raise
         report = engine.sync(mode=mode, direction=direction, trigger=trigger)
+        report.run_id = getattr(engine.run, "id", None)
         self.record_usage(self.db.session)
         self._announce_end(sender, report, engine.run, trigger, dry_run, began)
         return report
@@ -350,6 +351,7 @@ class ZohoSyncState:
         began = time.monotonic()
         engine = self.sync_engine()
         report = engine.sync_records(zoho_ids, trigger=trigger, notified=notified)
+        report.run_id = getattr(engine.run, "id", None)
         self.record_usage(self.db.session)
         self._announce_end(sender, report, engine.run, trigger, False, began)
         return report

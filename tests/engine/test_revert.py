@@ -3,6 +3,7 @@ deleted records come back, and a run is reverted once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -239,8 +240,17 @@ def test_the_command_line_previews_then_reverts_and_refuses_a_second_time(
 
     contact_id, zoho_id = linked_pair(synced, first_name="Ann")
     synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
-    synced.sync()
+    # The sync names its run, so the command line alone finds what to revert.
+    ran = invoke(synced, "sync")
+    assert ran.exit_code == 0, ran.output
     pulled = last_run_id(synced)
+    assert f"Run {pulled} in History; take it back with 'zoho-sync sync --revert {pulled}'" in (
+        ran.output
+    )
+    as_json = json.loads(invoke(synced, "sync", "--json").output)
+    assert as_json["run_id"] == last_run_id(synced) == pulled + 1
+    plan = invoke(synced, "sync", "--dry-run")
+    assert "Plan: succeeded" in plan.output and "--revert" not in plan.output
     synced.edit_contact(contact_id, phone="555")  # a field the run did not write
 
     preview = invoke(synced, "sync", "--revert", str(pulled), "--dry-run")
