@@ -12,7 +12,7 @@ from blinker import Signal
 
 from flask_zoho_sync import signals
 from flask_zoho_sync.incidents import open_incidents
-from flask_zoho_sync.zoho.errors import ZohoReconnectRequired, ZohoTokenRejected
+from flask_zoho_sync.zoho.errors import ZohoError, ZohoReconnectRequired, ZohoTokenRejected
 from tests.engine.conftest import Synced
 
 
@@ -194,3 +194,24 @@ def test_a_run_refused_before_it_starts_is_announced_as_finished_too(synced: Syn
     with synced.host.app.app_context():
         kinds = [incident.kind for incident in open_incidents(synced.host.db.session)]
     assert kinds == ["connection_lost"]
+
+
+def test_a_run_zoho_refuses_before_it_starts_opens_a_run_failed_incident(
+    synced: Synced,
+) -> None:
+    synced.first_manual_sync()
+    synced.state.config = replace(synced.state.config, fields_max_age=0)  # read every run
+    refusal = {"code": "INVALID_REQUEST", "details": {}, "message": "unable to process"}
+    synced.zoho.faults(
+        fail_next=[{"status": 400, "path_contains": "/settings/fields", "body": refusal}]
+    )
+    with heard(signals.run_finished, synced) as finished, pytest.raises(ZohoError):
+        synced.sync(trigger="cli")
+    assert [call["report"].status for call in finished] == ["failed"]
+    with synced.host.app.app_context():
+        [incident] = open_incidents(synced.host.db.session)
+    assert incident.kind == "run_failed"
+    assert "INVALID_REQUEST" in incident.summary
+    assert synced.sync(trigger="cli").status == "succeeded"  # and a run that ends clears it
+    with synced.host.app.app_context():
+        assert open_incidents(synced.host.db.session) == []
