@@ -12,6 +12,7 @@ from blinker import Signal
 
 from flask_zoho_sync import signals
 from flask_zoho_sync.incidents import open_incidents
+from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.zoho.errors import ZohoError, ZohoReconnectRequired, ZohoTokenRejected
 from tests.engine.conftest import Synced
 
@@ -215,3 +216,24 @@ def test_a_run_zoho_refuses_before_it_starts_opens_a_run_failed_incident(
     assert synced.sync(trigger="cli").status == "succeeded"  # and a run that ends clears it
     with synced.host.app.app_context():
         assert open_incidents(synced.host.db.session) == []
+
+
+def test_a_connection_the_tick_finds_lost_is_announced_before_any_run(synced: Synced) -> None:
+    """The tick renews Zoho's notification channel between runs; a refused token found there
+    is told then, and health fails, without waiting for the next run to meet it."""
+    synced.first_manual_sync()
+    with synced.host.app.app_context():
+        get_settings(synced.host.db.session).auto_sync = True
+        synced.host.db.session.commit()
+    synced.state.preferences_changed()
+    synced.state.config = replace(synced.state.config, base_url="https://crm.example.com")
+    synced.zoho.faults(revoke_all_tokens=True, expire_access_tokens=True)
+    runner = synced.host.app.test_cli_runner()
+    with heard(signals.connection_lost, synced) as lost:
+        tick = runner.invoke(args=["zoho-sync", "tick"])
+    assert tick.exit_code == 0, tick.output
+    assert '"notifications": "failed: ' in tick.output
+    assert len(lost) == 1 and isinstance(lost[0]["error"], ZohoReconnectRequired)
+    check = runner.invoke(args=["zoho-sync", "status", "--check"])
+    assert check.exit_code == 1
+    assert check.output.startswith("UNHEALTHY: The Zoho connection is lost: ")
