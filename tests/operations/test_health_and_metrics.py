@@ -70,12 +70,19 @@ def test_a_synced_host_is_healthy_and_says_what_it_measured(synced: Synced) -> N
     assert status["counts"]["linked"] == 2  # the status it always printed is still there
 
 
-def test_an_admin_reads_health_without_a_token(synced: Synced) -> None:
+def test_an_admin_reads_health_without_a_token_and_no_one_else_does(synced: Synced) -> None:
+    synced.first_manual_sync()
     synced.host.app.secret_key = "s3cret"
-    synced.state.admin_check = lambda: True
+    admin = {"is": True}
+    synced.state.admin_check = lambda: admin["is"]
     answer = synced.host.app.test_client().get("/admin/zoho/health")
-    assert answer.status_code in (200, 503)
-    assert "healthy" in answer.get_json()
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["healthy"] is True
+    assert answer.get_json()["token_state"] == "ok"
+    admin["is"] = False  # a signed-in user who is not an admin
+    refused = synced.host.app.test_client().get("/admin/zoho/health")
+    assert refused.status_code == 401
+    assert "healthy" not in refused.get_json()
 
 
 def test_a_lost_connection_makes_health_fail_and_status_check_exit_non_zero(
