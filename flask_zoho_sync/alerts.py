@@ -47,6 +47,7 @@ from .signals import (
     run_finished,
 )
 from .state import ZohoSyncState, state_of
+from .sync.revert import REVERT_TRIGGER
 from .zoho.errors import ZohoReconnectRequired, ZohoRetryLater
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,16 @@ def _failed_runs_in_a_row(state: ZohoSyncState) -> int:
     return count
 
 
-def _on_run_finished(sender: Any, *, report: Any, dry_run: bool, **_: Any) -> None:
+def _on_run_finished(
+    sender: Any, *, report: Any, dry_run: bool, trigger: str | None = None, **_: Any
+) -> None:
     """A failed run opens ``run_failed``; a run that reached its end clears what it proves
-    fine again: runs, the connection, the breaker, and the budget once it is not low."""
+    fine again: runs, the connection, the breaker, and the budget once it is not low.
+
+    A revert is left out: the admin who started it reads its outcome on the spot, and its
+    success proves nothing about the breaker's waiting deletions or the sync's runs."""
     state = _state_for(sender)
-    if state is None or dry_run:
+    if state is None or dry_run or (trigger or "").startswith(REVERT_TRIGGER):
         return
     try:
         _settle_run(state, report)

@@ -584,6 +584,7 @@ def _revert(state: ZohoSyncState, run_id: int, *, dry_run: bool, as_json: bool) 
 def report_as_dict(report: RunReport) -> dict[str, object]:
     return {
         "status": report.status,
+        "run_id": report.run_id,
         "message": report.message,
         "counts": dict(report.counts),
         "estimate": None
@@ -597,6 +598,10 @@ def report_as_dict(report: RunReport) -> dict[str, object]:
 def describe_report(report: RunReport, *, dry_run: bool) -> str:
     verb = "would" if dry_run else "did"
     lines = [f"{'Plan' if dry_run else 'Sync'}: {report.status}"]
+    if report.run_id is not None and not dry_run:
+        # The id History shows: what 'sync --revert RUN' takes back, without the pages.
+        run = report.run_id
+        lines.append(f"Run {run} in History; take it back with 'zoho-sync sync --revert {run}'")
     if report.message:
         lines.append(report.message)
     for direction, label in (("to_zoho", "Zoho"), ("to_host", "this app")):

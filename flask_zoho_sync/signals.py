@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 _namespace = Namespace()
 
-#: A sync run (or a plan: ``dry_run=True``) is starting. Keywords: ``mode``, ``direction``,
+#: A sync run (or a plan: ``dry_run=True``) is starting, or a revert (``mode="revert"``,
+#: ``trigger="revert:<run id>"``; ``undo.revert_run``). Keywords: ``mode``, ``direction``,
 #: ``trigger``, ``dry_run``.
 run_started = _namespace.signal("zoho-sync.run-started")
 #: A run ended. Keywords: ``report`` (``sync.context.RunReport``: status, counts, message),
-#: ``run_id`` (None for a plan), ``trigger``, ``dry_run``, ``duration`` (seconds).
+#: ``run_id`` (None for a plan, or a run Zoho refused before it started), ``trigger``,
+#: ``dry_run``, ``duration`` (seconds).
 run_finished = _namespace.signal("zoho-sync.run-finished")
 #: One record could not be synced. Keywords: ``run_id``, ``direction`` (to_zoho | to_host),
 #: ``contact_id``, ``zoho_id``, ``reason``, ``error_code``.

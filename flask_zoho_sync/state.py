@@ -61,7 +61,7 @@ from .zoho.bulk import BulkClient
 from .zoho.client import ZohoClient
 from .zoho.credits import CreditBudget
 from .zoho.datacentres import data_centre_for
-from .zoho.errors import ZohoReconnectRequired
+from .zoho.errors import ZohoError, ZohoReconnectRequired
 from .zoho.meter import UsageMeter
 from .zoho.slots import RedisCallSlots, lease_for
 
@@ -366,10 +366,11 @@ class ZohoSyncState:
                 on_progress=on_progress,
                 plan_changes=plan_changes,
             )
-        except ZohoReconnectRequired as exc:  # Zoho's field list, before the run started
-            send(connection_lost, sender, reason=str(exc), error=exc)
+        except ZohoError as exc:  # Zoho's field list, before the run started
+            self._announce_refused_start(sender, exc, trigger, dry_run, began)
             raise
         report = engine.sync(mode=mode, direction=direction, trigger=trigger)
+        report.run_id = getattr(engine.run, "id", None)
         self.record_usage(self.db.session)
         self._announce_end(sender, report, engine.run, trigger, dry_run, began)
         return report
@@ -382,11 +383,36 @@ class ZohoSyncState:
         sender = _sender()
         send(run_started, sender, mode="ids", direction="both", trigger=trigger, dry_run=False)
         began = time.monotonic()
-        engine = self.sync_engine()
+        try:
+            engine = self.sync_engine()
+        except ZohoError as exc:
+            self._announce_refused_start(sender, exc, trigger, False, began)
+            raise
         report = engine.sync_records(zoho_ids, trigger=trigger, notified=notified)
+        report.run_id = getattr(engine.run, "id", None)
         self.record_usage(self.db.session)
         self._announce_end(sender, report, engine.run, trigger, False, began)
         return report
+
+    def _announce_refused_start(
+        self, sender: Any, exc: ZohoError, trigger: str | None, dry_run: bool, began: float
+    ) -> None:
+        """Zoho refused what a run needs before it starts (its field list): the run ends
+        here, so ``run_finished`` still follows ``run_started`` (a receiver that pairs them,
+        a gauge of runs going on, would otherwise count this one forever), with a failed
+        report and no run id, as no run row was written."""
+        if isinstance(exc, ZohoReconnectRequired):  # a plan that finds it tells it too
+            send(connection_lost, sender, reason=str(exc), error=exc)
+        report = RunReport(status="failed", message=str(exc), error=exc)
+        send(
+            run_finished,
+            sender,
+            report=report,
+            run_id=None,
+            trigger=trigger,
+            dry_run=dry_run,
+            duration=time.monotonic() - began,
+        )
 
     def _announce_end(
         self,

@@ -13,12 +13,15 @@ A run is reverted once: a second revert of it is refused, as is the revert of a 
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from .capture import suppress_capture
@@ -26,8 +29,9 @@ from .errors import ZohoSyncError
 from .ledger import Ledger
 from .models import RecordHistory, Run, Tombstone
 from .preferences import build_mapping, get_settings, sync_mode_of
+from .signals import connection_lost, run_finished, run_started, send
 from .state import ZohoSyncState
-from .sync.context import apply_host_changes, host_canonical, readable
+from .sync.context import RunReport, apply_host_changes, host_canonical, readable
 from .sync.mapping import Mapping
 from .sync.modes import IMPORT_ONLY
 from .sync.revert import (
@@ -43,6 +47,7 @@ from .sync.revert import (
     plan_revert,
     undo_values,
 )
+from .zoho.errors import ZohoReconnectRequired
 from .zoho.timefmt import parse_datetime
 
 #: Zoho takes at most 100 records a write call (reference §2.4/2.5).
@@ -87,9 +92,59 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     Raises :class:`RevertRefused` when the run cannot be reverted (unknown, a plan, still
     running, a revert itself, already reverted, or recorded before runs kept the values
     from before their writes).
+
+    A revert is a run in History, so it is announced like one: ``run_started`` once it is
+    found revertible, ``run_finished`` with a ``RunReport`` of its outcome (``failed`` with
+    the error when it stopped), trigger ``revert:<run id>``, mode ``revert``.
     """
+    run = _revertible_run(state.db.session, run_id)
+    sender = current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
+    trigger = f"{REVERT_TRIGGER}{run_id}"
+    send(run_started, sender, mode="revert", direction="both", trigger=trigger, dry_run=dry_run)
+    began = time.monotonic()
+    revert_id: list[int] = []  # the revert's own run, once written
+    try:
+        outcome = _revert_run(state, run, dry_run=dry_run, revert_id=revert_id)
+    except Exception as exc:
+        if isinstance(exc, ZohoReconnectRequired):  # as a sync run that met it would
+            send(connection_lost, sender, reason=str(exc), error=exc)
+        failed = RunReport(status="failed", message=str(exc), error=exc)
+        _announce_end(sender, failed, revert_id, trigger, dry_run, began)
+        raise
+    counts = Counter(outcome.summary())
+    counts["errors"] = len(outcome.errors)
+    report = RunReport(
+        status=outcome.status, counts=counts, message="; ".join(outcome.errors) or None
+    )
+    _announce_end(sender, report, revert_id, trigger, dry_run, began)
+    return outcome
+
+
+def _announce_end(
+    sender: Any,
+    report: RunReport,
+    revert_id: list[int],
+    trigger: str,
+    dry_run: bool,
+    began: float,
+) -> None:
+    """``run_finished`` for a revert, named by its own run (None: it stopped before one)."""
+    send(
+        run_finished,
+        sender,
+        report=report,
+        run_id=revert_id[0] if revert_id else None,
+        trigger=trigger,
+        dry_run=dry_run,
+        duration=time.monotonic() - began,
+    )
+
+
+def _revert_run(
+    state: ZohoSyncState, run: Run, *, dry_run: bool, revert_id: list[int]
+) -> RevertOutcome:
     session: Session = state.db.session
-    run = _revertible_run(session, run_id)
+    run_id = run.id
     entries = _history_of(session, run_id)
     mapping = build_mapping(session, state.adapter)
     module = get_settings(session).module or ""
@@ -118,6 +173,7 @@ def revert_run(state: ZohoSyncState, run_id: int, *, dry_run: bool) -> RevertOut
     )
     ledger.commit()
     outcome.revert_run_id = revert.id
+    revert_id.append(revert.id)
     writer = _Writer(
         state, client, ledger, revert, mapping, module, run_id, outcome, current, zoho_read_at
     )

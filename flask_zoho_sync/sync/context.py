@@ -148,6 +148,9 @@ class RunReport:
     keep_changes: int | None = None
     #: Changes counted but not kept in ``changes``.
     changes_not_kept: int = 0
+    #: The run's id in History (None for a plan, or a run that never started): what
+    #: ``sync --revert RUN`` takes, so the command line can name it.
+    run_id: int | None = None
 
     def add(self, change: PlannedChange) -> None:
         self.counts[f"{change.direction}.{change.action}"] += 1

@@ -3,6 +3,7 @@ deleted records come back, and a run is reverted once."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -239,8 +240,17 @@ def test_the_command_line_previews_then_reverts_and_refuses_a_second_time(
 
     contact_id, zoho_id = linked_pair(synced, first_name="Ann")
     synced.zoho.update_record("Leads", zoho_id, {"First_Name": "Annie"})
-    synced.sync()
+    # The sync names its run, so the command line alone finds what to revert.
+    ran = invoke(synced, "sync")
+    assert ran.exit_code == 0, ran.output
     pulled = last_run_id(synced)
+    assert f"Run {pulled} in History; take it back with 'zoho-sync sync --revert {pulled}'" in (
+        ran.output
+    )
+    as_json = json.loads(invoke(synced, "sync", "--json").output)
+    assert as_json["run_id"] == last_run_id(synced) == pulled + 1
+    plan = invoke(synced, "sync", "--dry-run")
+    assert "Plan: succeeded" in plan.output and "--revert" not in plan.output
     synced.edit_contact(contact_id, phone="555")  # a field the run did not write
 
     preview = invoke(synced, "sync", "--revert", str(pulled), "--dry-run")
@@ -403,3 +413,61 @@ def test_with_the_recycle_bin_allowed_a_deleted_record_comes_back_under_its_own_
         assert not report.counts.get("to_zoho.create") and not report.counts.get("to_host.create")
     finally:
         dispose_synced(synced)
+
+
+def test_a_revert_is_announced_like_a_run_and_a_failed_one_with_its_error(
+    synced: Synced,
+) -> None:
+    from flask_zoho_sync import signals
+    from flask_zoho_sync.incidents import open_incident, open_incidents
+    from flask_zoho_sync.zoho.errors import ZohoError
+
+    heard: list[tuple[str, dict[str, Any]]] = []
+
+    def on_started(sender: Any, **details: Any) -> None:
+        heard.append(("started", details))
+
+    def on_finished(sender: Any, **details: Any) -> None:
+        heard.append(("finished", details))
+
+    contact_id, _zoho_id = linked_pair(synced, first_name="Ann")
+    synced.edit_contact(contact_id, first_name="Annie")
+    synced.sync()
+    pushed = last_run_id(synced)
+    with synced.host.app.app_context():  # trouble a revert proves nothing about
+        open_incident(synced.host.db.session, "breaker_tripped", "30 deletions wait")
+        synced.host.db.session.commit()
+    app = synced.host.app
+    with (
+        signals.run_started.connected_to(on_started, sender=app),
+        signals.run_finished.connected_to(on_finished, sender=app),
+    ):
+        revert(synced, pushed, dry_run=True)
+        synced.zoho.faults(
+            fail_next=[{"status": 400, "method": "PUT", "body": {"code": "INVALID_REQUEST"}}]
+        )
+        with pytest.raises(ZohoError):
+            revert(synced, pushed)
+        stopped = last_run_id(synced)
+        done = revert(synced, pushed)
+
+    trigger = f"revert:{pushed}"
+    assert [(kind, d["trigger"], d["dry_run"]) for kind, d in heard] == [
+        ("started", trigger, True),
+        ("finished", trigger, True),
+        ("started", trigger, False),
+        ("finished", trigger, False),
+        ("started", trigger, False),
+        ("finished", trigger, False),
+    ]
+    preview, failed, succeeded = (d for kind, d in heard if kind == "finished")
+    assert (preview["run_id"], preview["report"].status) == (None, "succeeded")
+    assert (failed["run_id"], failed["report"].status) == (stopped, "failed")
+    assert isinstance(failed["report"].error, ZohoError)
+    assert succeeded["run_id"] == done.revert_run_id
+    assert succeeded["report"].status == "succeeded"
+    assert succeeded["report"].counts["to_zoho.update"] == 1
+    assert succeeded["duration"] >= 0
+    with synced.host.app.app_context():
+        kinds = [incident.kind for incident in open_incidents(synced.host.db.session)]
+    assert kinds == ["breaker_tripped"]  # neither cleared nor joined by a run_failed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -70,12 +71,19 @@ def test_a_synced_host_is_healthy_and_says_what_it_measured(synced: Synced) -> N
     assert status["counts"]["linked"] == 2  # the status it always printed is still there
 
 
-def test_an_admin_reads_health_without_a_token(synced: Synced) -> None:
+def test_an_admin_reads_health_without_a_token_and_no_one_else_does(synced: Synced) -> None:
+    synced.first_manual_sync()
     synced.host.app.secret_key = "s3cret"
-    synced.state.admin_check = lambda: True
+    admin = {"is": True}
+    synced.state.admin_check = lambda: admin["is"]
     answer = synced.host.app.test_client().get("/admin/zoho/health")
-    assert answer.status_code in (200, 503)
-    assert "healthy" in answer.get_json()
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["healthy"] is True
+    assert answer.get_json()["token_state"] == "ok"
+    admin["is"] = False  # a signed-in user who is not an admin
+    refused = synced.host.app.test_client().get("/admin/zoho/health")
+    assert refused.status_code == 401
+    assert "healthy" not in refused.get_json()
 
 
 def test_a_lost_connection_makes_health_fail_and_status_check_exit_non_zero(
@@ -170,3 +178,30 @@ def test_metrics_say_how_to_install_prometheus_client_when_it_is_missing(
     answer = synced.host.app.test_client().get("/admin/zoho/metrics", headers=BEARER)
     assert answer.status_code == 404
     assert "pip install 'Flask-Zoho-Sync[metrics]'" in answer.get_json()["error"]
+
+
+def test_failed_records_are_counted_and_fail_health_past_the_configured_limit(
+    synced: Synced,
+) -> None:
+    synced.first_manual_sync()
+    _add(synced, 3)
+    synced.zoho.faults(fail_records=[{"positions": "all", "code": "INVALID_DATA"}])
+    assert synced.sync(mode="all", trigger="cli").status == "partial"
+    client = synced.host.app.test_client()
+    health = client.get("/admin/zoho/health", headers=BEARER).get_json()
+    assert health["failed_records"] == 3
+    assert health["healthy"] is True  # failed records are History's errors, not an outage
+    metrics = client.get("/admin/zoho/metrics", headers=BEARER).get_data(as_text=True)
+    assert _metric(metrics, "zoho_sync_failed_records") == 3
+    assert _metric(metrics, "zoho_sync_records_total", direction="to_zoho", outcome="error") == 3
+
+    ops = synced.state.config.operations
+    synced.state.config = replace(synced.state.config, operations=replace(ops, max_failed=2))
+    answer = client.get("/admin/zoho/health", headers=BEARER)
+    assert answer.status_code == 503
+    assert answer.get_json()["problems"] == [
+        "3 records failed to sync (more than ZOHO_SYNC_HEALTH_MAX_FAILED=2): see History's errors."
+    ]
+    check = cli(synced, "status", "--check")
+    assert check.exit_code == 1
+    assert check.output.startswith("UNHEALTHY: 3 records failed to sync")
