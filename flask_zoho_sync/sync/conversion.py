@@ -39,7 +39,13 @@ from flask_zoho_sync.sync.checked import (
     WriteAnswer,
     checked_update,
 )
-from flask_zoho_sync.sync.context import PlannedChange, RunInProgress, RunReport, mapped_values
+from flask_zoho_sync.sync.context import (
+    READ_KEY,
+    PlannedChange,
+    RunInProgress,
+    RunReport,
+    mapped_values,
+)
 from flask_zoho_sync.sync.drift import field_refusal, without_fields
 from flask_zoho_sync.zoho.timefmt import UTC, ZohoTimeFormatError, parse_datetime
 
@@ -366,7 +372,8 @@ class FollowedWriter:
                 continue
             # A left-out field's value counts as settled (it is not sent again each push;
             # the Contacts module has no place for it): the snapshot takes what was meant.
-            self._settle(link, payload, result, written.get(link.contact_id, {}))
+            read_at = answer.read.get(str(link.zoho_id))
+            self._settle(link, payload, result, written.get(link.contact_id, {}), read_at)
             if result.ok:
                 self.ledger.finish_outbox(waiting)
             elif result.code == GONE_FROM_ZOHO and result.message == GONE_MESSAGE:
@@ -393,7 +400,12 @@ class FollowedWriter:
         )
 
     def _settle(
-        self, link: Any, payload: dict[str, Any], result: Any, written: dict[str, Any]
+        self,
+        link: Any,
+        payload: dict[str, Any],
+        result: Any,
+        written: dict[str, Any],
+        read_at: datetime | None = None,
     ) -> None:
         shown = {name: value for name, value in payload.items() if name != "id"}
         if not result.ok:
@@ -418,7 +430,13 @@ class FollowedWriter:
                 error_code=result.code or "ERROR",
             )
             return
-        link.snapshot = {**(link.snapshot or {}), **written}
+        snapshot = {**(link.snapshot or {}), **written}
+        # The version the re-read saw just before the write, for the notified pull's check
+        # of an edit the write overwrote (``PullPass.recover_overwritten``), as for leads.
+        snapshot.pop(READ_KEY, None)
+        if read_at is not None:
+            snapshot[READ_KEY] = read_at.isoformat()
+        link.snapshot = snapshot
         if result.modified_time is not None:
             link.zoho_modified_at = result.modified_time
         reason = "sent to the Contact the converted lead became"

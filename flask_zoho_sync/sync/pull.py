@@ -32,6 +32,7 @@ from flask_zoho_sync.sync.conversion import (
     read_contacts_of,
     read_followed,
     split_converted,
+    to_lead_fields,
 )
 from flask_zoho_sync.sync.followed import followed_links, settle_gone
 from flask_zoho_sync.sync.identity import MergeFollower
@@ -404,10 +405,11 @@ class PullPass:
         ``notified`` (what notifications said updates wrote) is checked first, against the
         links as the push left them: see ``recover_overwritten``."""
         wanted = list(dict.fromkeys(str(zoho_id) for zoho_id in zoho_ids))
+        notified = list(notified)  # read twice: for the followed Contacts, then the leads
         followed = followed_links(self.engine, wanted)
         if followed:  # Contacts a converted lead's contact follows (the channel watches them)
             wanted = [zoho_id for zoho_id in wanted if zoho_id not in followed]
-            self._pull_followed(followed)
+            self._pull_followed(followed, notified)
         if not wanted:
             return
         extra, converted = listing_options(self.ledger.module)
@@ -996,10 +998,17 @@ class PullPass:
         self.merge_followed(found)
         settle_gone(self, gone)
 
-    def _pull_followed(self, links: dict[str, Any]) -> None:
-        """A notified pull's followed Contacts (``sync.followed``): read by id, merged,
-        and those Zoho no longer has settled like a scheduled pull's."""
+    def _pull_followed(self, links: dict[str, Any], notified: Iterable[NotifiedWrite]) -> None:
+        """A notified pull's followed Contacts (``sync.followed``): read by id, checked for
+        an edit our write overwrote (what the notifications said, under the Leads names),
+        merged, and those Zoho no longer has settled like a scheduled pull's."""
         found, gone = read_contacts_of(self.engine, list(links.values()))
+        writes = [
+            NotifiedWrite(write.zoho_id, write.at, to_lead_fields(write.values))
+            for write in notified
+            if write.zoho_id in links
+        ]
+        self.recover_overwritten([record for _, record in found], writes)
         self.merge_followed(found)
         settle_gone(self, gone)
 

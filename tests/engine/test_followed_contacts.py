@@ -11,7 +11,7 @@ import requests
 import sqlalchemy as sa
 
 from flask_zoho_sync import jobs
-from flask_zoho_sync.models import FieldMap, Link, Tombstone
+from flask_zoho_sync.models import FieldMap, Link, RecordHistory, Tombstone
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from tests.engine.conftest import Synced, connect_synced, dispose_synced
 from tests.engine.test_notifications import _work, auto_sync, served  # noqa: F401 (fixture)
@@ -305,3 +305,49 @@ def test_the_channel_watches_contacts_and_their_notifications_pull_the_followed_
     assert synced.contacts()["ann@example.org"]["first_name"] == "Annie"
     spent = _spent(before, synced.calls())
     assert spent.get("GET /Contacts") == 1 and "GET /Leads" not in spent, spent
+
+
+@pytest.mark.usefixtures("served")
+def test_an_edit_overwritten_in_the_same_second_is_found_from_its_contacts_notification(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for leads (tests/faults/test_inflight_edits.py): a Zoho edit in the same clock
+    second as the version the write was conditional on is overwritten; the Contacts
+    notification names the value it wrote, and the notified pull records the conflict."""
+    monkeypatch.setattr(jobs, "NOTIFY_DELAY", 0)
+    zoho = synced.zoho
+    zoho.add_custom_field(
+        "Contacts", api_name="Contact_Id", field_label="Contact Id", data_type="text", length=50
+    )
+    contact_id = synced.add_contact(first_name="Ann", last_name="Lee", email="ann@example.org")
+    auto_sync(synced)
+    with synced.host.app.app_context():
+        assert jobs.tick(synced.state).notifications == "renewed"
+    zoho_id = zoho.convert_lead(synced.leads()["ann@example.org"]["id"])["Contacts"]["id"]
+    assert synced.sync().counts["to_host.convert"] == 1
+    zoho.notifications(wait=5)
+    _work(synced)
+    zoho.advance_clock(5)
+    version_read = zoho.record("Contacts", zoho_id)["Modified_Time"]
+    synced.edit_contact(contact_id, phone="+1 555 0100")
+    zoho.faults(delay_next=[{"delay_ms": HOLD_MS, "when": "before", "method": "PUT"}])
+
+    def zoho_user_edits_in_the_same_second() -> None:
+        zoho.set_clock(version_read)
+        zoho.update_record("Contacts", zoho_id, {"Phone": "+44 20 7946 0999"})
+
+    user = while_held(zoho, zoho_user_edits_in_the_same_second)
+    assert synced.sync(direction="push").status == "succeeded"
+    joined(user)
+    assert zoho.record("Contacts", zoho_id)["Phone"] == "+1 555 0100", "the write was not held"
+    deliveries = zoho.notifications(wait=5)
+    assert deliveries[-1]["status_code"] == 200, deliveries
+    _work(synced)
+    with synced.host.app.app_context():
+        rows = synced.host.db.session.scalars(
+            sa.select(RecordHistory).where(RecordHistory.zoho_id == zoho_id)
+        ).all()
+        found = [c for row in rows for c in (row.changes or {}).get("conflicts") or []]
+    [conflict] = [c for c in found if c["zoho"] == "+44 20 7946 0999"]
+    assert conflict["host"] == "+1 555 0100"
+    assert "while the sync's write was on its way" in conflict["reason"]
