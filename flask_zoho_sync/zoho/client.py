@@ -495,9 +495,16 @@ class ZohoClient:
         concurrency: int = 1,
         keep_converted: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Like :meth:`iter_pages`, by COQL: 2,000 records a call, ``concurrency`` offsets
-        read at once, keyset past 100,000 (``coql.OffsetReader``); pages in id order.
+        """Like :meth:`iter_pages`, by COQL: 2,000 records a call (a since-last read's first
+        call 200), ``concurrency`` offsets read at once, each batch after the last id read
+        (``coql.OffsetReader``); pages in id order, but for a last page of records that
+        deletions during the walk moved between two pages read at once, found through the
+        deleted-records list (one more call, only after a walk that read pages at once).
         ``keep_converted`` is REST's ``converted=both``: converted leads stay in the pages."""
+
+        def deleted_since(moment: datetime) -> list[str]:
+            return [entry.id for entry in self.iter_deleted(module, modified_since=moment)]
+
         reader = OffsetReader(
             self.coql,
             module,
@@ -507,6 +514,7 @@ class ZohoClient:
             keep_converted=keep_converted,
             page_size=self.coql_page_size,
             window=self.coql_offset_records,
+            deleted_since=deleted_since,
         )
         return reader.pages()
 
