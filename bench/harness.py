@@ -98,10 +98,10 @@ def connected_host(database_url: str, zoho: SandboxHandle, **config: Any) -> Hos
     default mapping.
 
     The REST path unless ``config`` says otherwise: the SDK and the naive loop use REST, so
-    comparisons with them (and the ceil(N/100) call counts) measure REST against REST; the
-    bulk section sets its own threshold.
+    comparisons with them (and the ceil(N/200) and ceil(N/100) call counts) measure REST
+    against REST; the bulk section sets its own threshold, the coql section turns COQL on.
     """
-    config = {"ZOHO_SYNC_BULK_THRESHOLD": 0, **config}
+    config = {"ZOHO_SYNC_BULK_THRESHOLD": 0, "ZOHO_SYNC_PULL_WITH_COQL": False, **config}
     host = make_host_app(
         database_url,
         ZOHO_SYNC_CLIENT_ID=zoho.client_id,

@@ -48,11 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--kind", choices=("import", "export"), required=True)
+    parser.add_argument("--coql", action="store_true", help="pull by COQL (else REST paging)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
         if args.kind == "import":
             seed_zoho(zoho, args.records)
-        host = connected_host(sqlite_url(scratch, "memory"), zoho)
+        host = connected_host(
+            sqlite_url(scratch, "memory"), zoho, ZOHO_SYNC_PULL_WITH_COQL=args.coql
+        )
         if args.kind == "export":
             seed_host(host, args.records)
         gc.collect()

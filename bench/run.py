@@ -25,6 +25,7 @@ if __package__ in (None, ""):
 
 from bench import peers
 from bench.harness import (
+    FIXED,
     ROOT,
     HostApp,
     Row,
@@ -448,14 +449,7 @@ def memory(small: int, large: int, rows: list[Row]) -> None:
     for kind in ("import", "export"):
         peaks = {}
         for records in (small, large):
-            output = subprocess.run(
-                [sys.executable, "-m", "bench.memory", "--records", str(records), "--kind", kind],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            peaks[records] = json.loads(output.strip().splitlines()[-1])
+            peaks[records] = _peak(records, kind)
         ratio = peaks[large]["peak_rss_kib"] / peaks[small]["peak_rss_kib"]
         rows.append(
             Row(
@@ -474,6 +468,157 @@ def memory(small: int, large: int, rows: list[Row]) -> None:
                 ),
             )
         )
+
+
+def _credits(zoho: SandboxHandle, action: Callable[[], Any]) -> tuple[dict[str, int], int, float]:
+    """Calls by endpoint, record-call credits (token and metadata left out) and seconds."""
+    before = dict(zoho.stats()["credits"])
+    made, seconds = measure(zoho, action)
+    after = zoho.stats()["credits"]
+    spent = sum(n - before.get(key, 0) for key, n in after.items() if key not in FIXED)
+    return made, spent, seconds
+
+
+def coql(records: int, large: int, latency_ms: int, rows: list[Row]) -> None:
+    """Pulls by COQL (``ZOHO_SYNC_PULL_WITH_COQL``) against issue #20's goals: record calls
+    and credits of a full pull of N against REST paging, a since-last pull of a few
+    changes, the import's time against the official SDK on loopback and at ``latency_ms``
+    a call, and peak memory at ``large`` against N."""
+    peers.load_sdk()
+    with tempfile.TemporaryDirectory() as scratch, sandbox_process() as zoho:
+        spent: dict[bool, tuple[dict[str, int], int, float]] = {}
+        for by_coql in (False, True):
+            zoho.reset()
+            seed_zoho(zoho, records)
+            host = connected_host(
+                sqlite_url(scratch, f"coql-{by_coql}"), zoho, ZOHO_SYNC_PULL_WITH_COQL=by_coql
+            )
+            spent[by_coql] = _credits(zoho, lambda host=host: _ours_import(zoho, host))
+            if by_coql:
+                since_last = _since_last(zoho, host, records)
+            with host.app.app_context():
+                host.db.engine.dispose()
+        (rest_calls, rest_credits, _), (made, credits, seconds) = spent[False], spent[True]
+        minimum = math.ceil(records / 2000)
+        rows.append(
+            Row(
+                "coql",
+                "pull of N by COQL (full import): record calls",
+                records,
+                scaling(made),
+                seconds,
+                reference=f"ceil(N/2000)={minimum}",
+                ratio=scaling(made) / minimum,
+                goal="= 1.00",
+                met=scaling(made) == minimum,
+                note=f"+ {fixed(made)} fixed (fields, deleted checks); REST: "
+                f"{scaling(rest_calls)} record calls",
+            )
+        )
+        rows.append(
+            Row(
+                "coql",
+                "pull of N by COQL (full import): credits",
+                records,
+                credits,
+                None,
+                reference=f"REST paging {rest_credits} credits",
+                ratio=credits / rest_credits,
+                goal="<= 0.30",
+                met=credits / rest_credits <= 0.30,
+            )
+        )
+        rows.append(since_last)
+        for at_latency in (0, latency_ms):
+            ours_calls, ours_seconds = _run(
+                zoho,
+                scratch,
+                records,
+                "import",
+                _ours_import,
+                latency_ms=at_latency,
+                ZOHO_SYNC_PULL_WITH_COQL=True,
+            )
+            sdk_calls, sdk_seconds = _run(
+                zoho, scratch, records, "import", peers.sdk_import, latency_ms=at_latency
+            )
+            goal = 0.25 if at_latency else GOAL_OF_SDK_TIME["import"]
+            ratio = ours_seconds / sdk_seconds
+            rows.append(
+                Row(
+                    "coql",
+                    f"full import by COQL, {at_latency} ms/call: ours / SDK",
+                    records,
+                    sum(ours_calls.values()),
+                    ours_seconds,
+                    reference=f"SDK {sdk_seconds:.2f}s, {sum(sdk_calls.values())} calls",
+                    ratio=ratio,
+                    goal=f"<= {goal:.2f}",
+                    met=ratio <= goal,
+                )
+            )
+    peaks = {n: _peak(n, "import", coql=True) for n in (records, large)}
+    ratio = peaks[large]["peak_rss_kib"] / peaks[records]["peak_rss_kib"]
+    rows.append(
+        Row(
+            "coql",
+            "peak RSS, full import by COQL",
+            large,
+            None,
+            peaks[large]["seconds"],
+            reference=f"N={records:,}",
+            ratio=ratio,
+            goal="<= 1.50",
+            met=ratio <= 1.5,
+            note=(
+                f"{peaks[records]['peak_rss_kib'] / 1024:.0f} MiB -> "
+                f"{peaks[large]['peak_rss_kib'] / 1024:.0f} MiB"
+            ),
+        )
+    )
+
+
+def _since_last(zoho: SandboxHandle, host: HostApp, records: int) -> Row:
+    """A scheduled pull after 20 records came: one COQL call of LIMIT 200, one credit.
+
+    A since-last pull reads from its watermark (the newest Modified_Time it has seen) less
+    five minutes' overlap, and the seeded records all have the same time: a pull after two
+    records made ten minutes later sets a watermark that leaves them behind, as the pulls
+    of an org whose changes spread over time do."""
+    with host.app.app_context():
+        zoho.advance_clock(600)  # past the pull's overlap
+        zoho.generate_records("Leads", 2, start=records + 1)
+        get_state().run_sync(mode="since_last", direction="pull")
+        zoho.advance_clock(600)
+        zoho.generate_records("Leads", 20, start=records + 3)
+    with host.app.app_context():
+        made, credits, seconds = _credits(
+            zoho, lambda: get_state().run_sync(mode="since_last", direction="pull")
+        )
+    return Row(
+        "coql",
+        "since-last pull of 20 new records by COQL: credits",
+        20,
+        scaling(made),
+        seconds,
+        reference="LIMIT 200 = 1 credit",
+        ratio=credits,
+        goal="= 1",
+        met=credits == 1,
+        note=", ".join(f"{key}: {n}" for key, n in sorted(made.items())),
+    )
+
+
+def _peak(records: int, kind: str, *, coql: bool = False) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.memory", "--records", str(records), "--kind", kind]
+    output = subprocess.run(
+        command + (["--coql"] if coql else []),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def pages(records: int, repeat: int, rows: list[Row]) -> None:
@@ -555,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness")
     parser.add_argument(
         "--only",
-        default="calls,throughput,bulk,latency,memory,capture,pages",
+        default="calls,throughput,bulk,latency,memory,capture,pages,coql",
         help="comma-separated sections to run",
     )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -575,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         ("capture", lambda: capture(3 if args.quick else 9, rows)),
         # The goal is set for 10,000 records, so --quick keeps the size and repeats less.
         ("pages", lambda: pages(10_000, 3 if args.quick else 9, rows)),
+        ("coql", lambda: coql(sizes[0], sizes[1], 200, rows)),
     ]
     for name, step in steps:
         if name in sections:

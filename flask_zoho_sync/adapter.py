@@ -617,8 +617,9 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         The rows are what :meth:`create` and the setters would have flushed: a field with
         no value is left out where its column has a default, so the default applies, as
         for an attribute never set. ``sort_by_parameter_order`` makes SQLAlchemy return
-        the keys in the rows' order on every database (on SQLite, which promises no order
-        for a multi-row RETURNING, it sends the rows one by one, still without the ORM).
+        the keys in the rows' order on every database; on SQLite, which promises no order
+        for a multi-row RETURNING, an integer key is SQLite's rowid, whose order is known
+        (:meth:`_insert_by_rowid`), and any other key is sent a row at a time.
 
         Falls back to :meth:`ContactAdapter.create_contacts` (an object each) when an INSERT
         would skip what the host relies on: see :meth:`_set_based_creates_refused`.
@@ -723,12 +724,52 @@ class SQLAlchemyContactAdapter(ContactAdapter):
             by_columns.setdefault(tuple(sorted(row)), []).append(index)
         key = getattr(self.model, self._primary_key.key)
         statement = sa.insert(self.model).returning(key, sort_by_parameter_order=True)
+        by_rowid = self._keys_follow_rowids()
         keys: list[Any] = [None] * len(rows)
         for indexes in by_columns.values():
-            returned = self.session.scalars(statement, [rows[index] for index in indexes]).all()
+            batch = [rows[index] for index in indexes]
+            returned = self._insert_by_rowid(key, batch) if by_rowid else None
+            if returned is None:
+                returned = self.session.scalars(statement, batch).all()
             for index, value in zip(indexes, returned, strict=True):
                 keys[index] = value
         return keys
+
+    def _keys_follow_rowids(self) -> bool:
+        """Whether the key is SQLite's rowid (a column typed exactly INTEGER, the whole
+        primary key, of a rowid table, with no value of our own): the one case where the
+        keys of one INSERT's rows are known to come in the rows' order. SQLAlchemy cannot
+        know it, so with ``sort_by_parameter_order`` it sends SQLite one INSERT per row."""
+        bind = self.session.get_bind(mapper=self._mapper)
+        if bind.dialect.name != "sqlite":
+            return False
+        column, table = self._primary_key, self._mapper.local_table
+        return (
+            isinstance(table, sa.Table)
+            and table.dialect_options["sqlite"].get("with_rowid", True) is not False
+            and column.type.compile(dialect=bind.dialect) == "INTEGER"
+            and column.default is None
+            and column.server_default is None
+        )
+
+    def _insert_by_rowid(self, key: Any, rows: list[dict[str, Any]]) -> list[Any] | None:
+        """Insert ``rows`` as multi-row INSERTs (SQLAlchemy's insertmanyvalues: one statement
+        per few hundred rows) and their keys in the rows' order, or None having inserted
+        nothing.
+
+        SQLite gives a new row the largest rowid plus one (with AUTOINCREMENT: the largest
+        ever plus one), rows of a statement in their order, and only this transaction
+        writes: the keys are consecutive, and sorted they are in the rows' order, whatever
+        order RETURNING hands them back in. Once the largest rowid is taken SQLite picks
+        them at random; keys that are not consecutive say so, and those rows are deleted
+        again for the one-by-one INSERTs to write."""
+        if any(self._primary_key.key in row for row in rows):
+            return None
+        returned = sorted(self.session.scalars(sa.insert(self.model).returning(key), rows).all())
+        if returned and returned[-1] - returned[0] == len(returned) - 1:
+            return returned
+        self.session.execute(sa.delete(self.model).where(key.in_(returned)))
+        return None
 
     def _insert_memberships(self, keys: list[Any], changes: Sequence[HostChanges]) -> None:
         """The new contacts' groups, as ``set_groups`` would add them: unknown groups are

@@ -90,7 +90,7 @@ class EngineOptions:
     #: Most Zoho write calls the push keeps in flight at once (``ZOHO_SYNC_MAX_CONCURRENCY``).
     max_concurrency: int = 1
     #: Pull by COQL where the mapping allows (``ZOHO_SYNC_PULL_WITH_COQL``); see ``pull``.
-    pull_with_coql: bool = False
+    pull_with_coql: bool = True
     #: Most changes a real run's report lists (all are in the history).
     report_changes: int = 1000
     #: Most changes a plan lists (None: all, as ``sync --dry-run --json`` prints them). The

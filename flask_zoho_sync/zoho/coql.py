@@ -12,10 +12,10 @@ time in brackets, a WHERE always present (Zoho's error list names a query withou
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .timefmt import format_datetime
@@ -25,6 +25,9 @@ MAX_SELECT_FIELDS = 50
 MAX_LIMIT = 2000
 #: Records LIMIT/OFFSET reach; past them, keyset on id (``where id > last order by id``).
 MAX_OFFSET_RECORDS = 100_000
+#: The first LIMIT of a since-last read: 1 credit (201-2,000 cost 2 or 3), and most
+#: scheduled pulls find fewer changed records than this.
+FIRST_SINCE_LIMIT = 200
 
 #: Field types COQL cannot select (Zoho's COQL-Limitations, v4-v8): a pull whose mapping
 #: holds one of these reads by REST instead.
@@ -155,16 +158,52 @@ def _drop_converted(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [record for record in records if record.get("Converted__s") is not True]
 
 
+def _id(record: dict[str, Any]) -> int:
+    """A record's id as the number Zoho orders by (ids are 19-digit strings)."""
+    return int(record["id"])
+
+
+@dataclass(frozen=True)
+class Border:
+    """Where two pages read at once meet: ``last`` ended the earlier page, ``first``
+    began the later one (None: the later page came back empty while the earlier said more
+    records followed). A record deleted, between the two reads, from ``after`` (the batch's
+    keyset start, None: the module's start) up to ``first`` moved every later record one
+    offset down, so the record that was first past ``last`` fell between the pages."""
+
+    after: int | None
+    last: int
+    first: int | None
+
+    def shifted_by(self, deleted: Iterable[int]) -> bool:
+        return any(
+            (self.after is None or gone > self.after) and (self.first is None or gone < self.first)
+            for gone in deleted
+        )
+
+
 @dataclass
 class OffsetReader:
     """Every record of a module (changed since a moment) by COQL, a page of up to 2,000
     at a time, in id order.
 
-    Offsets within the first 100,000 records are read ``concurrency`` at a time (Zoho
-    counts each as one call against the org's concurrency); past them the next window
-    starts after the last id read (keyset), where offsets count from 0 again. A window's
-    pages come back in order, so the caller sees one ascending walk. Reading ahead costs at
+    The first query is alone; each next batch of ``concurrency`` pages starts after the last
+    id read (keyset) and reads its pages by OFFSET at once (Zoho counts each as one call
+    against the org's concurrency), so offsets stay far below Zoho's 100,000-record cap
+    (``window``) and only pages of one batch can miss each other. Reading ahead costs at
     most ``concurrency - 1`` calls that find nothing, at the end of the walk.
+
+    A since-last read (``modified_since``) asks first for ``FIRST_SINCE_LIMIT`` records
+    (1 credit, where 2,000 cost 3): most scheduled pulls find fewer changes than that.
+
+    Offsets shift when a record is deleted while a batch is read: the page read later then
+    starts one record late and the record at the border is in neither page. After a walk
+    with such borders, ``deleted_since`` (Zoho's deleted-records list, one call) names the
+    records deleted since the walk began (less ``clock_slack``, as Zoho's clock is not
+    ours); each border a deletion could have shifted is read again by keyset
+    (``id > last and id < first``), and what it finds comes as one more page. Records a
+    later page repeats (a record that came into the criteria moved offsets the other way)
+    are dropped, so each id comes once.
 
     Leads converted in Zoho are left out, as REST's default ``converted=false`` leaves them
     out: Zoho's docs do not say whether COQL returns them, so ``Converted__s`` is asked
@@ -183,6 +222,8 @@ class OffsetReader:
     #: Criteria every record read must meet besides the time (a sync's Zoho scope): sent
     #: in the WHERE, so Zoho never sends a record outside them.
     criteria: Sequence[Criterion | AnyOf | OneOf] = ()
+    deleted_since: Callable[[datetime], Iterable[str]] | None = None
+    clock_slack: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         wanted = ["id", *self.fields]
@@ -193,44 +234,80 @@ class OffsetReader:
             raise ValueError(f"COQL selects at most {MAX_SELECT_FIELDS} fields")
         if not 1 <= self.page_size <= MAX_LIMIT or self.window % self.page_size:
             raise ValueError("the page size must be 1 to 2,000 and divide the window")
+        #: Where pages read at once met in the last walk (see :class:`Border`).
+        self.borders: list[Border] = []
 
     def pages(self) -> Iterator[list[dict[str, Any]]]:
-        after_id: str | None = None
+        started = datetime.now(timezone.utc)
+        self.borders = []
+        first_limit = self.page_size
+        if self.modified_since is not None:
+            first_limit = min(FIRST_SINCE_LIMIT, self.page_size)
+        per_batch = max(1, min(self.concurrency, self.window // self.page_size))
+        newest: int | None = None  # the highest id handed out
         with ThreadPoolExecutor(max(1, self.concurrency), "zoho-coql") as pool:
+            after: int | None = None
+            batch = [self.query(self._text(None, 0, first_limit))]
             while True:
-                last = yield from self._window(pool, after_id)
-                if last is None:
-                    return
-                after_id = last
+                previous: int | None = None  # the last id of the batch's page before
+                walked = False
+                for records, more in batch:
+                    if previous is not None:
+                        first = _id(records[0]) if records else None
+                        if first is None or first > previous:
+                            self.borders.append(Border(after, previous, first))
+                    fresh = [r for r in records if newest is None or _id(r) > newest]
+                    if fresh:
+                        newest = _id(fresh[-1])
+                        yield from self._kept(fresh)
+                    if not more or not records:
+                        walked = True
+                        break
+                    previous = _id(records[-1])
+                if walked:
+                    break
+                after = previous
+                batch = self._batch(pool, after, per_batch)
+        yield from self._reread_borders(started)
 
-    def _text(self, offset: int, after_id: str | None) -> str:
+    def _batch(
+        self, pool: ThreadPoolExecutor, after: int | None, pages: int
+    ) -> list[tuple[list[dict[str, Any]], bool]]:
+        """``pages`` pages after id ``after``, read at once, in offset order."""
+        offsets = range(0, pages * self.page_size, self.page_size)
+        return list(pool.map(lambda at: self.query(self._text(after, at, self.page_size)), offsets))
+
+    def _kept(self, records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        drop = self.module == "Leads" and not self.keep_converted
+        kept = _drop_converted(records) if drop else records
+        if kept:
+            yield kept
+
+    def _reread_borders(self, started: datetime) -> Iterator[list[dict[str, Any]]]:
+        """The records deletions during the walk moved between two pages read at once."""
+        if not self.borders or self.deleted_since is None:
+            return
+        deleted = {int(zoho_id) for zoho_id in self.deleted_since(started - self.clock_slack)}
+        for border in self.borders:
+            if not border.shifted_by(deleted):
+                continue
+            after = border.last
+            while True:
+                text = self._text(after, 0, self.page_size, before=border.first)
+                records, more = self.query(text)
+                yield from self._kept(records)
+                if not more or not records:
+                    break
+                after = _id(records[-1])
+
+    def _text(
+        self, after_id: int | None, offset: int, limit: int, *, before: int | None = None
+    ) -> str:
         criteria: list[Criterion | AnyOf | OneOf] = list(self.criteria)
         if self.modified_since is not None:
             criteria.append(Criterion("Modified_Time", ">=", self.modified_since))
         if after_id is not None:
-            criteria.append(Criterion("id", ">", after_id))
-        return select(self.module, self.selected, criteria, limit=self.page_size, offset=offset)
-
-    def _window(
-        self, pool: ThreadPoolExecutor, after_id: str | None
-    ) -> Generator[list[dict[str, Any]], None, str | None]:
-        """Yield one window's pages; return the id to start the next window after, or None
-        when the walk is done."""
-        offsets = list(range(0, self.window, self.page_size))
-        records, more = self.query(self._text(0, after_id))
-        batch: list[tuple[list[dict[str, Any]], bool]] = [(records, more)]
-        done = 1
-        while True:
-            for records, more in batch:
-                drop = self.module == "Leads" and not self.keep_converted
-                kept = _drop_converted(records) if drop else records
-                if kept:
-                    yield kept
-                if not more or not records:
-                    return None
-                last_id = str(records[-1]["id"])
-            if done == len(offsets):
-                return last_id  # the window is full and more records follow
-            ahead = offsets[done : done + self.concurrency]
-            batch = list(pool.map(lambda at: self.query(self._text(at, after_id)), ahead))
-            done += len(ahead)
+            criteria.append(Criterion("id", ">", str(after_id)))
+        if before is not None:
+            criteria.append(Criterion("id", "<", str(before)))
+        return select(self.module, self.selected, criteria, limit=limit, offset=offset)

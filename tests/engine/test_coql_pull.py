@@ -4,6 +4,7 @@ as REST paging, keyset past Zoho's offset cap, and REST where COQL cannot read."
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -162,3 +163,61 @@ def test_past_the_offset_cap_the_pull_pages_by_id(
         assert len(built.contacts()) == 900
     finally:
         dispose_synced(built)
+
+
+def test_a_since_last_pull_of_few_changes_costs_one_credit(synced: Synced) -> None:
+    ids = synced.zoho.generate_records("Leads", 30)
+    synced.first_manual_sync()
+    synced.zoho.advance_clock(600)
+    for zoho_id in ids[:3]:
+        synced.zoho.update_record("Leads", zoho_id, {"Phone": "+1 555 0142"})
+    before = synced.zoho.stats()
+    report = synced.sync(direction="pull")
+    assert report.status == "succeeded", report.message
+    calls, credits = _spent(synced, before)
+    assert calls[COQL] == 1 and credits[COQL] == 1  # LIMIT 200: 1 credit, not 2,000's 3
+    assert report.counts["to_host.update"] == 3
+
+
+def test_a_record_deleted_mid_walk_does_not_hide_its_neighbour(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 200, two read at once: once the second batch's first page (records 201-400)
+    is answered, a Zoho user deletes record 250, before the page at offset 200 is read; that
+    page then starts at record 402, and record 401 is in neither page. The pull finds the
+    deletion in Zoho's deleted list and reads the border again, so every record Zoho still
+    holds is imported, and the next pull removes the deleted one's contact."""
+    monkeypatch.setattr(ZohoClient, "coql_page_size", 200)
+    ids = sorted(synced.zoho.generate_records("Leads", 700), key=int)
+    victim = ids[249]
+    first_answered = threading.Event()
+    original = ZohoClient.coql
+    deleted: list[str] = []
+
+    def coql(client: ZohoClient, query: str) -> tuple[list[dict[str, Any]], bool]:
+        in_second_batch = f"id > '{ids[199]}'" in query
+        if in_second_batch and query.endswith("offset 200") and not deleted:
+            assert first_answered.wait(30)
+            synced.zoho.delete_record("Leads", victim)
+            deleted.append(victim)
+        answer = original(client, query)
+        if in_second_batch and query.endswith("offset 0"):
+            first_answered.set()
+        return answer
+
+    monkeypatch.setattr(ZohoClient, "coql", coql)
+    before = synced.zoho.stats()
+    report = synced.sync(mode="all", direction="pull")
+    assert report.status == "succeeded", report.message
+    assert deleted == [victim]
+    calls, _ = _spent(synced, before)
+    # 1 + 2 + 2 pages, the first of them alone, and the border of the second batch again.
+    assert calls[COQL] == 6
+    contacts = synced.contacts()
+    assert set(synced.leads()) <= set(contacts)  # ids[400] among them
+    assert len(contacts) == 700  # the victim too: it was read before it went
+
+    synced.zoho.advance_clock(600)
+    again = synced.sync(direction="pull")
+    assert again.counts["to_host.delete"] == 1
+    assert set(synced.contacts()) == set(synced.leads())

@@ -105,7 +105,7 @@ def test_each_pull_kind_keeps_the_contact_and_follows_the_new_contact(
         {"GET /Leads": 1}
         if kind == "notified"
         else {
-            "GET /Leads": 1,
+            "POST /coql": 1,  # the pull's read (COQL)
             "GET /Leads/deleted": 1,
             "GET /Contacts": 1,
         }
@@ -157,7 +157,7 @@ def test_stopping_keeps_the_link_on_the_lead_and_sends_nothing_more(stopping: Sy
     assert report.counts.get("to_zoho.error", 0) == 0
     after = stopping.calls()
     spent = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key)}
-    assert spent == {"GET /Leads": 1, "GET /Leads/deleted": 1}  # a pull's reads, nothing sent
+    assert spent == {"POST /coql": 1, "GET /Leads/deleted": 1}  # a pull's reads, nothing sent
     assert len(stopping.zoho.records("Leads")) == 1
     assert stopping.zoho.record("Contacts", made["Contacts"]["id"]) == contact_before
     assert stopping.contacts()["ann@example.org"]["phone"] == "+61 2 5550 9999"

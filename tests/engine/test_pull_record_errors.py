@@ -18,8 +18,8 @@ def test_a_phone_too_long_for_the_host_fails_its_record_not_the_run(synced: Sync
     listing = {
         "status": 200,
         "body": {"data": listed, "info": {"more_records": False}},
-        "method": "GET",
-        "path_contains": "/Leads?",
+        "method": "POST",
+        "path_contains": "/coql",  # the pull's read (COQL)
     }
     synced.zoho.faults(fail_next=[listing, listing])  # the plan's read, then the run's
 
@@ -57,8 +57,8 @@ def test_a_plan_shows_the_update_the_host_could_not_hold(synced: Synced) -> None
             ],
             "info": {"more_records": False},
         },
-        "method": "GET",
-        "path_contains": "/Leads?",
+        "method": "POST",
+        "path_contains": "/coql",  # the pull's read (COQL)
     }
     synced.zoho.faults(fail_next=[listing])
     plan = synced.sync(dry_run=True)

@@ -288,3 +288,65 @@ def test_deletions_both_ways_are_settled_together_and_stay_deleted(synced: Synce
     again = synced.sync(mode="all")
     assert again.counts.get("to_host.create", 0) == 0 and again.counts.get("to_zoho.create", 0) == 0
     assert len(synced.contacts()) == 5
+
+
+def _contact_inserts(synced: Synced) -> tuple[list[int], Any]:
+    """Rows of each INSERT into the host's contact table, as sent, and the listener."""
+    sent: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: Any):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO CONTACT "):
+            sent.append(statement.count("(?") + statement.count("(%(") or 1)
+
+    with synced.host.app.app_context():
+        engine = synced.host.db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    return sent, lambda: event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_page_of_new_contacts_is_a_few_statements_on_either_database(synced: Synced) -> None:
+    """300 new records (two REST pages): each page's contacts go in as multi-row INSERTs,
+    on SQLite too, where SQLAlchemy alone would send one INSERT per contact."""
+    synced.zoho.generate_records("Leads", 300)
+    sent, stop = _contact_inserts(synced)
+    try:
+        report = synced.sync(mode="all", direction="pull")
+    finally:
+        stop()
+    assert report.status == "succeeded", report.message
+    assert len(synced.contacts()) == 300
+    assert 1 <= len(sent) <= 6, sent  # a statement per page (and per set of columns)
+    assert sum(sent) == 300
+    # Each contact holds its own record's values: keys went back to the right rows.
+    for email, lead in synced.leads().items():
+        assert synced.contacts()[email]["last_name"] == lead["Last_Name"]
+        assert lead["Contact_Id"] in (None, "") or lead["Contact_Id"] == str(
+            synced.contacts()[email]["id"]
+        )
+
+
+def test_on_sqlite_rowids_picked_at_random_fall_back_to_a_row_at_a_time(
+    synced: Synced, database_url: str
+) -> None:
+    """Once a table holds SQLite's largest rowid, new rows get random ones, and keys sorted
+    no longer follow the rows: those INSERTs are undone and the rows sent one at a time."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's rowids; PostgreSQL returns keys in order (sentinel column)")
+    with synced.host.app.app_context():
+        session = synced.host.db.session
+        session.execute(
+            sa.insert(synced.host.Contact).values(
+                id=2**63 - 1, last_name="Last", email="last@example.org"
+            )
+        )
+        session.commit()
+    synced.zoho.generate_records("Leads", 20)  # one set of columns: one INSERT
+    report = synced.sync(mode="all", direction="pull")
+    assert report.status == "succeeded", report.message
+    assert len(synced.contacts()) == 21  # twenty new and the one at the top
+    linked = _end_state(synced)["linked"]
+    leads = synced.leads()
+    assert len(linked) == len(leads) == 20
+    for lead in leads.values():  # each record linked to the contact made of it
+        assert linked[lead["id"]]["values"]["email"] == lead["Email"]
+        assert linked[lead["id"]]["values"]["last_name"] == lead["Last_Name"]

@@ -196,17 +196,18 @@ def test_a_32000_character_description_is_cut_for_the_host_and_kept_in_zoho(
 
 
 def _scripted_listing(zoho: SandboxHandle, records: list[dict[str, Any]]) -> None:
-    """Answer the next record listing with ``records`` (the deleted listing stays real)."""
+    """Answer the pull's next read of records (a COQL query) with ``records`` (the deleted
+    listing stays real)."""
     zoho.faults(
         fail_next=[
             {
                 "status": 200,
                 "body": {
                     "data": records,
-                    "info": {"more_records": False, "count": len(records), "page": 1},
+                    "info": {"more_records": False, "count": len(records)},
                 },
-                "method": "GET",
-                "path_contains": "/Leads?",
+                "method": "POST",
+                "path_contains": "/coql",
             }
         ]
     )

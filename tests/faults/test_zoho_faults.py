@@ -119,6 +119,7 @@ LOST_ANSWERS = {
     "update": {"method": "PUT", "path_contains": "/Leads"},
     "delete": {"method": "DELETE", "path_contains": "/Leads"},
     "listing": {"method": "GET", "path_contains": "/Leads?"},
+    "query (COQL)": {"method": "POST", "path_contains": "/coql"},
 }
 #: The sandbox's meter key of each call above.
 LOST_ANSWER_ENDPOINTS = {
@@ -126,7 +127,14 @@ LOST_ANSWER_ENDPOINTS = {
     "update": "PUT /Leads",
     "delete": "DELETE /Leads",
     "listing": "GET /Leads",
+    "query (COQL)": "POST /coql",
 }
+
+
+def _pull_by_rest(world: World) -> None:
+    """Pull by REST paging (``ZOHO_SYNC_PULL_WITH_COQL=false``, and COQL's fallback)."""
+    state = world.synced.state
+    state.config = replace(state.config, pull_with_coql=False)
 
 
 @pytest.mark.fault_category("zoho: timeout (answer lost)")
@@ -139,6 +147,8 @@ def test_timed_out_call_is_not_turned_into_a_duplicate(
         timeout = world.synced.state.client().timeout
     assert timeout == (5.0, 1.0), "every Zoho call must have a connect and a read timeout"
     _seeded(world)
+    if call == "listing":
+        _pull_by_rest(world)  # the REST listing; the query is COQL's read
     before = world.synced.zoho.stats()["calls"]
     world.synced.zoho.faults(delay_next=[{"delay_ms": 1300, "when": "after", **LOST_ANSWERS[call]}])
     reports = _under_fault(world, 1, "did not answer", "may already have been applied")
@@ -270,6 +280,7 @@ def test_page_token_expires_mid_pull(world: World, fault_scenario: ScenarioResul
     world.add_zoho(5)
     world.sync_clean()
     world.generate_zoho(250)  # two pages: the second needs the page_token
+    _pull_by_rest(world)  # page tokens are REST paging's; COQL pages by offset and id
     world.synced.zoho.faults(page_token_ttl=0)
     reports = _under_fault(world, 2, "page_token")
     assert all(r.status == "failed" for r in reports)

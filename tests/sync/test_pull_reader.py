@@ -63,10 +63,10 @@ def test_coql_reads_when_on_with_the_concurrency_and_since() -> None:
     ]
 
 
-def test_off_by_default_reads_by_rest() -> None:
+def test_on_by_default_and_off_reads_by_rest() -> None:
     client = _Client()
     assert _via(_pull(client, {"Email": "email"}, coql=False)) == ["rest"]
-    assert EngineOptions().pull_with_coql is False
+    assert EngineOptions().pull_with_coql is True
 
 
 @pytest.mark.parametrize("kind", ["multiselectlookup", "subform", "fileupload", "imageupload"])
