@@ -212,7 +212,7 @@ def test_a_followed_contact_merged_in_zoho_follows_its_master(following: Synced)
     assert report.counts.get("to_host.delete", 0) == 0
     assert report.counts["to_host.link"] == 1, report.changes
     assert _spent(before, following.calls()) == {
-        "GET /Leads": 1,
+        "POST /coql": 1,  # the Leads changed since the last pull (COQL, the default)
         "GET /Leads/deleted": 1,
         "GET /Contacts": 1,
         "GET /Contacts/search": 1,
