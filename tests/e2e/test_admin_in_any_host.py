@@ -565,6 +565,10 @@ def test_every_admin_page_looks_right_in_every_host(synced_site: Site, host: str
     _wait_text(driver, "When both sides changed the same field")
     measure(site, host, "settings")
 
+    driver.get(f"{site.url}{PREFIX}/scope")
+    _wait_text(driver, "Matches the sync would not guess")
+    measure(site, host, "what syncs")
+
     driver.get(f"{site.url}{PREFIX}/mapping")
     _wait_text(driver, "Add a field")
     measure(site, host, "mapping")
