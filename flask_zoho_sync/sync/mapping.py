@@ -726,6 +726,15 @@ class Mapping:
         )
 
     @cached_property
+    def readable_names(self) -> dict[str, str]:
+        """Each key as an admin recognises it, "Label (Zoho_Field)", for history and plans:
+        made once, where every record's history row named its keys anew."""
+        return {
+            key: f"{binding.host.label} ({binding.zoho_api_name})"
+            for key, binding in self._resolved[0].items()
+        }
+
+    @cached_property
     def _host_writers(self) -> dict[str, Binding]:
         """The active bindings that may write the host, by key: ``canonical_to_host`` runs
         once per record of an import, and checked each key's binding again every time."""
