@@ -747,7 +747,7 @@ class Ledger:
                 "reason": reason,
                 "error_code": error_code,
                 "created_at": _now(),
-                "resolved_at": None,
+                # resolved_at is left out: NULL, without a bind per row of an import.
             }
         )
         if action == "error":
