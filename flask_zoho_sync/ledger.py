@@ -191,6 +191,8 @@ class Ledger:
         #: History rows not yet written: inserted together (one executemany) before the
         #: next commit or read of history, instead of an ORM object per row.
         self._history: list[dict[str, Any]] = []
+        self._history_run: Any = None  # the run of the last history row, and its key
+        self._history_run_id: Any = None
         #: Whether history may hold unresolved errors (None: not looked yet). A push of
         #: 100,000 clean records then skips an UPDATE per batch resolving nothing.
         self._open_errors: bool | None = None
@@ -725,9 +727,18 @@ class Ledger:
         reason: str | None = None,
         error_code: str | None = None,
     ) -> None:
+        if run is not self._history_run:
+            # An import records a row per record for one run: the run's key is looked up
+            # once, not inspected per row. Kept only once the run has a key.
+            run_id = _row_id(run)
+            self._history_run, self._history_run_id = (
+                (run, run_id) if run_id is not None else (None, None)
+            )
+        else:
+            run_id = self._history_run_id
         self._history.append(
             {
-                "run_id": _row_id(run),
+                "run_id": run_id,
                 "contact_id": contact_id,
                 "zoho_id": zoho_id,
                 "direction": direction,
@@ -736,7 +747,7 @@ class Ledger:
                 "reason": reason,
                 "error_code": error_code,
                 "created_at": _now(),
-                "resolved_at": None,
+                # resolved_at is left out: NULL, without a bind per row of an import.
             }
         )
         if action == "error":

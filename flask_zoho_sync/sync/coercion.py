@@ -384,7 +384,8 @@ def is_blank(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.strip() or value.strip() == PICKLIST_NONE
+        stripped = value.strip()  # once: an import asks this of every value several times
+        return not stripped or stripped == PICKLIST_NONE
     if isinstance(value, list | tuple | set | frozenset):
         return all(is_blank(item) for item in value)
     return False

@@ -280,11 +280,5 @@ def link_base(link: Any, mapping: Mapping) -> dict[str, Any] | None:
 
 def readable(mapping: Mapping, changes: MappingABC[str, Any]) -> dict[str, Any]:
     """Changes keyed by what an admin recognises (the Zoho field) for history and plans."""
-    shown: dict[str, Any] = {}
-    for key, value in changes.items():
-        try:
-            name = f"{mapping.binding(key).host.label} ({mapping.binding(key).zoho_api_name})"
-        except KeyError:
-            name = key
-        shown[name] = value
-    return shown
+    names = mapping.readable_names
+    return {names.get(key, key): value for key, value in changes.items()}

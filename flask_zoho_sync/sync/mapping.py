@@ -34,6 +34,8 @@ from flask_zoho_sync.sync.coercion import (
 )
 
 Module = Literal["Leads", "Contacts"]
+#: Host field types held as plain text (``comparable`` strips, folds and cuts them).
+_TEXT_KINDS = frozenset(("text", "email", "phone", "url", "choice"))
 MODULES: tuple[str, ...] = ("Leads", "Contacts")
 SystemKind = Literal["contact_id", "contact_url", "subscription"]
 LookupPart = Literal["name", "id"]
@@ -702,9 +704,10 @@ class Mapping:
         groups_remove: set[str] = set()
         subscribed: bool | None = None
         warnings: list[str] = []
+        writers = self._host_writers
         for key, value in changes.items():
-            binding = self._resolved[0].get(key)
-            if binding is None or not binding.active or not binding.direction.writes_host:
+            binding = writers.get(key)
+            if binding is None:
                 continue
             if binding.kind == "group":
                 (groups_add if value else groups_remove).add(binding.host.name)
@@ -722,6 +725,25 @@ class Mapping:
             warnings=tuple(warnings),
         )
 
+    @cached_property
+    def readable_names(self) -> dict[str, str]:
+        """Each key as an admin recognises it, "Label (Zoho_Field)", for history and plans:
+        made once, where every record's history row named its keys anew."""
+        return {
+            key: f"{binding.host.label} ({binding.zoho_api_name})"
+            for key, binding in self._resolved[0].items()
+        }
+
+    @cached_property
+    def _host_writers(self) -> dict[str, Binding]:
+        """The active bindings that may write the host, by key: ``canonical_to_host`` runs
+        once per record of an import, and checked each key's binding again every time."""
+        return {
+            key: binding
+            for key, binding in self._resolved[0].items()
+            if binding.active and binding.direction.writes_host
+        }
+
     # --- comparing ---------------------------------------------------------------------------
 
     def values_equal(self, key: str, a: Any, b: Any) -> bool:
@@ -737,6 +759,13 @@ class Mapping:
         if spec is None:
             return _plain(a) == _plain(b)
         host, zoho, blank_is_false, blank = spec
+        if host.type in _TEXT_KINDS:
+            # Text against a blank, as a first import asks of every value: a string reduces
+            # to None exactly when it is blank, and to a non-empty string otherwise.
+            if a is None and isinstance(b, str):
+                return is_blank(b)
+            if b is None and isinstance(a, str):
+                return is_blank(a)
         zone = self.zone
         left = blank
         if a is not None:

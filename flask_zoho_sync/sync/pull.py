@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask_zoho_sync.sync.coercion import CoercionError
+from flask_zoho_sync.sync.collector import collector_paused
 from flask_zoho_sync.sync.context import (
     FALLBACK_KEY,
     READ_KEY,
@@ -386,13 +387,14 @@ class PullPass:
         )
         try:
             while group := reader.take(self.EMAIL_LOOKUP_PAGES):
-                self._look_up(group)
-                for page in group:
-                    newest = self._merge_page(page, newest)
-                    done += len(page)
-                    self.engine.progress("pull", done)
-                    if not self.dry_run:
-                        self.ledger.commit()
+                with collector_paused():  # a fifth of an import's CPU, finding nothing
+                    self._look_up(group)
+                    for page in group:
+                        newest = self._merge_page(page, newest)
+                        done += len(page)
+                        self.engine.progress("pull", done)
+                        if not self.dry_run:
+                            self.ledger.commit()
         finally:
             # Stop the reader's thread now, not when a failed run's traceback is collected.
             reader.close()

@@ -86,3 +86,17 @@ def test_a_record_with_nothing_beyond_its_email_creates_no_contact_on_either_sid
     assert report.counts.get("to_zoho.skipped_blank") == 1
     assert "blank@example.org" not in {lead["Email"] for lead in synced.zoho.records("Leads")}
     assert synced.contacts()["zed@example.org"]["last_name"] == "Zed"
+
+
+def test_an_import_gives_the_garbage_collector_back_switched_on(synced: Synced) -> None:
+    """The pull pauses Python's cyclic collector per group of pages (process-wide): after
+    the run the host's process collects as before, and the import is complete."""
+    import gc
+
+    assert gc.isenabled()
+    for n in range(3):
+        synced.zoho.create_record("Leads", {"Last_Name": f"Kim {n}", "Email": f"k{n}@example.org"})
+    report = synced.sync(mode="all")
+    assert report.status == "succeeded", report.message
+    assert gc.isenabled()
+    assert set(synced.contacts()) == {"k0@example.org", "k1@example.org", "k2@example.org"}

@@ -17,6 +17,7 @@ from flask_zoho_sync.sync import (
     SystemFieldMapping,
     default_field_mappings,
 )
+from flask_zoho_sync.sync.coercion import comparable
 from tests.sync.conftest import HOST_FIELDS, LEADS_METADATA, SYDNEY, build_mapping
 
 STANDARD_HOST_FIELDS = [field.name for field in HOST_FIELDS]
@@ -434,6 +435,23 @@ def test_values_that_differ_are_not_equal(
     leads_mapping: Mapping, key: str, a: object, b: object
 ) -> None:
     assert not leads_mapping.values_equal(key, a, b)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "-None-", " -None- ", "Ada", " Ada ", "x", "\t\n", "ADA@EXAMPLE.COM", "s" * 300],
+)
+def test_text_against_a_blank_is_equal_exactly_when_the_text_is_blank(
+    leads_mapping: Mapping, text: str
+) -> None:
+    # values_equal answers text against None without reducing the text (an import asks it
+    # of every value); the answer must be the one comparing the reduced values gives.
+    for key in ("field:first_name", "field:email", "field:phone", "field:website"):
+        binding = leads_mapping.binding(key)
+        reduced = comparable(text, binding.host, binding.zoho, leads_mapping.zone)
+        blank = comparable(None, binding.host, binding.zoho, leads_mapping.zone)
+        assert leads_mapping.values_equal(key, None, text) is (reduced == blank), key
+        assert leads_mapping.values_equal(key, text, None) is (reduced == blank), key
 
 
 def test_text_beyond_what_zoho_can_hold_is_not_a_difference() -> None:
