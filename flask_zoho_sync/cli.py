@@ -760,11 +760,17 @@ def sandbox_command(
 
 
 def _describe_scope(scope: Any) -> str:
-    groups = ", ".join(scope.host_groups) or "every group"
+    host = (
+        f"host contacts in {', '.join(scope.host_groups)}"
+        if scope.host_groups
+        else "every host contact"
+    )
+    if scope.host_filter:
+        host += f" passing the filter {scope.host_filter}"
+    conditions = zoho_scope_text(scope.zoho)
+    zoho = f"Zoho records where {conditions}" if conditions else "every Zoho record"
     return (
-        f"What syncs: host contacts in {groups}"
-        f"{f', filter {scope.host_filter}' if scope.host_filter else ''}; "
-        f"Zoho records where {zoho_scope_text(scope.zoho) or 'anything'}; "
+        f"What syncs: {host}; {zoho}; "
         f"leaving the scope: {scope.on_leave}; first sync matches on {scope.match_key}"
     )
 

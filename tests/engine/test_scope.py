@@ -309,7 +309,8 @@ def test_the_cli_sets_and_shows_what_syncs(synced: Synced) -> None:
     assert "host contacts in VIP" in _cli(synced, "settings").output
     bad = _cli(synced, "settings", "--zoho-scope", "Lead_Status is Junk")
     assert bad.exit_code == 1 and "FIELD = VALUE" in bad.output
-    assert "host contacts in every group" in _cli(synced, "settings", "--scope-groups", "").output
+    cleared = _cli(synced, "settings", "--scope-groups", "", "--zoho-scope", "").output
+    assert "What syncs: every host contact; every Zoho record;" in cleared
 
 
 def test_an_email_two_contacts_share_is_not_guessed(synced: Synced) -> None:
