@@ -325,13 +325,11 @@ def test_a_page_of_new_contacts_is_a_few_statements_on_either_database(synced: S
         )
 
 
-def test_on_sqlite_rowids_picked_at_random_fall_back_to_a_row_at_a_time(
-    synced: Synced, database_url: str
-) -> None:
+# SQLite's rowids alone: PostgreSQL returns keys in order (a sentinel column).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_rowids_picked_at_random_fall_back_to_a_row_at_a_time(synced: Synced) -> None:
     """Once a table holds SQLite's largest rowid, new rows get random ones, and keys sorted
     no longer follow the rows: those INSERTs are undone and the rows sent one at a time."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's rowids; PostgreSQL returns keys in order (sentinel column)")
     with synced.host.app.app_context():
         session = synced.host.db.session
         session.execute(
