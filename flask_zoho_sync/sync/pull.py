@@ -163,13 +163,16 @@ class PullPass:
         since = None if full or watermark is None else watermark - self.engine.options.overlap
         newest = watermark
         done = 0
+        # Followed Contacts are read as changed since the previous pull began, not since the
+        # Leads watermark (the newest Leads record says nothing of Contacts): ``read_followed``.
+        previous_pull = None if since is None else settings.last_pull_at
         # Deletions first: a record merged away in Zoho moves its link to the merge's master
         # (``identity.MergeFollower``) before the changed records, the master among them,
         # are merged; the other way round the master would be imported as a new contact.
         self._deletions()
         pages = self._changed_pages(since)
         newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
-        self._merge_followed()
+        self._merge_followed(previous_pull)
         if self.scope.limits_zoho and self.report.status != "needs_confirmation":
             self._zoho_leavers(since)
         if not self.dry_run and self.report.status != "needs_confirmation":
@@ -991,12 +994,13 @@ class PullPass:
 
     # -- conversions (sync.conversion) ------------------------------------------------------
 
-    def _merge_followed(self) -> None:
+    def _merge_followed(self, previous_pull: datetime | None = None) -> None:
         """Merge the Contacts that contacts of converted leads followed, like any record
-        (``sync.conversion``): one call per 100 of them, on scheduled and manual pulls;
-        those Zoho no longer has are followed to a merge's master or deleted
-        (``sync.followed``)."""
-        found, gone = read_followed(self.engine)
+        (``sync.conversion``), on scheduled and manual pulls: all by id (one call per 100)
+        on a full pull or when few, else those changed or deleted since the previous pull
+        began (``previous_pull``, None on a full pull); those Zoho no longer has are
+        followed to a merge's master or deleted (``sync.followed``)."""
+        found, gone = read_followed(self.engine, previous_pull)
         self.merge_followed(found)
         settle_gone(self, gone)
 
