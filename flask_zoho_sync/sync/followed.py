@@ -3,9 +3,11 @@ and what becomes of a host contact whose Contact Zoho no longer has.
 
 In Leads mode with ``ZOHO_SYNC_ON_LEAD_CONVERSION = follow`` a converted lead's link moves
 to the Contact the conversion made (``sync.conversion``), while the run's module stays
-Leads. Such a Contact is read by id, never listed: a scheduled pull reads all of them (one
-call per 100), a notified pull those the notifications named (the channel watches Contacts
-too). An id the read does not return is a Contact deleted or merged away in Zoho, and is
+Leads. A full pull reads all of them by id (one call per 100), as does a since-last pull
+while 200 or fewer are followed; with more, a since-last pull reads the Contacts changed
+and deleted since the previous pull began (``conversion.read_changed_contacts_of``); a
+notified pull reads those the notifications named (the channel watches Contacts too). An
+id the read does not return is a Contact deleted or merged away in Zoho, and is
 settled as a lead's would be:
 
 * merged: the link moves to the master (the record that now carries the contact's email or
