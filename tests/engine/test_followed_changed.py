@@ -112,3 +112,24 @@ def test_a_full_pull_still_reads_every_followed_contact_by_id(
     assert spent.get("GET /Contacts") == 3, spent
     assert "POST /coql" not in spent and "GET /Contacts/deleted" not in spent, spent
     assert synced.contacts()["p042@example.org"]["first_name"] == "Zed"
+
+
+def test_without_the_coql_scope_the_followed_contacts_are_read_by_id(
+    many_followed: tuple[Synced, dict[str, tuple[int, str]]],
+) -> None:
+    """A connection consented before the sync asked for COQL: Zoho refuses the query, and
+    the pull reads every followed Contact by id, as before, rather than failing."""
+    synced, followed = many_followed
+    synced.zoho.update_record("Contacts", followed["p042@example.org"][1], {"First_Name": "Zed"})
+    refusal = {"code": "OAUTH_SCOPE_MISMATCH", "details": {}, "message": "Unauthorized"}
+    synced.zoho.faults(
+        fail_next=[
+            {"path_contains": "/coql", "status": 401, "body": {**refusal, "status": "error"}}
+        ]
+    )
+    before = synced.calls()
+    report = synced.sync()
+    assert report.status == "succeeded", report.message
+    spent = _spent(before, synced.calls())
+    assert (spent.get("POST /coql"), spent.get("GET /Contacts")) == (1, 3), spent
+    assert synced.contacts()["p042@example.org"]["first_name"] == "Zed"
