@@ -12,6 +12,7 @@ import pytest
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from tests.engine.conftest import Synced, connect_synced, dispose_synced
 from tests.engine.test_followed_contacts import _followed, _spent
+from tests.faults.test_inflight_edits import HOLD_MS, joined, while_held
 
 MANY = 300  # above the 200 links from which the changed ones are read
 
@@ -133,3 +134,40 @@ def test_without_the_coql_scope_the_followed_contacts_are_read_by_id(
     spent = _spent(before, synced.calls())
     assert (spent.get("POST /coql"), spent.get("GET /Contacts")) == (1, 3), spent
     assert synced.contacts()["p042@example.org"]["first_name"] == "Zed"
+
+
+def test_a_contact_edit_landing_after_the_read_of_changed_contacts_is_merged_next_pull(
+    many_followed: tuple[Synced, dict[str, tuple[int, str]]],
+) -> None:
+    """The Zoho user edits a followed Contact while the pull waits on its deleted-Contacts
+    call, after it read the changed ones: that pull cannot see the edit; the next one reads
+    what changed since that pull began (less the overlap), so it merges it."""
+    synced, followed = many_followed
+    zoho = synced.zoho
+    zoho.faults(
+        delay_next=[
+            {
+                "delay_ms": HOLD_MS,
+                "when": "before",
+                "method": "GET",
+                "path_contains": "/Contacts/deleted",
+            }
+        ]
+    )
+    edit = while_held(
+        zoho,
+        lambda: zoho.update_record(
+            "Contacts", followed["p042@example.org"][1], {"First_Name": "Zed"}
+        ),
+    )
+    report = synced.sync()
+    joined(edit)
+    assert report.status == "succeeded", report.message
+    assert synced.contacts()["p042@example.org"]["first_name"] == "Ann"
+    zoho.advance_clock(30)
+    before = synced.calls()
+    report = synced.sync()
+    assert report.status == "succeeded", report.message
+    assert synced.contacts()["p042@example.org"]["first_name"] == "Zed"
+    spent = _spent(before, synced.calls())
+    assert "GET /Contacts" not in spent, spent
