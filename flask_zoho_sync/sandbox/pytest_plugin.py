@@ -50,24 +50,22 @@ def zoho_sandbox(zoho_sandbox_url: str) -> Iterator[SandboxHandle]:
         handle.close()
 
 
-@pytest.fixture
-def zoho_sandbox_client(zoho_sandbox: SandboxHandle) -> Any:
-    """A ``ZohoClient`` already connected to the fresh sandbox.
-
-    Its backoff sleeps are shortened so tests of 429s and 5xx finish quickly; everything
-    else (token refresh, paging, metering) is the client a host app runs in production.
-    """
-    import time
-
+def sandbox_client(
+    sandbox: SandboxHandle, *, scope: str | list[str] | None = None, **client_options: Any
+) -> Any:
+    """A ``ZohoClient`` connected to ``sandbox`` with a refresh token of its own, as a host
+    app's worker holds one (``scope`` as the consent granted it; ``client_options`` for
+    ``ZohoClient``, e.g. a shorter ``sleep``). Everything else (token refresh, paging,
+    metering) is the client a host app runs in production."""
     from flask_zoho_sync.zoho.auth import MemoryTokenStore, TokenManager, TokenSet, ZohoOAuth
     from flask_zoho_sync.zoho.client import ZohoClient
 
-    grant = zoho_sandbox.mint_refresh_token()
+    grant = sandbox.mint_refresh_token(scope=scope)
     oauth = ZohoOAuth(
-        zoho_sandbox.client_id,
-        zoho_sandbox.client_secret,
-        accounts_url=zoho_sandbox.accounts_server,
-        extra_accounts_servers=(zoho_sandbox.accounts_server,),
+        sandbox.client_id,
+        sandbox.client_secret,
+        accounts_url=sandbox.accounts_server,
+        extra_accounts_servers=(sandbox.accounts_server,),
     )
     store = MemoryTokenStore(
         TokenSet(
@@ -78,6 +76,15 @@ def zoho_sandbox_client(zoho_sandbox: SandboxHandle) -> Any:
             accounts_server=grant["accounts_server"],
         )
     )
-    return ZohoClient(
-        TokenManager(oauth, store), sleep=lambda seconds: time.sleep(min(seconds, 0.01))
-    )
+    return ZohoClient(TokenManager(oauth, store), **client_options)
+
+
+@pytest.fixture
+def zoho_sandbox_client(zoho_sandbox: SandboxHandle) -> Any:
+    """A ``ZohoClient`` already connected to the fresh sandbox (:func:`sandbox_client`).
+
+    Its backoff sleeps are shortened so tests of 429s and 5xx finish quickly.
+    """
+    import time
+
+    return sandbox_client(zoho_sandbox, sleep=lambda seconds: time.sleep(min(seconds, 0.01)))

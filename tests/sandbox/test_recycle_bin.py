@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from flask_zoho_sync.sandbox.handle import SandboxHandle
+from flask_zoho_sync.sandbox.pytest_plugin import sandbox_client
 from flask_zoho_sync.zoho.errors import ZohoError
 
 
@@ -42,24 +43,7 @@ def test_an_id_not_in_the_bin_is_refused_on_that_id(
 
 
 def test_restoring_needs_the_recycle_bin_scope(zoho_sandbox: SandboxHandle) -> None:
-    from flask_zoho_sync.zoho.auth import MemoryTokenStore, TokenManager, TokenSet, ZohoOAuth
-    from flask_zoho_sync.zoho.client import ZohoClient
-
-    grant = zoho_sandbox.mint_refresh_token(scope="ZohoCRM.modules.ALL")
-    oauth = ZohoOAuth(
-        zoho_sandbox.client_id,
-        zoho_sandbox.client_secret,
-        accounts_url=zoho_sandbox.accounts_server,
-        extra_accounts_servers=(zoho_sandbox.accounts_server,),
-    )
-    tokens = TokenSet(
-        refresh_token=grant["refresh_token"],
-        access_token=None,
-        expires_at=0.0,
-        api_domain=grant["api_domain"],
-        accounts_server=grant["accounts_server"],
-    )
-    client = ZohoClient(TokenManager(oauth, MemoryTokenStore(tokens)))
+    client = sandbox_client(zoho_sandbox, scope="ZohoCRM.modules.ALL")
     with pytest.raises(ZohoError) as refused:
         client.restore_from_recycle_bin("4876876000000099999")
     assert refused.value.code == "OAUTH_SCOPE_MISMATCH"

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from flask_zoho_sync.sandbox.handle import SandboxHandle
-from flask_zoho_sync.zoho.auth import MemoryTokenStore, TokenManager, TokenSet, ZohoOAuth
+from flask_zoho_sync.sandbox.pytest_plugin import sandbox_client
 from flask_zoho_sync.zoho.client import ZohoClient
 from flask_zoho_sync.zoho.errors import ZohoRetryLater
 from flask_zoho_sync.zoho.slots import CallSlots, RedisCallSlots, lease_for
@@ -50,22 +50,8 @@ def key() -> str:
 def worker_client(sandbox: SandboxHandle, slots: CallSlots | None) -> ZohoClient:
     """A client as one worker process builds it: its own tokens, session and slots object.
     Backoff is short and retries many, so a 429 costs a retry, not the call."""
-    grant = sandbox.mint_refresh_token()
-    oauth = ZohoOAuth(
-        sandbox.client_id,
-        sandbox.client_secret,
-        accounts_url=sandbox.accounts_server,
-        extra_accounts_servers=(sandbox.accounts_server,),
-    )
-    tokens = TokenSet(
-        refresh_token=grant["refresh_token"],
-        access_token=None,
-        expires_at=0.0,
-        api_domain=grant["api_domain"],
-        accounts_server=grant["accounts_server"],
-    )
-    client = ZohoClient(
-        TokenManager(oauth, MemoryTokenStore(tokens)),
+    client = sandbox_client(
+        sandbox,
         sleep=lambda seconds: time.sleep(min(seconds, 0.02)),
         max_retries=30,
     )
