@@ -24,7 +24,7 @@ from .drift import ValueMapRefused, check_value_map
 from .errors import ConfigurationError, ZohoSyncError
 from .health import health_report
 from .incidents import alert_recipients, set_alert_recipients
-from .jobs import SyncBusy, exclusive_run, queue_for, settings_lock, tick
+from .jobs import SyncBusy, exclusive_run, queue_for, settings_lock, tick_answer, tick_tenants
 from .models import Connection, FieldMap, Link, SyncSettings
 from .preferences import (
     MODULES,
@@ -52,8 +52,12 @@ from .sync.coercion import ZohoField
 from .sync.context import RunReport
 from .sync.modes import OVERWRITE_POLICIES, SYNC_MODES, WINNER_OF_POLICY, WINNERS
 from .sync.scope import ON_LEAVE, ScopeRefused, zoho_scope_text
+from .tenancy import TenantKeyError, enter_tenant, leave_tenant
 from .undo import outcome_as_dict, revert_lines, revert_run
 from .zoho.errors import ZohoError
+
+#: Where the group keeps the --tenant it was given, for commands that act on all without it.
+_TENANT_META = "zoho_sync.tenant"
 
 
 def _state() -> ZohoSyncState:
@@ -84,8 +88,24 @@ class _NeedsTables(click.Command):
 
 
 @click.group("zoho-sync")
-def zoho_sync_cli() -> None:
+@click.option(
+    "--tenant",
+    envvar="ZOHO_SYNC_TENANT",
+    default=None,
+    help="Whose sync (multi-tenant hosts: the site, account or organisation key). "
+    "Default: the single tenant 'default'; 'tick' without it ticks every tenant.",
+)
+@click.pass_context
+def zoho_sync_cli(ctx: click.Context, tenant: str | None) -> None:
     """Keep this app's contacts and Zoho CRM in step."""
+    if tenant is None:
+        return
+    try:
+        token = enter_tenant(tenant)
+    except TenantKeyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tenant") from None
+    ctx.meta[_TENANT_META] = tenant
+    ctx.call_on_close(lambda: leave_tenant(token))
 
 
 zoho_sync_cli.command_class = _NeedsTables
@@ -656,8 +676,9 @@ def describe_report(report: RunReport, *, dry_run: bool) -> str:
 def tick_command() -> None:
     """Schedule a due pull and re-drive a stuck outbox; prints what it did as JSON."""
     state = _state()
+    named = click.get_current_context().meta.get(_TENANT_META)
     try:
-        report = tick(state)
+        reports = tick_tenants(state, [named] if named else None)
     except (redis.RedisError, OSError) as exc:
         _fail(
             ConfigurationError(
@@ -665,7 +686,7 @@ def tick_command() -> None:
                 "ZOHO_SYNC_REDIS_URL. Nothing was lost: pending changes stay in the outbox."
             )
         )
-    click.echo(json.dumps(report.as_dict(), indent=2))
+    click.echo(json.dumps(tick_answer(reports), indent=2))
 
 
 @zoho_sync_cli.command("worker")

@@ -17,6 +17,7 @@ from .crypto import TokenVault
 from .errors import NotConnectedError
 from .models import Connection
 from .schema import MissingTablesError, is_busy, is_missing_table, missing_tables
+from .tenancy import current_tenant, tenant_context
 from .zoho.auth import TokenSet, TokenStoreBusy
 
 
@@ -28,12 +29,21 @@ class DatabaseTokenStore:
     or the next process would refresh again and eat into Zoho's ten-per-ten-minutes limit.
     """
 
-    def __init__(self, engine_getter: Callable[[], sa.Engine], vault: TokenVault) -> None:
+    def __init__(
+        self,
+        engine_getter: Callable[[], sa.Engine],
+        vault: TokenVault,
+        *,
+        tenant: str | None = None,
+    ) -> None:
         self._engine_getter = engine_getter
         self._vault = vault
+        #: Whose connection this is, fixed when the store is made: the token manager loads
+        #: and saves from the client's worker threads too, whatever tenant they run as.
+        self.tenant = tenant or current_tenant()
 
     def load(self) -> TokenSet | None:
-        with Session(self._engine_getter()) as session:
+        with tenant_context(self.tenant), Session(self._engine_getter()) as session:
             try:
                 row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
             except sa.exc.DBAPIError as exc:
@@ -75,7 +85,11 @@ class DatabaseTokenStore:
             ) from None
 
     def _save(self, tokens: TokenSet) -> None:
-        with Session(self._engine_getter()) as session, session.begin():
+        with (
+            tenant_context(self.tenant),
+            Session(self._engine_getter()) as session,
+            session.begin(),
+        ):
             row = session.scalars(sa.select(Connection).order_by(Connection.id)).first()
             if row is None:
                 row = Connection()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 
 from .adapter import ContactAdapter, SQLAlchemyContactAdapter
 from .alerts import connect_alerts
@@ -26,6 +26,7 @@ from .models import attach_tables
 from .scope import scope_from_config
 from .state import EXTENSION_KEY, AdminCheck, SendMail, ZohoSyncState, state_of
 from .sync.scope import ScopeRefused
+from .tenancy import TenantResolver, enter_tenant, install_tenant_filter, leave_tenant
 from .web import register_admin
 
 if TYPE_CHECKING:
@@ -50,6 +51,11 @@ class ZohoSync:
         whose contacts need custom reading and writing (custom-field tables, JSON columns).
     :param admin_check: a callable returning True when the current user may use the admin
         pages. Without one the pages refuse everyone.
+    :param tenant: for a multi-tenant host, a callable returning the tenant key (the current
+        site, account or organisation) of the request being served, or None when the
+        request belongs to no tenant; each tenant then has its own Zoho connection,
+        settings, mapping, outbox and history (``flask_zoho_sync.tenancy``). Without one
+        the app is a single tenant, ``default``.
     :param send_mail: how alert emails go out:
         ``send_mail(subject=..., body=..., recipients=[...])``. Without one, Flask-Mail is
         used when the app has it; with neither, incidents show on the admin pages only.
@@ -64,12 +70,14 @@ class ZohoSync:
         adapter: ContactAdapter | None = None,
         admin_check: AdminCheck | None = None,
         send_mail: SendMail | None = None,
+        tenant: TenantResolver | None = None,
     ) -> None:
         self.db = db
         self.contact_model = contact_model
         self.adapter = adapter
         self.admin_check = admin_check
         self.send_mail = send_mail
+        self.tenant = tenant
         if app is not None:
             self.init_app(app)
 
@@ -82,6 +90,7 @@ class ZohoSync:
         adapter: ContactAdapter | None = None,
         admin_check: AdminCheck | None = None,
         send_mail: SendMail | None = None,
+        tenant: TenantResolver | None = None,
     ) -> None:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("Flask-Zoho-Sync is already registered on this app.")
@@ -107,6 +116,7 @@ class ZohoSync:
             adapter = SQLAlchemyContactAdapter(model)  # type: ignore[arg-type]
         adapter.bind(lambda: database.session, base_url=_base_url)
         attach_tables(database.metadata)
+        install_tenant_filter()
         app.extensions[EXTENSION_KEY] = ZohoSyncState(
             config,
             database,
@@ -114,7 +124,13 @@ class ZohoSync:
             adapter=adapter,
             admin_check=admin_check or self.admin_check,
             send_mail=send_mail or self.send_mail,
+            tenant_resolver=tenant or self.tenant,
         )
+        if tenant or self.tenant:
+            # App-wide, not only the admin pages: a host view editing contacts writes its
+            # outbox rows, and schedules its push, as the tenant of that request.
+            app.before_request(_enter_request_tenant)
+            app.teardown_request(_leave_request_tenant)
         connect_alerts()
         model = getattr(adapter, "model", None)
         if model is not None and database not in _CAPTURES:
@@ -150,6 +166,21 @@ def _after_host_commit(contact_ids: list[str]) -> None:
     state = get_state()
     if contact_ids and state.auto_sync_enabled():
         schedule_push(state)
+
+
+def _enter_request_tenant() -> None:
+    """Run the request as the tenant the host's resolver names (none: the default tenant,
+    which the admin pages refuse when tenants are in use)."""
+    tenant = get_state().tenant_resolver()  # type: ignore[misc]
+    g.zoho_sync_tenant_named = tenant is not None
+    if tenant is not None:
+        g.zoho_sync_tenant_token = enter_tenant(str(tenant))
+
+
+def _leave_request_tenant(_error: BaseException | None) -> None:
+    token = g.pop("zoho_sync_tenant_token", None)
+    if token is not None:
+        leave_tenant(token)
 
 
 def _base_url() -> str | None:

@@ -36,7 +36,7 @@ from rq.job import Job, JobStatus
 
 from .alerts import alerts_pending, deliver_pending, deliver_quietly
 from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
-from .models import SyncSettings
+from .models import Connection, SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
 from .signals import connection_lost, send
@@ -44,6 +44,7 @@ from .state import ZohoSyncState, state_of
 from .status import AUTOMATIC_TRIGGERS, sync_readiness
 from .sync.context import RunReport
 from .sync.notified import NotifiedWrite
+from .tenancy import ALL_TENANTS, DEFAULT_TENANT, current_tenant, tenant_context
 from .zoho.errors import ZohoError, ZohoReconnectRequired, ZohoRetryLater
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ NOTIFY_DELAY = 30
 RETRY_INTERVALS = [60, 300, 900, 3600]
 #: How long a plan made on the worker stays in Redis for the admin page to show.
 PLAN_TTL = 3600
-_PLAN_JOB_ID = re.compile(r"zoho-sync-plan-\d+")
+_PLAN_JOB_ID = re.compile(r"zoho-sync-plan-\d+(-[A-Za-z0-9_.:-]+)?")
 #: RQ stops a job after 180 s unless told otherwise; a first sync of 100,000 contacts, or
 #: one waiting on Zoho's bulk jobs (ZOHO_SYNC_BULK_TIMEOUT, an hour each), takes longer.
 SYNC_JOB_TIMEOUT = 6 * 3600
@@ -78,7 +79,21 @@ class SyncRetryLater(RuntimeError):
 
 
 def _key(state: ZohoSyncState, name: str) -> str:
-    return f"zoho_sync:{state.config.queue}:{name}"
+    """A Redis key of the current tenant's sync (the single tenant's keys keep the names
+    they had before tenants, so an upgrade finds its pending gates and pauses)."""
+    tenant = current_tenant()
+    if tenant == DEFAULT_TENANT:
+        return f"zoho_sync:{state.config.queue}:{name}"
+    return f"zoho_sync:{state.config.queue}:tenant:{tenant}:{name}"
+
+
+def _job_id(kind: str, stamp: int) -> str:
+    """A job id naming the tenant, so two tenants' pushes due in the same second are two
+    jobs, not one RQ would replace."""
+    tenant = current_tenant()
+    if tenant == DEFAULT_TENANT:
+        return f"zoho-sync-{kind}-{stamp}"
+    return f"zoho-sync-{kind}-{stamp}-{tenant}"
 
 
 def queue_for(state: ZohoSyncState) -> Queue:
@@ -102,13 +117,14 @@ def schedule_push(state: ZohoSyncState, *, delay: int | None = None) -> str | No
     if not connection.set(_key(state, "push-pending"), "1", nx=True, ex=seconds + PUSH_GRACE):
         return None
     due = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-    job_id = f"zoho-sync-push-{int(due.timestamp())}"
+    job_id = _job_id("push", int(due.timestamp()))
     try:
         queue_for(state).enqueue_at(
             due,
             run_sync_job,
             mode="outbox",
             trigger="auto",
+            tenant=current_tenant(),
             job_id=job_id,
             retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
             job_timeout=SYNC_JOB_TIMEOUT,
@@ -134,7 +150,8 @@ def schedule_sync(
         mode=mode,
         trigger=trigger,
         confirm_deletes=confirm_deletes,
-        job_id=f"zoho-sync-{trigger}-{int(time.time() * 1000)}",
+        tenant=current_tenant(),
+        job_id=_job_id(trigger, int(time.time() * 1000)),
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         job_timeout=SYNC_JOB_TIMEOUT,
         result_ttl=3600,
@@ -154,7 +171,8 @@ def schedule_plan(state: ZohoSyncState, *, mode: str, plan_changes: int | None) 
         run_plan_job,
         mode=mode,
         plan_changes=plan_changes,
-        job_id=f"zoho-sync-plan-{int(time.time() * 1000)}",
+        tenant=current_tenant(),
+        job_id=_job_id("plan", int(time.time() * 1000)),
         job_timeout=SYNC_JOB_TIMEOUT,
         result_ttl=PLAN_TTL,
         failure_ttl=PLAN_TTL,
@@ -162,10 +180,12 @@ def schedule_plan(state: ZohoSyncState, *, mode: str, plan_changes: int | None) 
     return str(job.id)
 
 
-def run_plan_job(mode: str, plan_changes: int | None = None) -> RunReport:
+def run_plan_job(
+    mode: str, plan_changes: int | None = None, tenant: str = DEFAULT_TENANT
+) -> RunReport:
     """The plan itself. It takes no run lock: it writes nothing on either side."""
     job = get_current_job()
-    with _job_state() as state:
+    with _job_state(tenant) as state:
         try:
             report = state.run_sync(
                 mode=mode,
@@ -244,6 +264,8 @@ def plan_progress(state: ZohoSyncState, job_id: str) -> PlanProgress:
         job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return PlanProgress("gone")
+    if job.kwargs.get("tenant", DEFAULT_TENANT) != current_tenant():
+        return PlanProgress("gone")  # another tenant's plan, whatever id was guessed
     mode = str(job.kwargs.get("mode", "since_last"))
     status = job.get_status()
     if status == JobStatus.FINISHED:
@@ -284,10 +306,11 @@ def schedule_notified_pull(
     ):
         return None
     due = datetime.now(timezone.utc) + timedelta(seconds=NOTIFY_DELAY)
-    job_id = f"zoho-sync-notified-{int(due.timestamp())}"
+    job_id = _job_id("notified", int(due.timestamp()))
     queue_for(state).enqueue_at(
         due,
         run_notified_pull_job,
+        tenant=current_tenant(),
         job_id=job_id,
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         job_timeout=SYNC_JOB_TIMEOUT,
@@ -329,9 +352,10 @@ def _app_context() -> Iterator[Flask]:
 
 
 @contextmanager
-def _job_state() -> Iterator[ZohoSyncState]:
-    """The sync state of the host app this job runs for, inside that app's context."""
-    with _app_context() as app:
+def _job_state(tenant: str = DEFAULT_TENANT) -> Iterator[ZohoSyncState]:
+    """The sync state of the host app this job runs for, inside that app's context, as the
+    tenant the job was scheduled for."""
+    with _app_context() as app, tenant_context(tenant):
         yield state_of(app)
 
 
@@ -449,7 +473,8 @@ def schedule_resume(state: ZohoSyncState, report: RunReport, *, mode: str, trigg
         run_sync_job,
         mode="since_last" if mode == "ids" else mode,
         trigger=trigger,
-        job_id=f"zoho-sync-resume-{int(resumes_at.timestamp())}",
+        tenant=current_tenant(),
+        job_id=_job_id("resume", int(resumes_at.timestamp())),
         retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
         job_timeout=SYNC_JOB_TIMEOUT,
         result_ttl=3600,
@@ -479,10 +504,13 @@ def _refusal(state: ZohoSyncState, trigger: str) -> str | None:
 
 
 def run_sync_job(
-    mode: str = "outbox", trigger: str = "auto", confirm_deletes: bool = False
+    mode: str = "outbox",
+    trigger: str = "auto",
+    confirm_deletes: bool = False,
+    tenant: str = DEFAULT_TENANT,
 ) -> dict[str, Any]:
     """A two-way pass (incremental pull, then push); the scheduled push and pull run this."""
-    with _job_state() as state:
+    with _job_state(tenant) as state:
         gate = {"auto": "push-pending", "schedule": "pull-pending"}.get(trigger)
         if gate:
             state.redis().delete(_key(state, gate))
@@ -513,8 +541,8 @@ def _take_notified_writes(state: ZohoSyncState) -> list[NotifiedWrite]:
     return written
 
 
-def run_notified_pull_job() -> dict[str, Any]:
-    with _job_state() as state:
+def run_notified_pull_job(tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
+    with _job_state(tenant) as state:
         connection = state.redis()
         connection.delete(_key(state, "notify-pending"))
         key = _key(state, "notified-ids")
@@ -555,7 +583,8 @@ def schedule_alert_delivery(state: ZohoSyncState) -> str | None:
             return None
         job = queue_for(state).enqueue(
             deliver_alerts_job,
-            job_id=f"zoho-sync-alerts-{int(time.time() * 1000)}",
+            tenant=current_tenant(),
+            job_id=_job_id("alerts", int(time.time() * 1000)),
             job_timeout=300,
             result_ttl=3600,
         )
@@ -565,9 +594,9 @@ def schedule_alert_delivery(state: ZohoSyncState) -> str | None:
     return str(job.id)
 
 
-def deliver_alerts_job() -> dict[str, Any]:
+def deliver_alerts_job(tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
     """The worker's side of :func:`schedule_alert_delivery`."""
-    with _job_state() as state:
+    with _job_state(tenant) as state:
         report = deliver_pending(state)
     return {"sent": report.sent, "problems": report.problems}
 
@@ -589,6 +618,43 @@ class TickReport:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+
+def known_tenants(state: ZohoSyncState) -> list[str]:
+    """Every tenant that has chosen settings or connected, in key order (the default
+    tenant of a single-tenant install, even before anything is set up)."""
+    either = sa.union(sa.select(SyncSettings.tenant_id), sa.select(Connection.tenant_id))
+    statement = sa.select(either.subquery()).execution_options(**{ALL_TENANTS: True})
+    found = {str(key) for key in state.db.session.scalars(statement)}
+    return sorted(found or {DEFAULT_TENANT})
+
+
+def tick_tenants(
+    state: ZohoSyncState,
+    tenants: Sequence[str] | None = None,
+    *,
+    now: Callable[[], datetime] | None = None,
+) -> dict[str, TickReport]:
+    """:func:`tick` for each tenant (all known ones unless ``tenants`` names some), each
+    as itself: one tenant's pull falling due schedules nothing for another, and one
+    tenant's Redis or Zoho trouble does not stop the others' ticks."""
+    reports: dict[str, TickReport] = {}
+    for tenant in tenants if tenants is not None else known_tenants(state):
+        with tenant_context(tenant):
+            try:
+                reports[tenant] = tick(state, now=now)
+            finally:
+                state.db.session.rollback()  # nothing of one tenant's reads leaks to the next
+    return reports
+
+
+def tick_answer(reports: dict[str, TickReport]) -> dict[str, Any]:
+    """What the CLI prints and the cron endpoint answers: one tenant's report as it always
+    was (with its tenant named), several under ``tenants``."""
+    if len(reports) == 1:
+        [(tenant, report)] = reports.items()
+        return {**report.as_dict(), "tenant": tenant}
+    return {"tenants": {tenant: report.as_dict() for tenant, report in reports.items()}}
 
 
 def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> TickReport:

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from .tenancy import TenantScoped
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -63,7 +65,7 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Connection(Base):
+class Connection(TenantScoped, Base):
     """The one Zoho connection of this app: where Zoho is and the (encrypted) tokens."""
 
     __tablename__ = "zoho_sync_connection"
@@ -88,7 +90,7 @@ class Connection(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
 
 
-class SyncSettings(Base):
+class SyncSettings(TenantScoped, Base):
     """What the admin chose: module, time zone, automatic sync, conflict policy, watermarks."""
 
     __tablename__ = "zoho_sync_settings"
@@ -116,11 +118,11 @@ class SyncSettings(Base):
     sync_mode: Mapped[str | None] = mapped_column(sa.String(16))
 
 
-class FieldMap(Base):
+class FieldMap(TenantScoped, Base):
     """One row of the mapping editor: a host field, group or system field and its Zoho field."""
 
     __tablename__ = "zoho_sync_field_map"
-    __table_args__ = (sa.UniqueConstraint("kind", "host_key"),)
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "kind", "host_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(16))  # field | group | system
@@ -141,13 +143,13 @@ class FieldMap(Base):
     overwrite: Mapped[str | None] = mapped_column(sa.String(16))
 
 
-class Link(Base):
+class Link(TenantScoped, Base):
     """A host contact and the Zoho record it is synced with, and what both held last time."""
 
     __tablename__ = "zoho_sync_link"
     __table_args__ = (
-        sa.UniqueConstraint("module", "zoho_id"),
-        sa.UniqueConstraint("module", "contact_id"),
+        sa.UniqueConstraint("tenant_id", "module", "zoho_id"),
+        sa.UniqueConstraint("tenant_id", "module", "contact_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,7 +162,7 @@ class Link(Base):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
 
 
-class OutboxEntry(Base):
+class OutboxEntry(TenantScoped, Base):
     """A host change waiting to reach Zoho, written in the host's own transaction."""
 
     __tablename__ = "zoho_sync_outbox"
@@ -176,7 +178,7 @@ class OutboxEntry(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class OutboxBatch(Base):
+class OutboxBatch(TenantScoped, Base):
     """One flush's captured changes of one kind, as written on the host's commit path.
 
     Capture writes a single small row per flush and operation instead of a row per contact:
@@ -198,7 +200,7 @@ class OutboxBatch(Base):
     zoho_ids: Mapped[dict[str, str] | None] = mapped_column(sa.JSON(none_as_null=True))
 
 
-class Run(Base):
+class Run(TenantScoped, Base):
     """One sync run: what it was asked to do, how far it got, what it cost."""
 
     __tablename__ = "zoho_sync_run"
@@ -219,7 +221,7 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
 
 
-class RecordHistory(Base):
+class RecordHistory(TenantScoped, Base):
     """What changed on one record, which way, and why."""
 
     __tablename__ = "zoho_sync_history"
@@ -244,7 +246,7 @@ class RecordHistory(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
-class Tombstone(Base):
+class Tombstone(TenantScoped, Base):
     """A deleted pairing, kept so that a late update cannot bring the record back."""
 
     __tablename__ = "zoho_sync_tombstone"
@@ -258,7 +260,7 @@ class Tombstone(Base):
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
-class LeadConversion(Base):
+class LeadConversion(TenantScoped, Base):
     """A linked lead a Zoho user converted, and what the sync did about it.
 
     The host contact stays; this row keeps the records Zoho made of the lead (its Contact,
@@ -272,7 +274,7 @@ class LeadConversion(Base):
 
     __tablename__ = "zoho_sync_lead_conversion"
     __table_args__ = (
-        sa.UniqueConstraint("module", "lead_id"),
+        sa.UniqueConstraint("tenant_id", "module", "lead_id"),
         sa.Index("ix_zoho_sync_lead_conversion_contact", "module", "contact_id"),
     )
 
@@ -290,11 +292,11 @@ class LeadConversion(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
 
 
-class ApiUsage(Base):
+class ApiUsage(TenantScoped, Base):
     """Zoho calls and credits per UTC day and endpoint, for the overview and the budget."""
 
     __tablename__ = "zoho_sync_api_usage"
-    __table_args__ = (sa.UniqueConstraint("day", "endpoint"),)
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "day", "endpoint"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(sa.Date)
@@ -303,7 +305,7 @@ class ApiUsage(Base):
     credits: Mapped[int] = mapped_column(sa.Integer, default=0)
 
 
-class AlertRecipients(Base):
+class AlertRecipients(TenantScoped, Base):
     """Who hears of an incident: the settings page's and ``settings --alert-...``'s choice.
 
     One row; a column left NULL falls back to ZOHO_SYNC_ALERT_EMAILS / _WEBHOOK_URL, so an
@@ -318,7 +320,7 @@ class AlertRecipients(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
 
 
-class Incident(Base):
+class Incident(TenantScoped, Base):
     """Trouble an admin must hear of once (and once more when it clears), not per record.
 
     ``kind`` is run_failed, connection_lost, breaker_tripped, budget_low or field_paused;
@@ -342,7 +344,7 @@ class Incident(Base):
     delivery_error: Mapped[str | None] = mapped_column(sa.Text)
 
 
-class SyncScope(Base):
+class SyncScope(TenantScoped, Base):
     """What syncs (issue 21; ``flask_zoho_sync.scope``): the host groups or named filter,
     the Zoho conditions, what leaving the scope does, and the first sync's match key. One
     row; absent, the ``ZOHO_SYNC_SCOPE_*`` and ``ZOHO_SYNC_MATCH_KEY`` config applies."""
@@ -358,7 +360,7 @@ class SyncScope(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
 
 
-class ScopeExit(Base):
+class ScopeExit(TenantScoped, Base):
     """A pair the sync let go because one side left the scope (``side``: host | zoho), so
     the other side's copy is never linked or created again while it stays out; cleared when
     the record comes back into scope."""

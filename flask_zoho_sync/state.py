@@ -49,6 +49,7 @@ from .signals import (
 from .sync.context import EngineOptions, ProgressCallback, RunReport
 from .sync.engine import SyncEngine
 from .sync.notified import NotifiedWrite
+from .tenancy import DEFAULT_TENANT, TenantResolver, current_tenant
 from .zoho.auth import (
     DEFAULT_SCOPES,
     RECYCLE_BIN_SCOPE,
@@ -92,8 +93,11 @@ class ZohoSyncState:
         adapter: ContactAdapter,
         admin_check: AdminCheck | None,
         send_mail: SendMail | None = None,
+        tenant_resolver: TenantResolver | None = None,
     ) -> None:
         self.config = config
+        #: The host's answer to "which tenant is this request for?" (None: one tenant).
+        self.tenant_resolver = tenant_resolver
         self.send_mail = send_mail
         self.db = db
         self.vault = vault
@@ -102,7 +106,8 @@ class ZohoSyncState:
         self.meter = UsageMeter()
         self._redis: redis.Redis | None = None
         self._watched: tuple[float, frozenset[str]] = (0.0, frozenset())
-        self._auto_sync: tuple[float, bool] = (0.0, False)
+        #: Whether automatic sync is on, per tenant, with when it was read.
+        self._auto_sync: dict[str, tuple[float, bool]] = {}
 
     # -- change capture -----------------------------------------------------------------
 
@@ -127,22 +132,27 @@ class ZohoSyncState:
         return watched
 
     def auto_sync_enabled(self) -> bool:
-        stamp, cached = self._auto_sync
+        """Whether the current tenant's automatic sync is on (read at most every few
+        seconds: capture asks on every host commit)."""
+        tenant = current_tenant()
+        stamp, cached = self._auto_sync.get(tenant, (0.0, False))
         if time.monotonic() - stamp < PREFERENCES_TTL:
             return cached
         with self.db.engine.connect() as connection:
             enabled = bool(
                 connection.scalar(
-                    sa.select(SyncSettings.auto_sync).where(SyncSettings.module.is_not(None))
+                    sa.select(SyncSettings.auto_sync).where(
+                        SyncSettings.tenant_id == tenant, SyncSettings.module.is_not(None)
+                    )
                 )
             )
-        self._auto_sync = (time.monotonic(), enabled)
+        self._auto_sync[tenant] = (time.monotonic(), enabled)
         return enabled
 
     def preferences_changed(self) -> None:
         """Forget cached preferences (the mapping or automatic sync just changed here)."""
         self._watched = (0.0, frozenset())
-        self._auto_sync = (0.0, False)
+        self._auto_sync.clear()
 
     # -- infrastructure -------------------------------------------------------------------
 
@@ -158,8 +168,8 @@ class ZohoSyncState:
         because the push refreshes tokens from worker threads, which have none."""
         if has_app_context():
             engine = self.db.engine
-            return DatabaseTokenStore(lambda: engine, self.vault)
-        return DatabaseTokenStore(lambda: self.db.engine, self.vault)
+            return DatabaseTokenStore(lambda: engine, self.vault, tenant=current_tenant())
+        return DatabaseTokenStore(lambda: self.db.engine, self.vault, tenant=current_tenant())
 
     def oauth(self, redirect_uri: str | None = None) -> ZohoOAuth:
         return ZohoOAuth(
@@ -185,7 +195,7 @@ class ZohoSyncState:
         return TokenManager(
             self.oauth(),
             self.token_store(),
-            lock_factory=redis_lock_factory(self.redis()),
+            lock_factory=redis_lock_factory(self.redis(), self._refresh_lock_key()),
         )
 
     def client(self, *, budget: CreditBudget | None = None) -> ZohoClient:
@@ -210,6 +220,14 @@ class ZohoSyncState:
             ),
         )
 
+    @staticmethod
+    def _refresh_lock_key() -> str:
+        """One refresh at a time per tenant's connection (each holds its own token)."""
+        tenant = current_tenant()
+        if tenant == DEFAULT_TENANT:
+            return "zoho_sync:token-refresh"
+        return f"zoho_sync:token-refresh:{tenant}"
+
     def call_slots_key(self) -> str:
         """The Redis key of the org's call slots: Zoho counts concurrent calls per org and
         app (client id), so that is what the key names. Before the org is known (the first
@@ -217,7 +235,10 @@ class ZohoSyncState:
         try:
             with self.db.engine.connect() as connection:
                 org_id = connection.scalar(
-                    sa.select(Connection.org_id).order_by(Connection.id).limit(1)
+                    sa.select(Connection.org_id)
+                    .where(Connection.tenant_id == current_tenant())
+                    .order_by(Connection.id)
+                    .limit(1)
                 )
         except sa.exc.SQLAlchemyError:  # no tables yet: nothing is connected
             org_id = None

@@ -12,6 +12,7 @@ ledger and the host through one SQLAlchemy session, and sessions are not thread-
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -63,7 +64,9 @@ class InFlight:
         except BaseException:
             self._settle_rest()
             raise
-        self._pending.append((self._executor.submit(call), settle))
+        # In the caller's context (its tenant): the call may refresh the caller's token.
+        context = contextvars.copy_context()
+        self._pending.append((self._executor.submit(context.run, call), settle))
 
     def drain(self) -> None:
         """Wait for every call and settle it; raise the first failure after settling the rest."""

@@ -16,6 +16,7 @@ slower side.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import queue
 import threading
 from collections.abc import Iterable
@@ -51,7 +52,12 @@ class ReadAhead(Generic[T]):
         self._stop = threading.Event()
         self._finished = False
         self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._fill, name=name, daemon=True)
+        # The reader runs in the caller's context (its tenant, ``flask_zoho_sync.tenancy``):
+        # a token refresh on this thread must read the caller's connection.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._fill,), name=name, daemon=True
+        )
         self._thread.start()
 
     def _fill(self) -> None:

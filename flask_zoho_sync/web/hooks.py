@@ -17,11 +17,12 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..errors import ZohoSyncError
-from ..jobs import schedule_notified_pull, tick
+from ..jobs import schedule_notified_pull, tick_answer, tick_tenants
 from ..models import SyncSettings
 from ..notifications import NotificationRefused, verify_notification
 from ..schema import require_tables
 from ..state import ZohoSyncState
+from ..tenancy import ALL_TENANTS, current_tenant, tenant_context
 from .blueprint import bp, sync_state
 from .request_body import BodyRefused, parse_bounded_json, read_bounded_body
 from .security import public
@@ -75,14 +76,32 @@ def cron() -> ResponseReturnValue:
     if not_ready is not None:
         return not_ready
     try:
-        report = tick(state)
+        reports = tick_tenants(state)
     except (redis.RedisError, OSError) as exc:
         return _error(
             503,
             f"Redis did not answer ({type(exc).__name__}); nothing was lost, pending changes "
             "stay in the outbox. Check ZOHO_SYNC_REDIS_URL and call again.",
         )
-    return jsonify({"ok": True, **report.as_dict()})
+    return jsonify({"ok": True, **tick_answer(reports)})
+
+
+def _settings_of_channel(state: ZohoSyncState, payload: object) -> SyncSettings | None:
+    """The settings (and so the tenant) whose channel a notification names; Zoho calls one
+    URL for every tenant's channel. The token is checked against that tenant's alone."""
+    session = state.db.session
+    channel = payload.get("channel_id") if isinstance(payload, dict) else None
+    if channel is not None:
+        statement = (
+            sa.select(SyncSettings)
+            .where(SyncSettings.notify_channel_id == str(channel))
+            .execution_options(**{ALL_TENANTS: True})
+        )
+        found = session.scalars(statement).first()
+        if found is not None:
+            return found
+    # No tenant has that channel: checked against the request's own, which refuses it.
+    return session.scalars(sa.select(SyncSettings)).first()
 
 
 @bp.post("/notify")
@@ -103,14 +122,15 @@ def notify() -> ResponseReturnValue:
     not_ready = _database_not_ready(state)
     if not_ready is not None:
         return not_ready
-    settings = state.db.session.scalars(sa.select(SyncSettings)).first()
+    settings = _settings_of_channel(state, payload)
     try:
         notification = verify_notification(state, settings, payload)
     except NotificationRefused as exc:
         log.warning("Refused a Zoho notification: %s", exc)
         return _error(403 if payload is not None else 400, str(exc))
     try:
-        job = schedule_notified_pull(state, notification.ids, notification.written)
+        with tenant_context(settings.tenant_id if settings is not None else current_tenant()):
+            job = schedule_notified_pull(state, notification.ids, notification.written)
     except (redis.RedisError, OSError) as exc:
         # Zoho does not promise to retry; the scheduled pull will still find the change.
         log.warning("Could not schedule the pull Zoho asked for: %s", exc)

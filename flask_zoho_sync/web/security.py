@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.typing import ResponseReturnValue
 
 from ..errors import ZohoSyncError
@@ -52,6 +52,16 @@ def guard() -> ResponseReturnValue | None:
             title="Administrators only",
             message="These pages are for administrators of this site. Sign in as an "
             "administrator, or ask one for access.",
+        )
+    if state.tenant_resolver is not None and not g.get("zoho_sync_tenant_named"):
+        # Tenants are in use and this request belongs to none: showing the default
+        # tenant's sync would show nobody's, or somebody else's.
+        return render_refusal(
+            "zoho_sync/error.html",
+            403,
+            title="No site chosen",
+            message="These pages show the Zoho sync of one site or account, and this "
+            "request names none. Open them from the site you administer.",
         )
     try:
         # After the admin check, so visitors learn nothing about the schema.

@@ -11,6 +11,7 @@ time in brackets, a WHERE always present (Zoho's error list names a query withou
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -275,7 +276,15 @@ class OffsetReader:
     ) -> list[tuple[list[dict[str, Any]], bool]]:
         """``pages`` pages after id ``after``, read at once, in offset order."""
         offsets = range(0, pages * self.page_size, self.page_size)
-        return list(pool.map(lambda at: self.query(self._text(after, at, self.page_size)), offsets))
+        # Each query in the caller's context (whatever its context variables hold, such as
+        # the host's tenant, which a token refresh on the pool's thread reads).
+        context = contextvars.copy_context()
+        return list(
+            pool.map(
+                lambda at: context.copy().run(self.query, self._text(after, at, self.page_size)),
+                offsets,
+            )
+        )
 
     def _kept(self, records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         drop = self.module == "Leads" and not self.keep_converted
