@@ -27,6 +27,7 @@ from .dbids import primary_key_fits
 from .sync.coercion import HostField
 from .sync.context import create_one_by_one
 from .sync.mapping import HostChanges
+from .tenancy import current_tenant
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,10 @@ class SQLAlchemyContactAdapter(ContactAdapter):
     :param contact_url: an endpoint taking ``contact_id`` or a callable giving the contact's
         page; outside a request (in the worker) ``url_for`` needs ``SERVER_NAME``.
     :param exclude: columns never offered for mapping (passwords, internal flags).
+    :param tenant: for a multi-tenant host (``ZohoSync(tenant=...)``), the column holding the
+        contact's tenant key (a site or account id): the sync of a tenant reads, matches
+        and counts only that tenant's contacts, and the contacts it creates get its key.
+        The column is never offered for mapping.
     :param set_based_creates: create a pull's new contacts with INSERT statements, a page
         at a time (``create_contacts``), instead of an ORM object each. The model's column
         defaults apply either way; it is turned off by itself for a model with ORM hooks an
@@ -333,6 +338,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         contact_url: str | Callable[[Any], str] | None = None,
         exclude: Iterable[str] = (),
         set_based_creates: bool = True,
+        tenant: str | None = None,
     ) -> None:
         self.model = model
         self._mapper = sa.inspect(model)
@@ -342,11 +348,15 @@ class SQLAlchemyContactAdapter(ContactAdapter):
             self._mapper.relationships[groups].mapper.class_ if self.groups_attribute else None
         )
         self.group_key = group_key
-        self.subscribed_attribute = subscribed if subscribed in self._mapper.columns else None
+        columns = self._mapper.columns
+        self.subscribed_attribute = subscribed if subscribed and subscribed in columns else None
         self.email_attribute = email
-        self.modified_attribute = modified if modified in self._mapper.columns else None
+        self.modified_attribute = modified if modified and modified in columns else None
         self._contact_url = contact_url
-        self._excluded = set(exclude)
+        if tenant is not None and tenant not in self._mapper.columns:
+            raise ValueError(f"{model.__name__} has no column {tenant!r} to hold the tenant")
+        self.tenant_attribute = tenant
+        self._excluded = set(exclude) | ({tenant} if tenant else set())
         self._warned_about_base_url = False
         self.set_based_creates = set_based_creates
 
@@ -525,11 +535,53 @@ class SQLAlchemyContactAdapter(ContactAdapter):
             return int(text)
         return python_type(contact_id)
 
+    # -- tenants ----------------------------------------------------------------------------
+
+    def _tenant_value(self) -> Any:
+        """The current tenant's key as the tenant column holds it (an integer site id, say)."""
+        column = self._mapper.columns[self.tenant_attribute]
+        tenant = current_tenant()
+        try:
+            return column.type.python_type(tenant)
+        except (NotImplementedError, TypeError, ValueError):
+            return tenant
+
+    def tenants_of(self, connection: sa.Connection, contact_ids: list[str]) -> dict[str, str]:
+        """The tenant of each contact (capture's question, on the flushing connection)."""
+        if self.tenant_attribute is None:
+            return {}
+        keys = []
+        for contact_id in contact_ids:
+            try:
+                keys.append(self._coerce_id(contact_id))
+            except (TypeError, ValueError):
+                continue
+        column = self._mapper.columns[self.tenant_attribute]
+        key_column = self._primary_key
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            rows = connection.execute(
+                sa.select(key_column, column).where(key_column.in_(keys[start : start + 500]))
+            )
+            found.update({str(key): str(tenant) for key, tenant in rows if tenant is not None})
+        return found
+
+    def _own(self, statement: Any) -> Any:
+        """``statement`` limited to the current tenant's contacts (unchanged for one tenant)."""
+        if self.tenant_attribute is None:
+            return statement
+        column = getattr(self.model, self.tenant_attribute)
+        return statement.where(column == self._tenant_value())
+
     def get(self, contact_id: str) -> Any | None:
         try:
-            return self.session.get(self.model, self._coerce_id(contact_id))
+            key = self._coerce_id(contact_id)
         except (TypeError, ValueError):
             return None
+        if self.tenant_attribute is None:
+            return self.session.get(self.model, key)
+        statement = self._own(sa.select(self.model).where(self._primary_key == key))
+        return self.session.scalars(statement).first()
 
     def get_many(self, contact_ids: Sequence[str]) -> dict[str, Any]:
         keys = []
@@ -541,7 +593,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         found: dict[str, Any] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            statement = sa.select(self.model).where(self._primary_key.in_(chunk))
+            statement = self._own(sa.select(self.model).where(self._primary_key.in_(chunk)))
             if self.groups_attribute is not None:
                 # The engine reads every contact's groups: one query for the chunk, not one
                 # per contact.
@@ -562,7 +614,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
             .order_by(self._primary_key)
             .limit(1)
         )
-        return self.session.scalars(statement).first()
+        return self.session.scalars(self._own(statement)).first()
 
     def find_many_by_email(self, emails: Iterable[str]) -> dict[str, Any]:
         """One query per 900 emails instead of one per email (an import of 100,000 Zoho
@@ -593,6 +645,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                 )
                 .order_by(self._primary_key.desc())
             )
+            statement = self._own(statement)
             if self.groups_attribute is not None:
                 statement = statement.options(
                     selectinload(getattr(self.model, self.groups_attribute))
@@ -605,6 +658,8 @@ class SQLAlchemyContactAdapter(ContactAdapter):
 
     def create(self) -> Any:
         contact = self.model()
+        if self.tenant_attribute is not None:
+            setattr(contact, self.tenant_attribute, self._tenant_value())
         self.session.add(contact)
         return contact
 
@@ -706,6 +761,8 @@ class SQLAlchemyContactAdapter(ContactAdapter):
             row[name] = value
         if change.subscribed is not None and self.subscribed_attribute is not None:
             row[self.subscribed_attribute] = change.subscribed
+        if self.tenant_attribute is not None:
+            row[self.tenant_attribute] = self._tenant_value()
         return row
 
     @cached_property
@@ -846,14 +903,15 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                 statement = statement.where(
                     getattr(self.model, self.modified_attribute) >= modified_since
                 )
-            page = list(self.session.scalars(statement))
+            page = list(self.session.scalars(self._own(statement)))
             if not page:
                 return
             yield page
             last_key = key_of(page[-1])
 
     def count(self) -> int:
-        return int(self.session.scalar(sa.select(sa.func.count()).select_from(self.model)) or 0)
+        statement = self._own(sa.select(sa.func.count()).select_from(self.model))
+        return int(self.session.scalar(statement) or 0)
 
     # -- what syncs -----------------------------------------------------------------------
 
@@ -890,7 +948,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                 return set()  # no groups relationship: no contact is in a group
             if check is not None and python_check is None:
                 statement = statement.where(check)
-            for row in self.session.scalars(statement):
+            for row in self.session.scalars(self._own(statement)):
                 if python_check is None:
                     kept.add(str(row))
                 elif python_check(row):
@@ -910,7 +968,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
                 .where(sa.cast(column, sa.String).in_(wanted[start : start + 500]))
                 .order_by(self._primary_key)
             )
-            for contact in self.session.scalars(statement):
+            for contact in self.session.scalars(self._own(statement)):
                 value = getattr(contact, field)
                 found.setdefault(str(value).strip(), []).append(contact)
         return found

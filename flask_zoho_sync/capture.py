@@ -102,6 +102,7 @@ from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.state import InstanceState
 
 from .models import Link, OutboxBatch
+from .tenancy import current_tenant, tenant_context
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,11 @@ DELETE = "delete"
 
 LinkLookup = Callable[[Connection, list[str]], dict[str, str]]
 OnCommit = Callable[[list[str]], None]
+#: ``(connection, contact_ids) -> {contact_id: tenant key}`` of contacts that still exist.
+TenantLookup = Callable[[Connection, list[str]], dict[str, str]]
+
+#: ``session.info`` key: the tenants whose outbox the transaction wrote to.
+_TENANTS = "zoho_sync_capture_tenants"
 SessionTarget = scoped_session[Any] | sessionmaker[Any]
 
 #: Which handle listens on which session class, so module-level :func:`mark_dirty` can
@@ -162,7 +168,56 @@ def default_link_lookup(connection: Connection, contact_ids: list[str]) -> dict[
 _INSERT_BATCH = sa.insert(OutboxBatch.__table__)
 
 
-def _write_rows(connection: Connection, changes: Frame, link_lookup: LinkLookup) -> None:
+def _link_tenants(connection: Connection, contact_ids: list[str]) -> dict[str, str]:
+    """The tenant of each deleted contact's link (the host row is gone by now)."""
+    table = _link_table()
+    found: dict[str, str] = {}
+    for chunk in _chunks(contact_ids):
+        rows = connection.execute(
+            sa.select(table.c.contact_id, table.c.tenant_id).where(table.c.contact_id.in_(chunk))
+        )
+        found.update({contact_id: tenant for contact_id, tenant in rows})
+    return found
+
+
+def _by_tenant(
+    connection: Connection, changes: Frame, tenant_lookup: TenantLookup | None
+) -> dict[str, Frame]:
+    """``changes`` split by the tenant each contact belongs to: a host editing several
+    tenants' contacts in one transaction (a platform admin, a script) fills each tenant's
+    outbox, not the request's. Without a tenant column every change is the current
+    tenant's."""
+    if tenant_lookup is None:
+        return {current_tenant(): changes}
+    upserts = [contact_id for contact_id, op in changes.items() if op == UPSERT]
+    deletes = [contact_id for contact_id, op in changes.items() if op == DELETE]
+    tenants = tenant_lookup(connection, upserts) if upserts else {}
+    if deletes:
+        tenants.update(_link_tenants(connection, deletes))
+    split: dict[str, Frame] = {}
+    for contact_id, operation in changes.items():
+        tenant = tenants.get(contact_id) or current_tenant()
+        split.setdefault(tenant, {})[contact_id] = operation
+    return split
+
+
+def _write_rows(
+    connection: Connection,
+    changes: Frame,
+    link_lookup: LinkLookup,
+    tenant_lookup: TenantLookup | None = None,
+) -> set[str]:
+    """Each tenant's share of ``changes`` as batch rows (:func:`_write_tenant_rows`);
+    returns the tenants written to."""
+    split = _by_tenant(connection, changes, tenant_lookup)
+    for tenant, share in split.items():
+        _write_tenant_rows(connection, share, link_lookup, tenant)
+    return set(split)
+
+
+def _write_tenant_rows(
+    connection: Connection, changes: Frame, link_lookup: LinkLookup, tenant: str
+) -> None:
     """Write a flush's changes as one batch row per operation; deletes carry Zoho ids.
 
     A row per contact was most of capture's cost on the host's commit (inserting 1,000 rows
@@ -181,13 +236,25 @@ def _write_rows(connection: Connection, changes: Frame, link_lookup: LinkLookup)
     rows: list[dict[str, Any]] = []
     if upserts:
         rows.append(
-            {"created_at": now, "operation": UPSERT, "contact_ids": upserts, "zoho_ids": None}
+            {
+                "created_at": now,
+                "operation": UPSERT,
+                "contact_ids": upserts,
+                "zoho_ids": None,
+                "tenant_id": tenant,
+            }
         )
     if deletes:
         linked = link_lookup(connection, deletes)
         zoho_ids = {contact: linked[contact] for contact in deletes if contact in linked}
         rows.append(
-            {"created_at": now, "operation": DELETE, "contact_ids": deletes, "zoho_ids": zoho_ids}
+            {
+                "created_at": now,
+                "operation": DELETE,
+                "contact_ids": deletes,
+                "zoho_ids": zoho_ids,
+                "tenant_id": tenant,
+            }
         )
     connection.execute(_INSERT_BATCH, rows)
 
@@ -269,12 +336,14 @@ class CaptureHandle:
         watched_attributes: Callable[[], frozenset[str]],
         link_lookup: LinkLookup | None,
         on_commit: OnCommit | None,
+        tenant_lookup: TenantLookup | None = None,
     ) -> None:
         self.target = target
         self.model = model
         self.watched_attributes = watched_attributes
         self.link_lookup = link_lookup or default_link_lookup
         self.on_commit = on_commit
+        self.tenant_lookup = tenant_lookup
         mapper: Mapper[Any] = sa.inspect(model)
         self.mapper = mapper
         self.table: sa.Table = mapper.local_table  # type: ignore[assignment]
@@ -710,7 +779,8 @@ class CaptureHandle:
                     fresh[contact_id] = operation
         if not fresh:
             return
-        _write_rows(connection, fresh, self.link_lookup)
+        written = _write_rows(connection, fresh, self.link_lookup, self.tenant_lookup)
+        session.info.setdefault(_TENANTS, set()).update(written)
         if current is not None:
             frames.setdefault(current, {}).update(fresh)
 
@@ -734,9 +804,12 @@ class CaptureHandle:
             return
         frame = frames.pop(session.get_transaction(), None)  # type: ignore[arg-type]
         frames.clear()
+        tenants = session.info.pop(_TENANTS, None) or {current_tenant()}
         if frame and self.on_commit is not None:
             try:
-                self.on_commit(list(frame))
+                for tenant in sorted(tenants):  # each tenant's push, as that tenant
+                    with tenant_context(tenant):
+                        self.on_commit(list(frame))
             except Exception:
                 log.warning(
                     "Could not schedule the Zoho push for %d contact(s) after commit; the "
@@ -753,6 +826,7 @@ class CaptureHandle:
         """
         if transaction.parent is None:
             session.info.pop(_FRAMES, None)
+            session.info.pop(_TENANTS, None)
             session.info.pop(_PREFETCHED, None)
             session.info.pop(_JUDGED, None)
         elif transaction.nested:
@@ -768,6 +842,7 @@ def install_capture(
     watched_attributes: Callable[[], frozenset[str]],
     link_lookup: LinkLookup | None = None,
     on_commit: OnCommit | None = None,
+    tenant_lookup: TenantLookup | None = None,
 ) -> CaptureHandle:
     """Capture ``model``'s changes made through ``session`` (the host's) into the outbox.
 
@@ -779,7 +854,10 @@ def install_capture(
     :param link_lookup: ``(connection, contact_ids) -> {contact_id: zoho_id}`` for deletes;
         by default every link of the contact (see :func:`default_link_lookup`).
     :param on_commit: called with the contact ids of each committed transaction that
-        captured any; exceptions are logged and swallowed, the outbox rows stay.
+        captured any, once per tenant written to, as that tenant; exceptions are logged
+        and swallowed, the outbox rows stay.
+    :param tenant_lookup: for a host whose contacts carry a tenant column: the tenant of
+        each contact, so its change fills its own tenant's outbox.
     """
     handle = CaptureHandle(
         session,
@@ -787,6 +865,7 @@ def install_capture(
         watched_attributes=watched_attributes,
         link_lookup=link_lookup,
         on_commit=on_commit,
+        tenant_lookup=tenant_lookup,
     )
     handle.install()
     return handle

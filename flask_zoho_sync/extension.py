@@ -16,7 +16,7 @@ from flask import Flask, current_app, g
 
 from .adapter import ContactAdapter, SQLAlchemyContactAdapter
 from .alerts import connect_alerts
-from .capture import CaptureHandle, install_capture
+from .capture import CaptureHandle, TenantLookup, install_capture
 from .cli import zoho_sync_cli
 from .config import read_config
 from .crypto import TokenVault
@@ -139,6 +139,7 @@ class ZohoSync:
                 model=model,
                 watched_attributes=_watched_attributes,
                 on_commit=_after_host_commit,
+                tenant_lookup=_tenant_lookup(adapter),
             )
         app.cli.add_command(zoho_sync_cli)
         register_admin(app, app.extensions[EXTENSION_KEY])
@@ -166,6 +167,13 @@ def _after_host_commit(contact_ids: list[str]) -> None:
     state = get_state()
     if contact_ids and state.auto_sync_enabled():
         schedule_push(state)
+
+
+def _tenant_lookup(adapter: ContactAdapter) -> TenantLookup | None:
+    """Capture's way to a contact's tenant: the adapter's tenant column, if it has one."""
+    if getattr(adapter, "tenant_attribute", None) is None:
+        return None
+    return adapter.tenants_of  # type: ignore[attr-defined,no-any-return]
 
 
 def _enter_request_tenant() -> None:
