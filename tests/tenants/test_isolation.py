@@ -7,12 +7,13 @@ import json
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from rq import Queue
 
 from flask_zoho_sync import jobs
 from flask_zoho_sync.connection import store_account_details
-from flask_zoho_sync.models import Link, OutboxBatch, Run, SyncSettings
+from flask_zoho_sync.models import Incident, Link, OutboxBatch, Run, SyncSettings
 from flask_zoho_sync.preferences import add_default_mappings, get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.tenancy import tenant_context
@@ -291,3 +292,44 @@ def test_a_plan_of_another_tenant_is_gone_whatever_id_is_asked(
         assert jobs.plan_progress(host.state, job_id).status == "waiting"
     with host.as_tenant("north"):
         assert jobs.plan_progress(host.state, job_id).status == "gone"
+
+
+def test_a_revoked_token_stops_that_tenant_alone_and_says_so(
+    sandbox_tenant_host: TenantHost, zoho_sandbox: SandboxHandle
+) -> None:
+    host = sandbox_tenant_host
+    connect(host, "north", zoho_sandbox, "Leads")
+    connect(host, "south", zoho_sandbox, "Contacts")
+    host.add_contact("north", last_name="N", email="n@north.test")
+    host.add_contact("south", last_name="S", email="s@south.test")
+    with host.as_tenant("north"):
+        north_token = host.state.token_store().load()
+    assert north_token is not None
+    # North's user removed the app in Zoho: its grant is gone, south's is not.
+    revoked = requests.post(
+        f"{zoho_sandbox.accounts_server}/oauth/v2/token/revoke",
+        params={"token": north_token.refresh_token},
+        timeout=10,
+    )
+    assert revoked.ok
+    zoho_sandbox.faults(expire_access_tokens=True)
+
+    for site in ("north", "south"):
+        with host.as_tenant(site):
+            jobs.schedule_sync(host.state, mode="all", trigger="admin")
+    work_queue(host)
+
+    assert emails(zoho_sandbox.records("Contacts")) == {"s@south.test"}
+    assert emails(zoho_sandbox.records("Leads")) == set()
+    with host.app.app_context():
+        session = host.db.session
+        # North's run ended before it began (Zoho refused the field list): no run row, an
+        # open "connection lost" incident of north's alone.
+        for site, runs in (("north", []), ("south", ["succeeded"])):
+            with tenant_context(site):
+                assert [run.status for run in session.scalars(sa.select(Run))] == runs
+                kinds = set(session.scalars(sa.select(Incident.kind)))
+                assert ("connection_lost" in kinds) is (site == "north")
+    north_page = host.get("north", "/").get_data(as_text=True)
+    assert "reconnect" in north_page.lower() or "Reconnect" in north_page
+    assert "connection_lost" not in host.get("south", "/").get_data(as_text=True)
