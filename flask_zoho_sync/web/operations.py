@@ -1,8 +1,9 @@
 """Endpoints for monitors: ``GET {prefix}/health`` (JSON) and ``GET {prefix}/metrics``.
 
 A monitor has no admin session, so both take ZOHO_SYNC_HEALTH_TOKEN as a Bearer token
-(compared in constant time); a signed-in admin needs none. Refusals are JSON: 401 when no
-credentials came, 403 when they are wrong.
+(compared in constant time); a signed-in admin needs none. On a multi-tenant host the token
+holder names the tenant with ``?tenant=KEY``; an admin sees the tenant of their request.
+Refusals are JSON: 401 when no credentials came, 403 when they are wrong.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..health import health_report
 from ..metrics import INSTALL_HINT, metrics_available, render_metrics
 from ..schema import require_tables
 from ..state import ZohoSyncState
+from ..tenancy import TenantKeyError, checked_tenant, current_tenant, tenant_context
 from .blueprint import bp, sync_state
 from .security import public
 
@@ -64,6 +66,22 @@ def refusal(state: ZohoSyncState) -> ResponseReturnValue | None:
     return _refuse(401, f"Sign in as an administrator, or {how}.")
 
 
+def _chosen_tenant() -> tuple[str | None, ResponseReturnValue | None]:
+    """The tenant a monitor asks about with ``?tenant=KEY`` (multi-tenant hosts), or None.
+
+    Only the operator's bearer token may name one: an admin signed in to one site reads
+    that site's figures, whatever the query says."""
+    asked = request.args.get("tenant")
+    if asked is None:
+        return None, None
+    if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return None, _refuse(403, "Only ZOHO_SYNC_HEALTH_TOKEN may name a tenant.")
+    try:
+        return checked_tenant(asked), None
+    except TenantKeyError as exc:
+        return None, _refuse(400, str(exc))
+
+
 def _not_ready(state: ZohoSyncState) -> ResponseReturnValue | None:
     try:
         require_tables(state.db.engine, state.adapter)
@@ -81,7 +99,11 @@ def health() -> ResponseReturnValue:
     refused = refusal(state) or _not_ready(state)
     if refused is not None:
         return refused
-    report = health_report(state)
+    tenant, refused = _chosen_tenant()
+    if refused is not None:
+        return refused
+    with tenant_context(tenant or current_tenant()):
+        report = health_report(state)
     return jsonify(report), 200 if report["healthy"] else 503
 
 
@@ -98,5 +120,9 @@ def metrics() -> ResponseReturnValue:
     not_ready = _not_ready(state)
     if not_ready is not None:
         return not_ready
-    body, content_type = render_metrics(state)
+    tenant, refused = _chosen_tenant()
+    if refused is not None:
+        return refused
+    with tenant_context(tenant or current_tenant()):
+        body, content_type = render_metrics(state)
     return Response(body, content_type=content_type)

@@ -19,7 +19,8 @@ from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.tenancy import tenant_context
 from flask_zoho_sync.workers import SimpleSyncWorker
 from flask_zoho_sync.zoho.auth import TokenSet
-from tests.tenants.conftest import TenantHost
+from tests.tables import release_tables
+from tests.tenants.conftest import SITE_HEADER, TenantHost, make_tenant_host
 
 pytestmark = pytest.mark.redis
 
@@ -333,3 +334,60 @@ def test_a_revoked_token_stops_that_tenant_alone_and_says_so(
     north_page = host.get("north", "/").get_data(as_text=True)
     assert "reconnect" in north_page.lower() or "Reconnect" in north_page
     assert "connection_lost" not in host.get("south", "/").get_data(as_text=True)
+
+
+def test_a_monitor_names_the_tenant_whose_health_it_reads(
+    database_url: str, redis_client: Any
+) -> None:
+    host = make_tenant_host(database_url, ZOHO_SYNC_HEALTH_TOKEN="monitor-token")
+    try:
+        store_connection(host, "north", "North Traders")
+        bearer = {"Authorization": "Bearer monitor-token"}
+
+        def token_state(query: str, headers: dict[str, str]) -> Any:
+            answer = host.client.get(f"/admin/zoho/health{query}", headers=headers)
+            return answer.status_code, (answer.get_json() or {}).get("token_state")
+
+        assert token_state("?tenant=north", bearer)[1] == "ok"
+        assert token_state("?tenant=south", bearer)[1] == "not_connected"
+        # An admin signed in to south reads south's, whatever the query names.
+        assert token_state("?tenant=north", {SITE_HEADER: "south"})[0] == 403
+        assert token_state("", {SITE_HEADER: "south"})[1] == "not_connected"
+        assert token_state("", {SITE_HEADER: "north"})[1] == "ok"
+        assert token_state("?tenant=no%20good", bearer)[0] == 400
+    finally:
+        with host.app.app_context():
+            release_tables(host.db)
+
+
+def test_disconnecting_one_tenant_revokes_its_token_and_leaves_the_others_connected(
+    sandbox_tenant_host: TenantHost, zoho_sandbox: SandboxHandle
+) -> None:
+    host = sandbox_tenant_host
+    connect(host, "north", zoho_sandbox, "Leads")
+    connect(host, "south", zoho_sandbox, "Contacts")
+    with host.as_tenant("north"):
+        north_token = host.state.token_store().load()
+    assert north_token is not None
+
+    answer = host.post("north", "/disconnect")
+    assert answer.status_code in (200, 302, 303)
+
+    refreshed = requests.post(
+        f"{zoho_sandbox.accounts_server}/oauth/v2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": north_token.refresh_token,
+            "client_id": zoho_sandbox.client_id,
+            "client_secret": zoho_sandbox.client_secret,
+        },
+        timeout=10,
+    )
+    assert refreshed.json().get("error") == "invalid_code"  # revoked at Zoho
+    with host.as_tenant("north"):
+        assert host.state.token_store().load() is None
+    host.add_contact("south", last_name="S", email="s@south.test")
+    with host.as_tenant("south"):
+        jobs.schedule_sync(host.state, mode="all", trigger="admin")
+    work_queue(host)
+    assert emails(zoho_sandbox.records("Contacts")) == {"s@south.test"}
