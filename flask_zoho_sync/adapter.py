@@ -356,6 +356,15 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         if tenant is not None and tenant not in self._mapper.columns:
             raise ValueError(f"{model.__name__} has no column {tenant!r} to hold the tenant")
         self.tenant_attribute = tenant
+        #: The group model's own tenant column, when it has one of the same name: each
+        #: tenant then maps, reads and joins only its own groups.
+        self.group_tenant_attribute = (
+            tenant
+            if tenant
+            and self.group_model is not None
+            and tenant in sa.inspect(self.group_model).columns
+            else None
+        )
         self._excluded = set(exclude) | ({tenant} if tenant else set())
         self._warned_about_base_url = False
         self.set_based_creates = set_based_creates
@@ -430,7 +439,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         if self.group_model is None:
             return []
         key = getattr(self.group_model, self.group_key)
-        rows = self.session.scalars(sa.select(self.group_model).order_by(key))
+        rows = self.session.scalars(self._own_groups(sa.select(self.group_model).order_by(key)))
         return [
             HostGroup(key=str(getattr(g, self.group_key)), label=str(getattr(g, self.group_key)))
             for g in rows
@@ -455,7 +464,8 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         wanted = add - present
         if wanted:
             key = getattr(self.group_model, self.group_key)
-            found = self.session.scalars(sa.select(self.group_model).where(key.in_(wanted))).all()
+            statement = self._own_groups(sa.select(self.group_model).where(key.in_(wanted)))
+            found = self.session.scalars(statement).all()
             for group in found:
                 members.append(group)
             missing = wanted - {str(getattr(group, self.group_key)) for group in found}
@@ -571,6 +581,13 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         if self.tenant_attribute is None:
             return statement
         column = getattr(self.model, self.tenant_attribute)
+        return statement.where(column == self._tenant_value())
+
+    def _own_groups(self, statement: Any) -> Any:
+        """``statement`` limited to the current tenant's groups (when groups have tenants)."""
+        if self.group_tenant_attribute is None:
+            return statement
+        column = getattr(self.group_model, self.group_tenant_attribute)
         return statement.where(column == self._tenant_value())
 
     def get(self, contact_id: str) -> Any | None:
@@ -840,7 +857,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         found = {
             str(name): value
             for name, value in self.session.execute(
-                sa.select(name_column, group_key).where(name_column.in_(wanted))
+                self._own_groups(sa.select(name_column, group_key).where(name_column.in_(wanted)))
             )
         }
         missing = wanted - found.keys()

@@ -94,8 +94,10 @@ def make_tenant_host(database_url: str, **config: Any) -> TenantHost:
 
     class Group(db.Model):  # type: ignore[name-defined]
         __tablename__ = "site_group"
+        __table_args__ = (sa.UniqueConstraint("site", "name"),)
         id: Mapped[int] = mapped_column(primary_key=True)
-        name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+        site: Mapped[str] = mapped_column(sa.String(32))
+        name: Mapped[str] = mapped_column(sa.String(80))
 
     class Contact(db.Model):  # type: ignore[name-defined]
         __tablename__ = "site_contact"

@@ -391,3 +391,28 @@ def test_disconnecting_one_tenant_revokes_its_token_and_leaves_the_others_connec
         jobs.schedule_sync(host.state, mode="all", trigger="admin")
     work_queue(host)
     assert emails(zoho_sandbox.records("Contacts")) == {"s@south.test"}
+
+
+def test_each_tenant_maps_and_joins_only_its_own_groups(tenant_host: TenantHost) -> None:
+    host = tenant_host
+    with host.app.app_context():
+        session = host.db.session
+        session.add_all(
+            [
+                host.Group(site="north", name="VIP"),
+                host.Group(site="north", name="Press"),
+                host.Group(site="south", name="VIP"),
+            ]
+        )
+        session.commit()
+    contact_id = host.add_contact("north", last_name="N", email="n@north.test")
+    with host.as_tenant("north"):
+        adapter = host.state.adapter
+        assert [group.key for group in adapter.groups()] == ["Press", "VIP"]
+        contact = adapter.get(str(contact_id))
+        adapter.set_groups(contact, add={"VIP"}, remove=set())
+        host.db.session.commit()
+        assert [(group.site, group.name) for group in contact.groups] == [("north", "VIP")]
+    with host.as_tenant("south"):
+        assert [group.key for group in host.state.adapter.groups()] == ["VIP"]
+        assert host.state.adapter.get(str(contact_id)) is None  # north's contact
