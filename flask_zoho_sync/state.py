@@ -103,11 +103,18 @@ class ZohoSyncState:
         self.vault = vault
         self.adapter = adapter
         self.admin_check = admin_check
-        self.meter = UsageMeter()
+        #: Zoho calls and credits not yet moved into the usage table, per tenant: a
+        #: threaded server can call Zoho for two tenants at once.
+        self._meters: dict[str, UsageMeter] = {}
         self._redis: redis.Redis | None = None
         self._watched: tuple[float, frozenset[str]] = (0.0, frozenset())
         #: Whether automatic sync is on, per tenant, with when it was read.
         self._auto_sync: dict[str, tuple[float, bool]] = {}
+
+    @property
+    def meter(self) -> UsageMeter:
+        """The current tenant's meter of Zoho calls and credits."""
+        return self._meters.setdefault(current_tenant(), UsageMeter())
 
     # -- change capture -----------------------------------------------------------------
 
