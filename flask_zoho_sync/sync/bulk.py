@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from flask_zoho_sync.sync.context import RunInProgress, RunReport
-from flask_zoho_sync.sync.pull import PullPass
+from flask_zoho_sync.sync.conversion import listing_options
+from flask_zoho_sync.sync.pull import PullPass, _modified_time, _utc, first_coql_page
 from flask_zoho_sync.sync.push import PushPass, _Outgoing
 from flask_zoho_sync.zoho.results import RecordResult
 
@@ -160,15 +163,24 @@ def _number(text: str, kind: type) -> Any:
 
 
 class BulkPullPass(PullPass):
-    """The pull of a first sync: one REST page, and if Zoho holds at least
-    ``bulk_threshold`` records, one Bulk Read export of everything after it.
+    """The pull of a first sync: one page, and if Zoho holds at least ``bulk_threshold``
+    records, one Bulk Read export of the rest.
 
-    The first page costs what a REST sync costs; only a full page (Zoho may well have
-    more) pays one more call to count the module. A small org therefore reads exactly as it
-    does without bulk, and a large one pays a page and a count, not a page per 200 records
-    up to the threshold. The export starts at the last ``Modified_Time`` of that page
-    (inclusive), so the few records sharing that second are read twice and merge as
-    unchanged.
+    The first page costs what a pull without bulk pays for it; only a full page (Zoho may
+    well have more) pays one more call to count the module. A small org therefore reads
+    exactly as it does without bulk, and a large one pays a page and a count, not a page
+    per 200 records up to the threshold.
+
+    The page is a COQL query of up to 2,000 records when the pull reads by COQL
+    (``PullPass._pulls_by_coql``), and an org below the threshold goes on with the same COQL
+    walk; where COQL cannot read the mapping, or Zoho refuses the query, it is a REST page
+    of 200 and the org below the threshold goes on by REST.
+
+    COQL pages come in id order, not by time, so the export after one reads everything and
+    leaves out the page's records it finds unchanged (same ``Modified_Time``); one edited
+    since is merged again with its edit. After a REST page (sorted by time) the export
+    starts at the page's last ``Modified_Time`` (inclusive), so the few records sharing
+    that second are read twice and merge as unchanged.
     """
 
     def run(self, *, full: bool) -> None:
@@ -178,38 +190,25 @@ class BulkPullPass(PullPass):
             super().run(full=full)
             return
         settings = self.ledger.settings
-        newest = settings.pull_watermark
         fields = self.mapping.zoho_api_names()
-        done = 0
-        switch = False
-        first_page: set[str] = set()
-        for page in self.engine.client.iter_pages(self.ledger.module, fields):
-            newest = self._page(page, newest)
-            done += len(page)
-            self.engine.progress("pull", done)
-            if not self.dry_run:
-                self.ledger.commit()
-            # A plan reads as the run will: reading 100,000 records through REST to plan a
-            # run that exports them in a few calls would cost the plan 50 times the run.
-            if done == len(page) == REST_PAGE:
-                switch = self._large_enough()
-                if switch:
-                    first_page = {str(record.get("id")) for record in page}
-                    break
-        if switch:
+        extra, converted = listing_options(self.ledger.module)
+        read: _FirstRead | None = None
+        if self._pulls_by_coql([*fields, *extra]):
+            read = self._by_coql([*fields, *extra], converted is not None, settings.pull_watermark)
+        if read is None:
+            read = self._by_rest(fields, settings.pull_watermark)
+        newest, done = read.newest, read.done
+        if read.export:
             rows = self.engine.bulk.iter_rows(
                 self.ledger.module,
                 [name for name in fields if name != "id"],
-                modified_since=newest,
+                modified_since=read.since,
             )
             # The download and the CSV's conversion run on a thread while pages merge here,
             # and the pages already converted are looked up together, as in a REST pull.
-            records = (row_to_record(row, self.engine) for row in rows)
-            if self.dry_run:
-                # The run links the first page's records before the export reads the ones
-                # sharing its last second again, and merges those as unchanged; a plan
-                # saved nothing, and would list them twice.
-                records = (record for record in records if record.get("id") not in first_page)
+            records: Iterable[dict[str, Any]] = (row_to_record(row, self.engine) for row in rows)
+            if read.unchanged is not None:
+                records = (record for record in records if not read.unchanged(record))
             pages = _pages(records, PULL_PAGE)
             newest, total = self._merge_pages(pages, newest, done, name="zoho-sync-export")
             self.report.count("bulk.read_records", total - done)
@@ -219,11 +218,94 @@ class BulkPullPass(PullPass):
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
 
+    def _by_coql(
+        self, fields: list[str], keep_converted: bool, newest: datetime | None
+    ) -> _FirstRead | None:
+        """The first page by COQL, and either the rest of the walk merged (an org below the
+        threshold) or the export to read; None when Zoho refuses the query (read by REST)."""
+        client = self.engine.client
+        pages = client.iter_coql_pages(
+            self.ledger.module,
+            fields,
+            concurrency=self.engine.options.max_concurrency,
+            keep_converted=keep_converted,
+        )
+        first = first_coql_page(pages)
+        if first is None:
+            return None
+        newest, done = self._first(first, newest)
+        if len(first) == client.coql_page_size and self._large_enough():
+            pages.close()
+            read = {str(r["id"]): _utc(_modified_time(r)) for r in first if r.get("id")}
+            return _FirstRead(newest, done, export=True, unchanged=_unchanged_since(read))
+        newest, done = self._merge_pages(pages, newest, done, name="zoho-sync-pull")
+        return _FirstRead(newest, done)
+
+    def _by_rest(self, fields: list[str], newest: datetime | None) -> _FirstRead:
+        """The first REST page, and either the rest by REST (an org below the threshold) or
+        the export from the page's last ``Modified_Time`` on."""
+        done = 0
+        for page in self.engine.client.iter_pages(self.ledger.module, fields):
+            first = done == 0
+            newest, done = self._first(page, newest, done)
+            # A plan reads as the run will: reading 100,000 records through REST to plan a
+            # run that exports them in a few calls would cost the plan 50 times the run.
+            if first and len(page) == REST_PAGE and self._large_enough():
+                # The run links the first page's records before the export reads the ones
+                # sharing its last second again, and merges those as unchanged; a plan
+                # saved nothing, and would list them twice.
+                read = {str(record.get("id")) for record in page}
+                unchanged = _among(read) if self.dry_run else None
+                return _FirstRead(newest, done, export=True, since=newest, unchanged=unchanged)
+        return _FirstRead(newest, done)
+
+    def _first(
+        self, page: list[dict[str, Any]], newest: datetime | None, done: int = 0
+    ) -> tuple[datetime | None, int]:
+        """Merge and commit one page read before the export is decided on."""
+        newest = self._page(page, newest)
+        done += len(page)
+        self.engine.progress("pull", done)
+        if not self.dry_run:
+            self.ledger.commit()
+        return newest, done
+
     def _large_enough(self) -> bool:
         """Whether the module holds enough records for an export to be the cheaper read."""
         total = self.engine.client.count_records(self.ledger.module)
         log.info("First sync: Zoho holds %d %s records", total, self.ledger.module)
         return total >= self.engine.options.bulk_threshold
+
+
+@dataclass(frozen=True)
+class _FirstRead:
+    """What the pages read before an export left: the newest ``Modified_Time`` merged, how
+    many records, whether an export reads the rest (from ``since``), and which of its
+    records are the ones already merged (None: merge them all)."""
+
+    newest: datetime | None
+    done: int
+    export: bool = False
+    since: datetime | None = None
+    unchanged: Callable[[dict[str, Any]], bool] | None = None
+
+
+def _among(ids: set[str]) -> Callable[[dict[str, Any]], bool]:
+    """Whether an exported record is one of ``ids``, whatever its version."""
+    return lambda record: str(record.get("id")) in ids
+
+
+def _unchanged_since(read: dict[str, datetime | None]) -> Callable[[dict[str, Any]], bool]:
+    """Whether an exported record is one of ``read`` (ids and ``Modified_Time``s of a COQL
+    page already merged) as it was then. Both the run and its plan leave those out: the
+    run merged them, and the plan would list them twice. One edited since the page was
+    read has another time, and is merged with its edit."""
+
+    def unchanged(record: dict[str, Any]) -> bool:
+        zoho_id = str(record.get("id"))
+        return zoho_id in read and read[zoho_id] == _utc(_modified_time(record))
+
+    return unchanged
 
 
 def _pages(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -97,23 +97,32 @@ def _conflicts(result: MergeResult) -> list[dict[str, Any]]:
     ]
 
 
+def first_coql_page(by_coql: Iterator[list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    """The first page of a COQL walk ([] when nothing matched), or None when Zoho refuses
+    the first query: a connection consented before the sync asked for
+    ``ZohoCRM.coql.READ``, or a field type COQL refuses that the field metadata did not
+    show. The caller then reads by REST; a refusal after the first page is a real failure."""
+    try:
+        return next(by_coql)
+    except StopIteration:
+        return []
+    except (ZohoScopeMismatch, ZohoRequestError) as refused:
+        logger.warning("Zoho refused the COQL read (%s); pulling by REST", refused.code)
+        return None
+
+
 def _coql_or_rest(
     by_coql: Iterator[list[dict[str, Any]]],
     by_rest: Callable[[], Iterator[list[dict[str, Any]]]],
 ) -> Iterator[list[dict[str, Any]]]:
-    """COQL's pages, or REST's when Zoho refuses the first query: a connection consented
-    before the sync asked for ``ZohoCRM.coql.READ``, or a field type COQL refuses that
-    the field metadata did not show. A refusal after the first page is a real failure."""
-    try:
-        first = next(by_coql)
-    except StopIteration:
-        return
-    except (ZohoScopeMismatch, ZohoRequestError) as refused:
-        logger.warning("Zoho refused the COQL read (%s); pulling by REST", refused.code)
+    """COQL's pages, or REST's when Zoho refuses the first query (``first_coql_page``)."""
+    first = first_coql_page(by_coql)
+    if first is None:
         yield from by_rest()
         return
-    yield first
-    yield from by_coql
+    if first:
+        yield first
+        yield from by_coql
 
 
 class PullPass:
@@ -195,16 +204,7 @@ class PullPass:
 
         if self.scope.limits_zoho:
             return self._scoped_pages(fields, since, converted is not None)
-        if not options.pull_with_coql:
-            return by_rest()
-        types = {field.api_name: field.data_type for field in self.mapping.zoho_fields}
-        unreadable = unreadable_fields(types, fields)  # type: ignore[arg-type]
-        if unreadable or len({"id", "Converted__s", *fields}) > MAX_SELECT_FIELDS:
-            logger.info(
-                "Pulling %s by REST: COQL cannot select %s",
-                module,
-                ", ".join(unreadable) or f"more than {MAX_SELECT_FIELDS} fields",
-            )
+        if not self._pulls_by_coql(fields):
             return by_rest()
         by_coql = client.iter_coql_pages(
             module,
@@ -215,19 +215,39 @@ class PullPass:
         )
         return _coql_or_rest(by_coql, by_rest)
 
+    def _pulls_by_coql(self, fields: list[str]) -> bool:
+        """Whether a pull of ``fields`` (the mapping's and ``listing_options``' extras) reads
+        by COQL: the setting is on and COQL can select every one of them. Otherwise REST."""
+        if not self.engine.options.pull_with_coql:
+            return False
+        unfit = self._coql_cannot_select(fields)
+        if unfit is not None:
+            logger.info("Pulling %s by REST: COQL cannot select %s", self.ledger.module, unfit)
+            return False
+        return True
+
+    def _coql_cannot_select(self, fields: list[str]) -> str | None:
+        """What of ``fields`` a COQL query cannot select (field types it refuses, or more
+        fields than a query takes), or None when it can select them all."""
+        types = {field.api_name: field.data_type for field in self.mapping.zoho_fields}
+        unreadable = unreadable_fields(types, fields)  # type: ignore[arg-type]
+        if unreadable:
+            return ", ".join(unreadable)
+        if len({"id", "Converted__s", *fields}) > MAX_SELECT_FIELDS:
+            return f"more than {MAX_SELECT_FIELDS} fields"
+        return None
+
     def _scoped_pages(
         self, fields: list[str], since: datetime | None, keep_converted: bool
     ) -> Iterator[list[dict[str, Any]]]:
         """The changed records inside the Zoho scope, by COQL with the scope in its WHERE:
         Zoho sends no record outside it. There is no REST fallback: REST lists cannot
         filter, and filtering after the download is what the scope promises not to do."""
-        types = {field.api_name: field.data_type for field in self.mapping.zoho_fields}
-        unreadable = unreadable_fields(types, fields)  # type: ignore[arg-type]
-        if unreadable or len({"id", "Converted__s", *fields}) > MAX_SELECT_FIELDS:
+        unfit = self._coql_cannot_select(fields)
+        if unfit is not None:
             raise ScopeRefused(
-                "A Zoho scope is read by COQL, which cannot select "
-                + (", ".join(unreadable) or f"more than {MAX_SELECT_FIELDS} fields")
-                + "; unmap those fields or clear the Zoho scope."
+                f"A Zoho scope is read by COQL, which cannot select {unfit}; "
+                "unmap those fields or clear the Zoho scope."
             )
         return self.engine.client.iter_coql_pages(
             self.ledger.module,
