@@ -183,11 +183,17 @@ def test_an_old_install_upgraded_is_complete_and_its_rows_are_the_default_tenant
             assert list(tenants) == ["default"], table
         link = connection.execute(sa.text("SELECT module, contact_id, zoho_id FROM zoho_sync_link"))
         assert link.one() == ("Leads", "1", "z1")
-    # A row a host's own SQL adds without naming a tenant lands in 'default' too, and NULL is
-    # refused: the column is what the models declare, not a nullable afterthought.
-    columns = {c["name"]: c for c in sa.inspect(engine).get_columns("zoho_sync_run")}
-    assert columns[TENANT_COLUMN]["nullable"] is False
-    assert "default" in str(columns[TENANT_COLUMN]["default"])
+    # A row the host's own SQL adds without naming a tenant lands in 'default' too.
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO zoho_sync_tombstone (module, zoho_id, deleted_on, deleted_at)"
+                " VALUES ('Leads', 'z9', 'host', :at)"
+            ),
+            {"at": STAMP.replace(tzinfo=None)},
+        )
+        buried = connection.execute(sa.text("SELECT tenant_id FROM zoho_sync_tombstone"))
+        assert buried.scalar() == "default"
 
 
 def test_autogenerate_finds_nothing_left_to_do_after_the_upgrade(host: HostApp) -> None:
