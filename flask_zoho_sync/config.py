@@ -66,6 +66,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between a local edit and the batch push that carries it.",
     ),
     Setting(
+        "ZOHO_SYNC_PUSH_SLICE",
+        5000,
+        "Most contacts one automatic push sends; the rest go in a push queued at once, behind "
+        "work already due (another tenant's push waits one slice, not a whole export). "
+        "0: no limit.",
+    ),
+    Setting(
         "ZOHO_SYNC_PULL_INTERVAL",
         86400,
         "Seconds between scheduled pulls from Zoho when nothing else triggered one.",
@@ -296,6 +303,7 @@ class ZohoSyncConfig:
     redis_url: str
     queue: str
     push_delay: int
+    push_slice: int
     pull_interval: int
     fields_max_age: int
     cron_secret: str | None
@@ -447,6 +455,7 @@ def read_config(config: Mapping[str, Any]) -> ZohoSyncConfig:
         redis_url=str(get("ZOHO_SYNC_REDIS_URL") or config.get("REDIS_URL") or DEFAULT_REDIS_URL),
         queue=str(get("ZOHO_SYNC_QUEUE")),
         push_delay=_as_int("ZOHO_SYNC_PUSH_DELAY", get("ZOHO_SYNC_PUSH_DELAY"), 0),
+        push_slice=_as_int("ZOHO_SYNC_PUSH_SLICE", get("ZOHO_SYNC_PUSH_SLICE"), 0, "contacts"),
         pull_interval=_as_int("ZOHO_SYNC_PULL_INTERVAL", get("ZOHO_SYNC_PULL_INTERVAL"), 60),
         fields_max_age=_as_int("ZOHO_SYNC_FIELDS_MAX_AGE", get("ZOHO_SYNC_FIELDS_MAX_AGE"), 0),
         cron_secret=get("ZOHO_SYNC_CRON_SECRET") or None,

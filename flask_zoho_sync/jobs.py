@@ -508,8 +508,13 @@ def run_sync_job(
     trigger: str = "auto",
     confirm_deletes: bool = False,
     tenant: str = DEFAULT_TENANT,
+    direction: str = "both",
 ) -> dict[str, Any]:
-    """A two-way pass (incremental pull, then push); the scheduled push and pull run this."""
+    """A two-way pass (incremental pull, then push); the scheduled push and pull run this.
+
+    An outbox larger than ``ZOHO_SYNC_PUSH_SLICE`` is sent a slice a job: the next slice's
+    job (push only: this run has just pulled) is queued now, behind the jobs already due,
+    so one tenant's mass edit does not hold a worker while others' pushes fall due."""
     with _job_state(tenant) as state:
         gate = {"auto": "push-pending", "schedule": "pull-pending"}.get(trigger)
         if gate:
@@ -519,9 +524,34 @@ def run_sync_job(
             log.info("Zoho sync job (%s) wrote nothing: %s", trigger, refusal)
             return {"status": "skipped", "message": refusal}
         with run_lock(state):
-            report = state.run_sync(mode=mode, trigger=trigger, confirm_deletes=confirm_deletes)
+            report = state.run_sync(
+                mode=mode,
+                direction=direction,
+                trigger=trigger,
+                confirm_deletes=confirm_deletes,
+                outbox_slice=state.config.push_slice,
+            )
         deliver_quietly(state)  # on the worker: no request waits for SMTP or the webhook
-        return _outcome(state, report, mode=mode, trigger=trigger)
+        outcome = _outcome(state, report, mode=mode, trigger=trigger)
+        if report.status in ("succeeded", "partial") and report.counts.get("outbox.left"):
+            outcome["next_slice"] = _queue_next_slice(state, trigger)
+        return outcome
+
+
+def _queue_next_slice(state: ZohoSyncState, trigger: str) -> str:
+    job = queue_for(state).enqueue(
+        run_sync_job,
+        mode="outbox",
+        trigger=trigger,
+        direction="push",
+        tenant=current_tenant(),
+        job_id=_job_id("push-slice", int(time.time() * 1000)),
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        job_timeout=SYNC_JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+    return str(job.id)
 
 
 def _take_notified_writes(state: ZohoSyncState) -> list[NotifiedWrite]:

@@ -314,6 +314,7 @@ class ZohoSyncState:
         confirm_deletes: bool = False,
         on_progress: ProgressCallback | None = None,
         plan_changes: int | None = None,
+        outbox_slice: int = 0,
     ) -> SyncEngine:
         """An engine on the stored connection, settings and mapping.
 
@@ -362,6 +363,7 @@ class ZohoSyncState:
                 mass_delete_share=self.config.mass_delete_share,
                 bulk_threshold=self.config.bulk_threshold,
                 max_concurrency=self.config.max_concurrency,
+                outbox_slice=outbox_slice,
                 pull_with_coql=self.config.pull_with_coql,
                 plan_changes=plan_changes,
                 on_lead_conversion=self.config.on_lead_conversion,
@@ -382,8 +384,12 @@ class ZohoSyncState:
         trigger: str | None = None,
         on_progress: ProgressCallback | None = None,
         plan_changes: int | None = None,
+        outbox_slice: int = 0,
     ) -> RunReport:
-        """Run a sync here and tell the signals' subscribers how it went (``signals``)."""
+        """Run a sync here and tell the signals' subscribers how it went (``signals``).
+
+        ``outbox_slice``: send at most that many contacts of the outbox (0: all); only a
+        caller that queues the rest (``jobs.run_sync_job``) sets it."""
         sender = _sender()
         send(run_started, sender, mode=mode, direction=direction, trigger=trigger, dry_run=dry_run)
         began = time.monotonic()
@@ -393,6 +399,7 @@ class ZohoSyncState:
                 confirm_deletes=confirm_deletes,
                 on_progress=on_progress,
                 plan_changes=plan_changes,
+                outbox_slice=outbox_slice,
             )
         except ZohoError as exc:  # Zoho's field list, before the run started
             self._announce_refused_start(sender, exc, trigger, dry_run, began)

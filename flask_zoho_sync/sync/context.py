@@ -89,6 +89,9 @@ class EngineOptions:
     bulk_threshold: int = 0
     #: Most Zoho write calls the push keeps in flight at once (``ZOHO_SYNC_MAX_CONCURRENCY``).
     max_concurrency: int = 1
+    #: Most contacts an outbox run sends (0: all); the rest stay in the outbox, counted as
+    #: ``outbox.left``, for the next run (``ZOHO_SYNC_PUSH_SLICE``).
+    outbox_slice: int = 0
     #: Pull by COQL where the mapping allows (``ZOHO_SYNC_PULL_WITH_COQL``); see ``pull``.
     pull_with_coql: bool = True
     #: Most changes a real run's report lists (all are in the history).

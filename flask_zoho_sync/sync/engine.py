@@ -8,6 +8,7 @@ see it. The cost is the same: an incremental pull with nothing new is one call (
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import Counter
@@ -320,6 +321,21 @@ class SyncEngine:
             report.estimate = self._plan_estimate(report)
         return report
 
+    def _outbox_slice(
+        self, report: RunReport, mode: str, outbox: dict[str, list[Any]]
+    ) -> dict[str, list[Any]]:
+        """The oldest ``outbox_slice`` contacts of an outbox run; the rest stay pending.
+
+        A worker busy with one tenant's export of 100,000 edits for half an hour would
+        keep every other tenant's ten-minute push waiting; in slices, the job that sends
+        the next slice is queued behind whatever fell due meanwhile. Other modes read the
+        whole outbox: an admin's "all" run is asked to send everything."""
+        limit = self.options.outbox_slice
+        if mode != "outbox" or not limit or len(outbox) <= limit:
+            return outbox
+        report.count("outbox.left", len(outbox) - limit)
+        return dict(itertools.islice(outbox.items(), limit))
+
     def _run_passes(self, report: RunReport, mode: str, direction: str) -> None:
         """The run's work, in order: the host's deletions, the pull, the push."""
         # Refresh the Zoho token, if due, before this run writes anything: the refresh
@@ -331,6 +347,7 @@ class SyncEngine:
         outbox = self.ledger.pending_outbox(expand=not self.options.dry_run)
         if not self.options.dry_run:
             self.ledger.commit()
+        outbox = self._outbox_slice(report, mode, outbox)
         if not self.options.rules.writes_zoho:
             # Import only: the host's captured changes are never sent. They are let go (a
             # full sync in another mode compares every contact with its link anyway), so

@@ -1,0 +1,71 @@
+"""Tenants share the workers: one tenant's large backlog goes a slice a job, and another
+tenant's push, due meanwhile, runs between the slices instead of after all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_zoho_sync.models import Run
+from flask_zoho_sync.preferences import get_settings
+from flask_zoho_sync.sandbox.handle import SandboxHandle
+from tests.tables import release_tables
+from tests.tenants.conftest import TenantHost, make_tenant_host, sandbox_settings
+from tests.tenants.test_isolation import connect, emails, work_queue
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def sliced_host(
+    database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle
+) -> Iterator[TenantHost]:
+    host = make_tenant_host(
+        database_url,
+        ZOHO_SYNC_PUSH_SLICE=3,
+        ZOHO_SYNC_PUSH_DELAY=0,
+        **sandbox_settings(zoho_sandbox),
+    )
+    yield host
+    with host.app.app_context():
+        release_tables(host.db)
+
+
+def test_a_large_backlog_goes_in_slices_and_another_tenants_push_runs_between_them(
+    sliced_host: TenantHost, zoho_sandbox: SandboxHandle
+) -> None:
+    host = sliced_host
+    connect(host, "north", zoho_sandbox, "Leads")
+    connect(host, "south", zoho_sandbox, "Contacts")
+    for site in ("north", "south"):  # the first sync by hand, then automatic sync on
+        with host.as_tenant(site):
+            host.state.run_sync(mode="all", trigger="admin")
+            get_settings(host.db.session).auto_sync = True
+            host.db.session.commit()
+            host.state.preferences_changed()
+
+    with host.app.app_context():  # a host import: seven of north's contacts in one commit
+        host.db.session.add_all(
+            host.Contact(site="north", last_name=f"N{n}", email=f"n{n}@north.test")
+            for n in range(7)
+        )
+        host.db.session.commit()
+    host.add_contact("south", last_name="S", email="s@south.test")
+    work_queue(host)
+
+    assert emails(zoho_sandbox.records("Leads")) == {f"n{n}@north.test" for n in range(7)}
+    assert emails(zoho_sandbox.records("Contacts")) == {"s@south.test"}
+    with host.app.app_context():
+        runs = host.db.session.execute(
+            sa.select(Run.tenant_id, Run.counts)
+            .where(Run.trigger == "auto")
+            .order_by(Run.id)
+            .execution_options(zoho_sync_all_tenants=True)
+        ).all()
+    sent = [(tenant, counts.get("to_zoho.create", 0)) for tenant, counts in runs]
+    assert sent == [("north", 3), ("south", 1), ("north", 3), ("north", 1)]
+    # One upsert per slice and one for south; the slices after the first pull nothing.
+    assert zoho_sandbox.stats()["calls"].get("POST /Leads/upsert") == 3
