@@ -416,3 +416,32 @@ def test_each_tenant_maps_and_joins_only_its_own_groups(tenant_host: TenantHost)
     with host.as_tenant("south"):
         assert [group.key for group in host.state.adapter.groups()] == ["VIP"]
         assert host.state.adapter.get(str(contact_id)) is None  # north's contact
+
+
+def test_the_cron_endpoint_ticks_every_tenant_as_itself(
+    database_url: str, redis_client: Any
+) -> None:
+    host = make_tenant_host(database_url, ZOHO_SYNC_CRON_SECRET="cron-secret")
+    try:
+        store_connection(host, "north", "North Traders")
+        store_connection(host, "south", "South Shipping")
+        with host.as_tenant("north"):
+            get_settings(host.db.session).auto_sync = True
+            host.db.session.add(Run(kind="sync", mode="all", trigger="admin", status="succeeded"))
+            host.db.session.commit()
+
+        refused = host.client.post("/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "guess"})
+        assert refused.status_code == 403
+        answer = host.client.post(
+            "/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "cron-secret", SITE_HEADER: "south"}
+        )
+        assert answer.status_code == 200
+        reports = answer.get_json()["tenants"]
+        # Every tenant, whatever site the scheduler's request named.
+        assert reports["north"]["pull_scheduled"] and reports["north"]["auto_sync"] is True
+        assert reports["south"]["pull_scheduled"] is None
+        queued = Queue(host.state.config.queue, connection=redis_client).jobs
+        assert [job.kwargs.get("tenant") for job in queued if job.kwargs.get("mode")] == ["north"]
+    finally:
+        with host.app.app_context():
+            release_tables(host.db)
