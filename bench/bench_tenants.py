@@ -32,6 +32,7 @@ import argparse
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -79,6 +80,8 @@ class Org:
     index: int
     org_id: str
     url: str
+    #: The farm process serving it (for its CPU time).
+    pid: int
 
 
 @dataclass
@@ -98,6 +101,9 @@ class Round:
     failed_jobs: int = 0
     problems: list[str] = field(default_factory=list)
     peak_in_flight: int = 0
+    #: CPU seconds of the worker processes and their work horses, and of the sandbox farm.
+    worker_cpu: float = 0.0
+    sandbox_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -137,7 +143,7 @@ def sandbox_farm(
                     break
                 match = re.fullmatch(r"org (\d+) (\d+) (http://\S+)", line.strip())
                 if match:
-                    found.append(Org(int(match[1]), match[2], match[3]))
+                    found.append(Org(int(match[1]), match[2], match[3], process.pid))
             else:
                 raise RuntimeError(f"sandbox farm {first} did not start (see {errors.name})")
         yield sorted(found, key=lambda org: org.index)
@@ -297,6 +303,15 @@ def runs_after(run_id: int) -> list[Any]:
         )
 
 
+def process_cpu(pids: set[int]) -> float:
+    """CPU seconds (user and system) the processes ``pids`` used so far (Linux)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -381,6 +396,8 @@ def timed_round(
                 result.problems.append(f"{tenant_key(org.index)}: no push was scheduled")
             due[tenant_key(org.index)] = moment
     db.session.remove()
+    farm_cpu = process_cpu({org.pid for org in orgs})
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = start_workers(workers, log_dir, label, burst=False)
     deadline = time.monotonic() + args.timeout
     try:
@@ -396,6 +413,11 @@ def timed_round(
             result.problems.append(f"not every push finished within {args.timeout} s")
     finally:
         stop_workers(started)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result.worker_cpu = (reaped.ru_utime + reaped.ru_stime) - (
+        children.ru_utime + children.ru_stime
+    )
+    result.sandbox_cpu = process_cpu({org.pid for org in orgs}) - farm_cpu
     runs = [run for run in runs_after(since) if run.trigger == "auto"]
     after_calls, peak = org_calls(orgs)
     result.peak_in_flight = peak
@@ -480,6 +502,9 @@ def describe(result: Round, tenants: int, tolerance: float) -> list[str]:
         f"  record calls {result.record_calls} (minimum {result.minimum}); re-reads before "
         f"updates {result.reread_calls}; per-run calls {result.fixed_calls}: {fixed}; "
         f"peak in flight at one org {result.peak_in_flight}",
+        f"  CPU: workers {result.worker_cpu:.0f} s, sandbox orgs {result.sandbox_cpu:.0f} s "
+        f"({(result.worker_cpu + result.sandbox_cpu) / result.seconds:.2f} cores of the "
+        f"{os.cpu_count()} over the round)",
         *checked,
     ]
 
