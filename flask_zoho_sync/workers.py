@@ -9,10 +9,20 @@ for a minute on Ctrl-C, on a deploy's SIGTERM, and at the end of every burst run
 race is lost more often on a loaded machine. These classes run the same thread with a
 one-second sleep: the worker still hears commands at once (a message wakes the read),
 and a lost race costs a second.
+
+The forking worker's work horses also leave alone the database connections they inherit.
+``flask zoho-sync worker`` checks the sync's tables before it forks, so its pool holds a
+connection; a horse that took it shared that server session with every later horse, and
+on PostgreSQL the next horse's statements collided with the prepared statements the
+previous one left there (psycopg prepares a query after its fifth run): every second sync
+failed with ``DuplicatePreparedStatement``. Two horses at once on one socket would be worse.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import current_app, has_app_context
 from rq import SimpleWorker, Worker
 from rq.worker.base import BaseWorker
 
@@ -34,8 +44,25 @@ class _PromptStop(BaseWorker):
         )
 
 
+def _forget_inherited_connections() -> None:
+    """In a work horse just forked: drop the parent's pooled database connections without
+    closing them (SQLAlchemy's recipe for forks: ``dispose(close=False)``), so this process
+    opens its own and the parent's stay usable. Nothing to do without an app context: a
+    worker started as ``rq worker`` loads the app in each horse."""
+    if not has_app_context():
+        return
+    sqlalchemy = current_app.extensions.get("sqlalchemy")
+    for engine in getattr(sqlalchemy, "engines", {}).values():
+        engine.dispose(close=False)
+
+
 class SyncWorker(_PromptStop, Worker):
-    """RQ's forking worker, stopping promptly: what ``flask zoho-sync worker`` runs."""
+    """RQ's forking worker, stopping promptly, whose horses open database connections of
+    their own: what ``flask zoho-sync worker`` runs."""
+
+    def main_work_horse(self, *args: Any, **kwargs: Any) -> None:
+        _forget_inherited_connections()
+        super().main_work_horse(*args, **kwargs)
 
 
 class SimpleSyncWorker(_PromptStop, SimpleWorker):

@@ -11,10 +11,14 @@ import time
 
 import pytest
 import redis
+import sqlalchemy as sa
+from flask import current_app
 from rq import Queue, SimpleWorker
 from rq.worker.base import BaseWorker
 
 from flask_zoho_sync.workers import SimpleSyncWorker, SyncWorker
+from tests.hostapp import make_host_app
+from tests.tables import release_tables
 
 pytestmark = pytest.mark.redis
 
@@ -64,3 +68,39 @@ def test_a_burst_run_of_the_sync_worker_does_its_job(redis_client: redis.Redis) 
     SimpleSyncWorker([queue], connection=redis_client).work(burst=True, with_scheduler=True)
     job.refresh()
     assert job.return_value() == 6
+
+
+def run_a_statement_psycopg_prepares() -> int:
+    """A job's database work: one query run often enough that psycopg prepares it on the
+    server (after 5 runs); the answer is the server session that ran it."""
+    session = current_app.extensions["sqlalchemy"].session
+    for n in range(8):
+        session.execute(sa.text("SELECT CAST(:n AS integer) + 1"), {"n": n}).scalar_one()
+    backend = int(session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+    session.commit()
+    return backend
+
+
+@pytest.mark.postgres
+def test_jobs_of_the_forking_worker_each_use_a_database_session_of_their_own(
+    postgres_url: str, redis_client: redis.Redis
+) -> None:
+    """``flask zoho-sync worker`` checks the tables before it forks, which leaves a pooled
+    connection in the worker; a job that used that connection shared the server session
+    with the next job, whose statements then collided with the first one's prepared
+    statements (``DuplicatePreparedStatement``: every second sync failed on PostgreSQL)."""
+    host = make_host_app(postgres_url)
+    queue = Queue("forking", connection=redis_client)
+    try:
+        with host.app.app_context():
+            with host.db.engine.connect() as connection:  # as the worker's table check does
+                worker_session = connection.scalar(sa.text("SELECT pg_backend_pid()"))
+            jobs = [queue.enqueue(run_a_statement_psycopg_prepares) for _ in range(3)]
+            SyncWorker([queue], connection=redis_client).work(burst=True)
+        for job in jobs:
+            job.refresh()
+            assert job.get_status() == "finished", (job.latest_result().exc_string or "")[-500:]
+        assert worker_session not in {job.return_value() for job in jobs}
+    finally:
+        with host.app.app_context():
+            release_tables(host.db)
