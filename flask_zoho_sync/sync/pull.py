@@ -185,7 +185,9 @@ class PullPass:
         if self.scope.limits_zoho and self.report.status != "needs_confirmation":
             self._zoho_leavers(since)
         if not self.dry_run and self.report.status != "needs_confirmation":
-            settings.pull_watermark = newest
+            # A pull that found nothing (an empty org's first sync) still marks where the
+            # next one starts: without a watermark every pull read the whole org again.
+            settings.pull_watermark = newest if newest is not None else self.engine.started_at
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
 
