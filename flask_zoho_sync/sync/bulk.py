@@ -214,7 +214,7 @@ class BulkPullPass(PullPass):
             self.report.count("bulk.read_records", total - done)
         self._deletions()
         if not self.dry_run and self.report.status != "needs_confirmation":
-            settings.pull_watermark = newest if newest is not None else self.engine.started_at
+            settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
 

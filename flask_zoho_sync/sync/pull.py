@@ -185,9 +185,11 @@ class PullPass:
         if self.scope.limits_zoho and self.report.status != "needs_confirmation":
             self._zoho_leavers(since)
         if not self.dry_run and self.report.status != "needs_confirmation":
-            # A pull that found nothing (an empty org's first sync) still marks where the
-            # next one starts: without a watermark every pull read the whole org again.
-            settings.pull_watermark = newest if newest is not None else self.engine.started_at
+            # Only Zoho's own timestamps make a watermark: a pull that found nothing (an
+            # empty org's first sync) leaves none, and the next pull reads the org whole
+            # (once: what it finds sets one). Our clock is not Zoho's; a watermark from it
+            # would skip Zoho edits stamped before it by a clock running behind ours.
+            settings.pull_watermark = newest
             settings.last_pull_at = self.engine.started_at
             self.ledger.commit()
 

@@ -222,20 +222,3 @@ def test_a_record_deleted_mid_walk_does_not_hide_its_neighbour(
     assert again.counts["to_host.delete"] == 1
     assert set(synced.contacts()) == set(synced.leads())
 
-
-def test_after_a_first_sync_of_an_empty_org_the_next_pull_reads_only_what_changed(
-    synced: Synced,
-) -> None:
-    synced.first_manual_sync()  # nothing on either side yet
-    with synced.host.app.app_context():
-        from flask_zoho_sync.preferences import get_settings
-
-        assert get_settings(synced.host.db.session).pull_watermark is not None
-    synced.zoho.generate_records("Leads", 5)
-    before = synced.zoho.stats()
-    report = synced.sync()
-    assert report.status == "succeeded", report.message
-    assert report.counts["to_host.create"] == 5
-    _, credits = _spent(synced, before)
-    # A since-last read (its first query LIMIT 200: 1 credit), not the whole org again (3).
-    assert credits[COQL] == 1
