@@ -560,12 +560,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         """The tenant of each contact (capture's question, on the flushing connection)."""
         if self.tenant_attribute is None:
             return {}
-        keys = []
-        for contact_id in contact_ids:
-            try:
-                keys.append(self._coerce_id(contact_id))
-            except (TypeError, ValueError):
-                continue
+        keys = self._coerce_ids(contact_ids)
         column = self._mapper.columns[self.tenant_attribute]
         key_column = self._primary_key
         found: dict[str, str] = {}
@@ -590,6 +585,17 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         column = getattr(self.group_model, self.group_tenant_attribute)
         return statement.where(column == self._tenant_value())
 
+    def _coerce_ids(self, contact_ids: Iterable[str]) -> list[Any]:
+        """The ids that can be primary keys, as the key's type; the others (from a URL,
+        from Zoho) are left out, as no row can have them."""
+        keys = []
+        for contact_id in contact_ids:
+            try:
+                keys.append(self._coerce_id(contact_id))
+            except (TypeError, ValueError):
+                continue
+        return keys
+
     def get(self, contact_id: str) -> Any | None:
         try:
             key = self._coerce_id(contact_id)
@@ -601,12 +607,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         return self.session.scalars(statement).first()
 
     def get_many(self, contact_ids: Sequence[str]) -> dict[str, Any]:
-        keys = []
-        for contact_id in contact_ids:
-            try:
-                keys.append(self._coerce_id(contact_id))
-            except (TypeError, ValueError):
-                continue
+        keys = self._coerce_ids(contact_ids)
         found: dict[str, Any] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
@@ -942,12 +943,7 @@ class SQLAlchemyContactAdapter(ContactAdapter):
         """The host scope asked of the database, 500 ids a query: group membership and a
         criterion filter are part of the WHERE; a callable filter then checks the rows."""
         check = self.scope_filter(filter_name) if filter_name else None
-        keys = []
-        for contact_id in contact_ids:
-            try:
-                keys.append(self._coerce_id(contact_id))
-            except (TypeError, ValueError):
-                continue
+        keys = self._coerce_ids(contact_ids)
         kept: set[str] = set()
         python_check = (
             check if check is not None and not isinstance(check, sa.sql.ClauseElement) else None

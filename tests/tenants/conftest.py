@@ -4,7 +4,7 @@ site in a header (as a platform would from its domain or the signed-in account).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,18 +144,27 @@ def sandbox_settings(sandbox: SandboxHandle) -> dict[str, Any]:
 
 
 @pytest.fixture
-def tenant_host(database_url: str, redis_client: Any) -> Iterator[TenantHost]:
-    host = make_tenant_host(database_url)
-    yield host
-    with host.app.app_context():
-        release_tables(host.db)
+def build_tenant_host(database_url: str, redis_client: Any) -> Iterator[Callable[..., TenantHost]]:
+    """Build a tenant host with ``config`` of its own; its tables are released afterwards."""
+    built: list[TenantHost] = []
+
+    def build(**config: Any) -> TenantHost:
+        built.append(make_tenant_host(database_url, **config))
+        return built[-1]
+
+    yield build
+    for host in built:
+        with host.app.app_context():
+            release_tables(host.db)
+
+
+@pytest.fixture
+def tenant_host(build_tenant_host: Callable[..., TenantHost]) -> TenantHost:
+    return build_tenant_host()
 
 
 @pytest.fixture
 def sandbox_tenant_host(
-    database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle
-) -> Iterator[TenantHost]:
-    host = make_tenant_host(database_url, **sandbox_settings(zoho_sandbox))
-    yield host
-    with host.app.app_context():
-        release_tables(host.db)
+    build_tenant_host: Callable[..., TenantHost], zoho_sandbox: SandboxHandle
+) -> TenantHost:
+    return build_tenant_host(**sandbox_settings(zoho_sandbox))

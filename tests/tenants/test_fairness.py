@@ -3,8 +3,7 @@ tenant's push, due meanwhile, runs between the slices instead of after all of th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -12,8 +11,8 @@ import sqlalchemy as sa
 from flask_zoho_sync.models import Run
 from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
-from tests.tables import release_tables
-from tests.tenants.conftest import TenantHost, make_tenant_host, sandbox_settings
+from flask_zoho_sync.tenancy import ALL_TENANTS
+from tests.tenants.conftest import TenantHost, sandbox_settings
 from tests.tenants.test_isolation import connect, emails, work_queue
 
 pytestmark = pytest.mark.redis
@@ -21,17 +20,11 @@ pytestmark = pytest.mark.redis
 
 @pytest.fixture
 def sliced_host(
-    database_url: str, redis_client: Any, zoho_sandbox: SandboxHandle
-) -> Iterator[TenantHost]:
-    host = make_tenant_host(
-        database_url,
-        ZOHO_SYNC_PUSH_SLICE=3,
-        ZOHO_SYNC_PUSH_DELAY=0,
-        **sandbox_settings(zoho_sandbox),
+    build_tenant_host: Callable[..., TenantHost], zoho_sandbox: SandboxHandle
+) -> TenantHost:
+    return build_tenant_host(
+        ZOHO_SYNC_PUSH_SLICE=3, ZOHO_SYNC_PUSH_DELAY=0, **sandbox_settings(zoho_sandbox)
     )
-    yield host
-    with host.app.app_context():
-        release_tables(host.db)
 
 
 def test_a_large_backlog_goes_in_slices_and_another_tenants_push_runs_between_them(
@@ -63,7 +56,7 @@ def test_a_large_backlog_goes_in_slices_and_another_tenants_push_runs_between_th
             sa.select(Run.tenant_id, Run.counts)
             .where(Run.trigger == "auto")
             .order_by(Run.id)
-            .execution_options(zoho_sync_all_tenants=True)
+            .execution_options(**{ALL_TENANTS: True})
         ).all()
     sent = [(tenant, counts.get("to_zoho.create", 0)) for tenant, counts in runs]
     assert sent == [("north", 3), ("south", 1), ("north", 3), ("north", 1)]

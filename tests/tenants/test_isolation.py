@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,11 +17,10 @@ from flask_zoho_sync.connection import store_account_details
 from flask_zoho_sync.models import Incident, Link, OutboxBatch, Run, SyncSettings
 from flask_zoho_sync.preferences import add_default_mappings, get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
-from flask_zoho_sync.tenancy import tenant_context
+from flask_zoho_sync.tenancy import ALL_TENANTS, tenant_context
 from flask_zoho_sync.workers import SimpleSyncWorker
 from flask_zoho_sync.zoho.auth import TokenSet
-from tests.tables import release_tables
-from tests.tenants.conftest import SITE_HEADER, TenantHost, make_tenant_host
+from tests.tenants.conftest import PREFIX, SITE_HEADER, TenantHost
 
 pytestmark = pytest.mark.redis
 
@@ -139,7 +139,7 @@ def test_the_admin_pages_show_and_change_only_the_current_tenants_sync(
         zones = dict(
             host.db.session.execute(
                 sa.select(SyncSettings.tenant_id, SyncSettings.time_zone).execution_options(
-                    zoho_sync_all_tenants=True
+                    **{ALL_TENANTS: True}
                 )
             ).all()
         )
@@ -214,7 +214,7 @@ def test_a_host_edit_fills_the_outbox_of_the_contacts_own_tenant(
         batches = host.db.session.execute(
             sa.select(OutboxBatch.tenant_id, OutboxBatch.contact_ids)
             .where(OutboxBatch.operation == "upsert")
-            .execution_options(zoho_sync_all_tenants=True)
+            .execution_options(**{ALL_TENANTS: True})
         ).all()
     latest: dict[str, list[str]] = {}
     for tenant, contact_ids in batches:
@@ -271,17 +271,13 @@ def test_a_notification_reaches_the_tenant_whose_channel_and_token_it_carries(
             "module": "Leads",
             "operation": "update",
         }
-        return host.client.post(f"{host_prefix()}/notify", json=body)
+        return host.client.post(f"{PREFIX}/notify", json=body)
 
     assert notify("token-north").status_code == 403  # south's channel, north's token
     assert notify("token-south").status_code == 200
     queue = host.state.config.queue
     assert redis_client.smembers(f"zoho_sync:{queue}:tenant:south:notified-ids") == {b"5001"}
     assert not redis_client.exists(f"zoho_sync:{queue}:tenant:north:notified-ids")
-
-
-def host_prefix() -> str:
-    return "/admin/zoho"
 
 
 def test_a_plan_of_another_tenant_is_gone_whatever_id_is_asked(
@@ -337,27 +333,23 @@ def test_a_revoked_token_stops_that_tenant_alone_and_says_so(
 
 
 def test_a_monitor_names_the_tenant_whose_health_it_reads(
-    database_url: str, redis_client: Any
+    build_tenant_host: Callable[..., TenantHost],
 ) -> None:
-    host = make_tenant_host(database_url, ZOHO_SYNC_HEALTH_TOKEN="monitor-token")
-    try:
-        store_connection(host, "north", "North Traders")
-        bearer = {"Authorization": "Bearer monitor-token"}
+    host = build_tenant_host(ZOHO_SYNC_HEALTH_TOKEN="monitor-token")
+    store_connection(host, "north", "North Traders")
+    bearer = {"Authorization": "Bearer monitor-token"}
 
-        def token_state(query: str, headers: dict[str, str]) -> Any:
-            answer = host.client.get(f"/admin/zoho/health{query}", headers=headers)
-            return answer.status_code, (answer.get_json() or {}).get("token_state")
+    def token_state(query: str, headers: dict[str, str]) -> Any:
+        answer = host.client.get(f"/admin/zoho/health{query}", headers=headers)
+        return answer.status_code, (answer.get_json() or {}).get("token_state")
 
-        assert token_state("?tenant=north", bearer)[1] == "ok"
-        assert token_state("?tenant=south", bearer)[1] == "not_connected"
-        # An admin signed in to south reads south's, whatever the query names.
-        assert token_state("?tenant=north", {SITE_HEADER: "south"})[0] == 403
-        assert token_state("", {SITE_HEADER: "south"})[1] == "not_connected"
-        assert token_state("", {SITE_HEADER: "north"})[1] == "ok"
-        assert token_state("?tenant=no%20good", bearer)[0] == 400
-    finally:
-        with host.app.app_context():
-            release_tables(host.db)
+    assert token_state("?tenant=north", bearer)[1] == "ok"
+    assert token_state("?tenant=south", bearer)[1] == "not_connected"
+    # An admin signed in to south reads south's, whatever the query names.
+    assert token_state("?tenant=north", {SITE_HEADER: "south"})[0] == 403
+    assert token_state("", {SITE_HEADER: "south"})[1] == "not_connected"
+    assert token_state("", {SITE_HEADER: "north"})[1] == "ok"
+    assert token_state("?tenant=no%20good", bearer)[0] == 400
 
 
 def test_disconnecting_one_tenant_revokes_its_token_and_leaves_the_others_connected(
@@ -419,29 +411,25 @@ def test_each_tenant_maps_and_joins_only_its_own_groups(tenant_host: TenantHost)
 
 
 def test_the_cron_endpoint_ticks_every_tenant_as_itself(
-    database_url: str, redis_client: Any
+    build_tenant_host: Callable[..., TenantHost], redis_client: Any
 ) -> None:
-    host = make_tenant_host(database_url, ZOHO_SYNC_CRON_SECRET="cron-secret")
-    try:
-        store_connection(host, "north", "North Traders")
-        store_connection(host, "south", "South Shipping")
-        with host.as_tenant("north"):
-            get_settings(host.db.session).auto_sync = True
-            host.db.session.add(Run(kind="sync", mode="all", trigger="admin", status="succeeded"))
-            host.db.session.commit()
+    host = build_tenant_host(ZOHO_SYNC_CRON_SECRET="cron-secret")
+    store_connection(host, "north", "North Traders")
+    store_connection(host, "south", "South Shipping")
+    with host.as_tenant("north"):
+        get_settings(host.db.session).auto_sync = True
+        host.db.session.add(Run(kind="sync", mode="all", trigger="admin", status="succeeded"))
+        host.db.session.commit()
 
-        refused = host.client.post("/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "guess"})
-        assert refused.status_code == 403
-        answer = host.client.post(
-            "/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "cron-secret", SITE_HEADER: "south"}
-        )
-        assert answer.status_code == 200
-        reports = answer.get_json()["tenants"]
-        # Every tenant, whatever site the scheduler's request named.
-        assert reports["north"]["pull_scheduled"] and reports["north"]["auto_sync"] is True
-        assert reports["south"]["pull_scheduled"] is None
-        queued = Queue(host.state.config.queue, connection=redis_client).jobs
-        assert [job.kwargs.get("tenant") for job in queued if job.kwargs.get("mode")] == ["north"]
-    finally:
-        with host.app.app_context():
-            release_tables(host.db)
+    refused = host.client.post("/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "guess"})
+    assert refused.status_code == 403
+    answer = host.client.post(
+        "/admin/zoho/cron", headers={"X-Zoho-Sync-Secret": "cron-secret", SITE_HEADER: "south"}
+    )
+    assert answer.status_code == 200
+    reports = answer.get_json()["tenants"]
+    # Every tenant, whatever site the scheduler's request named.
+    assert reports["north"]["pull_scheduled"] and reports["north"]["auto_sync"] is True
+    assert reports["south"]["pull_scheduled"] is None
+    queued = Queue(host.state.config.queue, connection=redis_client).jobs
+    assert [job.kwargs.get("tenant") for job in queued if job.kwargs.get("mode")] == ["north"]
