@@ -104,7 +104,14 @@ def queue_for(state: ZohoSyncState) -> Queue:
 
 
 def schedule_push(state: ZohoSyncState, *, delay: int | None = None) -> str | None:
-    """Schedule one two-way pass ``ZOHO_SYNC_PUSH_DELAY`` seconds out, unless one is pending.
+    """Schedule one push of the captured changes ``ZOHO_SYNC_PUSH_DELAY`` seconds out,
+    unless one is pending.
+
+    It pushes only: Zoho's edits come back by the scheduled pull and by notifications, and a
+    pull in every push would read back, each time, the records the previous push wrote
+    (Zoho's Modified_Time moves on our own writes): two to four calls and a merge of every
+    record per push, for nothing. A Zoho edit to a record the push updates is still merged
+    first, not overwritten: the push re-reads each update batch (``sync.checked``).
 
     The gate key is set with NX, so of many commits in the window only the first enqueues;
     the job clears the gate when it starts, so edits made during a run get a run of their
@@ -124,6 +131,7 @@ def schedule_push(state: ZohoSyncState, *, delay: int | None = None) -> str | No
             run_sync_job,
             mode="outbox",
             trigger="auto",
+            direction="push",
             tenant=current_tenant(),
             job_id=job_id,
             retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
@@ -510,10 +518,11 @@ def run_sync_job(
     tenant: str = DEFAULT_TENANT,
     direction: str = "both",
 ) -> dict[str, Any]:
-    """A two-way pass (incremental pull, then push); the scheduled push and pull run this.
+    """A sync run in a worker: the debounced push (push only), the scheduled pull and the
+    admin's Synchronise (two-way passes: incremental pull, then push) all run this.
 
     An outbox larger than ``ZOHO_SYNC_PUSH_SLICE`` is sent a slice a job: the next slice's
-    job (push only: this run has just pulled) is queued now, behind the jobs already due,
+    job (push only: a two-way run has just pulled) is queued now, behind the jobs already due,
     so one tenant's mass edit does not hold a worker while others' pushes fall due."""
     with _job_state(tenant) as state:
         gate = {"auto": "push-pending", "schedule": "pull-pending"}.get(trigger)

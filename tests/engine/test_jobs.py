@@ -110,6 +110,43 @@ def test_a_commit_while_redis_is_down_still_reaches_zoho_after_the_next_tick(
     assert "offline@example.org" in synced.leads()
 
 
+def test_the_debounced_push_sends_the_edits_alone_and_merges_a_zoho_edit_it_meets(
+    synced: Synced,
+) -> None:
+    """Each push costs its re-reads and writes only: no pull reads back, every ten minutes,
+    what the previous push wrote. A Zoho edit to a record it updates is merged, not
+    overwritten; a Zoho edit elsewhere waits for the scheduled pull."""
+    auto_sync(synced)
+    push_now(synced)
+    ids = [synced.add_contact(last_name=f"E{i}", email=f"e{i}@example.org") for i in range(3)]
+    work(synced)  # their creation reaches Zoho
+    before = dict(synced.calls())
+
+    synced.edit_contact(ids[1], company="Bolt")
+    work(synced)
+
+    spent = {key: n - before.get(key, 0) for key, n in synced.calls().items()}
+    assert {key: n for key, n in spent.items() if n} == {"GET /Leads": 1, "PUT /Leads": 1}
+    assert synced.leads()["e1@example.org"]["Company"] == "Bolt"
+
+    leads = synced.leads()
+    synced.zoho.advance_clock(120)
+    synced.zoho.update_record("Leads", leads["e0@example.org"]["id"], {"Phone": "+44 1"})
+    synced.zoho.update_record("Leads", leads["e2@example.org"]["id"], {"Phone": "+44 3"})
+    synced.edit_contact(ids[0], company="Acme")
+    work(synced)
+
+    leads = synced.leads()
+    assert leads["e0@example.org"]["Company"] == "Acme"
+    assert leads["e0@example.org"]["Phone"] == "+44 1"  # Zoho's edit kept and merged
+    contacts = synced.contacts()
+    assert contacts["e0@example.org"]["phone"] == "+44 1"  # merged into the host too
+    assert contacts["e2@example.org"]["phone"] != "+44 3"  # left for the scheduled pull
+
+    synced.sync(mode="since_last", trigger="schedule")
+    assert synced.contacts()["e2@example.org"]["phone"] == "+44 3"
+
+
 def test_an_old_batch_makes_the_tick_push_now_not_after_another_delay(synced: Synced) -> None:
     """The tick re-drives changes no push was scheduled for (Redis lost the push job)."""
     auto_sync(synced)
