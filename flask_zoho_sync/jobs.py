@@ -35,7 +35,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from .alerts import alerts_pending, deliver_pending, deliver_quietly
-from .ledger import Ledger, close_interrupted_runs, pending_outbox_summary
+from .ledger import (
+    CREDIT_WINDOW,
+    Ledger,
+    close_interrupted_runs,
+    org_credits_spent_since,
+    pending_outbox_summary,
+)
 from .models import Connection, SyncSettings
 from .notifications import ensure_channel
 from .preferences import get_settings
@@ -720,10 +726,18 @@ def tick(state: ZohoSyncState, *, now: Callable[[], datetime] | None = None) -> 
         return report
     paused = paused_until(state)
     if paused:
+        # The budget is the org's: say so when other sites spent some of it.
+        by_others = org_credits_spent_since(session, moment - CREDIT_WINDOW).by_other_tenants
         report.message = (
             f"Paused until {paused}: the sync's daily credit budget is spent, or Zoho's "
             "credits for the org are down to ZOHO_SYNC_CREDIT_RESERVE. It resumes by itself; "
             "pending changes are kept."
+            + (
+                f" Other sites on this Zoho org, which share its budget, spent {by_others} "
+                "of the credits of the last 24 hours."
+                if by_others
+                else ""
+            )
         )
         report.outbox_pending = int(pending_outbox_summary(session)[0])
         return report

@@ -13,10 +13,11 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .models import (
+    Connection,
     FieldMap,
     LeadConversion,
     Link,
@@ -30,6 +31,7 @@ from .models import (
 )
 from .scope import scope_fingerprint
 from .sync.identity import PAIR_CODE as MERGED_PAIR_CODE
+from .tenancy import ALL_TENANTS, current_tenant
 
 #: Large ``IN (...)`` lists are split so neither SQLite's nor PostgreSQL's limits are met.
 _CHUNK = 500
@@ -91,16 +93,69 @@ def _batched_contact_ids(dialect: sa.Dialect) -> sa.Select[Any] | None:
 CREDIT_WINDOW = timedelta(hours=24)
 
 
-def credits_spent_since(session: Session, since: datetime) -> tuple[int, datetime | None]:
-    """Credits the sync's runs spent since ``since``, and when the oldest of them started."""
-    spent, oldest = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Run.credits), 0), sa.func.min(Run.started_at)).where(
-            Run.started_at >= since, Run.credits > 0
+class OrgCreditsSpent(NamedTuple):
+    """The credits spent on the current tenant's Zoho org in a window."""
+
+    #: Every run's credits, the current tenant's and those of the others on its org.
+    spent: int
+    #: When the oldest of those runs started (None: no run spent any).
+    oldest: datetime | None
+    #: The part of ``spent`` that other tenants' runs spent (0 on a single-tenant install).
+    by_other_tenants: int
+
+
+def _tenants_on_my_org() -> sa.Select[Any]:
+    """``SELECT`` of every tenant whose connection is to the current tenant's Zoho org (it
+    included), told by the org id and the API domain (an org id names an org within one
+    data centre). Empty while the current tenant has no connection or no org id yet: a
+    NULL org id equals nothing, so such a tenant counts its own runs alone."""
+    mine = aliased(Connection)
+    theirs = aliased(Connection)
+    return (
+        sa.select(theirs.tenant_id)
+        .join(
+            mine,
+            sa.and_(mine.org_id == theirs.org_id, mine.api_domain == theirs.api_domain),
         )
+        .where(mine.tenant_id == current_tenant())
+    )
+
+
+def org_credits_spent_since(session: Session, since: datetime) -> OrgCreditsSpent:
+    """Credits spent since ``since`` by the runs of every tenant connected to the current
+    tenant's Zoho org, and how many of them by other tenants.
+
+    Zoho rations credits per org, not per connection: two sites of a platform connected to
+    one org draw on one allowance, so each must count the other's spending, or together
+    they spend the org's budget twice. This is the one statement that looks past the
+    current tenant (``ALL_TENANTS``), and only at runs of tenants on the same org; on a
+    single-tenant install that is the tenant's own runs, in one query as before.
+    """
+    me = current_tenant()
+    of_others = sa.case((Run.tenant_id != me, Run.credits), else_=0)
+    spent, oldest, by_others = session.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(Run.credits), 0),
+            sa.func.min(Run.started_at),
+            sa.func.coalesce(sa.func.sum(of_others), 0),
+        )
+        .where(
+            Run.started_at >= since,
+            Run.credits > 0,
+            sa.or_(Run.tenant_id == me, Run.tenant_id.in_(_tenants_on_my_org())),
+        )
+        .execution_options(**{ALL_TENANTS: True})
     ).one()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=timezone.utc)
-    return int(spent or 0), oldest
+    return OrgCreditsSpent(int(spent or 0), oldest, int(by_others or 0))
+
+
+def credits_spent_since(session: Session, since: datetime) -> tuple[int, datetime | None]:
+    """Credits spent on the current tenant's Zoho org since ``since`` (every tenant's on
+    it, :func:`org_credits_spent_since`), and when the oldest of those runs started."""
+    spent, oldest, _by_others = org_credits_spent_since(session, since)
+    return spent, oldest
 
 
 #: What an interrupted run's History row says happened to it.

@@ -46,7 +46,8 @@ record_failed = _namespace.signal("zoho-sync.record-failed")
 connection_lost = _namespace.signal("zoho-sync.connection-lost")
 #: The connection works again (a reconnect, or a run that reached Zoho). No keywords.
 connection_restored = _namespace.signal("zoho-sync.connection-restored")
-#: The sync's credits are running out. Keywords: ``spent`` (credits in the last 24 hours),
+#: The sync's credits are running out. Keywords: ``spent`` (credits in the last 24 hours,
+#: of every tenant's runs on the same Zoho org, as the budget is the org's),
 #: ``limit`` (ZOHO_SYNC_DAILY_CREDIT_BUDGET, None without one), ``paused`` (a run paused
 #: for it), ``resumes_at`` (when a paused run resumes, or None), ``reason``.
 credit_budget_low = _namespace.signal("zoho-sync.credit-budget-low")

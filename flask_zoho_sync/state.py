@@ -25,7 +25,7 @@ from .connection import DatabaseTokenStore, store_account_details
 from .crypto import TokenVault
 from .drift import fields_outdated, pause_rows_zoho_refuses
 from .errors import ConfigurationError
-from .ledger import CREDIT_WINDOW, Ledger, credits_spent_since
+from .ledger import CREDIT_WINDOW, Ledger, org_credits_spent_since
 from .models import ApiUsage, Connection, FieldMap, SyncSettings
 from .preferences import (
     build_mapping,
@@ -257,16 +257,22 @@ class ZohoSyncState:
 
         Zoho's window is a rolling 24 hours, so is this one: the credits of the runs that
         started in the last day count, and the oldest of them frees its credits first.
+        Zoho rations them per org, so the runs of every tenant connected to this tenant's
+        org count (``ledger.org_credits_spent_since``): the budget is the org's.
         """
         limit = self.config.daily_credit_budget
         keep = self.config.credit_reserve
         if not limit and not keep:
             return None
         now = datetime.now(timezone.utc)
-        spent, oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
+        spent, oldest, by_others = org_credits_spent_since(self.db.session, now - CREDIT_WINDOW)
         # With no earlier spending in the window, this run's own credits free up first.
         return CreditBudget(
-            limit or None, spent, (oldest or now) + CREDIT_WINDOW, keep_for_others=keep
+            limit or None,
+            spent,
+            (oldest or now) + CREDIT_WINDOW,
+            keep_for_others=keep,
+            spent_by_others=by_others,
         )
 
     # -- connecting -----------------------------------------------------------------------
@@ -494,21 +500,24 @@ class ZohoSyncState:
     def credit_budget_low(self, *, paused: bool = False) -> dict[str, Any] | None:
         """Whether the sync's credits run low: a run paused for them, or the last 24 hours
         spent ZOHO_SYNC_CREDIT_ALERT_SHARE of ZOHO_SYNC_DAILY_CREDIT_BUDGET. None: they
-        don't; else ``spent``, ``limit``, ``paused`` and the ``reason`` in words."""
+        don't; else ``spent``, ``limit``, ``paused`` and the ``reason`` in words. ``spent``
+        is the org's, other tenants' runs on it included, as the budget is the org's."""
         limit = self.config.daily_credit_budget or None
         if not paused and limit is None:
             return None
         now = datetime.now(timezone.utc)
-        spent, _oldest = credits_spent_since(self.db.session, now - CREDIT_WINDOW)
+        spent, _oldest, by_others = org_credits_spent_since(self.db.session, now - CREDIT_WINDOW)
         share = self.config.operations.credit_alert_share
         if not paused and (limit is None or spent < share * limit):
             return None
         if paused:
             reason = "A sync run paused: its Zoho credits are spent for now."
         else:
+            shared = f", of which {by_others} by other sites on this Zoho org" if by_others else ""
             reason = (
-                f"The sync spent {spent} of its {limit} Zoho credits in the last 24 hours "
-                f"(alert at {share:.0%}, ZOHO_SYNC_CREDIT_ALERT_SHARE); at the limit it pauses."
+                f"The sync spent {spent} of its {limit} Zoho credits in the last 24 hours"
+                f"{shared} (alert at {share:.0%}, ZOHO_SYNC_CREDIT_ALERT_SHARE); at the limit "
+                "it pauses."
             )
         return {"spent": spent, "limit": limit, "paused": paused, "reason": reason}
 

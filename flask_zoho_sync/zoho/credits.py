@@ -91,9 +91,12 @@ class CreditBudget:
       used; reference §4.1); the sync stops short of spending the last ones.
 
     :param limit: credits the sync may spend in any 24 hours (None: no ceiling of its own).
-    :param spent: credits the sync already spent in the current 24 hours.
+    :param spent: credits already spent in the current 24 hours against ``limit``.
     :param frees_at: when the oldest of those credits leave the window (None: unknown).
     :param keep_for_others: credits of the org's that the sync never spends (0: none).
+    :param spent_by_others: the part of ``spent`` that other syncs of the host on the same
+        org spent (another site's): the limit is the org's, so it counts, and a refusal
+        names it so an admin is not left wondering where credits they never used went.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class CreditBudget:
         frees_at: datetime | None = None,
         *,
         keep_for_others: int = 0,
+        spent_by_others: int = 0,
     ) -> None:
         if limit is not None and limit <= 0:
             raise ValueError("a credit budget needs a positive limit (or None for none)")
@@ -112,6 +116,7 @@ class CreditBudget:
         self.spent = spent
         self.frees_at = frees_at
         self.keep_for_others = keep_for_others
+        self.spent_by_others = spent_by_others
         #: What Zoho last said the whole org has left today (None: it has not said).
         self.org_remaining: int | None = None
         self._lock = threading.Lock()
@@ -151,9 +156,14 @@ class CreditBudget:
 
     def _check(self, credits: int, endpoint: str, need: str) -> None:
         if self.limit is not None and self.spent + credits > self.limit:
+            shared = (
+                f", of which {self.spent_by_others} by other sites on this Zoho org"
+                if self.spent_by_others
+                else ""
+            )
             raise ZohoBudgetExhausted(
                 f"The sync's daily budget of {self.limit} Zoho credits has {self.remaining} "
-                f"left ({self.spent} used in the last 24 hours); {need}",
+                f"left ({self.spent} used in the last 24 hours{shared}); {need}",
                 endpoint=endpoint,
                 resumes_at=self.frees_at,
             )
