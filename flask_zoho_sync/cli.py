@@ -22,9 +22,17 @@ from .config import validate_time_zone
 from .connection import describe_connection
 from .drift import ValueMapRefused, check_value_map
 from .errors import ConfigurationError, ZohoSyncError
-from .health import health_report
+from .health import all_tenants_health, health_report
 from .incidents import alert_recipients, set_alert_recipients
-from .jobs import SyncBusy, exclusive_run, queue_for, settings_lock, tick_answer, tick_tenants
+from .jobs import (
+    SyncBusy,
+    exclusive_run,
+    known_tenants,
+    queue_for,
+    settings_lock,
+    tick_answer,
+    tick_tenants,
+)
 from .models import Connection, FieldMap, Link, SyncSettings
 from .preferences import (
     MODULES,
@@ -141,10 +149,19 @@ def connect_command(refresh_token: str, accounts_server: str | None) -> None:
     is_flag=True,
     help="Exit 1 when unhealthy, saying why, one line per problem (for cron and monitors).",
 )
+@click.option(
+    "--all-tenants",
+    is_flag=True,
+    help="The health of every tenant with settings or a connection, in one verdict "
+    "(multi-tenant hosts; not with --tenant).",
+)
 @with_appcontext
-def status_command(as_json: bool, check: bool) -> None:
+def status_command(as_json: bool, check: bool, all_tenants: bool) -> None:
     """Connection, module, counts, the last push and pull, and health."""
     state = _state()
+    if all_tenants:
+        _all_tenants_status(state, as_json=as_json, check=check)
+        return
     status = sync_status(state.db.session)
     health = health_report(state)
     if as_json:
@@ -181,6 +198,27 @@ def status_command(as_json: bool, check: bool) -> None:
     click.echo(f"Zoho API today: {api['calls']} calls, {api['credits']} credits")
     for problem in health["problems"]:
         click.echo(f"Problem: {problem}")
+
+
+def _all_tenants_status(state: ZohoSyncState, *, as_json: bool, check: bool) -> None:
+    """``status --all-tenants``: one line per problem, each naming its tenant, then the
+    verdict; with ``--json`` the report ``GET {prefix}/health?tenant=*`` answers."""
+    if click.get_current_context().meta.get(_TENANT_META):
+        raise click.UsageError("--all-tenants reads every tenant: leave out --tenant.")
+    health = all_tenants_health(state, known_tenants(state))
+    if as_json:
+        click.echo(json.dumps(health, indent=2))
+    else:
+        for problem in health["problems"]:
+            click.echo(f"UNHEALTHY: {problem}")
+        checked = len(health["tenants"])
+        unwell = sum(1 for report in health["tenants"].values() if not report["healthy"])
+        if health["healthy"]:
+            click.echo(f"healthy: {checked} tenants")
+        else:
+            click.echo(f"unhealthy: {unwell} of {checked} tenants")
+    if check and not health["healthy"]:
+        sys.exit(1)
 
 
 def _zone_warning(zone: str, org_zone: str) -> str:

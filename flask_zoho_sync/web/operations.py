@@ -2,8 +2,9 @@
 
 A monitor has no admin session, so both take ZOHO_SYNC_HEALTH_TOKEN as a Bearer token
 (compared in constant time); a signed-in admin needs none. On a multi-tenant host the token
-holder names the tenant with ``?tenant=KEY``; an admin sees the tenant of their request.
-Refusals are JSON: 401 when no credentials came, 403 when they are wrong.
+holder names the tenant with ``?tenant=KEY``, or every tenant at once with ``?tenant=*``;
+an admin sees the tenant of their request and no other. Refusals are JSON: 401 when no
+credentials came, 403 when they are wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from flask import Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..errors import ZohoSyncError
-from ..health import health_report
+from ..health import all_tenants_health, health_report
+from ..jobs import known_tenants
 from ..metrics import INSTALL_HINT, metrics_available, render_metrics
 from ..schema import require_tables
 from ..state import ZohoSyncState
@@ -24,6 +26,10 @@ from .blueprint import bp, sync_state
 from .security import public
 
 log = logging.getLogger(__name__)
+
+#: ``?tenant=*``: every tenant with settings or a connection, in one answer (no tenant key
+#: can be ``*``, so it names no tenant by mistake).
+EVERY_TENANT = "*"
 
 
 def _refuse(status: int, message: str) -> ResponseReturnValue:
@@ -67,15 +73,18 @@ def refusal(state: ZohoSyncState) -> ResponseReturnValue | None:
 
 
 def _chosen_tenant() -> tuple[str | None, ResponseReturnValue | None]:
-    """The tenant a monitor asks about with ``?tenant=KEY`` (multi-tenant hosts), or None.
+    """The tenant a monitor asks about with ``?tenant=KEY`` (multi-tenant hosts), or None;
+    :data:`EVERY_TENANT` for ``?tenant=*``.
 
-    Only the operator's bearer token may name one: an admin signed in to one site reads
-    that site's figures, whatever the query says."""
+    Only the operator's bearer token may name one, or all: an admin signed in to one site
+    reads that site's figures, whatever the query says."""
     asked = request.args.get("tenant")
     if asked is None:
         return None, None
     if not request.headers.get("Authorization", "").lower().startswith("bearer "):
         return None, _refuse(403, "Only ZOHO_SYNC_HEALTH_TOKEN may name a tenant.")
+    if asked.strip() == EVERY_TENANT:
+        return EVERY_TENANT, None
     try:
         return checked_tenant(asked), None
     except TenantKeyError as exc:
@@ -94,7 +103,8 @@ def _not_ready(state: ZohoSyncState) -> ResponseReturnValue | None:
 @public
 def health() -> ResponseReturnValue:
     """200 with the figures when healthy; 503 with the same figures and ``problems`` when
-    not, so a plain HTTP check alarms without reading the body."""
+    not, so a plain HTTP check alarms without reading the body. With ``?tenant=*``, 503
+    when any tenant is unhealthy (``health.all_tenants_health``)."""
     state = sync_state()
     refused = refusal(state) or _not_ready(state)
     if refused is not None:
@@ -102,6 +112,9 @@ def health() -> ResponseReturnValue:
     tenant, refused = _chosen_tenant()
     if refused is not None:
         return refused
+    if tenant == EVERY_TENANT:
+        report = all_tenants_health(state, known_tenants(state))
+        return jsonify(report), 200 if report["healthy"] else 503
     with tenant_context(tenant or current_tenant()):
         report = health_report(state)
     return jsonify(report), 200 if report["healthy"] else 503
@@ -110,7 +123,8 @@ def health() -> ResponseReturnValue:
 @bp.get("/metrics")
 @public
 def metrics() -> ResponseReturnValue:
-    """Prometheus' text format, from the database (``metrics.SyncCollector``)."""
+    """Prometheus' text format, from the database (``metrics.SyncCollector``); with
+    ``?tenant=*`` every tenant's, each series labelled ``tenant``."""
     state = sync_state()
     refused = refusal(state)
     if refused is not None:
@@ -123,6 +137,9 @@ def metrics() -> ResponseReturnValue:
     tenant, refused = _chosen_tenant()
     if refused is not None:
         return refused
+    if tenant == EVERY_TENANT:
+        body, content_type = render_metrics(state, known_tenants(state))
+        return Response(body, content_type=content_type)
     with tenant_context(tenant or current_tenant()):
         body, content_type = render_metrics(state)
     return Response(body, content_type=content_type)
