@@ -104,7 +104,9 @@ class SyncSettings(TenantScoped, Base):
     deleted_watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    zoho_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON)
+    #: Zoho's field metadata (tens of KB): loaded when read, not with every settings row,
+    #: which runs and pages read many times (each commit expires it).
+    zoho_fields: Mapped[list[dict[str, Any]] | None] = mapped_column(sa.JSON, deferred=True)
     zoho_fields_module: Mapped[str | None] = mapped_column(sa.String(16))
     zoho_fields_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The Zoho notification channel that tells us of changes between pulls.

@@ -28,6 +28,7 @@ worker's reader threads see the tenant of the job that started them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from contextvars import ContextVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.orm.util import LoaderCriteriaOption
 
 #: The tenant of an install that never names one, and of every row made before tenants.
 DEFAULT_TENANT = "default"
@@ -112,13 +114,19 @@ def _only_current_tenant(execute_state: ORMExecuteState) -> None:
         return  # the row was already found under the tenant's criteria
     if execute_state.execution_options.get(ALL_TENANTS):
         return  # an edge finding which tenant some work is for (the tick, a notification)
-    tenant = _current.get()
-    execute_state.statement = execute_state.statement.options(
-        with_loader_criteria(
-            TenantScoped,
-            lambda cls: cls.tenant_id == tenant,
-            include_aliases=True,
-        )
+    execute_state.statement = execute_state.statement.options(_criteria_of(_current.get()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _criteria_of(tenant: str) -> LoaderCriteriaOption:
+    """One option per tenant, made once: building it anew for every statement (the lambda's
+    analysis and cache key) cost 110 us a statement, two thirds of a simple query's time on
+    SQLite. The tenant is the lambda's closure variable, so each tenant's option binds its
+    own key as a parameter and the compiled SQL is shared."""
+    return with_loader_criteria(
+        TenantScoped,
+        lambda cls: cls.tenant_id == tenant,
+        include_aliases=True,
     )
 
 
