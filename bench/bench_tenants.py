@@ -390,9 +390,12 @@ def timed_round(
     since = last_run_id()
     due: dict[str, float] = {}
     for org in orgs:
+        # With --spread, tenant i's edits fall due i/T of the way into the spread: the way
+        # sites edit through a day, not all in one second.
+        delay = args.push_delay + round(args.spread * org.index / tenants)
         with tenant_context(tenant_key(org.index)):
-            moment = time.time() + args.push_delay
-            if jobs.schedule_push(state, delay=args.push_delay) is None:
+            moment = time.time() + delay
+            if jobs.schedule_push(state, delay=delay) is None:
                 result.problems.append(f"{tenant_key(org.index)}: no push was scheduled")
             due[tenant_key(org.index)] = moment
     db.session.remove()
@@ -518,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=200, help="added to every Zoho call")
     parser.add_argument("--push-delay", type=int, default=5, help="ZOHO_SYNC_PUSH_DELAY")
     parser.add_argument("--tolerance", type=float, default=60.0, help="seconds late allowed")
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=0,
+        help="seconds over which the tenants' pushes fall due, evenly (0: all at once)",
+    )
     parser.add_argument("--db", default="sqlite", help="sqlite, postgresql, or a database URL")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/2", help="emptied first")
     parser.add_argument("--farm-processes", type=int, default=2, help="sandbox processes")

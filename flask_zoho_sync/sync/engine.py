@@ -3,7 +3,10 @@
 A two-way pass pulls first and pushes second. The pull's three-way merge decides every field
 both sides changed (by the per-field policy) and leaves for Zoho only what the merge gave to
 Zoho; pushing first instead would overwrite Zoho's side of a conflict before the merge could
-see it. The cost is the same: an incremental pull with nothing new is one call (a 304).
+see it. The debounced push is the exception (``direction="push"``): it merges the Zoho edits
+it meets through the re-read before each update batch (``sync.checked``) and leaves the rest
+to the scheduled pull, because a pull in every push would read back what the push before
+it wrote.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from flask_zoho_sync.zoho.timefmt import utc_now
 log = logging.getLogger(__name__)
 
 #: ``all``: every record both ways; ``since_last``: what changed since the last sync on
-#: either side; ``outbox``: the captured host changes (with an incremental pull first).
+#: either side; ``outbox``: the captured host changes (after an incremental pull, unless the
+#: run pushes only, as the debounced push does: its re-reads guard Zoho's edits instead).
 MODES = ("all", "since_last", "outbox")
 DIRECTIONS = ("both", "push", "pull")
 
