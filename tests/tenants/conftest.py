@@ -17,9 +17,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.test import TestResponse
 
 from flask_zoho_sync.adapter import SQLAlchemyContactAdapter
+from flask_zoho_sync.connection import store_account_details
 from flask_zoho_sync.extension import ZohoSync, ZohoSyncState, get_state
+from flask_zoho_sync.preferences import add_default_mappings, get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.tenancy import tenant_context
+from flask_zoho_sync.zoho.auth import TokenSet
 from tests.conftest import TEST_REDIS_URL
 from tests.hostapp import TEST_ENCRYPTION_KEY
 from tests.tables import fresh_tables, release_tables
@@ -168,3 +171,27 @@ def sandbox_tenant_host(
     build_tenant_host: Callable[..., TenantHost], zoho_sandbox: SandboxHandle
 ) -> TenantHost:
     return build_tenant_host(**sandbox_settings(zoho_sandbox))
+
+
+def store_connection(host: TenantHost, site: str, org_name: str) -> None:
+    """A connection row as if ``site``'s admin had connected (no Zoho is asked)."""
+    with host.as_tenant(site):
+        host.state.token_store().save(
+            TokenSet(
+                refresh_token=f"1000.{site}-refresh",
+                access_token=f"1000.{site}-access",
+                expires_at=9_999_999_999.0,
+                api_domain="https://www.zohoapis.eu",
+                accounts_server="https://accounts.zoho.eu",
+            )
+        )
+        session = host.db.session
+        store_account_details(
+            session,
+            location="eu",
+            org={"id": f"org-{site}", "company_name": org_name, "time_zone": "Europe/Berlin"},
+            user={"id": "7", "email": f"owner@{site}.test", "full_name": f"{site} owner"},
+        )
+        get_settings(session).module = "Leads"
+        add_default_mappings(session, host.state.adapter, "Leads")
+        session.commit()

@@ -9,11 +9,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flask_zoho_sync.connection import store_account_details
 from flask_zoho_sync.incidents import INCIDENT_TITLES, clear_incidents, open_incident
-from flask_zoho_sync.preferences import add_default_mappings, get_settings
-from flask_zoho_sync.zoho.auth import TokenSet
-from tests.tenants.conftest import PREFIX, SITE_HEADER, TenantHost
+from tests.tenants.conftest import PREFIX, SITE_HEADER, TenantHost, store_connection
 
 pytestmark = pytest.mark.redis
 
@@ -21,30 +18,6 @@ TOKEN = "monitor-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 SITES = ("east", "north", "south")
 SOUTH_PROBLEM = f"south: {INCIDENT_TITLES['connection_lost']}: Zoho refused south's refresh token."
-
-
-def connected(host: TenantHost, site: str) -> None:
-    """``site`` connected and set up, as its admin would leave it (no Zoho is asked)."""
-    with host.as_tenant(site):
-        host.state.token_store().save(
-            TokenSet(
-                refresh_token=f"1000.{site}-refresh",
-                access_token=f"1000.{site}-access",
-                expires_at=9_999_999_999.0,
-                api_domain="https://www.zohoapis.eu",
-                accounts_server="https://accounts.zoho.eu",
-            )
-        )
-        session = host.db.session
-        store_account_details(
-            session,
-            location="eu",
-            org={"id": f"org-{site}", "company_name": site.title(), "time_zone": "UTC"},
-            user={"id": "7", "email": f"owner@{site}.test", "full_name": f"{site} owner"},
-        )
-        get_settings(session).module = "Leads"
-        add_default_mappings(session, host.state.adapter, "Leads")
-        session.commit()
 
 
 def south_lost_its_connection(host: TenantHost, *, lost: bool = True) -> None:
@@ -61,7 +34,7 @@ def south_lost_its_connection(host: TenantHost, *, lost: bool = True) -> None:
 def three_sites(build_tenant_host: Callable[..., TenantHost]) -> TenantHost:
     host = build_tenant_host(ZOHO_SYNC_HEALTH_TOKEN=TOKEN)
     for site in SITES:
-        connected(host, site)
+        store_connection(host, site, site.title())
     return host
 
 
@@ -122,7 +95,7 @@ def test_redis_down_is_said_once_for_all_tenants(
         ZOHO_SYNC_HEALTH_TOKEN=TOKEN, ZOHO_SYNC_REDIS_URL="redis://127.0.0.1:1/0"
     )
     for site in SITES:
-        connected(host, site)
+        store_connection(host, site, site.title())
     answer = all_health(host)
     assert answer.status_code == 503
     health = answer.get_json()

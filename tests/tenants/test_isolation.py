@@ -13,14 +13,12 @@ import sqlalchemy as sa
 from rq import Queue
 
 from flask_zoho_sync import jobs
-from flask_zoho_sync.connection import store_account_details
 from flask_zoho_sync.models import Incident, Link, OutboxBatch, Run, SyncSettings
 from flask_zoho_sync.preferences import add_default_mappings, get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.tenancy import ALL_TENANTS, tenant_context
 from flask_zoho_sync.workers import SimpleSyncWorker
-from flask_zoho_sync.zoho.auth import TokenSet
-from tests.tenants.conftest import PREFIX, SITE_HEADER, TenantHost
+from tests.tenants.conftest import PREFIX, SITE_HEADER, TenantHost, store_connection
 
 pytestmark = pytest.mark.redis
 
@@ -34,30 +32,6 @@ def connect(host: TenantHost, site: str, sandbox: SandboxHandle, module: str) ->
         settings = get_settings(session)
         settings.module = module
         add_default_mappings(session, host.state.adapter, module)
-        session.commit()
-
-
-def store_connection(host: TenantHost, site: str, org_name: str) -> None:
-    """A connection row as if ``site``'s admin had connected (no Zoho is asked)."""
-    with host.as_tenant(site):
-        host.state.token_store().save(
-            TokenSet(
-                refresh_token=f"1000.{site}-refresh",
-                access_token=f"1000.{site}-access",
-                expires_at=9_999_999_999.0,
-                api_domain="https://www.zohoapis.eu",
-                accounts_server="https://accounts.zoho.eu",
-            )
-        )
-        session = host.db.session
-        store_account_details(
-            session,
-            location="eu",
-            org={"id": f"org-{site}", "company_name": org_name, "time_zone": "Europe/Berlin"},
-            user={"id": "7", "email": f"owner@{site}.test", "full_name": f"{site} owner"},
-        )
-        get_settings(session).module = "Leads"
-        add_default_mappings(session, host.state.adapter, "Leads")
         session.commit()
 
 

@@ -19,8 +19,8 @@ from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.sync.context import RunReport
 from flask_zoho_sync.tenancy import ALL_TENANTS
-from tests.tenants.conftest import TenantHost
-from tests.tenants.test_isolation import connect, emails, store_connection
+from tests.tenants.conftest import TenantHost, store_connection
+from tests.tenants.test_isolation import connect, emails
 
 pytestmark = pytest.mark.redis
 
