@@ -120,9 +120,10 @@ def _only_current_tenant(execute_state: ORMExecuteState) -> None:
 @functools.lru_cache(maxsize=1024)
 def _criteria_of(tenant: str) -> LoaderCriteriaOption:
     """One option per tenant, made once: building it anew for every statement (the lambda's
-    analysis and cache key) cost 110 us a statement, two thirds of a simple query's time on
-    SQLite. The tenant is the lambda's closure variable, so each tenant's option binds its
-    own key as a parameter and the compiled SQL is shared."""
+    analysis and cache key) added 85-110 us to a simple select on SQLite that takes 160-190 us
+    unfiltered; reused, the filter adds about 40 us. The tenant is the lambda's closure
+    variable, so each tenant's option binds its own key as a parameter and the compiled SQL
+    is shared (the isolation tests fail if one tenant's option served another)."""
     return with_loader_criteria(
         TenantScoped,
         lambda cls: cls.tenant_id == tenant,
