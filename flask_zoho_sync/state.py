@@ -64,6 +64,7 @@ from .zoho.credits import CreditBudget
 from .zoho.datacentres import data_centre_for
 from .zoho.errors import ZohoError, ZohoReconnectRequired
 from .zoho.meter import UsageMeter
+from .zoho.running_credits import RedisRunningCredits
 from .zoho.slots import RedisCallSlots, lease_for
 
 if TYPE_CHECKING:
@@ -239,17 +240,33 @@ class ZohoSyncState:
         """The Redis key of the org's call slots: Zoho counts concurrent calls per org and
         app (client id), so that is what the key names. Before the org is known (the first
         calls of a connect) the calls share the app's "unconnected" slots."""
+        org_id = self._connected_org_id()
+        return f"zoho_sync:call-slots:{self.config.client_id}:{org_id or 'unconnected'}"
+
+    def _connected_org_id(self) -> str | None:
+        """The current tenant's Zoho org id, read on a connection of its own (None: not
+        connected, or no tables yet)."""
         try:
             with self.db.engine.connect() as connection:
-                org_id = connection.scalar(
+                return connection.scalar(
                     sa.select(Connection.org_id)
                     .where(Connection.tenant_id == current_tenant())
                     .order_by(Connection.id)
                     .limit(1)
                 )
-        except sa.exc.SQLAlchemyError:  # no tables yet: nothing is connected
-            org_id = None
-        return f"zoho_sync:call-slots:{self.config.client_id}:{org_id or 'unconnected'}"
+        except sa.exc.SQLAlchemyError:
+            return None
+
+    def _running_credits(self) -> RedisRunningCredits | None:
+        """This run's tally among the org's runs going on now (None before the org is
+        known): with several workers, two sites on one org can run at once, and neither's
+        credits are in the database until it ends (``zoho.running_credits``)."""
+        org_id = self._connected_org_id()
+        if not org_id:
+            return None
+        return RedisRunningCredits(
+            self.redis(), f"zoho_sync:credits-running:{self.config.client_id}:{org_id}"
+        )
 
     def credit_budget(self) -> CreditBudget | None:
         """What the sync may still spend under ZOHO_SYNC_DAILY_CREDIT_BUDGET and
@@ -273,6 +290,7 @@ class ZohoSyncState:
             (oldest or now) + CREDIT_WINDOW,
             keep_for_others=keep,
             spent_by_others=by_others,
+            running=self._running_credits() if limit else None,
         )
 
     # -- connecting -----------------------------------------------------------------------
@@ -410,7 +428,10 @@ class ZohoSyncState:
         except ZohoError as exc:  # Zoho's field list, before the run started
             self._announce_refused_start(sender, exc, trigger, dry_run, began)
             raise
-        report = engine.sync(mode=mode, direction=direction, trigger=trigger)
+        try:
+            report = engine.sync(mode=mode, direction=direction, trigger=trigger)
+        finally:
+            release_running_credits(engine.client)
         report.run_id = getattr(engine.run, "id", None)
         self.record_usage(self.db.session)
         self._announce_end(sender, report, engine.run, trigger, dry_run, began)
@@ -429,7 +450,10 @@ class ZohoSyncState:
         except ZohoError as exc:
             self._announce_refused_start(sender, exc, trigger, False, began)
             raise
-        report = engine.sync_records(zoho_ids, trigger=trigger, notified=notified)
+        try:
+            report = engine.sync_records(zoho_ids, trigger=trigger, notified=notified)
+        finally:
+            release_running_credits(engine.client)
         report.run_id = getattr(engine.run, "id", None)
         self.record_usage(self.db.session)
         self._announce_end(sender, report, engine.run, trigger, False, began)
@@ -592,3 +616,12 @@ def state_of(app: Flask) -> ZohoSyncState:
         raise ConfigurationError(
             "Flask-Zoho-Sync is not initialised on this app: call ZohoSync(app, db=db)."
         ) from None
+
+
+def release_running_credits(client: Any) -> None:
+    """The run on ``client`` has ended and its credits are in the database: it no longer
+    counts among the org's runs going on now."""
+    budget = getattr(client, "budget", None)
+    running = getattr(budget, "running", None)
+    if isinstance(running, RedisRunningCredits):
+        running.release()

@@ -30,7 +30,7 @@ from .ledger import Ledger
 from .models import RecordHistory, Run, Tombstone
 from .preferences import build_mapping, get_settings, sync_mode_of
 from .signals import connection_lost, run_finished, run_started, send
-from .state import ZohoSyncState
+from .state import ZohoSyncState, release_running_credits
 from .sync.context import RunReport, apply_host_changes, host_canonical, readable
 from .sync.mapping import Mapping
 from .sync.modes import IMPORT_ONLY
@@ -47,6 +47,7 @@ from .sync.revert import (
     plan_revert,
     undo_values,
 )
+from .zoho.client import ZohoClient
 from .zoho.errors import ZohoReconnectRequired
 from .zoho.timefmt import parse_datetime
 
@@ -143,12 +144,23 @@ def _announce_end(
 def _revert_run(
     state: ZohoSyncState, run: Run, *, dry_run: bool, revert_id: list[int]
 ) -> RevertOutcome:
+    """A revert spends credits like a run: it counts among the org's runs going on now
+    until it ends (``zoho.running_credits``), however it ends."""
+    client = state.client(budget=state.credit_budget())
+    try:
+        return _revert_with(state, run, client, dry_run=dry_run, revert_id=revert_id)
+    finally:
+        release_running_credits(client)
+
+
+def _revert_with(
+    state: ZohoSyncState, run: Run, client: ZohoClient, *, dry_run: bool, revert_id: list[int]
+) -> RevertOutcome:
     session: Session = state.db.session
     run_id = run.id
     entries = _history_of(session, run_id)
     mapping = build_mapping(session, state.adapter)
     module = get_settings(session).module or ""
-    client = state.client(budget=state.credit_budget())
     meter_before = _meter_totals(client)
     zoho_read_at: dict[str, datetime] = {}
     contacts, current = _current_values(state, client, module, mapping, entries, zoho_read_at)

@@ -12,6 +12,7 @@ import math
 import re
 import threading
 from datetime import datetime
+from typing import Protocol
 
 from .errors import ZohoBudgetExhausted
 
@@ -77,6 +78,15 @@ def estimate_credits(method: str, path: str, record_count: int = 0) -> int:
     return 1
 
 
+class RunningCredits(Protocol):
+    """What other runs on the same org, going on now, have spent (``zoho.running_credits``):
+    their credits reach the database only when they end."""
+
+    def add(self, credits: int) -> None: ...
+
+    def of_others(self) -> int: ...
+
+
 class CreditBudget:
     """Lines the sync does not cross in Zoho's daily credits, checked before every call.
 
@@ -97,6 +107,8 @@ class CreditBudget:
     :param spent_by_others: the part of ``spent`` that other syncs of the host on the same
         org spent (another site's): the limit is the org's, so it counts, and a refusal
         names it so an admin is not left wondering where credits they never used went.
+    :param running: the org's runs going on now, whose credits ``spent`` cannot hold yet;
+        each check adds what they spent, and each call priced here is added for them.
     """
 
     def __init__(
@@ -107,6 +119,7 @@ class CreditBudget:
         *,
         keep_for_others: int = 0,
         spent_by_others: int = 0,
+        running: RunningCredits | None = None,
     ) -> None:
         if limit is not None and limit <= 0:
             raise ValueError("a credit budget needs a positive limit (or None for none)")
@@ -117,6 +130,7 @@ class CreditBudget:
         self.frees_at = frees_at
         self.keep_for_others = keep_for_others
         self.spent_by_others = spent_by_others
+        self.running = running
         #: What Zoho last said the whole org has left today (None: it has not said).
         self.org_remaining: int | None = None
         self._lock = threading.Lock()
@@ -151,19 +165,21 @@ class CreditBudget:
         with self._lock:
             self._check(price, endpoint_key(method, path), f"the next call costs {price}")
             self.spent += price
+            if self.running is not None:
+                self.running.add(price)
             if self.org_remaining is not None:
                 self.org_remaining -= price  # until Zoho's next answer says exactly
 
     def _check(self, credits: int, endpoint: str, need: str) -> None:
-        if self.limit is not None and self.spent + credits > self.limit:
-            shared = (
-                f", of which {self.spent_by_others} by other sites on this Zoho org"
-                if self.spent_by_others
-                else ""
-            )
+        running = self.running.of_others() if self.running and self.limit is not None else 0
+        spent = self.spent + running
+        if self.limit is not None and spent + credits > self.limit:
+            by_others = self.spent_by_others + running
+            shared = f", of which {by_others} by other sites on this Zoho org" if by_others else ""
             raise ZohoBudgetExhausted(
-                f"The sync's daily budget of {self.limit} Zoho credits has {self.remaining} "
-                f"left ({self.spent} used in the last 24 hours{shared}); {need}",
+                f"The sync's daily budget of {self.limit} Zoho credits has "
+                f"{max(0, self.limit - spent)} left ({spent} used in the last 24 hours"
+                f"{shared}); {need}",
                 endpoint=endpoint,
                 resumes_at=self.frees_at,
             )

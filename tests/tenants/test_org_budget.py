@@ -19,6 +19,7 @@ from flask_zoho_sync.preferences import get_settings
 from flask_zoho_sync.sandbox.handle import SandboxHandle
 from flask_zoho_sync.sync.context import RunReport
 from flask_zoho_sync.tenancy import ALL_TENANTS
+from flask_zoho_sync.zoho.running_credits import RedisRunningCredits
 from tests.tenants.conftest import TenantHost, store_connection
 from tests.tenants.test_isolation import connect, emails
 
@@ -191,3 +192,34 @@ def test_an_org_is_told_by_its_id_and_api_domain_and_an_unknown_org_counts_alone
     # Before Zoho has said which org it is, a site counts its own runs, as before tenants.
     south_connection(api_domain="https://www.zohoapis.eu", org_id=None)
     assert (used_last_24h("north"), used_last_24h("south")) == (40, 7)
+
+
+def test_a_run_going_on_at_another_site_of_the_org_counts_before_it_ends(
+    sandbox_tenant_host: TenantHost, zoho_sandbox: SandboxHandle, three_sites: Spent
+) -> None:
+    """Two sites on one org, each on its own worker: north's run is still going (its
+    credits not yet in History), and south must not spend them a second time."""
+    host, spent = sandbox_tenant_host, three_sites
+    budget(host, spent.north + spent.south + 30)
+    with host.as_tenant("north"):
+        org_id = host.db.session.scalar(sa.select(Connection.org_id))
+    north_running = RedisRunningCredits(
+        host.state.redis(),
+        f"zoho_sync:credits-running:{host.state.config.client_id}:{org_id}",
+        run="north-run-going-on",
+    )
+    north_running.add(30)  # what north's run has spent so far
+    host.add_contact("south", last_name="Late", email="late@south.test")
+
+    report = sync(host, "south")
+
+    assert report.status == "paused", report.message
+    assert f"of which {spent.north + 30} {SHARED_NOTE}" in (report.message or "")
+    assert "late@south.test" not in emails(zoho_sandbox.records("Contacts"))
+
+    north_running.release()  # north's run ended (its credits now in History: here, none)
+    report = sync(host, "south")
+    assert report.status == "succeeded", report.message
+    assert "late@south.test" in emails(zoho_sandbox.records("Contacts"))
+    running = host.state.redis().hgetall(north_running.key)
+    assert not running, running  # south's finished run left nothing in the tally
