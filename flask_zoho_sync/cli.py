@@ -19,7 +19,7 @@ from flask.cli import ScriptInfo, with_appcontext
 
 from .alerts import deliver_quietly
 from .config import validate_time_zone
-from .connection import describe_connection
+from .connection import describe_connection, refresh_token_warning
 from .drift import ValueMapRefused, check_value_map
 from .errors import ConfigurationError, ZohoSyncError
 from .health import all_tenants_health, health_report
@@ -140,6 +140,9 @@ def connect_command(refresh_token: str, accounts_server: str | None) -> None:
         f"Connected to {row.org_name or 'Zoho CRM'} as {row.zoho_user_email or 'unknown user'} "
         f"({row.api_domain}); org time zone {row.org_time_zone or 'unknown'}."
     )
+    warning = refresh_token_warning(state.db.session, row)
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @zoho_sync_cli.command("status")

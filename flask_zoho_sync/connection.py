@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from .crypto import TokenVault
 from .errors import NotConnectedError
 from .models import Connection
 from .schema import MissingTablesError, is_busy, is_missing_table, missing_tables
-from .tenancy import current_tenant, tenant_context
+from .tenancy import ALL_TENANTS, current_tenant, tenant_context
 from .zoho.auth import TokenSet, TokenStoreBusy
 
 
@@ -156,6 +157,59 @@ def store_account_details(session: Session, *, location: str | None, org: dict, 
     row.zoho_user_id = str(user.get("id")) if user.get("id") is not None else None
     row.zoho_user_email = user.get("email")
     row.zoho_user_name = user.get("full_name")
+    row.connected_at = datetime.now(timezone.utc)  # a new refresh token from now on
+
+
+#: Zoho keeps this many refresh tokens per user and client; issuing one more silently
+#: revokes the oldest (reference §1, Kaizen #43).
+REFRESH_TOKENS_PER_USER = 20
+#: From this many connections as one user, connecting says how close the limit is.
+REFRESH_TOKENS_WARN_AT = 18
+
+
+def sites_sharing_user(session: Session, row: Connection) -> list[str]:
+    """The tenants connected as the same Zoho user of the same data centre as ``row``
+    (its own included), the longest connected first: this app's refresh tokens of that user.
+
+    Every tenant of a host connects through the same Zoho client, so a platform whose sites
+    are all connected by one Zoho user spends that user's refresh tokens, one a site."""
+    if not row.zoho_user_id:
+        return [row.tenant_id]
+    return list(
+        session.scalars(
+            sa.select(Connection.tenant_id)
+            .where(
+                Connection.zoho_user_id == row.zoho_user_id,
+                Connection.accounts_server == row.accounts_server,
+            )
+            .order_by(Connection.connected_at, Connection.id)
+            .execution_options(**{ALL_TENANTS: True})
+        )
+    )
+
+
+def refresh_token_warning(session: Session, row: Connection) -> str | None:
+    """What the admin who has just connected ``row`` should know about Zoho's 20 refresh
+    tokens per user (None: nothing, the usual case)."""
+    sites = sites_sharing_user(session, row)
+    if len(sites) < REFRESH_TOKENS_WARN_AT:
+        return None
+    who = row.zoho_user_email or row.zoho_user_name or "this Zoho user"
+    limit = REFRESH_TOKENS_PER_USER
+    if len(sites) <= limit:
+        return (
+            f"{len(sites)} sites of this app are connected as {who}. Zoho keeps at most "
+            f"{limit} refresh tokens per user for an app, and the {limit + 1}st silently "
+            "revokes the oldest: connect further sites as another Zoho user."
+        )
+    lost = [site for site in sites[: len(sites) - limit] if site != row.tenant_id]
+    named = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+    return (
+        f"{len(sites)} sites of this app are connected as {who}, and Zoho keeps at most "
+        f"{limit} refresh tokens per user for an app: connecting this one revoked the oldest. "
+        f"The sites connected longest ago ({named}) have most likely lost their connection; "
+        "their next run will say so. Connect them again as another Zoho user."
+    )
 
 
 def forget_connection(session: Session) -> None:

@@ -15,7 +15,7 @@ import secrets
 from flask import current_app, make_response, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from ..connection import describe_connection, forget_connection
+from ..connection import describe_connection, forget_connection, refresh_token_warning
 from ..state import ZohoSyncState
 from ..zoho.datacentres import DATA_CENTRES, data_centre_for
 from ..zoho.errors import ZohoError
@@ -108,6 +108,9 @@ def oauth_callback() -> ResponseReturnValue:
     who = connection.zoho_user_email or connection.zoho_user_name or "your Zoho user"
     org = connection.org_name or "your Zoho organisation"
     tell(f"Connected to {org} as {who}. Now choose what to sync.", "success")
+    warning = refresh_token_warning(state.db.session, connection)
+    if warning:
+        tell(warning, "warning")
     return redirect(url_for("zoho_sync.settings"))
 
 
