@@ -33,6 +33,7 @@ from flask import Flask, current_app, has_app_context
 from rq import Queue, Retry, Worker, get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from .alerts import alerts_pending, deliver_pending, deliver_quietly
 from .ledger import (
@@ -538,6 +539,12 @@ def run_sync_job(
         if refusal:
             log.info("Zoho sync job (%s) wrote nothing: %s", trigger, refusal)
             return {"status": "skipped", "message": refusal}
+        if mode == "all":
+            waiting = _wait_for_a_spare_worker(
+                state, trigger=trigger, confirm_deletes=confirm_deletes, direction=direction
+            )
+            if waiting is not None:
+                return waiting
         with run_lock(state):
             report = state.run_sync(
                 mode=mode,
@@ -551,6 +558,71 @@ def run_sync_job(
         if report.status in ("succeeded", "partial") and report.counts.get("outbox.left"):
             outcome["next_slice"] = _queue_next_slice(state, trigger)
         return outcome
+
+
+#: An "all" run that finds every other worker in a long run asks again this much later.
+LONG_RUN_RETRY_SECONDS = 30
+#: How RQ names the sync run's job function (``Job.func_name``).
+_RUN_SYNC_JOB = f"{__name__}.run_sync_job"
+
+
+def _long_runs_going_on(state: ZohoSyncState) -> tuple[int, int]:
+    """Workers on the sync's queue, and how many of them run an "all" run now (this job's
+    own worker left out): any tenant's, as every tenant's jobs share the workers."""
+    queue = queue_for(state)
+    connection = state.redis()
+    mine = get_current_job()
+    long_runs = 0
+    for job_id in StartedJobRegistry(queue=queue).get_job_ids():
+        if mine is not None and job_id == mine.id:
+            continue
+        try:
+            job = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:
+            continue
+        if job.func_name == _RUN_SYNC_JOB and job.kwargs.get("mode") == "all":
+            long_runs += 1
+    return Worker.count(connection=connection, queue=queue), long_runs
+
+
+def _wait_for_a_spare_worker(
+    state: ZohoSyncState, *, trigger: str, confirm_deletes: bool, direction: str
+) -> dict[str, Any] | None:
+    """Put this "all" run off (None: it may run now) while every other worker is in one.
+
+    An "all" run of a large tenant (the admin's Synchronise all, a first sync through the
+    bulk APIs) holds its worker for minutes or hours; with every worker in one, every
+    tenant's ten-minute push would wait for them. So at least one worker of two or more
+    stays free of them: this run asks again in ``LONG_RUN_RETRY_SECONDS``, as a new job,
+    without holding a worker meanwhile. One worker alone runs everything in turn."""
+    if get_current_job() is None:
+        return None  # not on a worker (the CLI, a test): nothing to share
+    try:
+        workers, long_runs = _long_runs_going_on(state)
+    except (redis.RedisError, OSError):
+        return None  # the lock that follows says what is wrong with Redis
+    if workers < 2 or long_runs < workers - 1:
+        return None
+    job = queue_for(state).enqueue_in(
+        timedelta(seconds=LONG_RUN_RETRY_SECONDS),
+        run_sync_job,
+        mode="all",
+        trigger=trigger,
+        confirm_deletes=confirm_deletes,
+        tenant=current_tenant(),
+        direction=direction,
+        job_id=_job_id("all-waiting", int(time.time() * 1000)),
+        retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+        job_timeout=SYNC_JOB_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+    )
+    message = (
+        f"{long_runs} of the {workers} workers are each in a run of every record; this one "
+        f"waits so that pushes keep a worker, and asks again in {LONG_RUN_RETRY_SECONDS} s."
+    )
+    log.info("Zoho sync 'all' run put off (job %s): %s", job.id, message)
+    return {"status": "waiting", "message": message, "next": str(job.id)}
 
 
 def _queue_next_slice(state: ZohoSyncState, trigger: str) -> str:
