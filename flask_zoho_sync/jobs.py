@@ -546,6 +546,8 @@ def run_sync_job(
             if waiting is not None:
                 return waiting
         with run_lock(state):
+            if mode == "all":
+                state.redis().delete(_key(state, "all-run-waiting"))
             report = state.run_sync(
                 mode=mode,
                 direction=direction,
@@ -622,7 +624,18 @@ def _wait_for_a_spare_worker(
         f"waits so that pushes keep a worker, and asks again in {LONG_RUN_RETRY_SECONDS} s."
     )
     log.info("Zoho sync 'all' run put off (job %s): %s", job.id, message)
+    # For the Synchronise page, which shows the run once it starts: until then, why not yet.
+    state.redis().set(_key(state, "all-run-waiting"), message, ex=2 * LONG_RUN_RETRY_SECONDS)
     return {"status": "waiting", "message": message, "next": str(job.id)}
+
+
+def all_run_waiting(state: ZohoSyncState) -> str | None:
+    """Why the current tenant's "all" run has not started yet, if a worker put it off."""
+    try:
+        value = state.redis().get(_key(state, "all-run-waiting"))
+    except (redis.RedisError, OSError):
+        return None
+    return value.decode() if value else None
 
 
 def _queue_next_slice(state: ZohoSyncState, trigger: str) -> str:

@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from ..jobs import (
     PlanProgress,
     SyncBusy,
+    all_run_waiting,
     exclusive_run,
     plan_progress,
     schedule_alert_delivery,
@@ -254,8 +255,10 @@ def sync_progress() -> ResponseReturnValue:
     """The progress fragment the page polls; 286 stops the polling once the run ended."""
     asked = session.get(_ASKED_AT)
     since = datetime.fromisoformat(asked) if isinstance(asked, str) else None
-    run = _latest_run(sync_state(), since)
-    body = render_template("zoho_sync/_sync_progress.html", run=run)
+    state = sync_state()
+    run = _latest_run(state, since)
+    waiting = all_run_waiting(state) if run is None else None
+    body = render_template("zoho_sync/_sync_progress.html", run=run, waiting=waiting)
     if run is not None and run.status != "running":
         # The run ended: the panels showing what it changed (the sync's choices, the
         # overview's counts) fetch themselves again.

@@ -106,6 +106,9 @@ def test_an_all_run_waits_while_every_other_worker_is_in_one_so_pushes_keep_a_wo
         waiting = ScheduledJobRegistry(queue=queue).get_job_ids()
         assert waiting == [outcome["next"]]
     assert emails(zoho_sandbox.records("Contacts")) == set()  # south's run has not run
+    progress = host.get("south", "/sync/progress").get_data(as_text=True)
+    assert "1 of the 2 workers are each in a run of every record" in progress  # why not yet
+    assert "1 of the 2 workers" not in host.get("north", "/sync/progress").get_data(as_text=True)
 
     with host.app.app_context():  # north's run ends; south's comes due
         connection.zrem(started, going_on)
