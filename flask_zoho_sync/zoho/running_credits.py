@@ -15,20 +15,19 @@ fields to every check (``credits.CreditBudget``).
   long, and only while no run spends. Fields are also dropped once older than the ttl.
 * When Redis does not answer, the other runs count as nothing (one warning per outage): the
   run goes on under the database's figure, as before this module existed, and Redis is
-  left alone for ``REDIS_RETRY_SECONDS`` (a refused connection costs redis-py's retries,
+  left alone for ``slots.REDIS_RETRY_SECONDS`` (a refused connection costs redis-py's retries,
   seconds, which every Zoho call would otherwise wait).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
 import redis
 
-from .slots import REDIS_RETRY_SECONDS
+from .slots import RedisOutage
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +57,7 @@ class RedisRunningCredits:
         self.run = run or uuid.uuid4().hex
         self.ttl_seconds = ttl_seconds
         self._connection = connection
-        self._warned = False
-        self._down_until = 0.0
-        self._lock = threading.Lock()
+        self._outage = RedisOutage()
 
     def add(self, credits: int) -> None:
         """Count ``credits`` more for this run."""
@@ -107,14 +104,11 @@ class RedisRunningCredits:
             self._unavailable(exc)
 
     def _resting(self) -> bool:
-        return time.monotonic() < self._down_until
+        return self._outage.resting()
 
     def _unavailable(self, exc: Exception) -> None:
-        with self._lock:
-            self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
-            if self._warned:
-                return
-            self._warned = True
+        if not self._outage.failed():
+            return
         log.warning(
             "Redis did not answer for the org's running credits (%s): other runs going on "
             "now are not counted against the daily budget until it does.",

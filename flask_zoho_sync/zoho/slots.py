@@ -37,7 +37,7 @@ import redis
 
 from .errors import ZohoRetryLater
 
-__all__ = ["CallSlots", "LocalCallSlots", "RedisCallSlots", "lease_for"]
+__all__ = ["CallSlots", "LocalCallSlots", "RedisCallSlots", "RedisOutage", "lease_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +123,41 @@ class LocalCallSlots:
 
 
 @dataclass
+class RedisOutage:
+    """Whether Redis failed a moment ago, so callers leave it alone for a few seconds (a
+    refused connection costs redis-py's retries, seconds a call), and whether this outage
+    has been reported yet, so it is logged once, not once a call."""
+
+    down_until: float = 0.0
+    warned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resting(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def failed(self) -> bool:
+        """Rest from now; True when this is the outage's first failure (report it)."""
+        with self.lock:
+            self.down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            first, self.warned = not self.warned, True
+        return first
+
+    def answered(self) -> bool:
+        """Redis answered; True when that ends a reported outage."""
+        if not self.warned:
+            return False
+        with self.lock:
+            was_down, self.warned = self.warned, False
+        return was_down
+
+
+@dataclass
 class _Fallback:
     """One key's per-process stand-in while Redis is down, shared by every client of the
     process (the state builds a client per run, so the stand-in cannot live on one)."""
 
     slots: LocalCallSlots
-    down_until: float = 0.0
-    warned: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    outage: RedisOutage = field(default_factory=RedisOutage)
 
 
 _FALLBACKS: dict[tuple[str, int], _Fallback] = {}
@@ -233,15 +260,11 @@ class RedisCallSlots:
 
     def _redis_resting(self) -> bool:
         """True while Redis failed a moment ago and this process keeps to its own limit."""
-        return time.monotonic() < self._fallback.down_until
+        return self._fallback.outage.resting()
 
     def _redis_failed(self, exc: BaseException) -> None:
-        fallback = self._fallback
-        with fallback.lock:
-            fallback.down_until = time.monotonic() + REDIS_RETRY_SECONDS
-            if fallback.warned:
-                return
-            fallback.warned = True
+        if not self._fallback.outage.failed():
+            return
         logger.warning(
             "Redis did not answer (%s: %s); Zoho calls are limited to %d at once in this "
             "process only, not across workers, until it does",
@@ -251,12 +274,7 @@ class RedisCallSlots:
         )
 
     def _redis_answered(self) -> None:
-        fallback = self._fallback
-        if not fallback.warned:
-            return
-        with fallback.lock:
-            was_down, fallback.warned = fallback.warned, False
-        if was_down:
+        if self._fallback.outage.answered():
             logger.info("Redis answers again; Zoho call slots are shared across workers")
 
     def _jitter(self) -> float:
